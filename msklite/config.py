@@ -1,0 +1,276 @@
+"""Configuration: the registry of broker and topic configs (type, Kafka default, the broker
+config a topic config falls back to, validation) and the cluster's own settings.
+
+One registry serves validation (CreateTopics), effective values (the log, the handlers) and
+DescribeConfigs (values, sources, synonyms). MSK's overrides of Kafka's defaults live in
+`msklite.msk`; they count as the brokers' static configuration (MSK writes them to
+server.properties), so DescribeConfigs reports them as STATIC_BROKER_CONFIG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+LONG_MAX = "9223372036854775807"
+
+
+class ConfigType(IntEnum):
+    """DescribeConfigs' config_type (v3+)."""
+
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class ConfigSource(IntEnum):
+    UNKNOWN = 0
+    TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+_INT_RANGE = {ConfigType.INT: (-(2**31), 2**31 - 1), ConfigType.LONG: (-(2**63), 2**63 - 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    name: str
+    type: ConfigType
+    default: str | None
+    synonym: str | None = None  # the broker config a topic config defaults to
+    minimum: float | None = None
+    choices: tuple[str, ...] | None = None
+    sensitive: bool = False
+    check: Callable[[str], bool] | None = field(default=None, compare=False)
+
+    def validate(self, value: str | None) -> str | None:
+        """None if `value` is acceptable, else why not (Kafka's ConfigException text, roughly)."""
+        if value is None:
+            return (
+                None
+                if self.type in (ConfigType.PASSWORD, ConfigType.STRING)
+                else (f"Invalid value null for configuration {self.name}")
+            )
+        bad = f"Invalid value {value} for configuration {self.name}"
+        if self.type in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
+            try:
+                n = int(value.strip())
+            except ValueError:
+                return f"{bad}: Not a number of type {self.type.name}"
+            lo, hi = _INT_RANGE.get(self.type, (-(2**15), 2**15 - 1))
+            if not lo <= n <= hi:
+                return f"{bad}: Not a number of type {self.type.name}"
+            if self.minimum is not None and n < self.minimum:
+                return f"{bad}: Value must be at least {int(self.minimum)}"
+        elif self.type == ConfigType.DOUBLE:
+            try:
+                d = float(value)
+            except ValueError:
+                return f"{bad}: Not a number of type DOUBLE"
+            if self.minimum is not None and d < self.minimum:
+                return f"{bad}: Value must be at least {self.minimum}"
+        elif self.type == ConfigType.BOOLEAN and value.strip().lower() not in ("true", "false"):
+            return f"{bad}: Expected value to be either true or false"
+        if self.choices is not None:
+            items = (
+                [v.strip() for v in value.split(",")] if self.type == ConfigType.LIST else [value]
+            )
+            for item in items:
+                if item not in self.choices:
+                    return f"{bad}: String must be one of: {', '.join(self.choices)}"
+        if self.check is not None and not self.check(value):
+            return bad
+        return None
+
+
+def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
+    return {d.name: d for d in defs}
+
+
+T = ConfigType
+COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = _defs(
+    ConfigDef(
+        "cleanup.policy", T.LIST, "delete", "log.cleanup.policy", choices=("compact", "delete")
+    ),
+    ConfigDef(
+        "compression.type", T.STRING, "producer", "compression.type", choices=COMPRESSION_TYPES
+    ),
+    ConfigDef("delete.retention.ms", T.LONG, "86400000", "log.cleaner.delete.retention.ms", 0),
+    ConfigDef("file.delete.delay.ms", T.LONG, "60000", "log.segment.delete.delay.ms", 0),
+    ConfigDef("flush.messages", T.LONG, LONG_MAX, "log.flush.interval.messages", 1),
+    ConfigDef("flush.ms", T.LONG, LONG_MAX, "log.flush.interval.ms", 0),
+    ConfigDef(
+        "follower.replication.throttled.replicas",
+        T.LIST,
+        "",
+        "follower.replication.throttled.replicas",
+    ),
+    ConfigDef("index.interval.bytes", T.INT, "4096", "log.index.interval.bytes", 0),
+    ConfigDef(
+        "leader.replication.throttled.replicas", T.LIST, "", "leader.replication.throttled.replicas"
+    ),
+    ConfigDef("local.retention.bytes", T.LONG, "-2", "log.local.retention.bytes", -2),
+    ConfigDef("local.retention.ms", T.LONG, "-2", "log.local.retention.ms", -2),
+    ConfigDef("max.compaction.lag.ms", T.LONG, LONG_MAX, "log.cleaner.max.compaction.lag.ms", 1),
+    ConfigDef("max.message.bytes", T.INT, "1048588", "message.max.bytes", 0),
+    ConfigDef(
+        "message.timestamp.after.max.ms", T.LONG, LONG_MAX, "log.message.timestamp.after.max.ms", 0
+    ),
+    ConfigDef(
+        "message.timestamp.before.max.ms",
+        T.LONG,
+        LONG_MAX,
+        "log.message.timestamp.before.max.ms",
+        0,
+    ),
+    ConfigDef(
+        "message.timestamp.type",
+        T.STRING,
+        "CreateTime",
+        "log.message.timestamp.type",
+        choices=("CreateTime", "LogAppendTime"),
+    ),
+    ConfigDef("min.cleanable.dirty.ratio", T.DOUBLE, "0.5", "log.cleaner.min.cleanable.ratio", 0),
+    ConfigDef("min.compaction.lag.ms", T.LONG, "0", "log.cleaner.min.compaction.lag.ms", 0),
+    ConfigDef("min.insync.replicas", T.INT, "1", "min.insync.replicas", 1),
+    ConfigDef("preallocate", T.BOOLEAN, "false", "log.preallocate"),
+    ConfigDef("remote.storage.enable", T.BOOLEAN, "false", None),
+    ConfigDef("retention.bytes", T.LONG, "-1", "log.retention.bytes"),
+    ConfigDef("retention.ms", T.LONG, "604800000", "log.retention.ms", -1),
+    ConfigDef("segment.bytes", T.INT, "1073741824", "log.segment.bytes", 14),
+    ConfigDef("segment.index.bytes", T.INT, "10485760", "log.index.size.max.bytes", 4),
+    ConfigDef("segment.jitter.ms", T.LONG, "0", "log.roll.jitter.ms", 0),
+    ConfigDef("segment.ms", T.LONG, "604800000", "log.roll.ms", 1),
+    ConfigDef(
+        "unclean.leader.election.enable", T.BOOLEAN, "false", "unclean.leader.election.enable"
+    ),
+)
+
+BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
+    ConfigDef("allow.everyone.if.no.acl.found", T.BOOLEAN, "false"),
+    ConfigDef("auto.create.topics.enable", T.BOOLEAN, "true"),
+    ConfigDef("auto.leader.rebalance.enable", T.BOOLEAN, "true"),
+    ConfigDef("broker.id", T.INT, "-1"),
+    ConfigDef("broker.rack", T.STRING, None),
+    ConfigDef("compression.type", T.STRING, "producer", choices=COMPRESSION_TYPES),
+    ConfigDef("default.replication.factor", T.INT, "1", minimum=1),
+    ConfigDef("delete.topic.enable", T.BOOLEAN, "true"),
+    ConfigDef("follower.replication.throttled.replicas", T.LIST, ""),
+    ConfigDef("group.initial.rebalance.delay.ms", T.INT, "3000", minimum=0),
+    ConfigDef("leader.replication.throttled.replicas", T.LIST, ""),
+    ConfigDef("log.cleaner.delete.retention.ms", T.LONG, "86400000", minimum=0),
+    ConfigDef("log.cleaner.max.compaction.lag.ms", T.LONG, LONG_MAX, minimum=1),
+    ConfigDef("log.cleaner.min.cleanable.ratio", T.DOUBLE, "0.5", minimum=0),
+    ConfigDef("log.cleaner.min.compaction.lag.ms", T.LONG, "0", minimum=0),
+    ConfigDef("log.cleanup.policy", T.LIST, "delete", choices=("compact", "delete")),
+    ConfigDef("log.flush.interval.messages", T.LONG, LONG_MAX, minimum=1),
+    ConfigDef("log.flush.interval.ms", T.LONG, LONG_MAX, minimum=0),
+    ConfigDef("log.index.interval.bytes", T.INT, "4096", minimum=0),
+    ConfigDef("log.index.size.max.bytes", T.INT, "10485760", minimum=4),
+    ConfigDef("log.local.retention.bytes", T.LONG, "-2", minimum=-2),
+    ConfigDef("log.local.retention.ms", T.LONG, "-2", minimum=-2),
+    ConfigDef("log.message.timestamp.after.max.ms", T.LONG, LONG_MAX, minimum=0),
+    ConfigDef("log.message.timestamp.before.max.ms", T.LONG, LONG_MAX, minimum=0),
+    ConfigDef(
+        "log.message.timestamp.type",
+        T.STRING,
+        "CreateTime",
+        choices=("CreateTime", "LogAppendTime"),
+    ),
+    ConfigDef("log.preallocate", T.BOOLEAN, "false"),
+    ConfigDef("log.retention.bytes", T.LONG, "-1"),
+    ConfigDef("log.retention.check.interval.ms", T.LONG, "300000", minimum=1),
+    ConfigDef("log.retention.ms", T.LONG, "604800000", minimum=-1),
+    ConfigDef("log.roll.jitter.ms", T.LONG, "0", minimum=0),
+    ConfigDef("log.roll.ms", T.LONG, "604800000", minimum=1),
+    ConfigDef("log.segment.bytes", T.INT, "1073741824", minimum=14),
+    ConfigDef("log.segment.delete.delay.ms", T.LONG, "60000", minimum=0),
+    ConfigDef("message.max.bytes", T.INT, "1048588", minimum=0),
+    ConfigDef("min.insync.replicas", T.INT, "1", minimum=1),
+    ConfigDef("num.io.threads", T.INT, "8", minimum=1),
+    ConfigDef("num.network.threads", T.INT, "3", minimum=1),
+    ConfigDef("num.partitions", T.INT, "1", minimum=1),
+    ConfigDef("num.replica.fetchers", T.INT, "1"),
+    ConfigDef("offsets.retention.minutes", T.INT, "10080", minimum=1),
+    ConfigDef("offsets.topic.num.partitions", T.INT, "50", minimum=1),
+    ConfigDef("offsets.topic.replication.factor", T.SHORT, "3", minimum=1),
+    ConfigDef("replica.fetch.max.bytes", T.INT, "1048576", minimum=0),
+    ConfigDef("replica.lag.time.max.ms", T.LONG, "30000"),
+    ConfigDef("replica.selector.class", T.CLASS, None),
+    ConfigDef("socket.receive.buffer.bytes", T.INT, "102400"),
+    ConfigDef("socket.request.max.bytes", T.INT, "104857600", minimum=1),
+    ConfigDef("socket.send.buffer.bytes", T.INT, "102400"),
+    ConfigDef("transaction.state.log.min.isr", T.INT, "2", minimum=1),
+    ConfigDef("transaction.state.log.replication.factor", T.SHORT, "3", minimum=1),
+    ConfigDef("unclean.leader.election.enable", T.BOOLEAN, "false"),
+    ConfigDef("zookeeper.set.acl", T.BOOLEAN, "false"),
+)
+
+# Kafka accepts these coarser broker settings and derives the *.ms ones from them.
+_HOURS_ALIASES = {"log.retention.ms": "log.retention.hours", "log.roll.ms": "log.roll.hours"}
+
+
+class BrokerConfigs:
+    """Effective broker configuration: static settings (MSK's defaults plus the user's
+    `--config`) over Kafka's defaults."""
+
+    def __init__(self, static: dict[str, str]) -> None:
+        unknown = [
+            k for k in static if k not in BROKER_CONFIGS and k not in _HOURS_ALIASES.values()
+        ]
+        if unknown:
+            raise ValueError(f"unknown broker config(s): {', '.join(sorted(unknown))}")
+        self.static = dict(static)
+        for ms_name, hours_name in _HOURS_ALIASES.items():
+            if hours_name in self.static and ms_name not in self.static:
+                self.static[ms_name] = str(int(self.static.pop(hours_name)) * 3_600_000)
+        for name, value in self.static.items():
+            err = BROKER_CONFIGS[name].validate(value)
+            if err:
+                raise ValueError(err)
+
+    def get(self, name: str) -> str | None:
+        if name in self.static:
+            return self.static[name]
+        return BROKER_CONFIGS[name].default
+
+    def get_int(self, name: str) -> int:
+        return int(self.get(name) or 0)
+
+    def get_bool(self, name: str) -> bool:
+        return (self.get(name) or "").lower() == "true"
+
+    def source(self, name: str) -> ConfigSource:
+        return (
+            ConfigSource.STATIC_BROKER_CONFIG
+            if name in self.static
+            else ConfigSource.DEFAULT_CONFIG
+        )
+
+    def topic_default(self, name: str) -> tuple[str | None, ConfigSource, str | None]:
+        """(value, source, broker synonym) of topic config `name` when the topic sets none."""
+        d = TOPIC_CONFIGS[name]
+        if d.synonym is not None and d.synonym in BROKER_CONFIGS:
+            return self.get(d.synonym), self.source(d.synonym), d.synonym
+        return d.default, ConfigSource.DEFAULT_CONFIG, None
+
+
+def effective_topic_configs(
+    broker: BrokerConfigs, overrides: dict[str, str]
+) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in TOPIC_CONFIGS:
+        out[name] = overrides[name] if name in overrides else broker.topic_default(name)[0]
+    return out

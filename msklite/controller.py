@@ -1,0 +1,399 @@
+"""The controller: cluster metadata and the decisions that change it — topics and their ids,
+partition assignment across brokers and AZs, topic configs, producer-id allocation.
+
+Synchronous and pure apart from persisting its state to one JSON file (a stand-in for KRaft's
+metadata log, DEVIATIONS.md). Observers registered with `on_change` hear each topic change
+after it is committed; the cluster uses that to open or delete logs and to invalidate cached
+Metadata fragments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from msklite.config import TOPIC_CONFIGS, BrokerConfigs
+from msklite.errors import ErrorCode, KafkaError
+from msklite.msk import spread_over_azs
+from msklite.protocol.primitives import kafka_uuid_str
+
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_NAME = 249
+# Producer ids are handed out in blocks, and the block's end is persisted, so an id is never
+# reused after a restart (a reused id would meet its predecessor's sequence numbers).
+PRODUCER_ID_BLOCK = 1000
+
+
+@dataclass(slots=True)
+class BrokerInfo:
+    node_id: int
+    rack: str | None
+    host: str = "127.0.0.1"
+    port: int = 0
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class PartitionState:
+    partition: int
+    replicas: list[int]
+    leader: int
+    isr: list[int]
+    leader_epoch: int = 0
+
+
+@dataclass(slots=True)
+class TopicState:
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[PartitionState]
+    configs: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+
+
+def validate_topic_name(name: str) -> None:
+    if not name:
+        raise KafkaError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty"
+        )
+    if name in (".", ".."):
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, 'Topic name cannot be "." or ".."')
+    if len(name) > MAX_TOPIC_NAME:
+        raise KafkaError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters, "
+            f"topic name: {name}",
+        )
+    if not _LEGAL_TOPIC.match(name):
+        raise KafkaError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f'Topic name "{name}" is illegal, it contains a character other than ASCII '
+            "alphanumerics, '.', '_' and '-'",
+        )
+
+
+def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in configs.items():
+        d = TOPIC_CONFIGS.get(name)
+        if d is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
+        if value is None:
+            raise KafkaError(
+                ErrorCode.INVALID_CONFIG, f"Null value not supported for topic configs: {name}"
+            )
+        err = d.validate(value)
+        if err:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, err)
+        out[name] = value
+    return out
+
+
+class Controller:
+    def __init__(
+        self,
+        brokers: list[BrokerInfo],
+        broker_configs: BrokerConfigs,
+        state_path: str | None,
+        cluster_id: str | None = None,
+    ) -> None:
+        self.brokers = {b.node_id: b for b in brokers}
+        self.configs = broker_configs
+        self.state_path = state_path
+        self.topics: dict[str, TopicState] = {}
+        self.topics_by_id: dict[uuid.UUID, TopicState] = {}
+        self.cluster_id = cluster_id or _new_cluster_id()
+        self._next_producer_id = 0
+        self._producer_id_block_end = 0
+        self._placements = 0
+        self._observers: list[Callable[[str], None]] = []
+        if state_path and os.path.exists(state_path):
+            self._load()
+
+    # ---- persistence ----
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        with open(self.state_path) as f:
+            state = json.load(f)
+        self.cluster_id = state["cluster_id"]
+        # Ids below a persisted block end may have been handed out before the stop.
+        self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
+        self._placements = state.get("placements", 0)
+        for t in state["topics"]:
+            topic = TopicState(
+                t["name"],
+                uuid.UUID(t["topic_id"]),
+                [PartitionState(**p) for p in t["partitions"]],
+                t["configs"],
+                t.get("internal", False),
+            )
+            self.topics[topic.name] = topic
+            self.topics_by_id[topic.topic_id] = topic
+
+    def _save(self) -> None:
+        if not self.state_path:
+            return
+        state = {
+            "cluster_id": self.cluster_id,
+            "producer_id_block_end": self._producer_id_block_end,
+            "placements": self._placements,
+            "topics": [
+                {
+                    "name": t.name,
+                    "topic_id": str(t.topic_id),
+                    "internal": t.internal,
+                    "configs": t.configs,
+                    "partitions": [
+                        {
+                            "partition": p.partition,
+                            "replicas": p.replicas,
+                            "leader": p.leader,
+                            "isr": p.isr,
+                            "leader_epoch": p.leader_epoch,
+                        }
+                        for p in t.partitions
+                    ],
+                }
+                for t in self.topics.values()
+            ],
+        }
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, self.state_path)
+
+    # ---- observers ----
+
+    def on_change(self, observer: Callable[[str], None]) -> None:
+        self._observers.append(observer)
+
+    def _changed(self, topic: str) -> None:
+        self._save()
+        for observer in self._observers:
+            observer(topic)
+
+    # ---- topics ----
+
+    def _rack_alternating(self) -> list[int]:
+        """Broker ids ordered so that neighbours sit in different racks (Kafka's rack-aware
+        assignment): replicas taken consecutively from it land in distinct AZs."""
+        brokers = sorted(self.brokers.values(), key=lambda b: b.node_id)
+        return spread_over_azs([(b.node_id, b.rack) for b in brokers])
+
+    def _assign(self, first_partition: int, count: int, replication_factor: int) -> list[list[int]]:
+        order = self._rack_alternating()
+        n = len(order)
+        start = self._placements % n
+        self._placements += 1
+        return [
+            [order[(start + p + r) % n] for r in range(replication_factor)]
+            for p in range(first_partition, first_partition + count)
+        ]
+
+    def _check_assignments(self, assignments: dict[int, list[int]], first: int) -> list[list[int]]:
+        expected = list(range(first, first + len(assignments)))
+        if sorted(assignments) != expected:
+            raise KafkaError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                "Partitions must be numbered consecutively from " + str(first),
+            )
+        out = [assignments[p] for p in expected]
+        sizes = {len(r) for r in out}
+        if len(sizes) != 1 or 0 in sizes:
+            raise KafkaError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                "All partitions must have the same, non-zero number of replicas",
+            )
+        for replicas in out:
+            if len(set(replicas)) != len(replicas):
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Duplicate brokers in an assignment"
+                )
+            unknown = [b for b in replicas if b not in self.brokers]
+            if unknown:
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Unknown broker(s) in assignment: {unknown}",
+                )
+        self._check_replication_factor(len(out[0]))
+        return out
+
+    def _check_replication_factor(self, rf: int) -> None:
+        if rf > 1:
+            raise KafkaError(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"Replication factor {rf}: this msklite version keeps one replica per partition "
+                "(replication arrives in a later version); use 1 or -1",
+            )
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        assignments: dict[int, list[int]] | None = None,
+        configs: dict[str, str | None] | None = None,
+        validate_only: bool = False,
+        internal: bool = False,
+    ) -> TopicState:
+        validate_topic_name(name)
+        if name in self.topics:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        normalized = name.replace(".", "_")
+        for other in self.topics:
+            if other.replace(".", "_") == normalized:
+                raise KafkaError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    f"Topic '{name}' collides with existing topic: {other}",
+                )
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise KafkaError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                    "Both cannot be used at the same time.",
+                )
+            replica_lists = self._check_assignments(assignments, 0)
+        else:
+            if num_partitions == -1:
+                num_partitions = self.configs.get_int("num.partitions")
+            if num_partitions <= 0:
+                raise KafkaError(
+                    ErrorCode.INVALID_PARTITIONS,
+                    "Number of partitions was set to an invalid non-positive value.",
+                )
+            if replication_factor == -1:
+                replication_factor = self.configs.get_int("default.replication.factor")
+            if replication_factor <= 0:
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                    "Replication factor must be larger than 0, or -1 to use the default value.",
+                )
+            if replication_factor > len(self.brokers):
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                    f"Unable to replicate the partition {replication_factor} time(s): The target "
+                    f"replication factor of {replication_factor} cannot be reached because only "
+                    f"{len(self.brokers)} broker(s) are registered.",
+                )
+            self._check_replication_factor(replication_factor)
+            replica_lists = []  # assigned below, only when the topic is really created
+        clean_configs = validate_topic_configs(configs or {})
+        if validate_only:
+            count = len(replica_lists) or num_partitions
+            return TopicState(
+                name,
+                uuid.UUID(int=0),
+                [PartitionState(p, [], -1, []) for p in range(count)],
+                clean_configs,
+                internal,
+            )
+        if not replica_lists:
+            replica_lists = self._assign(0, num_partitions, replication_factor)
+        topic = TopicState(
+            name,
+            uuid.uuid4(),
+            [PartitionState(p, r, r[0], list(r)) for p, r in enumerate(replica_lists)],
+            clean_configs,
+            internal,
+        )
+        self.topics[name] = topic
+        self.topics_by_id[topic.topic_id] = topic
+        self._changed(name)
+        return topic
+
+    def delete_topic(self, name: str) -> TopicState:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                "This server does not host this topic-partition.",
+            )
+        if not self.configs.get_bool("delete.topic.enable"):
+            raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED)
+        del self.topics[name]
+        del self.topics_by_id[topic.topic_id]
+        self._changed(name)
+        return topic
+
+    def create_partitions(
+        self,
+        name: str,
+        count: int,
+        assignments: list[list[int]] | None,
+        validate_only: bool,
+    ) -> TopicState:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+            )
+        current = len(topic.partitions)
+        if count < current:
+            raise KafkaError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {current} partitions, which is higher than the requested "
+                f"{count}.",
+            )
+        if count == current:
+            raise KafkaError(
+                ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partitions."
+            )
+        rf = len(topic.partitions[0].replicas)
+        if assignments is not None:
+            if len(assignments) != count - current:
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Increasing the number of partitions by {count - current} but "
+                    f"{len(assignments)} assignments provided.",
+                )
+            new = self._check_assignments(
+                {current + i: a for i, a in enumerate(assignments)}, current
+            )
+            if len(new[0]) != rf:
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Inconsistent replication factor between partitions, partition 0 has {rf} "
+                    f"while partitions [{current}] have replication factors [{len(new[0])}].",
+                )
+        elif validate_only:
+            new = []
+        else:
+            new = self._assign(current, count - current, rf)
+        if validate_only:
+            return topic
+        for i, replicas in enumerate(new):
+            topic.partitions.append(
+                PartitionState(current + i, replicas, replicas[0], list(replicas))
+            )
+        self._changed(name)
+        return topic
+
+    def topic_config(self, topic: TopicState, name: str) -> str | None:
+        if name in topic.configs:
+            return topic.configs[name]
+        return self.configs.topic_default(name)[0]
+
+    # ---- producer ids ----
+
+    def allocate_producer_id(self) -> int:
+        if self._next_producer_id >= self._producer_id_block_end:
+            self._producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK
+            self._save()
+        pid = self._next_producer_id
+        self._next_producer_id += 1
+        return pid
+
+    def ensure_producer_ids_above(self, pid: int) -> None:
+        """Never hand out an id already seen in a log (state files can be lost)."""
+        if pid >= self._next_producer_id:
+            self._next_producer_id = pid + 1
+
+
+def _new_cluster_id() -> str:
+    return kafka_uuid_str(uuid.uuid4())

@@ -1,0 +1,20 @@
+"""Request handlers, one module per API family, each registering the versions it serves.
+
+A handler may use the replica manager, the controller and the caches in its BrokerContext;
+it never calls another handler and never touches the transport. Importing this package
+registers every handler.
+"""
+
+from msklite.handlers import (  # noqa: F401  (imported for registration)
+    api_versions,
+    configs,
+    fetch,
+    list_offsets,
+    metadata,
+    produce,
+    producer_id,
+    topics,
+)
+from msklite.handlers.registry import HANDLERS, HandlerSpec, advertised_versions
+
+__all__ = ["HANDLERS", "HandlerSpec", "advertised_versions"]

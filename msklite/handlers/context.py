@@ -1,0 +1,41 @@
+"""What a handler may touch: its broker's replicas, the controller and cluster-wide caches.
+Built by the cluster (the composition root) once per broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from msklite.clock import Clock
+from msklite.controller import BrokerInfo, Controller
+from msklite.replication.replica_manager import ReplicaManager
+
+if TYPE_CHECKING:
+    from msklite.handlers.fetch_sessions import FetchSessionCache
+    from msklite.handlers.metadata import MetadataCache
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Per-broker counters the Python API exposes (and tests read)."""
+
+    requests: dict[int, int] = field(default_factory=dict)
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(slots=True)
+class BrokerContext:
+    broker: BrokerInfo
+    controller: Controller
+    replicas: ReplicaManager
+    clock: Clock
+    metadata_cache: MetadataCache
+    fetch_sessions: FetchSessionCache
+    stats: BrokerStats = field(default_factory=BrokerStats)
+    # api key -> highest version to advertise (`--kafka-version`); None: all we serve
+    version_cap: dict[int, int] | None = None
+
+    @property
+    def node_id(self) -> int:
+        return self.broker.node_id

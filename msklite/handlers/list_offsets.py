@@ -1,0 +1,88 @@
+"""ListOffsets (key 2), versions 1-8.
+
+Behavior:
+- timestamp -1 (latest): the high watermark (the last stable offset under read_committed,
+  equal until transactions exist); -2 (earliest) and -4 (earliest local, KIP-1005, no tiered
+  storage): the log start offset; -3 (max timestamp, KIP-734): the offset and timestamp of the
+  record carrying the largest timestamp; any other value: the first record with a timestamp at
+  or after it, found through the time index then by reading inside that one batch — or offset
+  -1 / timestamp -1 when none exists.
+- Leader-only (NOT_LEADER_OR_FOLLOWER), current_leader_epoch fencing (v4+) as in Fetch.
+- Other negative timestamps find nothing (offset -1, timestamp -1).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+log = logging.getLogger(__name__)
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
+
+
+def _lookup(ctx: BrokerContext, topic: str, p: Any) -> tuple[int, int, int]:
+    """(offset, timestamp, leader_epoch) for one partition request."""
+    replica = ctx.replicas.leader_replica(topic, p.partition_index)
+    epoch = replica.state.leader_epoch
+    if p.current_leader_epoch != -1:
+        if p.current_leader_epoch < epoch:
+            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
+        if p.current_leader_epoch > epoch:
+            raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
+    plog = replica.log
+    hw = replica.high_watermark
+    ts = p.timestamp
+    if ts == LATEST:
+        return hw, -1, epoch
+    if ts in (EARLIEST, EARLIEST_LOCAL):
+        return plog.log_start_offset, -1, epoch
+    if ts == MAX_TIMESTAMP:
+        found = plog.offset_of_max_timestamp(hw)
+    elif ts < 0:
+        found = None
+    else:
+        found = plog.offset_for_timestamp(ts, hw)
+    if found is None:
+        return -1, -1, -1
+    return found.offset, found.timestamp, found.leader_epoch
+
+
+@handles(ApiKey.LIST_OFFSETS, versions=(1, 8), flexible_from=6)
+async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.LIST_OFFSETS, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.LIST_OFFSETS)
+    topic_cls = resp.ListOffsetsTopicResponse
+    part_cls = topic_cls.ListOffsetsPartitionResponse
+    topics = []
+    for t in req.topics:
+        parts = []
+        for p in t.partitions:
+            code, offset, timestamp, epoch = ErrorCode.NONE, -1, -1, -1
+            try:
+                offset, timestamp, epoch = _lookup(ctx, t.name, p)
+            except KafkaError as e:
+                code = e.code
+            except Exception:
+                log.exception("list offsets of %s-%d failed", t.name, p.partition_index)
+                code = ErrorCode.UNKNOWN_SERVER_ERROR
+            parts.append(
+                part_cls(
+                    partition_index=p.partition_index,
+                    error_code=code,
+                    timestamp=timestamp,
+                    offset=offset,
+                    leader_epoch=epoch,
+                )
+            )
+        topics.append(topic_cls(name=t.name, partitions=parts))
+    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]

@@ -1,0 +1,189 @@
+"""Metadata (key 3), versions 0-12; DescribeCluster (key 60), versions 0-1.
+
+Behavior:
+- All topics when the request's topic list is null (v0: empty), internal ones included.
+- Unknown topics: UNKNOWN_TOPIC_OR_PARTITION, or — when `auto.create.topics.enable` (false on
+  MSK) and the request allows it (v4+ flag; always before v4) — created with the defaults.
+  Topics requested by id (v10+) that do not exist: UNKNOWN_TOPIC_ID.
+- Brokers: live brokers only; a partition whose leader is down reports leader -1 and
+  LEADER_NOT_AVAILABLE, its dead replicas in offline_replicas (v5+).
+- Authorized operations (v8+): every operation is allowed (MSK's
+  allow.everyone.if.no.acl.found=true with no ACLs), reported when asked for.
+- Encoded from cached per-topic fragments, invalidated when the controller changes the topic.
+
+Deviations from Kafka/MSK:
+- An auto-created topic is answered with its partitions at once, not LEADER_NOT_AVAILABLE
+  first: its leaders exist as soon as it is created.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from msklite.controller import Controller, TopicState, validate_topic_name
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol import metadata as codec
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+# AclOperation codes (READ=3 … ALTER_CONFIGS=11, IDEMPOTENT_WRITE=12, tokens 13-14).
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+_NO_ID = uuid.UUID(int=0)
+
+
+class MetadataCache:
+    """Encoded topic fragments by (topic, version, with authorized operations)."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self._fragments: dict[tuple[str, int, bool], bytes] = {}
+        controller.on_change(self.invalidate)
+
+    def invalidate(self, topic: str | None = None) -> None:
+        if topic is None:
+            self._fragments.clear()
+        else:
+            for key in [k for k in self._fragments if k[0] == topic]:
+                del self._fragments[key]
+
+    def fragment(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
+        key = (topic.name, version, with_ops)
+        cached = self._fragments.get(key)
+        if cached is None:
+            cached = self._fragments[key] = self._encode(topic, version, with_ops)
+        return cached
+
+    def _encode(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
+        brokers = self.controller.brokers
+        parts = []
+        for p in topic.partitions:
+            leader_alive = p.leader in brokers and brokers[p.leader].alive
+            parts.append(
+                codec.PartitionMetadata(
+                    ErrorCode.NONE if leader_alive else ErrorCode.LEADER_NOT_AVAILABLE,
+                    p.partition,
+                    p.leader if leader_alive else -1,
+                    p.leader_epoch,
+                    p.replicas,
+                    p.isr,
+                    [r for r in p.replicas if not (r in brokers and brokers[r].alive)],
+                )
+            )
+        return codec.encode_topic(
+            version,
+            ErrorCode.NONE,
+            topic.name,
+            topic.topic_id,
+            topic.internal,
+            parts,
+            TOPIC_OPERATIONS if with_ops else codec.AUTHORIZED_OPERATIONS_OMITTED,
+        )
+
+
+def _error_fragment(version: int, code: ErrorCode, name: str, topic_id: uuid.UUID) -> bytes:
+    return codec.encode_topic(version, code, name, topic_id, False, [])
+
+
+def controller_id(ctx: BrokerContext) -> int:
+    alive = [b.node_id for b in ctx.controller.brokers.values() if b.alive]
+    return min(alive) if alive else -1
+
+
+@handles(ApiKey.METADATA, versions=(0, 12), flexible_from=codec.FLEXIBLE_FROM)
+async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = codec.decode_request(r, v)
+    controller = ctx.controller
+    cache = ctx.metadata_cache
+    with_ops = req.include_topic_authorized_operations
+    fragments: list[bytes] = []
+    if req.topics is None:
+        fragments = [cache.fragment(t, v, with_ops) for t in controller.topics.values()]
+    else:
+        auto_create = controller.configs.get_bool("auto.create.topics.enable") and (
+            req.allow_auto_topic_creation or v < 4
+        )
+        for wanted in req.topics:
+            if wanted.name is None:
+                by_id = controller.topics_by_id.get(wanted.topic_id or _NO_ID)
+                if by_id is None:
+                    fragments.append(
+                        _error_fragment(
+                            v, ErrorCode.UNKNOWN_TOPIC_ID, "", wanted.topic_id or _NO_ID
+                        )
+                    )
+                else:
+                    fragments.append(cache.fragment(by_id, v, with_ops))
+                continue
+            topic = controller.topics.get(wanted.name)
+            if topic is None and auto_create:
+                try:
+                    validate_topic_name(wanted.name)
+                    topic = controller.create_topic(wanted.name)
+                except KafkaError as e:
+                    fragments.append(_error_fragment(v, e.code, wanted.name, _NO_ID))
+                    continue
+            if topic is None:
+                fragments.append(
+                    _error_fragment(v, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, wanted.name, _NO_ID)
+                )
+            else:
+                fragments.append(cache.fragment(topic, v, with_ops))
+    brokers = [
+        codec.BrokerMetadata(b.node_id, b.host, b.port, b.rack)
+        for b in controller.brokers.values()
+        if b.alive
+    ]
+    cluster_ops = (
+        CLUSTER_OPERATIONS
+        if req.include_cluster_authorized_operations
+        else codec.AUTHORIZED_OPERATIONS_OMITTED
+    )
+    return list(
+        codec.encode_response(
+            v, brokers, controller.cluster_id, controller_id(ctx), fragments, cluster_ops
+        )
+    )
+
+
+@handles(ApiKey.DESCRIBE_CLUSTER, versions=(0, 1), flexible_from=0)
+async def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.DESCRIBE_CLUSTER, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.DESCRIBE_CLUSTER)
+    endpoint_type = getattr(req, "endpoint_type", 1)
+    if endpoint_type != 1:  # 1 = brokers; 2 = controllers, which KRaft clients ask controllers for
+        body = resp(
+            version=v,
+            error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            error_message="The endpoint type is not supported by brokers",
+            endpoint_type=endpoint_type,
+            cluster_id=ctx.controller.cluster_id,
+            controller_id=-1,
+            brokers=[],
+        )
+        return [messages.encode(body, v)]
+    body = resp(
+        version=v,
+        error_code=0,
+        error_message=None,
+        endpoint_type=1,
+        cluster_id=ctx.controller.cluster_id,
+        controller_id=controller_id(ctx),
+        brokers=[
+            resp.DescribeClusterBroker(broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+            for b in ctx.controller.brokers.values()
+            if b.alive
+        ],
+        authorized_operations=(
+            CLUSTER_OPERATIONS
+            if req.include_cluster_authorized_operations
+            else codec.AUTHORIZED_OPERATIONS_OMITTED
+        ),
+    )
+    return [messages.encode(body, v)]

@@ -1,0 +1,111 @@
+"""Produce (key 0), versions 3-11.
+
+Behavior:
+- Per partition: the leader check (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER), then the
+  batch header and CRC-32C only (`records.validate_produced_batch`): MESSAGE_TOO_LARGE over the
+  topic's max.message.bytes, CORRUPT_MESSAGE for a bad CRC or length, INVALID_RECORD for more
+  than one batch, magic < 2 or an empty record set. One bad partition never fails the others.
+- acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=-1 checks min.insync.replicas
+  (NOT_ENOUGH_REPLICAS) before appending; acks=0 sends no response at all.
+- Idempotent batches: sequence and epoch checks, retries of the last five batches answered with
+  their original offsets (log/producer_state.py).
+- message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
+- message.timestamp.before/after.max.ms (CreateTime): checked against the batch's base and max
+  timestamps (INVALID_TIMESTAMP).
+
+Deviations from Kafka/MSK:
+- Transactional and control batches are refused with INVALID_RECORD: transactions are not
+  emulated yet.
+- A topic `compression.type` other than `producer` is not applied: batches are stored as sent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import produce as codec
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+from msklite.protocol.records import BatchHeader, validate_produced_batch
+
+log = logging.getLogger(__name__)
+
+
+def _check_timestamps(ctx: BrokerContext, h: BatchHeader, before_ms: int, after_ms: int) -> None:
+    now = ctx.clock.now_ms()
+    if h.base_timestamp < now - before_ms or h.max_timestamp > now + after_ms:
+        raise KafkaError(
+            ErrorCode.INVALID_TIMESTAMP,
+            "Timestamp of a record is out of the range allowed by "
+            "message.timestamp.before.max.ms / message.timestamp.after.max.ms",
+        )
+
+
+def _produce_one(
+    ctx: BrokerContext, topic: str, part: codec.PartitionProduceData, acks: int
+) -> codec.PartitionProduceResponse:
+    resp = codec.PartitionProduceResponse(part.index)
+    try:
+        replica = ctx.replicas.leader_replica(topic, part.index)
+        records = part.records
+        if records is None or len(records) == 0:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "empty record set")
+        state = ctx.controller.topics[topic]
+        cfg = ctx.controller.topic_config
+        h = validate_produced_batch(records, int(cfg(state, "max.message.bytes") or 0))
+        if h.is_transactional or h.is_control:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "transactions are not supported yet")
+        if cfg(state, "message.timestamp.type") == "CreateTime":
+            before = int(cfg(state, "message.timestamp.before.max.ms") or 0)
+            after = int(cfg(state, "message.timestamp.after.max.ms") or 0)
+            if before < 2**63 - 1 or after < 2**63 - 1:
+                _check_timestamps(ctx, h, before, after)
+        info = ctx.replicas.append(replica, records, h, acks)
+        resp.base_offset = info.base_offset
+        resp.log_append_time_ms = info.log_append_time
+        resp.log_start_offset = replica.log.log_start_offset
+        ctx.stats.bytes_in += len(records)
+    except KafkaError as e:
+        resp.error_code = e.code
+        resp.error_message = e.message
+    except Exception:
+        log.exception("produce to %s-%d failed", topic, part.index)
+        resp.error_code = ErrorCode.UNKNOWN_SERVER_ERROR
+    return resp
+
+
+@handles(ApiKey.PRODUCE, versions=(3, 11), flexible_from=codec.FLEXIBLE_FROM)
+async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer] | None:
+    v = header.api_version
+    req = codec.decode_request(r, v)
+    responses: list[tuple[str, list[codec.PartitionProduceResponse]]] = []
+    if req.acks not in (0, 1, -1):
+        for t in req.topic_data:
+            parts = [
+                codec.PartitionProduceResponse(p.index, ErrorCode.INVALID_REQUIRED_ACKS)
+                for p in t.partition_data
+            ]
+            responses.append((t.name, parts))
+    elif req.transactional_id is not None:
+        for t in req.topic_data:
+            parts = [
+                codec.PartitionProduceResponse(
+                    p.index,
+                    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    error_message="transactions are not supported yet",
+                )
+                for p in t.partition_data
+            ]
+            responses.append((t.name, parts))
+    else:
+        responses = [
+            (t.name, [_produce_one(ctx, t.name, p, req.acks) for p in t.partition_data])
+            for t in req.topic_data
+        ]
+    if req.acks == 0:
+        return None
+    return [codec.encode_response(v, responses)]

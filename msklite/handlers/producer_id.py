@@ -1,0 +1,46 @@
+"""InitProducerId (key 22), versions 0-5.
+
+Behavior:
+- Without a transactional id (idempotent producers): a new producer id with epoch 0, always —
+  also when the request names its current id and epoch (KIP-360), as Kafka's transaction
+  coordinator does for null transactional ids. Ids come in persisted blocks from the
+  controller and are never reused across restarts.
+
+Deviations from Kafka/MSK:
+- With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (a fatal error clients report
+  at once) until transactions are emulated.
+"""
+
+from __future__ import annotations
+
+from msklite.errors import ErrorCode
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+
+@handles(ApiKey.INIT_PRODUCER_ID, versions=(0, 5), flexible_from=2)
+async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.INIT_PRODUCER_ID, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.INIT_PRODUCER_ID)
+    if req.transactional_id is not None:
+        body = resp(
+            version=v,
+            throttle_time_ms=0,
+            error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+    else:
+        body = resp(
+            version=v,
+            throttle_time_ms=0,
+            error_code=ErrorCode.NONE,
+            producer_id=ctx.controller.allocate_producer_id(),
+            producer_epoch=0,
+        )
+    return [messages.encode(body, v)]

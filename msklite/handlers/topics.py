@@ -1,0 +1,157 @@
+"""CreateTopics (key 19) v2-7, DeleteTopics (key 20) v1-6, CreatePartitions (key 37) v0-3.
+
+Behavior:
+- CreateTopics: name rules and '.'/'_' collisions (INVALID_TOPIC_EXCEPTION),
+  TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, manual assignments
+  (INVALID_REPLICA_ASSIGNMENT; INVALID_REQUEST with counts as well), configs checked against
+  the registry (INVALID_CONFIG), a name twice in one request (INVALID_REQUEST), validate_only.
+  v5+ returns the topic's effective configs with their sources; v7+ its topic id.
+- DeleteTopics: by name, or by id (v6+: UNKNOWN_TOPIC_ID); TOPIC_DELETION_DISABLED when
+  delete.topic.enable=false. The partitions' logs are removed at once.
+- CreatePartitions: INVALID_PARTITIONS when not growing, assignments checked, validate_only.
+- The controller answers synchronously, so timeout_ms never expires.
+
+Deviations from Kafka/MSK:
+- Replication factor above 1 is refused (INVALID_REPLICATION_FACTOR) until replication lands.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from msklite.config import TOPIC_CONFIGS, ConfigSource
+from msklite.controller import TopicState
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+_NO_ID = uuid.UUID(int=0)
+
+
+def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any]:
+    out = []
+    for name in TOPIC_CONFIGS:
+        value: str | None
+        if name in topic.configs:
+            value, source = topic.configs[name], ConfigSource.TOPIC_CONFIG
+        else:
+            value, source, _ = ctx.controller.configs.topic_default(name)
+        out.append(
+            cls(
+                name=name,
+                value=value,
+                read_only=False,
+                config_source=int(source),
+                is_sensitive=False,
+            )
+        )
+    return out
+
+
+@handles(ApiKey.CREATE_TOPICS, versions=(2, 7), flexible_from=5)
+async def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.CREATE_TOPICS, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.CREATE_TOPICS)
+    result_cls = resp.CreatableTopicResult
+    counts = Counter(t.name for t in req.topics)
+    results = []
+    for t in req.topics:
+        res = result_cls(
+            name=t.name,
+            topic_id=_NO_ID,
+            error_code=0,
+            error_message=None,
+            num_partitions=-1,
+            replication_factor=-1,
+            configs=None,
+        )
+        try:
+            if counts[t.name] > 1:
+                raise KafkaError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"Create topics request contains multiple entries for the topic {t.name}",
+                )
+            assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments or []}
+            configs = {c.name: c.value for c in t.configs or []}
+            topic = ctx.controller.create_topic(
+                t.name,
+                t.num_partitions,
+                t.replication_factor,
+                assignments or None,
+                configs,
+                validate_only=bool(req.validate_only),
+            )
+            res.topic_id = topic.topic_id
+            res.num_partitions = len(topic.partitions)
+            res.replication_factor = (
+                len(topic.partitions[0].replicas)
+                if topic.partitions[0].replicas
+                else ctx.controller.configs.get_int("default.replication.factor")
+                if t.replication_factor == -1
+                else t.replication_factor
+            )
+            res.configs = _config_results(ctx, topic, result_cls.CreatableTopicConfigs)
+        except KafkaError as e:
+            res.error_code = e.code
+            res.error_message = e.message
+        results.append(res)
+    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=results), v)]
+
+
+@handles(ApiKey.DELETE_TOPICS, versions=(1, 6), flexible_from=4)
+async def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.DELETE_TOPICS, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.DELETE_TOPICS)
+    result_cls = resp.DeletableTopicResult
+    wanted: list[tuple[str | None, uuid.UUID]] = (
+        [(t.name, t.topic_id or _NO_ID) for t in req.topics]
+        if v >= 6
+        else [(name, _NO_ID) for name in req.topic_names]
+    )
+    results = []
+    for name, topic_id in wanted:
+        code, message = ErrorCode.NONE, None
+        try:
+            if name is None:
+                by_id = ctx.controller.topics_by_id.get(topic_id)
+                if by_id is None:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID)
+                name = by_id.name
+            topic_id = ctx.controller.delete_topic(name).topic_id
+        except KafkaError as e:
+            code, message = e.code, e.message
+        results.append(
+            result_cls(name=name, topic_id=topic_id, error_code=code, error_message=message)
+        )
+    return [messages.encode(resp(version=v, throttle_time_ms=0, responses=results), v)]
+
+
+@handles(ApiKey.CREATE_PARTITIONS, versions=(0, 3), flexible_from=2)
+async def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.CREATE_PARTITIONS, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.CREATE_PARTITIONS)
+    result_cls = resp.CreatePartitionsTopicResult
+    counts = Counter(t.name for t in req.topics)
+    results = []
+    for t in req.topics:
+        code, message = ErrorCode.NONE, None
+        try:
+            if counts[t.name] > 1:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Duplicate topic {t.name} in request")
+            assignments = (
+                None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
+            )
+            ctx.controller.create_partitions(t.name, t.count, assignments, bool(req.validate_only))
+        except KafkaError as e:
+            code, message = e.code, e.message
+        results.append(result_cls(name=t.name, error_code=code, error_message=message))
+    return [messages.encode(resp(version=v, throttle_time_ms=0, results=results), v)]

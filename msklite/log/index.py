@@ -1,0 +1,130 @@
+"""Sparse offset and time indexes of one segment (`.index`, `.timeindex`), in Kafka's
+fixed-width big-endian entry formats.
+
+Entries live in memory as two arrays each (lookups bisect them) and are appended to the file
+as they are made; the file is the persistent copy that a restart reads back instead of
+rescanning the segment. One entry is made every `index.interval.bytes` of log.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from bisect import bisect_right
+
+_OFFSET_ENTRY = struct.Struct(">ii")  # relative offset, position
+_TIME_ENTRY = struct.Struct(">qi")  # timestamp, relative offset
+
+
+def _open_append(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+
+
+class OffsetIndex:
+    """Maps relative base offsets of indexed batches to their file positions."""
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.rel_offsets = array("i")
+        self.positions = array("i")
+        self._fd = _open_append(path)
+
+    def load(self) -> bool:
+        """Read the file back; False if it is not a valid index (the caller rebuilds)."""
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if len(data) % _OFFSET_ENTRY.size:
+            return False
+        for rel, pos in _OFFSET_ENTRY.iter_unpack(data):
+            if (self.positions and pos <= self.positions[-1]) or rel < 0:
+                return False
+            self.rel_offsets.append(rel)
+            self.positions.append(pos)
+        return True
+
+    def reset(self) -> None:
+        self.rel_offsets = array("i")
+        self.positions = array("i")
+        os.ftruncate(self._fd, 0)
+
+    def append(self, offset: int, position: int) -> None:
+        rel = offset - self.base_offset
+        self.rel_offsets.append(rel)
+        self.positions.append(position)
+        os.write(self._fd, _OFFSET_ENTRY.pack(rel, position))
+
+    def lookup(self, offset: int) -> int:
+        """Position of the last indexed batch starting at or before `offset` (0 if none)."""
+        i = bisect_right(self.rel_offsets, offset - self.base_offset)
+        return self.positions[i - 1] if i else 0
+
+    def floor_position(self, position: int) -> int:
+        """The largest indexed batch position at or before `position` (0 if none)."""
+        i = bisect_right(self.positions, position)
+        return self.positions[i - 1] if i else 0
+
+    def truncate_to_position(self, position: int) -> None:
+        """Drop entries at or beyond `position` (the segment was truncated there)."""
+        i = bisect_right(self.positions, position - 1)
+        del self.rel_offsets[i:]
+        del self.positions[i:]
+        os.ftruncate(self._fd, i * _OFFSET_ENTRY.size)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class TimeIndex:
+    """Maps the largest timestamp seen so far to the offset that carried it."""
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.timestamps = array("q")
+        self.rel_offsets = array("i")
+        self._fd = _open_append(path)
+
+    def load(self) -> bool:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if len(data) % _TIME_ENTRY.size:
+            return False
+        for ts, rel in _TIME_ENTRY.iter_unpack(data):
+            if self.timestamps and ts < self.timestamps[-1]:
+                return False
+            self.timestamps.append(ts)
+            self.rel_offsets.append(rel)
+        return True
+
+    def reset(self) -> None:
+        self.timestamps = array("q")
+        self.rel_offsets = array("i")
+        os.ftruncate(self._fd, 0)
+
+    def maybe_append(self, timestamp: int, offset: int) -> None:
+        if self.timestamps and timestamp <= self.timestamps[-1]:
+            return
+        rel = offset - self.base_offset
+        self.timestamps.append(timestamp)
+        self.rel_offsets.append(rel)
+        os.write(self._fd, _TIME_ENTRY.pack(timestamp, rel))
+
+    def lookup(self, timestamp: int) -> int:
+        """An offset from which a scan finds the first record with a timestamp ≥ `timestamp`:
+        the offset of the last entry whose timestamp is below it (the base offset if none)."""
+        i = bisect_right(self.timestamps, timestamp - 1)
+        return self.base_offset + self.rel_offsets[i - 1] if i else self.base_offset
+
+    def truncate_to_offset(self, offset: int) -> None:
+        rel = offset - self.base_offset
+        keep = len(self.rel_offsets)
+        while keep and self.rel_offsets[keep - 1] >= rel:
+            keep -= 1
+        del self.timestamps[keep:]
+        del self.rel_offsets[keep:]
+        os.ftruncate(self._fd, keep * _TIME_ENTRY.size)
+
+    def close(self) -> None:
+        os.close(self._fd)

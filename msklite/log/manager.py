@@ -1,0 +1,146 @@
+"""LogManager: one broker's log directory, in Kafka's layout.
+
+    <root>/meta.properties                      cluster.id, node.id
+    <root>/recovery-point-offset-checkpoint     where recovery starts after an unclean stop
+    <root>/.kafka_cleanshutdown                 present only after a clean stop
+    <root>/<topic>-<partition>/                 a PartitionLog, plus partition.metadata (topic id)
+
+Owns opening (with recovery), creating and deleting partition logs, the checkpoints, and the
+deferred unlink of deleted segment files. Not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+
+from msklite.clock import Clock
+from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.log.segment import LogSegment
+from msklite.protocol.primitives import kafka_uuid_str
+
+log = logging.getLogger(__name__)
+
+RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
+CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
+TopicPartition = tuple[str, int]
+
+
+def read_checkpoint(path: str) -> dict[TopicPartition, int]:
+    """Kafka's offset checkpoint file: version line, count line, `topic partition offset`."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    out: dict[TopicPartition, int] = {}
+    try:
+        if lines[0] != "0":
+            return {}
+        for line in lines[2 : 2 + int(lines[1])]:
+            topic, partition, offset = line.split(" ")
+            out[(topic, int(partition))] = int(offset)
+    except (IndexError, ValueError):
+        log.warning("ignoring malformed checkpoint %s", path)
+        return {}
+    return out
+
+
+def write_checkpoint(path: str, offsets: dict[TopicPartition, int]) -> None:
+    lines = ["0", str(len(offsets))]
+    lines += [f"{t} {p} {o}" for (t, p), o in sorted(offsets.items())]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+class LogManager:
+    def __init__(self, root: str, node_id: int, cluster_id: str, clock: Clock) -> None:
+        self.root = root
+        self.clock = clock
+        self.logs: dict[TopicPartition, PartitionLog] = {}
+        self._pending_unlink: list[tuple[int, LogSegment]] = []
+        os.makedirs(root, exist_ok=True)
+        self._write_meta(node_id, cluster_id)
+        clean = os.path.exists(os.path.join(root, CLEAN_SHUTDOWN))
+        # After a clean stop everything was flushed: recovery can start at the log end.
+        self._recovery_points = (
+            read_checkpoint(os.path.join(root, RECOVERY_CHECKPOINT)) if clean else {}
+        )
+        if clean:
+            os.unlink(os.path.join(root, CLEAN_SHUTDOWN))
+
+    def _write_meta(self, node_id: int, cluster_id: str) -> None:
+        path = os.path.join(self.root, "meta.properties")
+        text = f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
+        with open(path, "w") as f:
+            f.write(text)
+
+    def dir_for(self, tp: TopicPartition) -> str:
+        return os.path.join(self.root, f"{tp[0]}-{tp[1]}")
+
+    def on_disk(self) -> set[TopicPartition]:
+        out = set()
+        for name in os.listdir(self.root):
+            if os.path.isdir(os.path.join(self.root, name)) and "-" in name:
+                topic, _, part = name.rpartition("-")
+                if part.isdigit():
+                    out.add((topic, int(part)))
+        return out
+
+    def open_log(self, tp: TopicPartition, topic_id: uuid.UUID, config: LogConfig) -> PartitionLog:
+        existing = self.logs.get(tp)
+        if existing is not None:
+            return existing
+        directory = self.dir_for(tp)
+        os.makedirs(directory, exist_ok=True)
+        meta = os.path.join(directory, "partition.metadata")
+        if not os.path.exists(meta):
+            with open(meta, "w") as f:
+                f.write(f"version: 0\ntopic_id: {kafka_uuid_str(topic_id)}\n")
+        recovery_point = self._recovery_points.get(tp)
+        plog = PartitionLog(directory, config, self.clock, recovery_point)
+        self.logs[tp] = plog
+        return plog
+
+    def delete_log(self, tp: TopicPartition) -> None:
+        plog = self.logs.pop(tp, None)
+        if plog is not None:
+            plog.delete()
+        # Open views of the deleted files stay valid: their mmaps pin the unlinked inodes.
+        shutil.rmtree(self.dir_for(tp), ignore_errors=True)
+
+    def enforce_retention(self, max_offsets: dict[TopicPartition, int]) -> int:
+        """One retention pass over every log; returns the number of segments removed.
+        Files renamed `*.deleted` are unlinked `file.delete.delay.ms` later."""
+        now = self.clock.now_ms()
+        removed = 0
+        for tp, plog in self.logs.items():
+            for seg in plog.enforce_retention(max_offsets.get(tp, plog.log_end_offset)):
+                self._pending_unlink.append((now + plog.config.file_delete_delay_ms, seg))
+                removed += 1
+        due = [s for t, s in self._pending_unlink if t <= now]
+        self._pending_unlink = [(t, s) for t, s in self._pending_unlink if t > now]
+        for seg in due:
+            for path in (seg.path, seg.offset_index.path, seg.time_index.path):
+                try:
+                    os.unlink(path + ".deleted")
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def shutdown(self) -> None:
+        """Flush, checkpoint and close everything, then mark the stop clean."""
+        for plog in self.logs.values():
+            plog.flush()
+            plog.close()
+        write_checkpoint(
+            os.path.join(self.root, RECOVERY_CHECKPOINT),
+            {tp: plog.log_end_offset for tp, plog in self.logs.items()},
+        )
+        self.logs.clear()
+        with open(os.path.join(self.root, CLEAN_SHUTDOWN), "w"):
+            pass

@@ -1,0 +1,321 @@
+"""PartitionLog: the ordered segments of one partition replica.
+
+Adds to LogSegment: offset assignment, the roll policy (`segment.bytes`, `segment.ms`),
+retention (`retention.ms`, `retention.bytes`), the log start offset, recovery on open, and the
+idempotent-producer state. Knows nothing of high watermarks, leaders or requests: callers
+bound reads with `max_offset` (the replication layer's HW). Not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from msklite.clock import Clock
+from msklite.errors import ErrorCode, KafkaError
+from msklite.log.producer_state import ProducerStateManager
+from msklite.log.segment import LogSegment
+from msklite.protocol.primitives import Buffer
+from msklite.protocol.records import BatchHeader, assign, iter_records
+
+log = logging.getLogger(__name__)
+
+# Segments start with this much file (sparse) and double up to segment.bytes, so a partition
+# that holds little costs little address space and a busy one rarely remaps.
+_INITIAL_CAPACITY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    segment_bytes: int = 1_073_741_824
+    segment_ms: int = 604_800_000
+    index_interval_bytes: int = 4096
+    retention_ms: int = 604_800_000
+    retention_bytes: int = -1
+    log_append_time: bool = False  # message.timestamp.type=LogAppendTime
+    file_delete_delay_ms: int = 60_000
+    flush_messages: int = 2**63 - 1
+
+
+class AppendInfo(NamedTuple):
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless the topic uses LogAppendTime
+    duplicate: bool
+
+
+class TimestampOffset(NamedTuple):
+    offset: int
+    timestamp: int
+    leader_epoch: int
+
+
+class PartitionLog:
+    def __init__(
+        self,
+        directory: str,
+        config: LogConfig,
+        clock: Clock,
+        recovery_point: int | None = None,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.producer_state = ProducerStateManager()
+        self.segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._unflushed = 0
+        os.makedirs(directory, exist_ok=True)
+        self._open(recovery_point)
+
+    # ---- opening and recovery ----
+
+    def _open(self, recovery_point: int | None) -> None:
+        for name in os.listdir(self.directory):
+            if name.endswith(".deleted"):
+                os.unlink(os.path.join(self.directory, name))
+        bases = sorted(
+            int(name[:-4]) for name in os.listdir(self.directory) if name.endswith(".log")
+        )
+        for i, base in enumerate(bases):
+            seg = LogSegment(self.directory, base, self.config.index_interval_bytes, 0)
+            last = i == len(bases) - 1
+            needs_recovery = (
+                last
+                or recovery_point is None
+                or base >= recovery_point
+                or (i + 1 < len(bases) and bases[i + 1] > recovery_point)
+            )
+            if needs_recovery or not seg.load():
+                cut = seg.recover()
+                if cut:
+                    log.warning(
+                        "%s: dropped %d bytes of torn or corrupt data after offset %d",
+                        seg.path,
+                        cut,
+                        seg.next_offset,
+                    )
+                    # Everything after a corrupt batch is unreachable: drop later segments.
+                    for later in bases[i + 1 :]:
+                        LogSegment(self.directory, later, 1, 0).rename_for_deletion()
+                    self._add_segment(seg)
+                    break
+            self._add_segment(seg)
+        if not self.segments:
+            self._add_segment(self._new_segment(0))
+        for seg in self.segments:
+            seg.created_ms = self._segment_time(seg)
+            for _, h in seg.batches():
+                self.producer_state.update(h)
+        self.active.preallocate(self._capacity_for(self.active, 0))
+
+    def _segment_time(self, seg: LogSegment) -> int:
+        if seg.size:
+            return seg.header_at(0).max_timestamp
+        return self.clock.now_ms()
+
+    def _new_segment(self, base: int) -> LogSegment:
+        return LogSegment(
+            self.directory, base, self.config.index_interval_bytes, self.clock.now_ms()
+        )
+
+    def _add_segment(self, seg: LogSegment) -> None:
+        self.segments.append(seg)
+        self._bases.append(seg.base_offset)
+
+    # ---- positions ----
+
+    @property
+    def active(self) -> LogSegment:
+        return self.segments[-1]
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.segments[0].base_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.active.next_offset
+
+    def size_in_bytes(self) -> int:
+        return sum(seg.size for seg in self.segments)
+
+    # ---- appending ----
+
+    def _capacity_for(self, seg: LogSegment, extra: int) -> int:
+        need = seg.size + extra
+        grown = max(seg.capacity * 2, _INITIAL_CAPACITY, need)
+        return max(min(grown, self.config.segment_bytes), need)
+
+    def _maybe_roll(self, size: int) -> LogSegment:
+        seg = self.active
+        if seg.size and (
+            seg.size + size > self.config.segment_bytes
+            or self.clock.now_ms() - seg.created_ms > self.config.segment_ms
+        ):
+            self.roll()
+            seg = self.active
+        if seg.size + size > seg.capacity:
+            seg.preallocate(self._capacity_for(seg, size))
+        return seg
+
+    def roll(self) -> None:
+        old = self.active
+        old.trim()
+        self._add_segment(self._new_segment(self.log_end_offset))
+
+    def append_as_leader(self, batch: memoryview, h: BatchHeader, leader_epoch: int) -> AppendInfo:
+        """Assign offsets to a validated batch and append it, unless it is a retry of one of
+        the producer's last five batches (then the original offsets are returned)."""
+        dup = self.producer_state.check(h)
+        if dup is not None:
+            return AppendInfo(dup.first_offset, dup.last_offset, -1, True)
+        base = self.log_end_offset
+        append_time = self.clock.now_ms() if self.config.log_append_time else None
+        parts = assign(batch, base, leader_epoch, append_time)
+        stored = h._replace(
+            base_offset=base,
+            partition_leader_epoch=leader_epoch,
+            max_timestamp=h.max_timestamp if append_time is None else append_time,
+        )
+        self._append(parts, stored)
+        return AppendInfo(
+            base, stored.last_offset, -1 if append_time is None else append_time, False
+        )
+
+    def append_raw(self, parts: list[Buffer], h: BatchHeader) -> None:
+        """Append a batch that already carries its offsets (replication, tests)."""
+        if h.base_offset < self.log_end_offset:
+            raise ValueError(f"offset {h.base_offset} below log end {self.log_end_offset}")
+        self._append(parts, h)
+
+    def _append(self, parts: list[Buffer], h: BatchHeader) -> None:
+        seg = self._maybe_roll(h.size)
+        seg.append(parts, h)
+        self.producer_state.update(h)
+        self._unflushed += h.records_count
+        if self._unflushed >= self.config.flush_messages:
+            self.flush()
+
+    def flush(self) -> None:
+        self.active.flush()
+        self._unflushed = 0
+
+    # ---- reading ----
+
+    def _segment_index(self, offset: int) -> int:
+        return max(bisect_right(self._bases, offset) - 1, 0)
+
+    def read(self, offset: int, max_bytes: int, max_offset: int, min_one: bool) -> list[memoryview]:
+        """Whole batches from the one holding `offset`, at most `max_bytes` of them (but the
+        first whole batch when `min_one`, KIP-74), none at or past `max_offset`. Returns
+        views of the segment files. OFFSET_OUT_OF_RANGE outside [log start, log end]."""
+        if offset < self.log_start_offset or offset > self.log_end_offset:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"offset {offset} outside [{self.log_start_offset}, {self.log_end_offset}]",
+            )
+        if offset >= max_offset:
+            return []
+        for seg in self.segments[self._segment_index(offset) :]:
+            start = seg.find_position(offset)
+            if start >= seg.size:
+                continue
+            limit = seg.size if max_offset >= seg.next_offset else seg.find_position(max_offset)
+            if start >= limit:
+                return []
+            end = min(limit, start + max_bytes)
+            if end < limit:
+                end = seg.boundary_at_or_before(end, start)
+                if end == start:
+                    if not min_one:
+                        return []
+                    end = start + seg.header_at(start).size
+            return [seg.view(start, end)]
+        return []
+
+    def _find_record(self, seg: LogSegment, start_pos: int, pred_ts: int) -> TimestampOffset | None:
+        for pos, h in seg.batches(start_pos):
+            if h.max_timestamp >= pred_ts:
+                for rec in iter_records(seg.view(pos, pos + h.size)):
+                    if rec.timestamp >= pred_ts:
+                        return TimestampOffset(rec.offset, rec.timestamp, h.partition_leader_epoch)
+        return None
+
+    def offset_for_timestamp(self, timestamp: int, max_offset: int) -> TimestampOffset | None:
+        """The first record (below `max_offset`) whose timestamp is ≥ `timestamp`."""
+        for seg in self.segments:
+            if seg.max_timestamp < timestamp:
+                continue
+            start = seg.find_position(seg.time_index.lookup(timestamp))
+            found = self._find_record(seg, start, timestamp)
+            if found is not None and found.offset < max_offset:
+                return found
+            return None
+        return None
+
+    def offset_of_max_timestamp(self, max_offset: int) -> TimestampOffset | None:
+        """The record carrying the largest timestamp (the first one, on ties), KIP-734."""
+        best: tuple[int, LogSegment] | None = None
+        for seg in self.segments:
+            if seg.size and (best is None or seg.max_timestamp > best[0]):
+                best = (seg.max_timestamp, seg)
+        if best is None:
+            return None
+        ts, seg = best
+        found = self._find_record(seg, 0, ts)
+        if found is None or found.offset >= max_offset:
+            return None
+        return found
+
+    # ---- retention and truncation ----
+
+    def enforce_retention(self, max_offset: int) -> list[LogSegment]:
+        """Remove the segments that `retention.ms` / `retention.bytes` expire and that lie
+        wholly below `max_offset`; returns them, renamed `*.deleted`, for deferred unlink."""
+        now = self.clock.now_ms()
+        doomed: list[LogSegment] = []
+        if self.config.retention_ms >= 0:
+            for seg in self.segments:
+                if seg.size == 0 or seg.max_timestamp >= now - self.config.retention_ms:
+                    break
+                if seg.next_offset > max_offset:
+                    break
+                doomed.append(seg)
+        if self.config.retention_bytes >= 0:
+            excess = self.size_in_bytes() - self.config.retention_bytes
+            for seg in self.segments[len(doomed) : -1]:
+                if excess - seg.size < 0 or seg.next_offset > max_offset:
+                    break
+                excess -= seg.size
+                doomed.append(seg)
+        if not doomed:
+            return []
+        if doomed[-1] is self.active:
+            self.roll()  # keep an (empty) active segment at the log end, as Kafka does
+        for seg in doomed:
+            seg.rename_for_deletion()
+        del self.segments[: len(doomed)]
+        del self._bases[: len(doomed)]
+        return doomed
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop everything at or after `offset` (a batch boundary)."""
+        while len(self.segments) > 1 and self.active.base_offset >= offset:
+            self.segments.pop().rename_for_deletion()
+            self._bases.pop()
+        self.active.truncate_to(offset)
+        self.producer_state.truncate_to(offset)
+
+    def close(self) -> None:
+        for seg in self.segments:
+            seg.close()
+
+    def delete(self) -> None:
+        for seg in self.segments:
+            seg.rename_for_deletion()
+        self.segments.clear()
+        self._bases.clear()

@@ -1,0 +1,238 @@
+"""LogSegment: one `<20-digit base offset>.log` with its `.index` and `.timeindex`.
+
+Writes go through `os.pwritev` into the page cache. Reads are memoryviews over one read-only
+mmap of the file, which goes to the socket without a copy. To keep that mmap valid as the
+segment grows, the active segment's file is extended (sparsely) to `capacity` when created —
+Kafka's `preallocate` — and trimmed to its real size when it rolls or closes; recovery treats
+the zero tail of a crashed preallocated file as the end of the log.
+
+Lifetime rule: views handed out may sit in transport buffers after the segment is rolled,
+truncated or deleted, so the mmap is never `close()`d — dropping the last reference unmaps it
+once the last view is gone (and an unlinked file's pages stay readable until then).
+
+Not thread-safe; owned by its PartitionLog.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from msklite.log.index import OffsetIndex, TimeIndex
+from msklite.protocol.primitives import Buffer
+from msklite.protocol.records import (
+    HEADER_SIZE,
+    BatchHeader,
+    read_header,
+    scan_valid_prefix,
+)
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+class LogSegment:
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        index_interval_bytes: int,
+        created_ms: int,
+    ) -> None:
+        self.base_offset = base_offset
+        stem = os.path.join(directory, segment_name(base_offset))
+        self.path = stem + ".log"
+        self.index_interval_bytes = index_interval_bytes
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.offset_index = OffsetIndex(stem + ".index", base_offset)
+        self.time_index = TimeIndex(stem + ".timeindex", base_offset)
+        self.size = 0
+        self.capacity = 0
+        self._view: memoryview | None = None  # of the current mmap
+        self.next_offset = base_offset  # one past the last offset stored here
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.created_ms = created_ms
+        self._bytes_since_index = 0
+
+    # ---- opening ----
+
+    def file_size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def recover(self) -> int:
+        """Rebuild the indexes from the data file, keeping the longest valid prefix of
+        CRC-checked batches; returns the number of bytes cut off the tail."""
+        end = self.file_size()
+        self._map_at_least(end)
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.size = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self._bytes_since_index = 0
+        if end:
+            assert self._view is not None
+            for pos, h in scan_valid_prefix(self._view, 0, end):
+                self._track(pos, h)
+                self.size = pos + h.size
+        cut = end - self.size
+        if cut:
+            os.ftruncate(self._fd, self.size)
+        return cut
+
+    def load(self) -> bool:
+        """Open a sealed segment from its indexes without reading the data; False when the
+        indexes are unusable (the caller recovers instead)."""
+        self.size = self.file_size()
+        if not (self.offset_index.load() and self.time_index.load()):
+            return False
+        self._map_at_least(self.size)
+        if self.size == 0:
+            return True
+        # The last batch bounds the segment: scan from the last index entry to find it.
+        pos = self.offset_index.positions[-1] if self.offset_index.positions else 0
+        last: BatchHeader | None = None
+        while pos + HEADER_SIZE <= self.size:
+            last = self.header_at(pos)
+            pos += last.size
+        if last is None or pos != self.size:
+            return False
+        self.next_offset = last.last_offset + 1
+        if self.time_index.timestamps:
+            self.max_timestamp = self.time_index.timestamps[-1]
+            self.offset_of_max_timestamp = self.base_offset + self.time_index.rel_offsets[-1]
+        # Batches after the last time-index entry may still carry a larger timestamp.
+        if last.max_timestamp > self.max_timestamp:
+            self.max_timestamp = last.max_timestamp
+            self.offset_of_max_timestamp = last.last_offset
+        return True
+
+    def _map_at_least(self, length: int) -> None:
+        if (self._view is not None and len(self._view) >= length) or length == 0:
+            return
+        # A new map replaces the old one; views of the old one keep it alive.
+        self._view = memoryview(mmap.mmap(self._fd, length, prot=mmap.PROT_READ))
+
+    def preallocate(self, capacity: int) -> None:
+        """Extend the file (sparsely) so appends up to `capacity` need no remap."""
+        if capacity > self.file_size():
+            os.ftruncate(self._fd, capacity)
+        self.capacity = max(capacity, self.size)
+        self._map_at_least(self.capacity)
+
+    # ---- appending ----
+
+    def _track(self, pos: int, h: BatchHeader) -> None:
+        if h.max_timestamp > self.max_timestamp:
+            self.max_timestamp = h.max_timestamp
+            self.offset_of_max_timestamp = h.last_offset
+        if self._bytes_since_index >= self.index_interval_bytes:
+            self.offset_index.append(h.base_offset, pos)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self._bytes_since_index = 0
+        self._bytes_since_index += h.size
+        self.next_offset = h.last_offset + 1
+
+    def append(self, parts: list[Buffer], h: BatchHeader) -> int:
+        """Write one batch (already carrying its final offsets) at the end; returns its
+        position. The caller has checked that it fits or accepts growing the file."""
+        pos = self.size
+        end = pos + h.size
+        written = os.pwritev(self._fd, parts, pos)
+        if written != h.size:
+            raise OSError(f"short write to {self.path}: {written} of {h.size}")
+        if end > self.capacity:
+            self.capacity = end
+            self._map_at_least(end)
+        self._track(pos, h)
+        self.size = end
+        return pos
+
+    # ---- reading ----
+
+    def header_at(self, pos: int) -> BatchHeader:
+        assert self._view is not None
+        return read_header(self._view, pos)
+
+    def view(self, start: int, end: int) -> memoryview:
+        assert self._view is not None
+        return self._view[start:end]
+
+    def find_position(self, offset: int) -> int:
+        """Position of the first batch holding an offset ≥ `offset` (`size` if none)."""
+        pos = self.offset_index.lookup(offset)
+        while pos < self.size:
+            h = self.header_at(pos)
+            if h.last_offset >= offset:
+                return pos
+            pos += h.size
+        return self.size
+
+    def boundary_at_or_before(self, limit: int, start: int) -> int:
+        """The end of the last whole batch that starts at or after `start` and ends at or
+        before `limit` (`start` if even the first batch does not fit)."""
+        pos = max(start, self.offset_index.floor_position(limit))
+        while pos < self.size:
+            nxt = pos + self.header_at(pos).size
+            if nxt > limit:
+                break
+            pos = nxt
+        return pos
+
+    def batches(self, start: int = 0, end: int | None = None) -> list[tuple[int, BatchHeader]]:
+        out = []
+        pos = start
+        stop = self.size if end is None else end
+        while pos < stop:
+            h = self.header_at(pos)
+            out.append((pos, h))
+            pos += h.size
+        return out
+
+    # ---- shrinking and closing ----
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch at or after `offset` (which must be a batch boundary)."""
+        pos = self.find_position(offset)
+        os.ftruncate(self._fd, pos)
+        self.size = pos
+        self.capacity = pos
+        self.offset_index.truncate_to_position(pos)
+        self.time_index.truncate_to_offset(offset)
+        self.next_offset = min(self.next_offset, offset)
+        self.max_timestamp = -1
+        for _, h in self.batches():
+            if h.max_timestamp > self.max_timestamp:
+                self.max_timestamp = h.max_timestamp
+                self.offset_of_max_timestamp = h.last_offset
+
+    def trim(self) -> None:
+        """Give back the preallocated tail (on roll and close)."""
+        if self.file_size() != self.size:
+            os.ftruncate(self._fd, self.size)
+        self.capacity = self.size
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        self.trim()
+        self.offset_index.close()
+        self.time_index.close()
+        os.close(self._fd)
+        self._view = None  # unmapped when the last outstanding view is released
+
+    def rename_for_deletion(self) -> list[str]:
+        """Close and rename the files to `*.deleted`; returns the new paths."""
+        self.offset_index.close()
+        self.time_index.close()
+        os.close(self._fd)
+        self._view = None
+        out = []
+        for path in (self.path, self.offset_index.path, self.time_index.path):
+            if os.path.exists(path):
+                os.rename(path, path + ".deleted")
+                out.append(path + ".deleted")
+        return out

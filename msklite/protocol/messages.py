@@ -1,0 +1,69 @@
+"""The control-plane codec: kafka-python's classes, generated at run time from Apache Kafka's
+JSON message specs, behind one adapter.
+
+Loaded lazily: importing kafka-python executes its whole client package (≈175 ms here), which
+must stay off the start-up path; ApiVersions, Metadata, Produce and Fetch have codecs of their
+own. Decoded objects carry the spec's snake_case field names; responses are built from the
+response class and its nested classes (`response(key).SomeNestedStruct(...)`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any
+
+from msklite.errors import ProtocolError
+from msklite.protocol.api_keys import ApiKey
+
+# api key -> (module, message name without Request/Response)
+_SPECS: dict[int, tuple[str, str]] = {
+    ApiKey.PRODUCE: ("kafka.protocol.producer.produce", "Produce"),
+    ApiKey.FETCH: ("kafka.protocol.consumer.fetch", "Fetch"),
+    ApiKey.LIST_OFFSETS: ("kafka.protocol.consumer.offsets", "ListOffsets"),
+    ApiKey.METADATA: ("kafka.protocol.metadata.metadata", "Metadata"),
+    ApiKey.API_VERSIONS: ("kafka.protocol.metadata.api_versions", "ApiVersions"),
+    ApiKey.CREATE_TOPICS: ("kafka.protocol.admin.topics", "CreateTopics"),
+    ApiKey.DELETE_TOPICS: ("kafka.protocol.admin.topics", "DeleteTopics"),
+    ApiKey.CREATE_PARTITIONS: ("kafka.protocol.admin.topics", "CreatePartitions"),
+    ApiKey.DESCRIBE_CONFIGS: ("kafka.protocol.admin.configs", "DescribeConfigs"),
+    ApiKey.INIT_PRODUCER_ID: ("kafka.protocol.producer.transaction", "InitProducerId"),
+    ApiKey.DESCRIBE_CLUSTER: ("kafka.protocol.admin.cluster", "DescribeCluster"),
+}
+
+
+@cache
+def _classes(api_key: int) -> tuple[Any, Any]:
+    module_name, base = _SPECS[api_key]
+    module = importlib.import_module(module_name)
+    return getattr(module, base + "Request"), getattr(module, base + "Response")
+
+
+def request_class(api_key: int) -> Any:
+    return _classes(api_key)[0]
+
+
+def response_class(api_key: int) -> Any:
+    return _classes(api_key)[1]
+
+
+def decode_request(api_key: int, version: int, body: memoryview) -> Any:
+    try:
+        return request_class(api_key).decode(body, version=version)
+    except Exception as e:
+        # The generated decoders raise whatever struct/index/unicode error the bytes provoke;
+        # all of them mean the same: the peer sent a malformed request.
+        raise ProtocolError(f"malformed {ApiKey(api_key).name} v{version}: {e!r}") from e
+
+
+def encode(message: Any, version: int) -> bytes:
+    return bytes(message.encode(version=version))
+
+
+def spec_versions(api_key: int) -> tuple[int, int, int | None]:
+    """(min, max, flexible-from) as the spec states them; for tests of the registry."""
+    req = request_class(api_key)
+    flexible = req._flexible_versions
+    valid = req._json["validVersions"]
+    lo, _, hi = str(valid).partition("-")
+    return int(lo), int(hi or lo), None if flexible is None else flexible[0]

@@ -1,0 +1,151 @@
+"""Metadata (key 3) codec, hand-written: the most frequent control request and the second one
+every client sends, so it must not wait for the spec-generated codec to load.
+
+Versions 0-12 (flexible from 9). Field names follow MetadataRequest.json /
+MetadataResponse.json. Topics are encoded as self-contained fragments (`encode_topic`) so the
+handler can cache a topic's bytes per version and reuse them until the topic changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from msklite.protocol.primitives import Reader, Writer
+
+FLEXIBLE_FROM = 9
+# MetadataResponse's "not requested" value for authorized operations.
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+
+
+@dataclass(slots=True)
+class MetadataRequestTopic:
+    topic_id: uuid.UUID | None
+    name: str | None
+
+
+@dataclass(slots=True)
+class MetadataRequest:
+    topics: list[MetadataRequestTopic] | None  # None: all topics
+    allow_auto_topic_creation: bool
+    include_cluster_authorized_operations: bool
+    include_topic_authorized_operations: bool
+
+
+def decode_request(r: Reader, version: int) -> MetadataRequest:
+    flex = version >= FLEXIBLE_FROM
+    n = r.array_len(flex)
+    topics: list[MetadataRequestTopic] | None
+    if n < 0:
+        topics = None
+    else:
+        topics = []
+        for _ in range(n):
+            topic_id = r.uuid() if version >= 10 else None
+            name = r.nullable_str(flex) if version >= 10 else r.str_(flex)
+            if flex:
+                r.skip_tagged_fields()
+            topics.append(MetadataRequestTopic(topic_id, name))
+        if version == 0 and not topics:
+            topics = None  # v0 has no null: an empty list means all topics
+    allow_auto = r.boolean() if version >= 4 else True
+    include_cluster = r.boolean() if 8 <= version <= 10 else False
+    include_topic = r.boolean() if version >= 8 else False
+    if flex:
+        r.skip_tagged_fields()
+    return MetadataRequest(topics, allow_auto, include_cluster, include_topic)
+
+
+@dataclass(slots=True)
+class PartitionMetadata:
+    error_code: int
+    partition_index: int
+    leader_id: int
+    leader_epoch: int
+    replica_nodes: list[int]
+    isr_nodes: list[int]
+    offline_replicas: list[int]
+
+
+@dataclass(slots=True)
+class BrokerMetadata:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+
+
+def encode_topic(
+    version: int,
+    error_code: int,
+    name: str,
+    topic_id: uuid.UUID,
+    is_internal: bool,
+    partitions: list[PartitionMetadata],
+    authorized_operations: int = AUTHORIZED_OPERATIONS_OMITTED,
+) -> bytes:
+    flex = version >= FLEXIBLE_FROM
+    w = Writer()
+    w.int16(error_code)
+    if version >= 12:
+        w.nullable_str(name, flex)
+    else:
+        w.str_(name, flex)
+    if version >= 10:
+        w.uuid(topic_id)
+    if version >= 1:
+        w.boolean(is_internal)
+    w.array_len(len(partitions), flex)
+    for p in partitions:
+        w.int16(p.error_code)
+        w.int32(p.partition_index)
+        w.int32(p.leader_id)
+        if version >= 7:
+            w.int32(p.leader_epoch)
+        for nodes in (p.replica_nodes, p.isr_nodes) + (
+            (p.offline_replicas,) if version >= 5 else ()
+        ):
+            w.array_len(len(nodes), flex)
+            for node in nodes:
+                w.int32(node)
+        if flex:
+            w.empty_tagged_fields()
+    if version >= 8:
+        w.int32(authorized_operations)
+    if flex:
+        w.empty_tagged_fields()
+    return bytes(w.buf)
+
+
+def encode_response(
+    version: int,
+    brokers: list[BrokerMetadata],
+    cluster_id: str,
+    controller_id: int,
+    topic_fragments: list[bytes],
+    cluster_authorized_operations: int = AUTHORIZED_OPERATIONS_OMITTED,
+) -> list[bytes | bytearray]:
+    flex = version >= FLEXIBLE_FROM
+    w = Writer()
+    if version >= 3:
+        w.int32(0)  # throttle_time_ms
+    w.array_len(len(brokers), flex)
+    for b in brokers:
+        w.int32(b.node_id)
+        w.str_(b.host, flex)
+        w.int32(b.port)
+        if version >= 1:
+            w.nullable_str(b.rack, flex)
+        if flex:
+            w.empty_tagged_fields()
+    if version >= 2:
+        w.nullable_str(cluster_id, flex)
+    if version >= 1:
+        w.int32(controller_id)
+    w.array_len(len(topic_fragments), flex)
+    tail = Writer()
+    if 8 <= version <= 10:
+        tail.int32(cluster_authorized_operations)
+    if flex:
+        tail.empty_tagged_fields()
+    return [w.buf, *topic_fragments, tail.buf]

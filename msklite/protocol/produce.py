@@ -1,0 +1,103 @@
+"""Produce (key 0) request decoder and response encoder, hand-written for the hot path.
+
+Field names follow ProduceRequest.json / ProduceResponse.json. Versions 3-11 (flexible from 9):
+v0-2 carried magic 0/1 message sets and were removed in Kafka 4.0; v12 only signals KIP-890
+transactions and v13 replaces topic names with ids. The `records` of each partition stay a
+memoryview of the request frame: never copied, never parsed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from msklite.protocol.primitives import Reader, Writer
+
+FLEXIBLE_FROM = 9
+
+
+@dataclass(slots=True)
+class PartitionProduceData:
+    index: int
+    records: memoryview | None
+
+
+@dataclass(slots=True)
+class TopicProduceData:
+    name: str
+    partition_data: list[PartitionProduceData]
+
+
+@dataclass(slots=True)
+class ProduceRequest:
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    topic_data: list[TopicProduceData]
+
+
+def decode_request(r: Reader, version: int) -> ProduceRequest:
+    flex = version >= FLEXIBLE_FROM
+    transactional_id = r.nullable_str(flex)
+    acks = r.int16()
+    timeout_ms = r.int32()
+    topics = []
+    for _ in range(r.array_len(flex)):
+        name = r.str_(flex)
+        parts = []
+        for _ in range(r.array_len(flex)):
+            index = r.int32()
+            records = r.compact_bytes() if flex else r.bytes_()
+            if flex:
+                r.skip_tagged_fields()
+            parts.append(PartitionProduceData(index, records))
+        if flex:
+            r.skip_tagged_fields()
+        topics.append(TopicProduceData(name, parts))
+    if flex:
+        r.skip_tagged_fields()
+    return ProduceRequest(transactional_id, acks, timeout_ms, topics)
+
+
+@dataclass(slots=True)
+class PartitionProduceResponse:
+    index: int
+    error_code: int = 0
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+    record_errors: list[tuple[int, str | None]] = field(default_factory=list)
+
+
+def encode_response(
+    version: int, responses: list[tuple[str, list[PartitionProduceResponse]]]
+) -> bytearray:
+    flex = version >= FLEXIBLE_FROM
+    w = Writer()
+    w.array_len(len(responses), flex)
+    for name, parts in responses:
+        w.str_(name, flex)
+        w.array_len(len(parts), flex)
+        for p in parts:
+            w.int32(p.index)
+            w.int16(p.error_code)
+            w.int64(p.base_offset)
+            w.int64(p.log_append_time_ms)
+            if version >= 5:
+                w.int64(p.log_start_offset)
+            if version >= 8:
+                w.array_len(len(p.record_errors), flex)
+                for batch_index, message in p.record_errors:
+                    w.int32(batch_index)
+                    w.nullable_str(message, flex)
+                    if flex:
+                        w.empty_tagged_fields()
+                w.nullable_str(p.error_message, flex)
+            if flex:
+                w.empty_tagged_fields()
+        if flex:
+            w.empty_tagged_fields()
+    w.int32(0)  # throttle_time_ms
+    if flex:
+        w.empty_tagged_fields()
+    return w.buf

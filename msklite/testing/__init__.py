@@ -1,0 +1,1 @@
+"""Test harness shipped with msklite: the pytest plugin (`msk_cluster` fixtures)."""
