@@ -294,5 +294,9 @@ class Cluster:
             lambda: {n: len(t.partitions) for n, t in self._controller().topics.items()}
         )
 
+    def waiting_fetches(self) -> int:
+        """Fetches parked in the brokers' purgatories (waiting for data)."""
+        return self._call(lambda: sum(len(b.replicas.fetch_waiters) for b in self.brokers.values()))
+
     def broker_stats(self, node_id: int) -> BrokerStats:
         return self.brokers[node_id].ctx.stats

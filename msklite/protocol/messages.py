@@ -10,6 +10,7 @@ response class and its nested classes (`response(key).SomeNestedStruct(...)`).
 from __future__ import annotations
 
 import importlib
+import warnings
 from functools import cache
 from typing import Any
 
@@ -35,7 +36,11 @@ _SPECS: dict[int, tuple[str, str]] = {
 @cache
 def _classes(api_key: int) -> tuple[Any, Any]:
     module_name, base = _SPECS[api_key]
-    module = importlib.import_module(module_name)
+    with warnings.catch_warnings():
+        # kafka-python 3.0.12 reads its spec files with importlib.resources.read_text,
+        # deprecated since Python 3.11; not ours to fix, and harmless.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = importlib.import_module(module_name)
     return getattr(module, base + "Request"), getattr(module, base + "Response")
 
 
