@@ -17,6 +17,7 @@ import logging
 import socket
 import struct
 from collections import deque
+from typing import cast
 
 from msklite.errors import ProtocolError
 from msklite.handlers import HANDLERS
@@ -50,8 +51,8 @@ class KafkaConnection(asyncio.Protocol):
     # ---- transport callbacks ----
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:

@@ -69,4 +69,4 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete frame (for flow control)."""
-        return len(self._head) + self._filled
+        return len(self._head) + (self._filled if self._frame is not None else 0)

@@ -10,6 +10,7 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -20,8 +21,8 @@ from msklite import Cluster
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 
-def _consume(consumer: Consumer, n: int, timeout: float = 15.0) -> list:
-    out = []
+def _consume(consumer: Consumer, n: int, timeout: float = 15.0) -> list[Message]:
+    out: list[Message] = []
     deadline = time.monotonic() + timeout
     while len(out) < n and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
@@ -109,16 +110,16 @@ def test_produce_consume_exact(msk_cluster: Cluster, topic_name: str, codec: str
     got = _consume(consumer, 500)
     consumer.close()
     assert len(got) == 500
-    by_partition: dict[int, list] = {0: [], 1: []}
+    by_partition: dict[int, list[Message]] = {0: [], 1: []}
     for m in got:
-        by_partition[m.partition()].append(m)
+        by_partition[m.partition() or 0].append(m)
     for p, msgs in by_partition.items():
         assert [m.offset() for m in msgs] == list(range(250))
         expected = [s for s in sent if s[0] == p]
         assert [(m.key(), m.value(), m.timestamp()[1]) for m in msgs] == [
             (k, v, ts) for _, k, v, ts in expected
         ]
-        i0 = int(msgs[0].key().split(b"-")[1])
+        i0 = int((msgs[0].key() or b"").split(b"-")[1])
         assert msgs[0].headers() == [("h", str(i0).encode()), ("empty", None)]
 
 

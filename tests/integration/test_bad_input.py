@@ -1,0 +1,240 @@
+"""Bad input gets Kafka's answer — an error code, or the connection closed where Kafka closes
+it — and the broker keeps serving every other connection without losing acknowledged data."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+import pytest
+from kafka.protocol.consumer.fetch import FetchRequest
+from kafka.protocol.metadata.api_versions import ApiVersionsResponse
+from kafka.protocol.metadata.metadata import MetadataRequest
+from kafka.protocol.producer.produce import ProduceRequest
+
+from msklite import Cluster
+from msklite.errors import ErrorCode
+from msklite.protocol.records import encode_batch
+from tests.integration.rawclient import RawClient, header
+
+
+@pytest.fixture
+def cluster(msk_cluster: Cluster) -> Iterator[Cluster]:
+    msk_cluster.create_topic("good", partitions=3)
+    yield msk_cluster
+
+
+def _leader_of(cluster: Cluster, topic: str, partition: int) -> str:
+    assert cluster.controller is not None
+    leader = cluster.controller.topics[topic].partitions[partition].leader
+    b = cluster.brokers[leader].info
+    return f"{b.host}:{b.port}"
+
+
+def _non_leader_of(cluster: Cluster, topic: str, partition: int) -> str:
+    assert cluster.controller is not None
+    leader = cluster.controller.topics[topic].partitions[partition].leader
+    b = next(b.info for i, b in cluster.brokers.items() if i != leader)
+    return f"{b.host}:{b.port}"
+
+
+def _produce(
+    client: RawClient, topic: str, parts: list[tuple[int, bytes | None]], acks: int = 1
+) -> dict[int, tuple[int, int]]:
+    """{partition: (error_code, base_offset)}"""
+    data = ProduceRequest.TopicProduceData(
+        name=topic,
+        partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=i, records=r)
+            for i, r in parts
+        ],
+    )
+    req = ProduceRequest(
+        version=9, transactional_id=None, acks=acks, timeout_ms=5000, topic_data=[data]
+    )
+    resp = client.request(req, 9)
+    [t] = resp.responses
+    return {p.index: (p.error_code, p.base_offset) for p in t.partition_responses}
+
+
+def _still_serving(cluster: Cluster) -> None:
+    for broker in cluster.brokers.values():
+        with RawClient(f"{broker.info.host}:{broker.info.port}") as c:
+            assert c.api_versions().error_code == 0
+
+
+def _fetch_values(cluster: Cluster, topic: str, partition: int) -> list[bytes | None]:
+    from msklite.protocol.records import iter_records, read_header
+
+    with RawClient(_leader_of(cluster, topic, partition)) as c:
+        topic_cls = FetchRequest.FetchTopic
+        req = FetchRequest(
+            version=12,
+            replica_id=-1,
+            max_wait_ms=0,
+            min_bytes=0,
+            max_bytes=10**7,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=[
+                topic_cls(
+                    topic=topic,
+                    partitions=[
+                        topic_cls.FetchPartition(
+                            partition=partition,
+                            current_leader_epoch=-1,
+                            fetch_offset=0,
+                            last_fetched_epoch=-1,
+                            log_start_offset=-1,
+                            partition_max_bytes=10**7,
+                        )
+                    ],
+                )
+            ],
+            forgotten_topics_data=[],
+            rack_id="",
+        )
+        resp = c.request(req, 12)
+    records = resp.responses[0].partitions[0].records or b""
+    values = []
+    pos = 0
+    while pos < len(records):
+        h = read_header(records, pos)
+        values += [r.value for r in iter_records(records[pos : pos + h.size])]
+        pos += h.size
+    return values
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(struct.pack(">i", 104_857_601), id="oversize-frame"),
+        pytest.param(struct.pack(">i", -5), id="negative-size"),
+        pytest.param(struct.pack(">i", 3) + b"\x00\x03\x00", id="frame-shorter-than-a-header"),
+        pytest.param(
+            struct.pack(">i", 14) + header(3, 1, 1) + b"\x00\x00\x00\x09",
+            id="truncated-metadata-body",
+        ),
+        pytest.param(struct.pack(">i", 10) + header(999, 0, 1)[:10], id="unknown-api-key"),
+        pytest.param(
+            struct.pack(">i", 15) + header(3, 99, 1) + b"\xff\xff\xff\xff\x00",
+            id="unsupported-metadata-version",
+        ),
+        pytest.param(
+            struct.pack(">i", 13) + header(0, 1, 1),
+            id="produce-v1-removed-in-kafka-4",
+        ),
+        pytest.param(
+            struct.pack(">i", 17) + header(3, 9, 1) + b"\xff\xff\xff\xff\xff",
+            id="string-longer-than-frame",
+        ),
+    ],
+)
+def test_malformed_requests_close_only_that_connection(cluster: Cluster, garbage: bytes) -> None:
+    with RawClient(cluster.bootstrap_servers) as bystander:
+        assert bystander.api_versions().error_code == 0
+        with RawClient(cluster.bootstrap_servers) as bad:
+            bad.send_raw(garbage)
+            assert bad.is_closed_by_peer()
+        assert bystander.api_versions().error_code == 0
+    _still_serving(cluster)
+
+
+def test_api_versions_at_an_unknown_version_gets_the_kip511_answer(cluster: Cluster) -> None:
+    with RawClient(cluster.bootstrap_servers) as c:
+        c.send_frame(header(18, 99, 42) + b"\x00garbage")
+        frame = c.read_frame()
+    (correlation,) = struct.unpack_from(">i", frame)
+    assert correlation == 42
+    resp = ApiVersionsResponse.decode(frame[4:], version=0)
+    assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 4)]
+
+
+def test_one_bad_partition_does_not_fail_the_others(cluster: Cluster) -> None:
+    corrupt = bytearray(encode_batch([(None, b"bad")]))
+    corrupt[-1] ^= 0x55
+    assert cluster.controller is not None
+    parts = cluster.controller.topics["good"].partitions
+    # Send to the leader of partition 0 a request for all three partitions: 0 is good, the
+    # others are either corrupt or led elsewhere.
+    with RawClient(_leader_of(cluster, "good", 0)) as c:
+        result = _produce(
+            c,
+            "good",
+            [
+                (0, encode_batch([(None, b"ok")])),
+                (1, bytes(corrupt)),
+                (2, encode_batch([(None, b"x")])),
+            ],
+        )
+    assert result[0] == (ErrorCode.NONE, 0)
+    for p in (1, 2):
+        expected = (
+            ErrorCode.CORRUPT_MESSAGE
+            if p == 1 and parts[1].leader == parts[0].leader
+            else ErrorCode.NOT_LEADER_OR_FOLLOWER
+            if parts[p].leader != parts[0].leader
+            else ErrorCode.NONE
+        )
+        assert result[p][0] == expected
+    assert _fetch_values(cluster, "good", 0) == [b"ok"]
+
+
+@pytest.mark.parametrize(
+    ("records", "code"),
+    [
+        (lambda b: b[:-3], ErrorCode.CORRUPT_MESSAGE),
+        (lambda b: b + b, ErrorCode.INVALID_RECORD),
+        (lambda b: b"", ErrorCode.INVALID_RECORD),
+        (lambda b: None, ErrorCode.INVALID_RECORD),
+    ],
+    ids=["truncated-batch", "two-batches", "empty", "null"],
+)
+def test_bad_batches(cluster: Cluster, records, code: ErrorCode) -> None:
+    with RawClient(_leader_of(cluster, "good", 1)) as c:
+        assert _produce(c, "good", [(1, encode_batch([(None, b"keep")]))]) == {1: (0, 0)}
+        result = _produce(c, "good", [(1, records(encode_batch([(None, b"v")])))])
+        assert result[1][0] == code
+        assert _produce(c, "good", [(1, encode_batch([(None, b"after")]))]) == {1: (0, 1)}
+    assert _fetch_values(cluster, "good", 1) == [b"keep", b"after"]
+
+
+def test_batch_over_max_message_bytes(cluster: Cluster) -> None:
+    cluster.create_topic("small", configs={"max.message.bytes": "1000"})
+    with RawClient(_leader_of(cluster, "small", 0)) as c:
+        result = _produce(c, "small", [(0, encode_batch([(None, b"x" * 2000)]))])
+    assert result[0][0] == ErrorCode.MESSAGE_TOO_LARGE
+
+
+def test_unknown_topic_non_leader_and_bad_acks(cluster: Cluster) -> None:
+    batch = encode_batch([(None, b"v")])
+    with RawClient(_leader_of(cluster, "good", 0)) as c:
+        assert _produce(c, "nope", [(0, batch)])[0][0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        assert _produce(c, "good", [(7, batch)])[7][0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        assert _produce(c, "good", [(0, batch)], acks=2)[0][0] == ErrorCode.INVALID_REQUIRED_ACKS
+    with RawClient(_non_leader_of(cluster, "good", 0)) as c:
+        assert _produce(c, "good", [(0, batch)])[0][0] == ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
+def test_acks_zero_sends_no_response(cluster: Cluster) -> None:
+    with RawClient(_leader_of(cluster, "good", 2)) as c:
+        data = ProduceRequest.TopicProduceData(
+            name="good",
+            partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=2, records=encode_batch([(None, b"fire-and-forget")])
+                )
+            ],
+        )
+        c.send_only(
+            ProduceRequest(
+                version=9, transactional_id=None, acks=0, timeout_ms=100, topic_data=[data]
+            ),
+            9,
+        )
+        # The next response on this connection answers the next request, not the produce.
+        resp = c.request(MetadataRequest(version=1, topics=None), 1)
+        assert resp.header.correlation_id == 2
+    assert _fetch_values(cluster, "good", 2) == [b"fire-and-forget"]

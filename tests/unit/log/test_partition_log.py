@@ -1,0 +1,230 @@
+"""PartitionLog: append/read, segment roll, index lookups, retention, recovery."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from msklite.clock import ManualClock
+from msklite.errors import ErrorCode, KafkaError
+from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.protocol.records import encode_batch, read_header, validate_produced_batch
+
+
+def _append(
+    log: PartitionLog,
+    n: int = 1,
+    value: bytes = b"v" * 50,
+    ts: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+) -> int:
+    batch = memoryview(
+        encode_batch(
+            [(None, value)] * n,
+            timestamp=ts,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            base_sequence=base_sequence,
+        )
+    )
+    return log.append_as_leader(batch, validate_produced_batch(batch, 10**7), 0).base_offset
+
+
+def _offsets(views: list[memoryview]) -> list[int]:
+    out = []
+    for v in views:
+        pos = 0
+        while pos < len(v):
+            h = read_header(v, pos)
+            out.append(h.base_offset)
+            pos += h.size
+    return out
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1_000_000)
+
+
+def test_offsets_are_assigned_in_order(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(), clock)
+    assert [_append(log, n=3), _append(log, n=2), _append(log)] == [0, 3, 5]
+    assert log.log_end_offset == 6
+    assert _offsets(log.read(0, 10**6, 6, True)) == [0, 3, 5]
+
+
+def test_read_from_the_middle_of_a_batch_starts_at_that_batch(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=100), clock)
+    for _ in range(50):
+        _append(log, n=4)
+    assert _offsets(log.read(101, 10**6, 200, True))[0] == 100
+    assert _offsets(log.read(103, 10**6, 200, True))[0] == 100
+
+
+def test_read_respects_max_bytes_max_offset_and_min_one(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=64), clock)
+    for _ in range(10):
+        _append(log)
+    size = read_header(log.read(0, 10**6, 10, True)[0]).size
+    assert _offsets(log.read(0, size * 3 + 5, 10, False)) == [0, 1, 2]
+    assert log.read(0, size - 1, 10, False) == []
+    assert _offsets(log.read(0, size - 1, 10, True)) == [0]  # KIP-74: first batch whole
+    assert _offsets(log.read(0, 10**6, 4, True)) == [0, 1, 2, 3]
+    assert log.read(10, 10**6, 10, True) == []
+    with pytest.raises(KafkaError) as e:
+        log.read(11, 100, 10, True)
+    assert e.value.code == ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+def test_segments_roll_by_size_and_reads_cross_them(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=1000), clock)
+    for _ in range(40):
+        _append(log)
+    assert len(log.segments) >= 5
+    assert all(seg.size <= 1000 for seg in log.segments)
+    seen = []
+    offset = 0
+    while offset < log.log_end_offset:
+        got = _offsets(log.read(offset, 10**6, log.log_end_offset, True))
+        seen += got
+        offset = got[-1] + 1
+    assert seen == list(range(40))
+    names = sorted(os.listdir(tmp_path))
+    assert "00000000000000000000.log" in names and "00000000000000000000.index" in names
+
+
+def test_segments_roll_by_time(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_ms=1000), clock)
+    _append(log, ts=clock.now_ms())
+    clock.advance(1001)
+    _append(log, ts=clock.now_ms())
+    assert [s.base_offset for s in log.segments] == [0, 1]
+
+
+def test_offset_for_timestamp_looks_inside_batches(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=1, segment_bytes=2000), clock)
+    for i in range(30):
+        _append(log, ts=1000 * i)
+    found = log.offset_for_timestamp(12_500, 30)
+    assert found is not None and (found.offset, found.timestamp) == (13, 13_000)
+    assert log.offset_for_timestamp(10**9, 30) is None
+    top = log.offset_of_max_timestamp(30)
+    assert top is not None and (top.offset, top.timestamp) == (29, 29_000)
+
+
+def test_time_retention_deletes_old_segments_and_moves_log_start(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=500, retention_ms=10_000), clock)
+    for i in range(20):
+        _append(log, ts=clock.now_ms() - 20_000 if i < 10 else clock.now_ms())
+    before = len(log.segments)
+    removed = log.enforce_retention(log.log_end_offset)
+    assert removed and len(log.segments) == before - len(removed)
+    assert 0 < log.log_start_offset <= 10
+    assert all(
+        f.endswith(".deleted")
+        for f in os.listdir(tmp_path)
+        if f.startswith("00000000000000000000.")
+    )
+    with pytest.raises(KafkaError):
+        log.read(0, 100, log.log_end_offset, True)
+
+
+def test_everything_expired_leaves_an_empty_active_segment(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(retention_ms=10), clock)
+    _append(log, ts=clock.now_ms())
+    clock.advance(100)
+    log.enforce_retention(log.log_end_offset)
+    assert (log.log_start_offset, log.log_end_offset) == (1, 1)
+    assert _append(log) == 1
+
+
+def test_size_retention(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=500, retention_bytes=1000), clock)
+    for _ in range(30):
+        _append(log, ts=clock.now_ms())
+    log.enforce_retention(log.log_end_offset)
+    assert log.size_in_bytes() - log.active.size <= 1000
+    assert log.log_start_offset > 0
+
+
+def test_views_survive_segment_deletion(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=300, retention_ms=1), clock)
+    _append(log, value=b"precious", ts=0)
+    _append(log, ts=0)
+    view = log.read(0, 10**6, 2, True)[0]
+    snapshot = bytes(view)
+    clock.advance(10)
+    log.enforce_retention(log.log_end_offset)
+    for name in os.listdir(tmp_path):
+        if name.endswith(".deleted"):
+            os.unlink(tmp_path / name)
+    assert bytes(view) == snapshot  # the mmap pins the unlinked file
+
+
+def test_reopen_restores_offsets_indexes_and_producer_state(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cfg = LogConfig(segment_bytes=2000, index_interval_bytes=100)
+    log = PartitionLog(str(tmp_path), cfg, clock)
+    for i in range(30):
+        _append(log, producer_id=5, producer_epoch=0, base_sequence=i)
+    log.close()
+    again = PartitionLog(str(tmp_path), cfg, clock, recovery_point=30)
+    assert again.log_end_offset == 30
+    assert _offsets(again.read(17, 10**6, 30, True))[0] == 17
+    # A retry of the last batch is recognised after the restart.
+    batch = memoryview(
+        encode_batch([(None, b"v" * 50)], producer_id=5, producer_epoch=0, base_sequence=29)
+    )
+    info = again.append_as_leader(batch, validate_produced_batch(batch, 10**6), 0)
+    assert info.duplicate and info.base_offset == 29
+
+
+def test_recovery_truncates_a_torn_tail(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(), clock)
+    for _ in range(5):
+        _append(log)
+    active = log.active.path
+    log.close()
+    with open(active, "ab") as f:
+        f.write(encode_batch([(None, b"torn")], base_offset=5)[:40])
+    again = PartitionLog(str(tmp_path), LogConfig(), clock, recovery_point=None)
+    assert again.log_end_offset == 5
+    assert _append(again) == 5
+    assert _offsets(again.read(0, 10**6, 6, True)) == [0, 1, 2, 3, 4, 5]
+
+
+def test_recovery_drops_everything_after_a_corrupt_batch(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock)
+    for _ in range(12):
+        _append(log)
+    first = log.segments[0].path
+    batch_size = log.segments[0].header_at(0).size
+    log.close()
+    with open(first, "r+b") as f:
+        f.seek(batch_size + 30)  # inside the second batch
+        f.write(b"\xff\xff\xff")
+    again = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock, recovery_point=0)
+    assert again.log_end_offset == 1  # only the batch before the corruption survives
+    assert len(again.segments) == 1
+
+
+def test_truncate_to(tmp_path: Path, clock: ManualClock) -> None:
+    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock)
+    for _ in range(12):
+        _append(log)
+    log.truncate_to(7)
+    assert log.log_end_offset == 7
+    assert _append(log) == 7
