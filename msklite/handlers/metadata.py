@@ -180,10 +180,12 @@ async def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader)
             for b in ctx.controller.brokers.values()
             if b.alive
         ],
+        # kafka-python encodes this bitfield from a set of operation codes; None is Kafka's
+        # "not requested" (INT32_MIN).
         authorized_operations=(
-            CLUSTER_OPERATIONS
+            {op for op in range(32) if CLUSTER_OPERATIONS >> op & 1}
             if req.include_cluster_authorized_operations
-            else codec.AUTHORIZED_OPERATIONS_OMITTED
+            else None
         ),
     )
     return [messages.encode(body, v)]
