@@ -1,0 +1,1 @@
+"""Benchmarks for msklite (never run by the tests): `python -m benchmarks --help`."""

@@ -1,0 +1,136 @@
+"""Cold start and idle memory of `msklite serve`.
+
+Each run picks free ports, spawns `python -m msklite serve --ephemeral --port P --brokers N`
+and polls 127.0.0.1:P with a raw-socket Metadata v1 request until it is answered. It measures,
+from just before the spawn: the first accepted TCP connection, the complete Metadata answer and
+the `Bootstrap servers:` line on stdout. After a short idle pause it reads VmRSS and the CPU time
+the process has used so far. One extra run first warms caches (.pyc files, page cache) and is
+not counted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks.procs import HOST, BenchError, BrokerProcess, free_port_block, msklite_command
+from benchmarks.report import Section, ms, summary
+from benchmarks.wire import first_metadata
+
+BOOTSTRAP_PREFIX = "Bootstrap servers:"
+
+
+def _one_run(brokers: int, timeout: float, idle: float, loop: str) -> dict[str, Any]:
+    port = free_port_block(brokers)
+    with BrokerProcess("msklite", msklite_command(brokers, port, loop)) as server:
+        t0 = server.spawned_at
+        try:
+            answer = first_metadata(HOST, port, timeout)
+        except (TimeoutError, OSError) as e:
+            server.check_alive()
+            raise BenchError(f"no Metadata answer on port {port}: {e}") from e
+        bootstrap_at, line = server.wait_line(BOOTSTRAP_PREFIX, timeout)
+        got = len(answer.metadata.brokers)
+        if got != brokers:
+            raise BenchError(f"Metadata listed {got} brokers, expected {brokers}")
+        expected_ports = {f"{HOST}:{port + i}" for i in range(brokers)}
+        if set(line.removeprefix(BOOTSTRAP_PREFIX).strip().split(",")) != expected_ports:
+            raise BenchError(f"unexpected bootstrap line {line!r} for port {port}")
+        time.sleep(idle)
+        server.check_alive()
+        run: dict[str, Any] = {
+            "connect_s": answer.connected_at - t0,
+            "metadata_s": answer.answered_at - t0,
+            "bootstrap_line_s": bootstrap_at - t0,
+            "connect_attempts": answer.attempts,
+            "idle_rss_kib": server.rss_kib(),
+            "startup_cpu_s": server.cpu_seconds(),
+        }
+        rc = server.stop()
+        run["exit_code"] = rc
+        if stderr := server.stderr_tail():
+            run["stderr_tail"] = stderr
+        return run
+
+
+def _interpreter_floor(runs: int, timeout: float) -> list[float]:
+    """Spawn-to-exit of `python -c 'import asyncio'`: what any asyncio server pays first."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import asyncio"], check=True, timeout=timeout)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run(
+    runs: int, brokers: int = 3, timeout: float = 30.0, idle: float = 0.5, loop: str = "default"
+) -> Section:
+    section = Section("coldstart")
+    results: list[dict[str, Any]] = []
+    stderr_seen = False
+    for i in range(runs + 1):  # run 0 is the discarded warm-up
+        try:
+            one = _one_run(brokers, timeout, idle, loop)
+        except (BenchError, OSError) as e:
+            section.errors.append(f"run {i}: {e}")
+            continue
+        if one.get("exit_code") != 0:
+            section.errors.append(f"run {i}: msklite exited with code {one['exit_code']}")
+        if one.get("stderr_tail"):
+            stderr_seen = True
+            section.errors.append(f"run {i}: msklite stderr: {one['stderr_tail'][-300:]}")
+        if i > 0:
+            results.append(one)
+    floor = _interpreter_floor(runs, timeout)
+
+    def col(key: str) -> list[float]:
+        return [float(r[key]) for r in results]
+
+    metadata = summary(col("metadata_s"))
+    connect = summary(col("connect_s"))
+    bootstrap = summary(col("bootstrap_line_s"))
+    rss = summary(col("idle_rss_kib"))
+    cpu = summary(col("startup_cpu_s"))
+    floor_s = summary(floor)
+    section.data = {
+        "runs": results,
+        "brokers": brokers,
+        "server_loop": loop,
+        "idle_pause_s": idle,
+        "first_metadata_s": metadata,
+        "first_connect_s": connect,
+        "bootstrap_line_s": bootstrap,
+        "idle_rss_kib": rss,
+        "startup_cpu_s": cpu,
+        "interpreter_floor_s": floor_s,
+        "stderr_seen": stderr_seen,
+    }
+    n = f"{len(results)} runs"
+    section.row(
+        "spawn -> first Metadata answer",
+        f"{ms(metadata['median'])}",
+        f"median of {n}, min {ms(metadata['min'])}, max {ms(metadata['max'])}",
+    )
+    section.row("spawn -> first TCP accept", ms(connect["median"]), f"min {ms(connect['min'])}")
+    section.row(
+        "spawn -> 'Bootstrap servers:' line",
+        ms(bootstrap["median"]),
+        f"min {ms(bootstrap['min'])}",
+    )
+    if rss["median"] is not None:
+        section.row(
+            "idle RSS after start",
+            f"{rss['median'] / 1024:.1f} MiB",
+            f"median, after {idle:.1f} s idle; min {(rss['min'] or 0) / 1024:.1f} MiB",
+        )
+    if cpu["median"] is not None:
+        section.row("CPU used to start", f"{cpu['median']:.2f} s", "utime+stime, median")
+    section.row(
+        "floor: python -c 'import asyncio'",
+        ms(floor_s["median"]),
+        "spawn to exit, median",
+    )
+    return section

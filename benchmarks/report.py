@@ -1,0 +1,133 @@
+"""Results: statistics, machine description, the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Section:
+    """One benchmark's outcome: table rows (figure, value, note) and raw data for the JSON."""
+
+    name: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def row(self, figure: str, value: str, note: str = "") -> None:
+        self.rows.append((figure, value, note))
+
+
+def summary(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "min": None, "max": None}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    uvloop_version = _version("uvloop")
+    librdkafka: str | None = None
+    try:
+        import confluent_kafka
+
+        librdkafka = str(confluent_kafka.libversion()[0])
+    except ImportError:
+        pass
+    status = _git("status", "--porcelain", "--", "msklite")
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "uvloop_installed": uvloop_version is not None,
+        "uvloop_version": uvloop_version,
+        "confluent_kafka": _version("confluent-kafka"),
+        "librdkafka": librdkafka,
+        "msklite_commit": _git("rev-parse", "--short", "HEAD"),
+        "msklite_dirty": None if status is None else bool(status),
+        "loadavg_at_start": list(os.getloadavg()),
+        "tmpdir": tempfile.gettempdir(),  # where `msklite serve --ephemeral` keeps its logs
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    uv = f"uvloop {info['uvloop_version']}" if info["uvloop_installed"] else "no uvloop"
+    dirty = " (msklite/ modified)" if info["msklite_dirty"] else ""
+    load = ", ".join(f"{x:.2f}" for x in info["loadavg_at_start"])
+    return (
+        f"{info['cpu_count']} cores, Python {info['python']}, {uv}, "
+        f"confluent-kafka {info['confluent_kafka']} (librdkafka {info['librdkafka']}), "
+        f"msklite {info['msklite_commit']}{dirty}, TMPDIR {info['tmpdir']}, load average {load}"
+    )
+
+
+def print_table(sections: Sequence[Section]) -> None:
+    rows = [r for s in sections for r in s.rows]
+    if not rows:
+        return
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for s in sections:
+        print(f"\n== {s.name} ==")
+        for figure, value, note in s.rows:
+            print(f"  {figure:<{w0}}  {value:>{w1}}  {note}".rstrip())
+        for err in s.errors:
+            print(f"  ! {err}")
+
+
+def write_json(
+    sections: Sequence[Section], info: dict[str, Any], settings: dict[str, Any], out: Path | None
+) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out or RESULTS_DIR / f"bench-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {**info, "loadavg_at_end": list(os.getloadavg())}
+    doc = {
+        "timestamp": stamp,
+        "machine": info,
+        "settings": settings,
+        "results": {s.name: {**s.data, "errors": s.errors} for s in sections},
+    }
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return path
