@@ -39,7 +39,7 @@ def _produce_raw(c: RawClient, topic: str, batch: bytes) -> tuple[int, int]:
 
 
 def _count(bootstrap: str, topic: str) -> tuple[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "x"})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "x", "enable.auto.commit": False})
     try:
         return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     finally:
@@ -77,7 +77,13 @@ def test_small_segments_roll_and_everything_is_readable(msk_cluster: Cluster) ->
     assert p.flush(10) == 0
     segments = glob.glob(os.path.join(msk_cluster.data_dir, "broker-*", "rolling-0", "*.log"))
     assert len(segments) >= 10
-    c = Consumer({"bootstrap.servers": msk_cluster.bootstrap_servers, "group.id": "x"})
+    c = Consumer(
+        {
+            "bootstrap.servers": msk_cluster.bootstrap_servers,
+            "group.id": "x",
+            "enable.auto.commit": False,
+        }
+    )
     c.assign([TopicPartition("rolling", 0, OFFSET_BEGINNING)])
     seen: list[tuple[int | None, bytes]] = []
     deadline = time.monotonic() + 20
@@ -162,3 +168,33 @@ def test_incremental_fetch_session_over_the_wire(msk_cluster: Cluster) -> None:
         assert part.high_watermark == 1 and part.records
         stale = fetch(c, sid, 2, None)
         assert stale.error_code == ErrorCode.INVALID_FETCH_SESSION_EPOCH  # type: ignore[attr-defined]
+
+
+def test_auto_create_follows_the_broker_config() -> None:
+    with Cluster(brokers=3) as cluster:  # MSK default: auto.create.topics.enable=false
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        md = admin.list_topics(topic="not-created", timeout=10)
+        assert md.topics["not-created"].error is not None
+        assert md.topics["not-created"].error.name() == "UNKNOWN_TOPIC_OR_PART"
+        assert cluster.topics() == {}
+    with Cluster(
+        brokers=3, config={"auto.create.topics.enable": "true", "num.partitions": "4"}
+    ) as cluster:
+        p = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        p.produce("auto", value=b"v")
+        assert p.flush(10) == 0
+        assert cluster.topics() == {"auto": 4}
+
+
+def test_retention_runs_in_the_background() -> None:
+    config = {"log.retention.check.interval.ms": "20", "log.segment.delete.delay.ms": "0"}
+    with Cluster(brokers=1, config=config) as cluster:
+        cluster.create_topic("bg", configs={"segment.bytes": "1024", "retention.ms": "1000"})
+        p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 0})
+        for _ in range(20):
+            p.produce("bg", value=b"x" * 200, timestamp=1_000_000)
+            p.flush(10)
+        deadline = time.monotonic() + 10
+        while _count(cluster.bootstrap_servers, "bg")[0] == 0:
+            assert time.monotonic() < deadline, "the retention task never ran"
+        assert _count(cluster.bootstrap_servers, "bg")[1] == 20

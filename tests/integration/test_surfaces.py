@@ -15,7 +15,8 @@ from msklite import Cluster, ErrorCode, KafkaError
 from tests.integration.rawclient import RawClient
 
 
-def test_cli_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -47,7 +48,7 @@ def test_cli_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         md = admin.list_topics(timeout=10)
         assert {b.id for b in md.brokers.values()} == {1, 2}
         admin.create_topics([NewTopic("from-cli", 2, 1)])["from-cli"].result(10)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err
         assert "msklite stopped" in out
@@ -112,3 +113,9 @@ def test_fixture_gives_a_running_cluster(msk_cluster: Cluster) -> None:
     with RawClient(msk_cluster.bootstrap_servers) as c:
         versions = {k.api_key: (k.min_version, k.max_version) for k in c.api_versions().api_keys}
     assert versions[18] == (0, 4) and versions[0] == (3, 11) and versions[1] == (4, 12)
+
+
+def test_session_fixture_is_shared(msk_cluster_session: Cluster) -> None:
+    assert msk_cluster_session.started
+    msk_cluster_session.create_topic(f"session-{id(msk_cluster_session)}-{os.getpid()}-x")
+    assert any(name.startswith("session-") for name in msk_cluster_session.topics())
