@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
+from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
 
@@ -39,11 +40,27 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class Broker:
+    """One running broker: what `stop_broker` tears down and `start_broker` builds again."""
+
     info: BrokerInfo
     logs: LogManager
     replicas: ReplicaManager
+    fetcher: ReplicaFetcher
     ctx: BrokerContext
     server: BrokerServer
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionView:
+    """A snapshot of one partition's replication state (for tests and status output)."""
+
+    leader: int
+    leader_epoch: int
+    replicas: list[int]
+    isr: list[int]
+    high_watermarks: dict[int, int]  # live replica → its HW
+    log_end_offsets: dict[int, int]  # live replica → its log end offset
 
 
 def default_data_dir() -> str:
@@ -51,6 +68,22 @@ def default_data_dir() -> str:
         os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(base, "msklite")
+
+
+def msk_defaults(brokers: int, azs: int) -> dict[str, str]:
+    """MSK's defaults, with the replication settings MSK derives from the number of AZs:
+    RF 3 / min.insync 2 across three AZs, RF 2 / min.insync 1 across two. A single broker
+    (no MSK shape) gets RF 1 so that a plain create works."""
+    zones = min(brokers, azs)
+    rf = 3 if zones >= 3 else zones
+    return {
+        **MSK_BROKER_DEFAULTS,
+        "default.replication.factor": str(rf),
+        "min.insync.replicas": "2" if zones >= 3 else "1",
+        "offsets.topic.replication.factor": str(min(3, brokers)),
+        "transaction.state.log.replication.factor": str(min(3, brokers)),
+        "transaction.state.log.min.isr": "2" if brokers >= 3 else "1",
+    }
 
 
 class Cluster:
@@ -72,13 +105,21 @@ class Cluster:
         self.num_brokers = brokers
         self.host = host
         self.base_port = port
-        self.azs = tuple(azs)
+        self.azs = tuple(azs) or DEFAULT_AZS
         self.clock = clock or SystemClock()
         self._ephemeral = data_dir is None
         self._data_dir = data_dir
-        self.broker_configs = BrokerConfigs({**MSK_BROKER_DEFAULTS, **(config or {})})
-        self.brokers: dict[int, Broker] = {}
+        self.broker_configs = BrokerConfigs(
+            {**msk_defaults(brokers, len(self.azs)), **(config or {})}
+        )
+        self.infos = [
+            BrokerInfo(i, self.azs[(i - 1) % len(self.azs)], host, port + i - 1 if port else 0)
+            for i in range(1, brokers + 1)
+        ]
+        self.brokers: dict[int, Broker] = {}  # running brokers
         self.controller: Controller | None = None
+        self._peers: dict[int, ReplicaManager] = {}
+        self._metadata_cache: MetadataCache | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,59 +155,86 @@ class Cluster:
         if self._data_dir is None:
             self._data_dir = tempfile.mkdtemp(prefix="msklite-")
         os.makedirs(self.data_dir, exist_ok=True)
-        infos = [
-            BrokerInfo(i, self.azs[(i - 1) % len(self.azs)] if self.azs else None, self.host)
-            for i in range(1, self.num_brokers + 1)
-        ]
+        for info in self.infos:
+            info.alive = True
         controller = Controller(
-            infos, self.broker_configs, os.path.join(self.data_dir, "cluster-metadata.json")
+            self.infos, self.broker_configs, os.path.join(self.data_dir, "cluster-metadata.json")
         )
         self.controller = controller
-        metadata_cache = MetadataCache(controller)
-        max_frame = self.broker_configs.get_int("socket.request.max.bytes")
-        for info in infos:
-            logs = LogManager(
-                os.path.join(self.data_dir, f"broker-{info.node_id}"),
-                info.node_id,
-                controller.cluster_id,
-                self.clock,
-            )
-            replicas = ReplicaManager(info.node_id, controller, logs)
-            ctx = BrokerContext(
-                info,
-                controller,
-                replicas,
-                self.clock,
-                metadata_cache,
-                FetchSessionCache(),
-                BrokerStats(),
-            )
-            server = BrokerServer(
-                ctx,
-                self.host,
-                self.base_port + info.node_id - 1 if self.base_port else 0,
-                max_frame,
-            )
-            self.brokers[info.node_id] = Broker(info, logs, replicas, ctx, server)
-            for topic in controller.topics:
-                replicas.sync_topic(topic)
-            replicas.remove_orphans()
-            controller.on_change(replicas.sync_topic)
+        self._metadata_cache = MetadataCache(controller)
         try:
+            for info in self.infos:
+                self._build_broker(info)
             for broker in self.brokers.values():
-                broker.info.port = await broker.server.start()
+                await self._open_broker(broker)
         except BaseException:
             await self._shutdown()
             raise
-        metadata_cache.invalidate()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._retention_loop()))
+        self._metadata_cache.invalidate()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._retention_loop()))
+        self._tasks.append(loop.create_task(self._isr_loop()))
         self.started = True
+
+    def _build_broker(self, info: BrokerInfo) -> Broker:
+        """Open a broker's logs and replicas in the roles the controller gives them."""
+        controller = self._controller()
+        assert self._metadata_cache is not None
+        logs = LogManager(
+            os.path.join(self.data_dir, f"broker-{info.node_id}"),
+            info.node_id,
+            controller.cluster_id,
+            self.clock,
+        )
+        replicas = ReplicaManager(info.node_id, controller, logs, self.clock)
+        fetcher = ReplicaFetcher(
+            replicas, self._peers, self.broker_configs.get_int("replica.fetch.max.bytes")
+        )
+        replicas.wake_own_fetcher = fetcher.wake
+        replicas.wake_followers = self._wake_followers
+        ctx = BrokerContext(
+            info,
+            controller,
+            replicas,
+            self.clock,
+            self._metadata_cache,
+            FetchSessionCache(),
+            BrokerStats(),
+        )
+        server = BrokerServer(
+            ctx, self.host, info.port, self.broker_configs.get_int("socket.request.max.bytes")
+        )
+        broker = Broker(info, logs, replicas, fetcher, ctx, server)
+        self.brokers[info.node_id] = broker
+        self._peers[info.node_id] = replicas
+        for topic in list(controller.topics):
+            replicas.sync_topic(topic)
+        replicas.remove_orphans()
+        controller.on_change(replicas.sync_topic)
+        return broker
+
+    async def _open_broker(self, broker: Broker) -> None:
+        broker.info.port = await broker.server.start()
+        broker.task = asyncio.get_running_loop().create_task(broker.fetcher.run())
+
+    def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        for node_id in replicas:
+            broker = self.brokers.get(node_id)
+            if broker is not None:
+                broker.fetcher.wake(tp)
 
     async def astop(self) -> None:
         if not self.started:
             return
         self.started = False
         await self._shutdown()
+
+    async def _close_broker(self, broker: Broker) -> None:
+        await broker.server.stop()
+        if broker.task is not None:
+            broker.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await broker.task
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -176,10 +244,11 @@ class Cluster:
                 await task
         self._tasks.clear()
         for broker in self.brokers.values():
-            await broker.server.stop()
+            await self._close_broker(broker)
         for broker in self.brokers.values():
-            broker.logs.shutdown()
+            broker.replicas.shutdown()
         self.brokers.clear()
+        self._peers.clear()
         if self._ephemeral and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
@@ -190,11 +259,104 @@ class Cluster:
             await asyncio.sleep(interval)
             self.enforce_retention()
 
+    async def _isr_loop(self) -> None:
+        # Kafka's isr-expiration task runs every replica.lag.time.max.ms / 2.
+        max_lag = self.broker_configs.get_int("replica.lag.time.max.ms")
+        while True:
+            await asyncio.sleep(max_lag / 2000)
+            self.check_isr()
+
+    def check_isr(self) -> None:
+        """Shrink ISRs of followers that lag beyond replica.lag.time.max.ms, now."""
+        max_lag = self.broker_configs.get_int("replica.lag.time.max.ms")
+        for broker in list(self.brokers.values()):
+            broker.replicas.check_isr(max_lag)
+
     def enforce_retention(self) -> int:
         """Run one retention pass on every broker now; returns segments removed."""
         return sum(
             b.logs.enforce_retention(b.replicas.high_watermarks()) for b in self.brokers.values()
         )
+
+    # ---- faults ----
+
+    async def astop_broker(self, node_id: int) -> None:
+        """Stop one broker: its listeners close, its replica fetcher stops, and the controller
+        moves its leaderships and fences it out of the ISRs."""
+        broker = self.brokers.pop(node_id, None)
+        if broker is None:
+            raise ValueError(f"broker {node_id} is not running")
+        self._peers.pop(node_id, None)
+        controller = self._controller()
+        controller.off_change(broker.replicas.sync_topic)
+        await self._close_broker(broker)
+        controller.broker_down(node_id)
+        broker.replicas.shutdown()
+        assert self._metadata_cache is not None
+        self._metadata_cache.invalidate()
+
+    async def astart_broker(self, node_id: int) -> None:
+        """Start a stopped broker again on its old port: it recovers its logs, truncates where
+        the new leaders disagree, catches up and rejoins the ISRs."""
+        if node_id in self.brokers:
+            raise ValueError(f"broker {node_id} is already running")
+        info = next((i for i in self.infos if i.node_id == node_id), None)
+        if info is None:
+            raise ValueError(f"no broker {node_id}")
+        broker = self._build_broker(info)
+        try:
+            await self._open_broker(broker)
+        except BaseException:
+            self.brokers.pop(node_id, None)
+            self._peers.pop(node_id, None)
+            self._controller().off_change(broker.replicas.sync_topic)
+            broker.replicas.shutdown()
+            raise
+        self._controller().broker_up(node_id)
+        assert self._metadata_cache is not None
+        self._metadata_cache.invalidate()
+
+    async def astop_az(self, az: str) -> None:
+        """An availability-zone outage: every broker in `az` stops."""
+        for info in self.infos:
+            if info.rack == az and info.node_id in self.brokers:
+                await self.astop_broker(info.node_id)
+
+    async def astart_az(self, az: str) -> None:
+        for info in self.infos:
+            if info.rack == az and info.node_id not in self.brokers:
+                await self.astart_broker(info.node_id)
+
+    def pause_replication(self, node_id: int, topic: str | None = None, partition: int = 0) -> None:
+        """Make broker `node_id`'s follower replicas stop copying (all, or one partition), so
+        they fall behind and leave the ISR after replica.lag.time.max.ms."""
+        self._call(
+            lambda: self.brokers[node_id].fetcher.pause(
+                None if topic is None else (topic, partition)
+            )
+        )
+
+    def resume_replication(
+        self, node_id: int, topic: str | None = None, partition: int = 0
+    ) -> None:
+        self._call(
+            lambda: self.brokers[node_id].fetcher.resume(
+                None if topic is None else (topic, partition)
+            )
+        )
+
+    def partition(self, topic: str, partition: int) -> PartitionView:
+        def snapshot() -> PartitionView:
+            p = self._controller().topics[topic].partitions[partition]
+            hws, leos = {}, {}
+            for node_id, broker in self.brokers.items():
+                part = broker.replicas.partitions.get((topic, partition))
+                if part is not None:
+                    hws[node_id] = part.high_watermark
+                    leos[node_id] = part.log.log_end_offset
+            return PartitionView(p.leader, p.leader_epoch, list(p.replicas), list(p.isr), hws, leos)
+
+        return self._call(snapshot)
 
     # ---- lifecycle from synchronous code ----
 
@@ -260,6 +422,29 @@ class Cluster:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of the cluster's from synchronous code (background-thread mode)."""
+        loop = self._loop
+        if loop is None or self._thread is None or threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError(
+                "on the cluster's own event loop, await the a-prefixed method instead "
+                "(e.g. `await cluster.astop_broker(1)`)"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def stop_broker(self, node_id: int) -> None:
+        self._run(self.astop_broker(node_id))
+
+    def start_broker(self, node_id: int) -> None:
+        self._run(self.astart_broker(node_id))
+
+    def stop_az(self, az: str) -> None:
+        self._run(self.astop_az(az))
+
+    def start_az(self, az: str) -> None:
+        self._run(self.astart_az(az))
 
     # ---- admin API ----
 

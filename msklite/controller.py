@@ -172,17 +172,21 @@ class Controller:
     def on_change(self, observer: Callable[[str], None]) -> None:
         self._observers.append(observer)
 
-    def _changed(self, topic: str) -> None:
+    def off_change(self, observer: Callable[[str], None]) -> None:
+        self._observers.remove(observer)
+
+    def _changed(self, *topics: str) -> None:
         self._save()
-        for observer in self._observers:
-            observer(topic)
+        for topic in topics:
+            for observer in list(self._observers):
+                observer(topic)
 
     # ---- topics ----
 
     def _rack_alternating(self) -> list[int]:
         """Broker ids ordered so that neighbours sit in different racks (Kafka's rack-aware
         assignment): replicas taken consecutively from it land in distinct AZs."""
-        brokers = sorted(self.brokers.values(), key=lambda b: b.node_id)
+        brokers = sorted((b for b in self.brokers.values() if b.alive), key=lambda b: b.node_id)
         return spread_over_azs([(b.node_id, b.rack) for b in brokers])
 
     def _assign(self, first_partition: int, count: int, replication_factor: int) -> list[list[int]]:
@@ -220,16 +224,7 @@ class Controller:
                     ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                     f"Unknown broker(s) in assignment: {unknown}",
                 )
-        self._check_replication_factor(len(out[0]))
         return out
-
-    def _check_replication_factor(self, rf: int) -> None:
-        if rf > 1:
-            raise KafkaError(
-                ErrorCode.INVALID_REPLICATION_FACTOR,
-                f"Replication factor {rf}: this msklite version keeps one replica per partition "
-                "(replication arrives in a later version); use 1 or -1",
-            )
 
     def create_topic(
         self,
@@ -274,14 +269,14 @@ class Controller:
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                     "Replication factor must be larger than 0, or -1 to use the default value.",
                 )
-            if replication_factor > len(self.brokers):
+            alive = sum(1 for b in self.brokers.values() if b.alive)
+            if replication_factor > alive:
                 raise KafkaError(
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                     f"Unable to replicate the partition {replication_factor} time(s): The target "
                     f"replication factor of {replication_factor} cannot be reached because only "
-                    f"{len(self.brokers)} broker(s) are registered.",
+                    f"{alive} broker(s) are registered.",
                 )
-            self._check_replication_factor(replication_factor)
             replica_lists = []  # assigned below, only when the topic is really created
         clean_configs = validate_topic_configs(configs or {})
         if validate_only:
@@ -378,6 +373,112 @@ class Controller:
         if name in topic.configs:
             return topic.configs[name]
         return self.configs.topic_default(name)[0]
+
+    # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----
+
+    def _alive(self, node_id: int) -> bool:
+        b = self.brokers.get(node_id)
+        return b is not None and b.alive
+
+    def _unclean_allowed(self, topic: TopicState) -> bool:
+        return (self.topic_config(topic, "unclean.leader.election.enable") or "") == "true"
+
+    def _set_leader(self, p: PartitionState, leader: int, isr: list[int]) -> None:
+        p.leader = leader
+        p.isr = isr
+        p.leader_epoch += 1
+
+    def _elect(self, topic: TopicState, p: PartitionState, unclean: bool) -> bool:
+        """Choose a leader among live replicas: an ISR member in replica order (clean), else —
+        when allowed — any live replica, whose log becomes the truth (unclean: what the old
+        ISR had beyond it is lost, as in Kafka). Otherwise the partition goes offline (-1)."""
+        live_isr = [r for r in p.replicas if r in p.isr and self._alive(r)]
+        if live_isr:
+            self._set_leader(p, live_isr[0], [r for r in p.isr if self._alive(r)])
+            return True
+        live = [r for r in p.replicas if self._alive(r)]
+        if live and unclean:
+            self._set_leader(p, live[0], [live[0]])
+            return True
+        if p.leader != -1:
+            # KRaft keeps the last ISR of a leaderless partition, for a clean election later.
+            self._set_leader(p, -1, p.isr)
+        return False
+
+    def _maybe_prefer(self, topic: TopicState, p: PartitionState) -> bool:
+        """Move leadership to the preferred (first) replica when it is alive and in sync."""
+        preferred = p.replicas[0]
+        if p.leader == preferred or preferred not in p.isr or not self._alive(preferred):
+            return False
+        self._set_leader(p, preferred, p.isr)
+        return True
+
+    def broker_down(self, node_id: int) -> None:
+        """A broker stopped: fence it out of every ISR it can leave and move its leaderships
+        (a controlled shutdown, so that acks=all sees the smaller ISR at once)."""
+        self.brokers[node_id].alive = False
+        changed: list[str] = []
+        for topic in self.topics.values():
+            touched = False
+            for p in topic.partitions:
+                if node_id not in p.replicas:
+                    continue
+                if p.leader == node_id:
+                    self._elect(topic, p, self._unclean_allowed(topic))
+                    touched = True
+                elif node_id in p.isr and len(p.isr) > 1:
+                    p.isr = [r for r in p.isr if r != node_id]
+                    touched = True
+            if touched:
+                changed.append(topic.name)
+        self._changed(*changed)
+
+    def broker_up(self, node_id: int) -> None:
+        """A broker is back: leaderless partitions it can lead get a leader again."""
+        self.brokers[node_id].alive = True
+        changed: list[str] = []
+        for topic in self.topics.values():
+            touched = False
+            for p in topic.partitions:
+                if p.leader == -1 and node_id in p.replicas:
+                    touched = self._elect(topic, p, self._unclean_allowed(topic)) or touched
+            if touched:
+                changed.append(topic.name)
+        self._changed(*changed)
+
+    def alter_isr(self, topic_name: str, partition: int, isr: list[int]) -> None:
+        """The leader's ISR change (KRaft's AlterPartition). A preferred replica rejoining the
+        ISR takes leadership back when auto.leader.rebalance.enable is set."""
+        topic = self.topics[topic_name]
+        p = topic.partitions[partition]
+        p.isr = [r for r in p.replicas if r in isr]
+        if self.configs.get_bool("auto.leader.rebalance.enable"):
+            self._maybe_prefer(topic, p)
+        self._changed(topic_name)
+
+    def elect_leaders(self, topic_name: str, partition: int, unclean: bool) -> ErrorCode:
+        """ElectLeaders: preferred (clean) or unclean election for one partition."""
+        topic = self.topics.get(topic_name)
+        if topic is None or not 0 <= partition < len(topic.partitions):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        p = topic.partitions[partition]
+        if unclean:
+            if p.leader != -1:
+                return ErrorCode.ELECTION_NOT_NEEDED
+            ok = self._elect(topic, p, True)
+        else:
+            if p.leader == p.replicas[0]:
+                return ErrorCode.ELECTION_NOT_NEEDED
+            ok = self._maybe_prefer(topic, p)
+            if not ok:
+                return ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+        if not ok:
+            return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
+        self._changed(topic_name)
+        return ErrorCode.NONE
+
+    def offline_partitions(self) -> int:
+        return sum(1 for t in self.topics.values() for p in t.partitions if p.leader == -1)
 
     # ---- producer ids ----
 

@@ -2,9 +2,8 @@
 strings.
 
 MSK's default configuration differs from Apache Kafka's in a handful of settings (the MSK
-developer guide, "Default Amazon MSK configuration"). Two of them — default.replication.factor
-and min.insync.replicas — wait for replication (DEVIATIONS.md): until then topics have one
-replica and these stay at 1.
+developer guide, "Default Amazon MSK configuration"). The replication defaults depend on the
+number of AZs and are derived in `msklite.cluster.msk_defaults`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ MSK_BROKER_DEFAULTS: dict[str, str] = {
     "allow.everyone.if.no.acl.found": "true",
     "auto.create.topics.enable": "false",
     "auto.leader.rebalance.enable": "true",
-    "default.replication.factor": "1",  # MSK: 3 (2 with 2 AZs) once replication exists
-    "min.insync.replicas": "1",  # MSK: 2 (1 with 2 AZs) once replication exists
     "num.io.threads": "8",
     "num.network.threads": "5",
     "num.partitions": "1",

@@ -9,6 +9,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     api_versions,
     configs,
     fetch,
+    leader_epoch,
     list_offsets,
     metadata,
     produce,

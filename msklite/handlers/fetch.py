@@ -13,11 +13,17 @@ Behavior:
 - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
   OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a current_leader_epoch
   older / newer than the partition's (v9+).
+- KIP-392: with replica.selector.class=RackAwareReplicaSelector, a v11+ fetch with a rack_id
+  is answered by the leader with preferred_read_replica (an in-sync replica in the client's
+  rack holding the offset) and no records; followers serve v11+ consumer fetches up to their
+  own HW, and OFFSET_OUT_OF_RANGE past their log end sends the client back to the leader.
 - Record bytes go from the segment mmaps to the socket as memoryviews (no copy).
 
 Deviations from Kafka/MSK:
-- Follower fetches (replica_id ≥ 0) are served like consumer fetches: there are no followers
-  until replication lands. rack_id is accepted and ignored (KIP-392 comes with replication).
+- Followers replicate in-process (replication/follower.py), not through this API: a fetch with
+  replica_id ≥ 0 is served like a consumer fetch.
+- No diverging_epoch (v12) in responses: consumers validate positions with
+  OffsetForLeaderEpoch after a leader change, as librdkafka and the Java client do.
 """
 
 from __future__ import annotations
@@ -33,27 +39,59 @@ from msklite.protocol import fetch as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
+from msklite.replication.partition import Partition
 
 log = logging.getLogger(__name__)
 
 
+RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+
+def preferred_read_replica(ctx: BrokerContext, part: Partition, rack_id: str, offset: int) -> int:
+    """Kafka's RackAwareReplicaSelector over the in-sync replicas whose log holds `offset`:
+    the leader if it shares the client's rack (or none does), else the most caught-up
+    replica in that rack. -1 when that is the leader itself."""
+    brokers = ctx.controller.brokers
+    same_rack = [
+        r
+        for r in part.state.isr
+        if r in brokers
+        and brokers[r].alive
+        and brokers[r].rack == rack_id
+        and (r == part.broker_id or part.follower_leo.get(r, -1) > offset)
+    ]
+    if not same_rack or part.broker_id in same_rack:
+        return -1
+    return max(same_rack, key=lambda r: part.follower_leo.get(r, -1))
+
+
 def _read_partition(
-    ctx: BrokerContext, tp: TopicPartition, req: codec.FetchPartition, limit: int, min_one: bool
+    ctx: BrokerContext,
+    tp: TopicPartition,
+    req: codec.FetchPartition,
+    limit: int,
+    min_one: bool,
+    client_metadata: bool,
+    rack_id: str,
 ) -> codec.PartitionData:
     out = codec.PartitionData(tp[1])
     try:
-        replica = ctx.replicas.leader_replica(*tp)
-        epoch = replica.state.leader_epoch
-        if req.current_leader_epoch != -1:
-            if req.current_leader_epoch < epoch:
-                raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
-            if req.current_leader_epoch > epoch:
-                raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
-        hw = replica.high_watermark
-        plog = replica.log
+        part = ctx.replicas.readable_partition(*tp, from_followers=client_metadata)
+        part.check_leader_epoch(req.current_leader_epoch)
+        hw = part.high_watermark
         out.high_watermark = out.last_stable_offset = hw
-        out.log_start_offset = plog.log_start_offset
-        out.records = plog.read(req.fetch_offset, limit, hw, min_one)
+        out.log_start_offset = part.log.log_start_offset
+        if (
+            part.is_leader
+            and rack_id
+            and ctx.controller.configs.get("replica.selector.class") == RACK_AWARE_SELECTOR
+        ):
+            out.preferred_read_replica = preferred_read_replica(
+                ctx, part, rack_id, req.fetch_offset
+            )
+            if out.preferred_read_replica != -1:
+                return out
+        out.records = part.log.read(req.fetch_offset, limit, hw, min_one)
     except KafkaError as e:
         out.error_code = e.code
     except Exception:
@@ -63,22 +101,23 @@ def _read_partition(
 
 
 def _read_all(
-    ctx: BrokerContext, fc: FetchContext, max_bytes: int
+    ctx: BrokerContext, fc: FetchContext, req: codec.FetchRequest, version: int
 ) -> tuple[list[tuple[TopicPartition, codec.PartitionData]], int, bool]:
-    remaining = max_bytes
+    remaining = req.max_bytes
     min_one = True
+    client_metadata = version >= 11
     total = 0
     errors = False
     out = []
-    for tp, req in fc.partitions:
-        limit = max(min(req.partition_max_bytes, remaining), 0)
-        data = _read_partition(ctx, tp, req, limit, min_one)
+    for tp, preq in fc.partitions:
+        limit = max(min(preq.partition_max_bytes, remaining), 0)
+        data = _read_partition(ctx, tp, preq, limit, min_one, client_metadata, req.rack_id)
         size = sum(len(v) for v in data.records)
         if size:
             min_one = False
             remaining -= size
             total += size
-        errors = errors or data.error_code != ErrorCode.NONE
+        errors = errors or data.error_code != ErrorCode.NONE or data.preferred_read_replica != -1
         out.append((tp, data))
     return out, total, errors
 
@@ -91,7 +130,7 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         fc = ctx.fetch_sessions.new_context(req)
     except KafkaError as e:
         return codec.encode_response(v, e.code, 0, [])
-    reads, total, errors = _read_all(ctx, fc, req.max_bytes)
+    reads, total, errors = _read_all(ctx, fc, req, v)
     if total < req.min_bytes and req.max_wait_ms > 0 and not errors and fc.partitions:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + req.max_wait_ms / 1000
@@ -107,7 +146,7 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
                 pass
             finally:
                 ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-            reads, total, errors = _read_all(ctx, fc, req.max_bytes)
+            reads, total, errors = _read_all(ctx, fc, req, v)
     by_topic: dict[str, list[codec.PartitionData]] = {}
     for tp, data in reads:
         if fc.must_respond(

@@ -31,15 +31,11 @@ LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
 
 def _lookup(ctx: BrokerContext, topic: str, p: Any) -> tuple[int, int, int]:
     """(offset, timestamp, leader_epoch) for one partition request."""
-    replica = ctx.replicas.leader_replica(topic, p.partition_index)
-    epoch = replica.state.leader_epoch
-    if p.current_leader_epoch != -1:
-        if p.current_leader_epoch < epoch:
-            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
-        if p.current_leader_epoch > epoch:
-            raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
-    plog = replica.log
-    hw = replica.high_watermark
+    part = ctx.replicas.leader_partition(topic, p.partition_index)
+    part.check_leader_epoch(p.current_leader_epoch)
+    epoch = part.state.leader_epoch
+    plog = part.log
+    hw = part.high_watermark
     ts = p.timestamp
     if ts == LATEST:
         return hw, -1, epoch

@@ -5,8 +5,11 @@ Behavior:
   batch header and CRC-32C only (`records.validate_produced_batch`): MESSAGE_TOO_LARGE over the
   topic's max.message.bytes, CORRUPT_MESSAGE for a bad CRC or length, INVALID_RECORD for more
   than one batch, magic < 2 or an empty record set. One bad partition never fails the others.
-- acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=-1 checks min.insync.replicas
-  (NOT_ENOUGH_REPLICAS) before appending; acks=0 sends no response at all.
+- acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=0 sends no response at all; acks=1
+  answers once the leader has appended; acks=-1 checks min.insync.replicas
+  (NOT_ENOUGH_REPLICAS) before appending, then waits until the high watermark passes the
+  batch — NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below min.insync.replicas
+  meanwhile, REQUEST_TIMED_OUT after timeout_ms.
 - Idempotent batches: sequence and epoch checks, retries of the last five batches answered with
   their original offsets (log/producer_state.py).
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
@@ -21,6 +24,7 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from msklite.errors import ErrorCode, KafkaError
@@ -46,11 +50,15 @@ def _check_timestamps(ctx: BrokerContext, h: BatchHeader, before_ms: int, after_
 
 
 def _produce_one(
-    ctx: BrokerContext, topic: str, part: codec.PartitionProduceData, acks: int
+    ctx: BrokerContext,
+    topic: str,
+    part: codec.PartitionProduceData,
+    acks: int,
+    waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
 ) -> codec.PartitionProduceResponse:
     resp = codec.PartitionProduceResponse(part.index)
     try:
-        replica = ctx.replicas.leader_replica(topic, part.index)
+        replica = ctx.replicas.leader_partition(topic, part.index)
         records = part.records
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "empty record set")
@@ -65,6 +73,8 @@ def _produce_one(
             if before < 2**63 - 1 or after < 2**63 - 1:
                 _check_timestamps(ctx, h, before, after)
         info = ctx.replicas.append(replica, records, h, acks)
+        if acks == -1:
+            waits.append((resp, replica.wait_for(info.last_offset + 1)))
         resp.base_offset = info.base_offset
         resp.log_append_time_ms = info.log_append_time
         resp.log_start_offset = replica.log.log_start_offset
@@ -76,6 +86,25 @@ def _produce_one(
         log.exception("produce to %s-%d failed", topic, part.index)
         resp.error_code = ErrorCode.UNKNOWN_SERVER_ERROR
     return resp
+
+
+async def _await_replication(
+    waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
+    timeout_ms: int,
+) -> None:
+    """acks=all: wait until the HW passes every appended batch, or the request times out."""
+    pending = {fut for _, fut in waits if not fut.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=max(timeout_ms, 0) / 1000)
+    for resp, fut in waits:
+        if fut.done():
+            code = fut.result()
+        else:
+            fut.cancel()
+            code = ErrorCode.REQUEST_TIMED_OUT
+        if code != ErrorCode.NONE:
+            resp.error_code = code
+            resp.base_offset = -1
 
 
 @handles(ApiKey.PRODUCE, versions=(3, 11), flexible_from=codec.FLEXIBLE_FROM)
@@ -102,10 +131,13 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
             ]
             responses.append((t.name, parts))
     else:
+        waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]] = []
         responses = [
-            (t.name, [_produce_one(ctx, t.name, p, req.acks) for p in t.partition_data])
+            (t.name, [_produce_one(ctx, t.name, p, req.acks, waits) for p in t.partition_data])
             for t in req.topic_data
         ]
+        if waits:
+            await _await_replication(waits, req.timeout_ms)
     if req.acks == 0:
         return None
     return [codec.encode_response(v, responses)]

@@ -24,6 +24,7 @@ from msklite.protocol.primitives import kafka_uuid_str
 log = logging.getLogger(__name__)
 
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
+HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
 CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
 TopicPartition = tuple[str, int]
 
@@ -72,6 +73,7 @@ class LogManager:
         )
         if clean:
             os.unlink(os.path.join(root, CLEAN_SHUTDOWN))
+        self.high_watermarks = read_checkpoint(os.path.join(root, HIGH_WATERMARK_CHECKPOINT))
 
     def _write_meta(self, node_id: int, cluster_id: str) -> None:
         path = os.path.join(self.root, "meta.properties")
@@ -132,7 +134,7 @@ class LogManager:
                     pass
         return removed
 
-    def shutdown(self) -> None:
+    def shutdown(self, high_watermarks: dict[TopicPartition, int]) -> None:
         """Flush, checkpoint and close everything, then mark the stop clean."""
         for plog in self.logs.values():
             plog.flush()
@@ -141,6 +143,7 @@ class LogManager:
             os.path.join(self.root, RECOVERY_CHECKPOINT),
             {tp: plog.log_end_offset for tp, plog in self.logs.items()},
         )
+        write_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT), high_watermarks)
         self.logs.clear()
         with open(os.path.join(self.root, CLEAN_SHUTDOWN), "w"):
             pass

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from msklite.clock import Clock
 from msklite.errors import ErrorCode, KafkaError
+from msklite.log.leader_epoch import LeaderEpochCache
 from msklite.log.producer_state import ProducerStateManager
 from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import Buffer
@@ -65,6 +66,7 @@ class PartitionLog:
         self.config = config
         self.clock = clock
         self.producer_state = ProducerStateManager()
+        self.epochs = LeaderEpochCache(directory)
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []
         self._unflushed = 0
@@ -106,10 +108,12 @@ class PartitionLog:
             self._add_segment(seg)
         if not self.segments:
             self._add_segment(self._new_segment(0))
+        self.epochs.truncate_from_end(self.log_end_offset)
         for seg in self.segments:
             seg.created_ms = self._segment_time(seg)
             for _, h in seg.batches():
                 self.producer_state.update(h)
+                self.epochs.assign(h.partition_leader_epoch, h.base_offset)
         self.active.preallocate(self._capacity_for(self.active, 0))
 
     def _segment_time(self, seg: LogSegment) -> int:
@@ -196,6 +200,8 @@ class PartitionLog:
         seg = self._maybe_roll(h.size)
         seg.append(parts, h)
         self.producer_state.update(h)
+        if h.partition_leader_epoch > self.epochs.latest_epoch:
+            self.epochs.assign(h.partition_leader_epoch, h.base_offset)
         self._unflushed += h.records_count
         if self._unflushed >= self.config.flush_messages:
             self.flush()
@@ -309,6 +315,19 @@ class PartitionLog:
             self._bases.pop()
         self.active.truncate_to(offset)
         self.producer_state.truncate_to(offset)
+        self.epochs.truncate_from_end(offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and continue with an empty log at `offset` (a follower that fell
+        below its leader's log start offset)."""
+        for seg in self.segments:
+            seg.rename_for_deletion()
+        self.segments.clear()
+        self._bases.clear()
+        self.producer_state = ProducerStateManager()
+        self.epochs.clear()
+        self._add_segment(self._new_segment(offset))
+        self.active.preallocate(self._capacity_for(self.active, 0))
 
     def close(self) -> None:
         for seg in self.segments:

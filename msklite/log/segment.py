@@ -194,16 +194,17 @@ class LogSegment:
     # ---- shrinking and closing ----
 
     def truncate_to(self, offset: int) -> None:
-        """Drop every batch at or after `offset` (which must be a batch boundary)."""
+        """Drop every batch holding an offset at or after `offset`."""
         pos = self.find_position(offset)
         os.ftruncate(self._fd, pos)
         self.size = pos
         self.capacity = pos
         self.offset_index.truncate_to_position(pos)
         self.time_index.truncate_to_offset(offset)
-        self.next_offset = min(self.next_offset, offset)
+        self.next_offset = self.base_offset
         self.max_timestamp = -1
         for _, h in self.batches():
+            self.next_offset = h.last_offset + 1
             if h.max_timestamp > self.max_timestamp:
                 self.max_timestamp = h.max_timestamp
                 self.offset_of_max_timestamp = h.last_offset

@@ -30,6 +30,9 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DESCRIBE_CONFIGS: ("kafka.protocol.admin.configs", "DescribeConfigs"),
     ApiKey.INIT_PRODUCER_ID: ("kafka.protocol.producer.transaction", "InitProducerId"),
     ApiKey.DESCRIBE_CLUSTER: ("kafka.protocol.admin.cluster", "DescribeCluster"),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: ("kafka.protocol.consumer.offsets", "OffsetForLeaderEpoch"),
+    ApiKey.ELECT_LEADERS: ("kafka.protocol.admin.topics", "ElectLeaders"),
+    ApiKey.DESCRIBE_LOG_DIRS: ("kafka.protocol.admin.cluster", "DescribeLogDirs"),
 }
 
 

@@ -1,35 +1,25 @@
 """ReplicaManager: the partition replicas one broker hosts (Kafka's class of the same name).
 
-Answers "may this broker serve this partition?" (NOT_LEADER_OR_FOLLOWER,
-UNKNOWN_TOPIC_OR_PARTITION), appends as leader with the acks / min.insync.replicas rules,
-keeps the high watermark, and wakes waiting fetches after each append. With one replica per
-partition (until replication lands) the ISR is the leader alone and HW = log end offset.
+Applies the controller's decisions to this broker — opens, deletes and re-roles replicas when a
+topic changes — answers "may this broker serve this partition?" (NOT_LEADER_OR_FOLLOWER,
+UNKNOWN_TOPIC_OR_PARTITION), appends as leader under the acks / min.insync.replicas rules,
+takes follower fetch progress (HW, ISR expansion) and checks for ISR shrink. Wakes consumer
+fetches when the HW moves and follower fetchers when the leader's log or HW moves.
 Synchronous; owned by the event loop.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from msklite.controller import Controller, PartitionState, TopicState
+from msklite.clock import Clock
+from msklite.controller import Controller, TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.manager import LogManager, TopicPartition
-from msklite.log.partition_log import AppendInfo, LogConfig, PartitionLog
+from msklite.log.partition_log import AppendInfo, LogConfig
 from msklite.protocol.records import BatchHeader
+from msklite.replication.partition import Partition
 from msklite.replication.purgatory import Purgatory
-
-
-@dataclass(slots=True)
-class Replica:
-    topic: str
-    topic_id: uuid.UUID
-    state: PartitionState
-    log: PartitionLog
-
-    @property
-    def high_watermark(self) -> int:
-        return self.log.log_end_offset
 
 
 def log_config(controller: Controller, topic: TopicState) -> LogConfig:
@@ -51,77 +41,147 @@ def log_config(controller: Controller, topic: TopicState) -> LogConfig:
 
 
 class ReplicaManager:
-    def __init__(self, node_id: int, controller: Controller, logs: LogManager) -> None:
+    def __init__(
+        self, node_id: int, controller: Controller, logs: LogManager, clock: Clock
+    ) -> None:
         self.node_id = node_id
         self.controller = controller
         self.logs = logs
-        self.replicas: dict[TopicPartition, Replica] = {}
+        self.clock = clock
+        self.partitions: dict[TopicPartition, Partition] = {}
         self.fetch_waiters: Purgatory[TopicPartition] = Purgatory()
+        # Set by the cluster: wake the follower fetchers of `replicas` for a partition.
+        self.wake_followers: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
+        # Set by the cluster: wake this broker's own fetcher for a partition it follows.
+        self.wake_own_fetcher: Callable[[TopicPartition], None] = lambda tp: None
 
-    # ---- hosting ----
+    # ---- applying the controller's metadata ----
 
     def sync_topic(self, name: str) -> None:
         """Bring this broker's replicas of `name` in line with the controller's metadata."""
         topic = self.controller.topics.get(name)
-        hosted = {tp for tp in self.replicas if tp[0] == name}
+        hosted = {tp for tp in self.partitions if tp[0] == name}
         wanted: set[TopicPartition] = set()
         if topic is not None:
             config = log_config(self.controller, topic)
-            for p in topic.partitions:
-                if self.node_id in p.replicas:
-                    tp = (name, p.partition)
-                    wanted.add(tp)
-                    if tp not in self.replicas:
-                        plog = self.logs.open_log(tp, topic.topic_id, config)
-                        self.replicas[tp] = Replica(name, topic.topic_id, p, plog)
-                        self.controller.ensure_producer_ids_above(
-                            plog.producer_state.max_producer_id()
-                        )
-                    else:
-                        self.replicas[tp].state = p
+            min_insync = int(self.controller.topic_config(topic, "min.insync.replicas") or 1)
+            for state in topic.partitions:
+                if self.node_id not in state.replicas:
+                    continue
+                tp = (name, state.partition)
+                wanted.add(tp)
+                part = self.partitions.get(tp)
+                if part is None:
+                    plog = self.logs.open_log(tp, topic.topic_id, config)
+                    self.controller.ensure_producer_ids_above(plog.producer_state.max_producer_id())
+                    hw = self.logs.high_watermarks.get(tp, plog.log_end_offset)
+                    part = Partition(
+                        self.node_id, name, topic.topic_id, state, plog, hw, min_insync
+                    )
+                    self.partitions[tp] = part
+                part.state = state
+                part.min_insync = min_insync
+                self._apply_role(part)
         for tp in hosted - wanted:
-            del self.replicas[tp]
+            part = self.partitions.pop(tp)
+            part.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
             self.logs.delete_log(tp)
             self.fetch_waiters.notify(tp)
 
+    def _apply_role(self, part: Partition) -> None:
+        state = part.state
+        if part.role_epoch != state.leader_epoch:
+            if part.is_leader:
+                part.become_leader(self.clock.now_ms())
+            else:
+                part.become_follower()
+                self.wake_own_fetcher(part.tp)
+            self.fetch_waiters.notify(part.tp)  # parked consumers learn of the change
+        elif part.is_leader and part.maybe_advance_high_watermark():
+            self._high_watermark_moved(part)
+
     def remove_orphans(self) -> None:
-        """Delete partition directories the metadata no longer knows (a topic deleted while
-        this broker was down)."""
-        for tp in self.logs.on_disk() - set(self.replicas):
+        """Delete partition directories the metadata no longer gives this broker (a topic
+        deleted, or a replica moved, while this broker was down)."""
+        for tp in self.logs.on_disk() - set(self.partitions):
             self.logs.delete_log(tp)
 
-    # ---- serving ----
+    def shutdown(self) -> None:
+        for part in self.partitions.values():
+            part.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            self.fetch_waiters.notify(part.tp)
+        self.logs.shutdown({tp: p.high_watermark for tp, p in self.partitions.items()})
+        self.partitions.clear()
 
-    def leader_replica(self, topic: str, partition: int) -> Replica:
-        replica = self.replicas.get((topic, partition))
-        if replica is None:
+    # ---- serving clients ----
+
+    def _hosted(self, topic: str, partition: int) -> Partition:
+        part = self.partitions.get((topic, partition))
+        if part is None:
             t = self.controller.topics.get(topic)
             if t is None or not 0 <= partition < len(t.partitions):
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
-        if replica.state.leader != self.node_id:
+        return part
+
+    def leader_partition(self, topic: str, partition: int) -> Partition:
+        part = self._hosted(topic, partition)
+        if not part.is_leader:
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
-        return replica
+        return part
+
+    def readable_partition(self, topic: str, partition: int, from_followers: bool) -> Partition:
+        """The replica a consumer fetch may read: the leader, or — for fetches that carry
+        client metadata (v11+, KIP-392) — a follower too."""
+        part = self._hosted(topic, partition)
+        if not part.is_leader and not from_followers:
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        return part
 
     def append(
-        self, replica: Replica, batch: memoryview, header: BatchHeader, acks: int
+        self, part: Partition, batch: memoryview, header: BatchHeader, acks: int
     ) -> AppendInfo:
-        if acks == -1:
-            min_isr = int(
-                self.controller.topic_config(
-                    self.controller.topics[replica.topic], "min.insync.replicas"
-                )
-                or 1
+        if acks == -1 and len(part.state.isr) < part.min_insync:
+            raise KafkaError(
+                ErrorCode.NOT_ENOUGH_REPLICAS,
+                f"ISR {part.state.isr} is smaller than min.insync.replicas={part.min_insync}",
             )
-            if len(replica.state.isr) < min_isr:
-                raise KafkaError(
-                    ErrorCode.NOT_ENOUGH_REPLICAS,
-                    f"ISR {replica.state.isr} is smaller than min.insync.replicas={min_isr}",
-                )
-        info = replica.log.append_as_leader(batch, header, replica.state.leader_epoch)
+        info = part.log.append_as_leader(batch, header, part.state.leader_epoch)
         if not info.duplicate:
-            self.fetch_waiters.notify((replica.topic, replica.state.partition))
+            if part.maybe_advance_high_watermark():
+                self._high_watermark_moved(part)
+            self.wake_followers(part.tp, part.state.replicas)
         return info
 
+    def _high_watermark_moved(self, part: Partition) -> None:
+        self.fetch_waiters.notify(part.tp)
+        self.wake_followers(part.tp, part.state.replicas)
+
     def high_watermarks(self) -> dict[TopicPartition, int]:
-        return {tp: r.high_watermark for tp, r in self.replicas.items()}
+        return {tp: p.high_watermark for tp, p in self.partitions.items()}
+
+    # ---- replication: leader side ----
+
+    def follower_fetched(self, tp: TopicPartition, replica_id: int, log_end_offset: int) -> None:
+        """A follower's fetcher copied up to `log_end_offset` (Kafka: updateFollowerFetchState)."""
+        part = self.partitions.get(tp)
+        if part is None or not part.is_leader:
+            return
+        part.update_follower(replica_id, log_end_offset, self.clock.now_ms())
+        if part.maybe_advance_high_watermark():
+            self._high_watermark_moved(part)
+        if part.expand_candidate(replica_id):
+            self.controller.alter_isr(tp[0], tp[1], [*part.state.isr, replica_id])
+
+    def check_isr(self, max_lag_ms: int) -> None:
+        """Shrink the ISR of led partitions whose followers fell behind (Kafka's
+        isr-expiration task)."""
+        now = self.clock.now_ms()
+        for part in list(self.partitions.values()):
+            if not part.is_leader:
+                continue
+            out = part.shrink_candidates(now, max_lag_ms)
+            if out:
+                self.controller.alter_isr(
+                    part.topic, part.state.partition, [r for r in part.state.isr if r not in out]
+                )

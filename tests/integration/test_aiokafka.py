@@ -54,7 +54,8 @@ def _stored_batches(
 ) -> list[tuple[int, int, int, int, int]]:
     """(base_offset, attributes, producer_id, base_sequence, record_count) of every batch in
     the partition's on-disk log (Kafka's layout), read straight from the segment files."""
-    [directory] = glob.glob(os.path.join(cluster.data_dir, "broker-*", f"{topic}-{partition}"))
+    leader = cluster.partition(topic, partition).leader
+    directory = os.path.join(cluster.data_dir, f"broker-{leader}", f"{topic}-{partition}")
     out = []
     for path in sorted(glob.glob(os.path.join(directory, "*.log"))):
         with open(path, "rb") as f:

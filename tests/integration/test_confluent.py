@@ -71,11 +71,26 @@ def test_admin_create_describe_delete(msk_cluster: Cluster, topic_name: str) -> 
     assert topic_name not in admin.list_topics(timeout=10).topics
 
 
-def test_replication_factor_above_one_refused(msk_cluster: Cluster, topic_name: str) -> None:
+def test_replication_factor_beyond_the_brokers_is_refused(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
     admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
     with pytest.raises(KafkaException) as exc:
-        admin.create_topics([NewTopic(topic_name, 1, 3)])[topic_name].result(10)
+        admin.create_topics([NewTopic(topic_name, 1, 4)])[topic_name].result(10)
     assert exc.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+
+
+def test_default_topic_follows_msk_replication_defaults(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    admin.create_topics([NewTopic(topic_name, 3)])[topic_name].result(10)
+    md = admin.list_topics(topic_name, timeout=10).topics[topic_name]
+    for p in md.partitions.values():
+        assert len(p.replicas) == 3 and sorted(p.isrs) == [1, 2, 3]
+    assert {p.leader for p in md.partitions.values()} == {1, 2, 3}
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
+    assert admin.describe_configs([res])[res].result(10)["min.insync.replicas"].value == "2"
 
 
 @pytest.mark.parametrize("codec", CODECS)

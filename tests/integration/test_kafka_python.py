@@ -65,7 +65,8 @@ def _consume(consumer: KafkaConsumer, n: int, timeout: float = 10.0) -> list[Any
 
 def _stored_batches(cluster: Cluster, topic: str, partition: int) -> list[Any]:
     """The record batches of a partition as they lie in the leader's log segments on disk."""
-    (log_dir,) = glob.glob(os.path.join(cluster.data_dir, "broker-*", f"{topic}-{partition}"))
+    leader = cluster.partition(topic, partition).leader
+    log_dir = os.path.join(cluster.data_dir, f"broker-{leader}", f"{topic}-{partition}")
     batches = []
     for segment in sorted(glob.glob(os.path.join(log_dir, "*.log"))):
         with open(segment, "rb") as f:
@@ -157,11 +158,13 @@ def test_admin_create_describe_delete(msk_cluster: Cluster, topic_name: str) -> 
         admin.close()
 
 
-def test_admin_replication_factor_above_one_refused(msk_cluster: Cluster, topic_name: str) -> None:
+def test_admin_replication_factor_beyond_the_brokers_refused(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
     admin = _admin(msk_cluster)
     try:
         with pytest.raises(InvalidReplicationFactorError):
-            admin.create_topics({topic_name: {"num_partitions": 1, "replication_factor": 3}})
+            admin.create_topics({topic_name: {"num_partitions": 1, "replication_factor": 4}})
         assert topic_name not in _topic_names(admin)
     finally:
         admin.close()

@@ -47,7 +47,7 @@ def test_acknowledged_records_survive_a_crash_with_a_torn_tail(tmp_path: Path) -
     data = tmp_path / "data"
     cluster = Cluster(brokers=3, data_dir=str(data)).start()
     try:
-        cluster.create_topic("durable")
+        cluster.create_topic("durable", replication_factor=1, configs={"min.insync.replicas": "1"})
         _produce(cluster.bootstrap_servers, "durable", [b"v%d" % i for i in range(200)])
     finally:
         cluster.stop()

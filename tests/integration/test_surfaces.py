@@ -93,7 +93,7 @@ async def test_async_api() -> None:
             cluster.create_topic("async-topic")
         assert e.value.code == ErrorCode.TOPIC_ALREADY_EXISTS
         with pytest.raises(KafkaError) as e:
-            cluster.create_topic("rf3", replication_factor=3)
+            cluster.create_topic("rf4", replication_factor=4)
         assert e.value.code == ErrorCode.INVALID_REPLICATION_FACTOR
         racks = [b.info.rack for b in cluster.brokers.values()]
         assert racks == ["use1-az1", "use1-az2", "use1-az4"]

@@ -66,7 +66,7 @@ def _context(root: str) -> BrokerContext:
     controller = Controller([info], BrokerConfigs(dict(MSK_BROKER_DEFAULTS)), None)
     clock = ManualClock()
     logs = LogManager(root, 1, controller.cluster_id, clock)
-    replicas = ReplicaManager(1, controller, logs)
+    replicas = ReplicaManager(1, controller, logs, clock)
     controller.on_change(replicas.sync_topic)
     controller.create_topic("t", 2)
     return BrokerContext(

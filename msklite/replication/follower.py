@@ -1,0 +1,139 @@
+"""ReplicaFetcher: one broker's follower side — copies batches from each leader's log into its
+own replicas, in-process, through the same `PartitionLog.read` a consumer Fetch uses.
+
+Woken, never polling: a leader's append or HW change marks the partition dirty for each of its
+followers. A pass copies at most `replica.fetch.max.bytes` per partition and re-marks
+partitions that have more, yielding to the event loop between passes so catch-up after a
+restart cannot starve clients.
+
+Before the first fetch in a new leader epoch the follower truncates to where its log and the
+leader's agree (KIP-101/279: the leader's end offset for the follower's latest epoch), so an
+old leader that comes back drops the records the new leader never had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from msklite.errors import KafkaError
+from msklite.log.leader_epoch import UNDEFINED_EPOCH
+from msklite.log.manager import TopicPartition
+from msklite.protocol.records import read_header
+from msklite.replication.partition import Partition
+from msklite.replication.replica_manager import ReplicaManager
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaFetcher:
+    def __init__(
+        self,
+        manager: ReplicaManager,
+        peers: Mapping[int, ReplicaManager],
+        max_bytes: int = 1_048_576,
+    ) -> None:
+        self.manager = manager
+        self.peers = peers  # live brokers' replica managers, by node id
+        self.max_bytes = max_bytes
+        self.dirty: set[TopicPartition] = set()
+        self.paused: set[TopicPartition] = set()
+        self.paused_all = False
+        self._parked: set[TopicPartition] = set()
+        self._event = asyncio.Event()
+        self.bytes_copied = 0
+
+    def wake(self, tp: TopicPartition) -> None:
+        self.dirty.add(tp)
+        self._event.set()
+
+    def pause(self, tp: TopicPartition | None = None) -> None:
+        if tp is None:
+            self.paused_all = True
+        else:
+            self.paused.add(tp)
+
+    def resume(self, tp: TopicPartition | None = None) -> None:
+        if tp is None:
+            self.paused_all = False
+            self.paused.clear()
+        else:
+            self.paused.discard(tp)
+        self.dirty |= self._parked
+        self._parked.clear()
+        self._event.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._event.wait()
+            self._event.clear()
+            self.step()
+            if self.dirty:
+                self._event.set()
+                await asyncio.sleep(0)
+
+    def step(self) -> None:
+        work, self.dirty = self.dirty, set()
+        for tp in work:
+            if self.paused_all or tp in self.paused:
+                self._parked.add(tp)
+                continue
+            part = self.manager.partitions.get(tp)
+            if part is None or part.is_leader:
+                continue
+            leader_manager = self.peers.get(part.state.leader)
+            leader = leader_manager.partitions.get(tp) if leader_manager else None
+            if leader_manager is None or leader is None or not leader.is_leader:
+                continue  # woken again when the leadership settles
+            try:
+                if self._fetch(part, leader, leader_manager):
+                    self.dirty.add(tp)
+            except KafkaError as e:
+                log.warning("replicating %s-%d failed: %s", *tp, e)
+
+    def _truncate(self, part: Partition, leader: Partition) -> None:
+        flog, llog = part.log, leader.log
+        epoch = flog.epochs.latest_epoch
+        if epoch == UNDEFINED_EPOCH:
+            target = flog.log_end_offset
+        else:
+            leader_epoch, leader_end = llog.epochs.end_offset_for(epoch, llog.log_end_offset)
+            if leader_epoch == UNDEFINED_EPOCH:
+                target = part.high_watermark
+            else:
+                _, own_end = flog.epochs.end_offset_for(leader_epoch, flog.log_end_offset)
+                target = min(leader_end, own_end)
+        if target < flog.log_end_offset:
+            log.info(
+                "broker %d truncates %s-%d from %d to %d",
+                part.broker_id,
+                *part.tp,
+                flog.log_end_offset,
+                target,
+            )
+            flog.truncate_to(target)
+            part.high_watermark = min(part.high_watermark, flog.log_end_offset)
+
+    def _fetch(self, part: Partition, leader: Partition, leader_manager: ReplicaManager) -> bool:
+        """Copy one slice from the leader; True if more is waiting."""
+        if part.needs_truncation:
+            self._truncate(part, leader)
+            part.needs_truncation = False
+        flog, llog = part.log, leader.log
+        if flog.log_end_offset < llog.log_start_offset:
+            flog.truncate_fully_and_start_at(llog.log_start_offset)
+        elif flog.log_end_offset > llog.log_end_offset:
+            flog.truncate_to(llog.log_end_offset)
+        for view in llog.read(flog.log_end_offset, self.max_bytes, llog.log_end_offset, True):
+            pos = 0
+            while pos < len(view):
+                h = read_header(view, pos)
+                flog.append_raw([view[pos : pos + h.size]], h)
+                pos += h.size
+            self.bytes_copied += len(view)
+        part.high_watermark = min(leader.high_watermark, flog.log_end_offset)
+        leader_manager.follower_fetched(part.tp, part.broker_id, flog.log_end_offset)
+        # Consumers reading this follower (KIP-392) see up to its HW.
+        self.manager.fetch_waiters.notify(part.tp)
+        return flog.log_end_offset < llog.log_end_offset
