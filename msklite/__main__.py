@@ -1,7 +1,7 @@
 """`msklite serve`: run an emulated MSK cluster until SIGINT/SIGTERM.
 
 Prints `Bootstrap servers: host:port,...` (flushed) once every listener accepts connections,
-then one status line per broker.
+then one status line per broker; then reads fault commands (`help`) from standard input.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 
 from msklite.cluster import Cluster, default_data_dir
+from msklite.console import execute
 from msklite.msk import DEFAULT_AZS, broker_name
 
 
@@ -98,10 +100,31 @@ async def serve(args: argparse.Namespace) -> int:
         f" data in {'(temporary)' if args.ephemeral else cluster.data_dir}",
         flush=True,
     )
+    console = loop.create_task(_console(cluster, stop))
     await stop.wait()
+    console.cancel()
     await cluster.astop()
     print("msklite stopped", flush=True)
     return 0
+
+
+async def _console(cluster: Cluster, stop: asyncio.Event) -> None:
+    """Read fault commands from standard input (msklite/console.py) until it closes. A daemon
+    thread reads, so a terminal waiting for input never holds up the shutdown."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, "")
+
+    threading.Thread(target=read, name="msklite-console", daemon=True).start()
+    while not stop.is_set():
+        line = await lines.get()
+        if not line:
+            return  # stdin closed (or /dev/null): keep serving without a console
+        await execute(cluster, line, lambda text: print(text, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,6 +161,13 @@ class Cluster:
             self.infos, self.broker_configs, os.path.join(self.data_dir, "cluster-metadata.json")
         )
         self.controller = controller
+        # Brokers added at run time in an earlier life of this data directory come back too.
+        known = {i.node_id for i in self.infos}
+        for node_id, info in sorted(controller.brokers.items()):
+            if node_id not in known:
+                info.host = self.host
+                info.port = self.base_port + node_id - 1 if self.base_port else 0
+                self.infos.append(info)
         self._metadata_cache = MetadataCache(controller)
         try:
             for info in self.infos:
@@ -316,6 +323,23 @@ class Cluster:
         assert self._metadata_cache is not None
         self._metadata_cache.invalidate()
 
+    async def aadd_broker(self, az: str | None = None) -> int:
+        """Add a broker (the next id) in `az` (by default the AZ with the fewest brokers), as
+        MSK's "update broker count" does; existing partitions stay where they are until
+        reassigned. Returns the new broker's id."""
+        if az is None:
+            az = min(self.azs, key=lambda a: sum(1 for i in self.infos if i.rack == a))
+        node_id = max(i.node_id for i in self.infos) + 1
+        info = BrokerInfo(
+            node_id, az, self.host, self.base_port + node_id - 1 if self.base_port else 0
+        )
+        self._controller().register_broker(info)
+        self.infos.append(info)
+        await self._open_broker(self._build_broker(info))
+        assert self._metadata_cache is not None
+        self._metadata_cache.invalidate()
+        return node_id
+
     async def astop_az(self, az: str) -> None:
         """An availability-zone outage: every broker in `az` stops."""
         for info in self.infos:
@@ -439,6 +463,9 @@ class Cluster:
 
     def start_broker(self, node_id: int) -> None:
         self._run(self.astart_broker(node_id))
+
+    def add_broker(self, az: str | None = None) -> int:
+        return self._run(self.aadd_broker(az))
 
     def stop_az(self, az: str) -> None:
         self._run(self.astop_az(az))

@@ -44,6 +44,9 @@ class PartitionState:
     leader: int
     isr: list[int]
     leader_epoch: int = 0
+    # An ongoing reassignment (KIP-455): `replicas` is then target + removing.
+    adding_replicas: list[int] = field(default_factory=list)
+    removing_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -124,6 +127,9 @@ class Controller:
         # Ids below a persisted block end may have been handed out before the stop.
         self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
         self._placements = state.get("placements", 0)
+        for b in state.get("brokers", []):
+            if b["node_id"] not in self.brokers:
+                self.brokers[b["node_id"]] = BrokerInfo(b["node_id"], b["rack"])
         for t in state["topics"]:
             topic = TopicState(
                 t["name"],
@@ -142,6 +148,7 @@ class Controller:
             "cluster_id": self.cluster_id,
             "producer_id_block_end": self._producer_id_block_end,
             "placements": self._placements,
+            "brokers": [{"node_id": b.node_id, "rack": b.rack} for b in self.brokers.values()],
             "topics": [
                 {
                     "name": t.name,
@@ -155,6 +162,8 @@ class Controller:
                             "leader": p.leader,
                             "isr": p.isr,
                             "leader_epoch": p.leader_epoch,
+                            "adding_replicas": p.adding_replicas,
+                            "removing_replicas": p.removing_replicas,
                         }
                         for p in t.partitions
                     ],
@@ -452,6 +461,8 @@ class Controller:
         topic = self.topics[topic_name]
         p = topic.partitions[partition]
         p.isr = [r for r in p.replicas if r in isr]
+        if self._maybe_complete_reassignment(topic, p):
+            return
         if self.configs.get_bool("auto.leader.rebalance.enable"):
             self._maybe_prefer(topic, p)
         self._changed(topic_name)
@@ -476,6 +487,69 @@ class Controller:
             return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
         self._changed(topic_name)
         return ErrorCode.NONE
+
+    # ---- brokers and reassignment ----
+
+    def register_broker(self, info: BrokerInfo) -> None:
+        """A broker added at run time (MSK's "update broker count")."""
+        if info.node_id in self.brokers:
+            raise ValueError(f"broker {info.node_id} exists")
+        self.brokers[info.node_id] = info
+        self._save()
+
+    def reassign(self, topic_name: str, partition: int, target: list[int] | None) -> ErrorCode:
+        """Start (or, with `target=None`, cancel) moving a partition's replicas (KIP-455).
+        New replicas join as followers; once all of them are in the ISR the move completes:
+        the removed replicas are dropped and, if the leader was one of them, a target
+        replica in the ISR takes over."""
+        topic = self.topics.get(topic_name)
+        if topic is None or not 0 <= partition < len(topic.partitions):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        p = topic.partitions[partition]
+        if target is None:
+            if not p.adding_replicas and not p.removing_replicas:
+                return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
+            original = [r for r in p.replicas if r not in p.adding_replicas]
+            p.replicas, p.adding_replicas, p.removing_replicas = original, [], []
+            p.isr = [r for r in p.isr if r in original]
+            self._changed(topic_name)
+            return ErrorCode.NONE
+        if (
+            not target
+            or len(set(target)) != len(target)
+            or any(r not in self.brokers for r in target)
+        ):
+            return ErrorCode.INVALID_REPLICA_ASSIGNMENT
+        current = [r for r in p.replicas if r not in p.adding_replicas]
+        p.adding_replicas = [r for r in target if r not in current]
+        p.removing_replicas = [r for r in current if r not in target]
+        p.replicas = list(target) + p.removing_replicas
+        if not self._maybe_complete_reassignment(topic, p):
+            self._changed(topic_name)
+        return ErrorCode.NONE
+
+    def _maybe_complete_reassignment(self, topic: TopicState, p: PartitionState) -> bool:
+        if not (p.adding_replicas or p.removing_replicas):
+            return False
+        if any(r not in p.isr for r in p.adding_replicas):
+            return False
+        target = [r for r in p.replicas if r not in p.removing_replicas]
+        isr = [r for r in p.isr if r in target]
+        p.replicas, p.adding_replicas, p.removing_replicas = target, [], []
+        if p.leader not in target:
+            self._set_leader(p, next((r for r in target if r in isr and self._alive(r)), -1), isr)
+        else:
+            p.isr = isr
+        self._changed(topic.name)
+        return True
+
+    def reassignments(self) -> list[tuple[str, PartitionState]]:
+        return [
+            (t.name, p)
+            for t in self.topics.values()
+            for p in t.partitions
+            if p.adding_replicas or p.removing_replicas
+        ]
 
     def offline_partitions(self) -> int:
         return sum(1 for t in self.topics.values() for p in t.partitions if p.leader == -1)

@@ -14,6 +14,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     metadata,
     produce,
     producer_id,
+    replicas,
     topics,
 )
 from msklite.handlers.registry import HANDLERS, HandlerSpec, advertised_versions

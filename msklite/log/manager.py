@@ -60,7 +60,7 @@ def write_checkpoint(path: str, offsets: dict[TopicPartition, int]) -> None:
 
 class LogManager:
     def __init__(self, root: str, node_id: int, cluster_id: str, clock: Clock) -> None:
-        self.root = root
+        self.root = os.path.abspath(root)
         self.clock = clock
         self.logs: dict[TopicPartition, PartitionLog] = {}
         self._pending_unlink: list[tuple[int, LogSegment]] = []

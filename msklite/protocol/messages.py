@@ -33,6 +33,14 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: ("kafka.protocol.consumer.offsets", "OffsetForLeaderEpoch"),
     ApiKey.ELECT_LEADERS: ("kafka.protocol.admin.topics", "ElectLeaders"),
     ApiKey.DESCRIBE_LOG_DIRS: ("kafka.protocol.admin.cluster", "DescribeLogDirs"),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (
+        "kafka.protocol.admin.topics",
+        "AlterPartitionReassignments",
+    ),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (
+        "kafka.protocol.admin.topics",
+        "ListPartitionReassignments",
+    ),
 }
 
 
