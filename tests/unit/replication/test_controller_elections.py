@@ -9,10 +9,10 @@ from msklite.errors import ErrorCode
 from msklite.msk import MSK_BROKER_DEFAULTS
 
 
-def _controller(n: int = 3, **config: str) -> Controller:
+def _controller(n: int = 3, config: dict[str, str] | None = None) -> Controller:
     azs = ["use1-az1", "use1-az2", "use1-az4"]
     infos = [BrokerInfo(i, azs[(i - 1) % 3]) for i in range(1, n + 1)]
-    return Controller(infos, BrokerConfigs({**MSK_BROKER_DEFAULTS, **config}), None)
+    return Controller(infos, BrokerConfigs({**MSK_BROKER_DEFAULTS, **(config or {})}), None)
 
 
 def test_replicas_land_in_distinct_azs_and_leaders_spread() -> None:
@@ -42,7 +42,7 @@ def test_follower_loss_shrinks_the_isr_at_once() -> None:
 
 
 def test_no_live_isr_member_offline_or_unclean() -> None:
-    c = _controller(**{"unclean.leader.election.enable": "false"})
+    c = _controller(config={"unclean.leader.election.enable": "false"})
     p = c.create_topic("t", 1, 3).partitions[0]
     leader = p.leader
     p.isr = [leader]
@@ -51,7 +51,7 @@ def test_no_live_isr_member_offline_or_unclean() -> None:
     c.broker_up(leader)
     assert p.leader == leader
 
-    u = _controller(**{"unclean.leader.election.enable": "true"})
+    u = _controller(config={"unclean.leader.election.enable": "true"})
     q = u.create_topic("t", 1, 3).partitions[0]
     leader = q.leader
     q.isr = [leader]
@@ -71,7 +71,7 @@ def test_preferred_leader_returns_when_back_in_sync() -> None:
 
 
 def test_elect_leaders_api_results() -> None:
-    c = _controller(**{"auto.leader.rebalance.enable": "false"})
+    c = _controller(config={"auto.leader.rebalance.enable": "false"})
     p = c.create_topic("t", 1, 3).partitions[0]
     assert c.elect_leaders("t", 0, unclean=False) == ErrorCode.ELECTION_NOT_NEEDED
     c.broker_down(p.replicas[0])

@@ -37,13 +37,16 @@ class Rig:
         rm = ReplicaManager(i, self.controller, logs, self.clock)
         fetcher = ReplicaFetcher(rm, self.managers)
         rm.wake_own_fetcher = fetcher.wake
-        rm.wake_followers = lambda tp, replicas: [
-            self.fetchers[r].wake(tp) for r in replicas if r in self.fetchers
-        ]
+        rm.wake_followers = self.wake
         self.managers[i], self.fetchers[i] = rm, fetcher
         for name in list(self.controller.topics):
             rm.sync_topic(name)
         self.controller.on_change(rm.sync_topic)
+
+    def wake(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        for r in replicas:
+            if r in self.fetchers:
+                self.fetchers[r].wake(tp)
 
     def stop(self, i: int) -> None:
         rm = self.managers.pop(i)
