@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, throughput
+from benchmarks import coldstart, replication, throughput
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
-BENCHMARKS = ("coldstart", "throughput")
+BENCHMARKS = ("coldstart", "throughput", "replication")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=settings["timeout_s"],
                 brokers=args.brokers,
                 loop=args.server_loop,
+            )
+        )
+    if "replication" in only:
+        print("replication: acks=1 vs acks=all at RF 3, failover, catch-up ...", flush=True)
+        sections.append(
+            replication.run(
+                settings["messages"],
+                settings["rounds"],
+                settings["value_size"],
+                settings["timeout_s"],
+                args.quick,
             )
         )
     print_table(sections)

@@ -66,10 +66,13 @@ def _client_cpu() -> float:
     return t.user + t.system
 
 
-def _create_topic(bootstrap: str, timeout: float, log: RdkafkaLog) -> None:
+def _create_topic(
+    bootstrap: str, timeout: float, log: RdkafkaLog, replication_factor: int = 1
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap}, logger=log.logger)
     futures = admin.create_topics(
-        [NewTopic(TOPIC, num_partitions=1, replication_factor=1)], operation_timeout=timeout
+        [NewTopic(TOPIC, num_partitions=1, replication_factor=replication_factor)],
+        operation_timeout=timeout,
     )
     try:
         futures[TOPIC].result(timeout=timeout)
@@ -101,6 +104,7 @@ def _produce(
     linger_ms: int,
     deadline: float,
     log: RdkafkaLog,
+    acks: str = "1",
 ) -> dict[str, Any]:
     failures: list[str] = []
 
@@ -112,7 +116,7 @@ def _produce(
         {
             "bootstrap.servers": bootstrap,
             "client.id": "msklite-bench",
-            "acks": "1",
+            "acks": acks,
             "linger.ms": linger_ms,
             "compression.type": "none",
             "enable.idempotence": False,
@@ -188,8 +192,11 @@ def _measure(
     linger_ms: int,
     deadline: float,
     log: RdkafkaLog,
+    acks: str = "1",
 ) -> dict[str, Any]:
-    result = _produce(bootstrap, server.cpu_times, messages, value_size, linger_ms, deadline, log)
+    result = _produce(
+        bootstrap, server.cpu_times, messages, value_size, linger_ms, deadline, log, acks
+    )
     result["high_watermark"] = _high_watermark(bootstrap, 10.0, log)
     result["rss_kib_after"] = server.rss_kib()
     server.check_alive()
@@ -211,13 +218,15 @@ def _run_msklite(
     brokers: int,
     loop: str,
     log: RdkafkaLog,
+    acks: str = "1",
+    replication_factor: int = 1,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with BrokerProcess("msklite", msklite_command(brokers, 0, loop)) as server:
         _, line = server.wait_line("Bootstrap servers:", 30.0)
         bootstrap = line.split(":", 1)[1].strip()
-        _create_topic(bootstrap, 30.0, log)
-        return _measure(server, bootstrap, messages, value_size, linger_ms, deadline, log)
+        _create_topic(bootstrap, 30.0, log, replication_factor)
+        return _measure(server, bootstrap, messages, value_size, linger_ms, deadline, log, acks)
 
 
 def _run_mock(

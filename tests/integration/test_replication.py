@@ -337,3 +337,52 @@ def test_random_faults_lose_no_acknowledged_record(sequences: int) -> None:
             got = dict(_consume(cluster, topic, len(acked)))
             for offset, value in acked.items():
                 assert got.get(offset) == value, (sequence, offset)
+
+
+async def test_aiokafka_consumer_follows_a_leader_change(cluster: Cluster) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTP
+
+    cluster.create_topic("aio-failover")
+    producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cluster.bootstrap_servers, group_id=None, fetch_max_wait_ms=100
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        tp = AioTP("aio-failover", 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        seen: list[bytes] = []
+        for i in range(50):
+            await producer.send_and_wait("aio-failover", b"a%d" % i)
+        while len(seen) < 50:
+            batch = await consumer.getmany(timeout_ms=500)
+            seen += [m.value for msgs in batch.values() for m in msgs]
+        old = cluster.partition("aio-failover", 0).leader
+        cluster.stop_broker(old)  # the cluster runs on its own thread: a blocking call
+        for i in range(50):
+            await producer.send_and_wait("aio-failover", b"b%d" % i)
+        deadline = time.monotonic() + 20
+        while len(seen) < 100 and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            seen += [m.value for msgs in batch.values() for m in msgs]
+        assert seen == [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)]
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def test_metadata_shows_isr_and_offline_replicas(cluster: Cluster) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    cluster.create_topic("visible")
+    view = cluster.partition("visible", 0)
+    follower = next(r for r in view.replicas if r != view.leader)
+    cluster.stop_broker(follower)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    md = admin.list_topics("visible", timeout=10)
+    p = md.topics["visible"].partitions[0]
+    assert follower not in p.isrs and sorted(p.replicas) == sorted(view.replicas)
+    assert follower not in md.brokers
