@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,9 @@ from typing import IO
 HOST = "127.0.0.1"
 PEERS_DIR = Path("/work/shared/peers")
 MOCK_LAUNCHER = PEERS_DIR / "rdkafka_mock_broker.py"
+TANSU_LAUNCHER = PEERS_DIR / "tansu_broker.py"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETPRIV = shutil.which("setpriv")  # util-linux
 
 
 class BenchError(RuntimeError):
@@ -84,6 +87,25 @@ def mock_command(brokers: int, topics: Sequence[str]) -> list[str]:
     return cmd
 
 
+def tansu_command(port: int, topics: Sequence[str]) -> list[str]:
+    """The Tansu launcher; it runs the `tansu` binary as its child (`BrokerProcess.worker_pid`)."""
+    cmd = [sys.executable, str(TANSU_LAUNCHER), "--port", str(port)]
+    for topic in topics:
+        cmd += ["--topic", topic]
+    return cmd
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a live process (Linux `/proc/<pid>/task/<tid>/children`)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 class BrokerProcess:
     """A broker subprocess whose stdout lines are timestamped by a reader thread.
 
@@ -91,9 +113,13 @@ class BrokerProcess:
     Use as a context manager: leaving it always stops the process (SIGTERM, then SIGKILL).
     """
 
-    def __init__(self, name: str, argv: Sequence[str]) -> None:
+    def __init__(self, name: str, argv: Sequence[str], die_with_parent: bool = True) -> None:
         self.name = name
         self.argv = list(argv)
+        if die_with_parent and SETPRIV:
+            # the kernel SIGKILLs the broker when the benchmark dies, even by SIGKILL (the
+            # signal follows the thread that spawned it: spawn from the main thread only)
+            self.argv = [SETPRIV, "--pdeathsig", "KILL", *self.argv]
         self._lines: queue.Queue[tuple[float, str | None]] = queue.Queue()
         # closed in close(); the Popen below writes into it
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -112,6 +138,12 @@ class BrokerProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def worker_pid(self) -> int:
+        """The process that does the broker's work: the launcher itself, or its only child
+        when it has one (the Tansu launcher is a Python wrapper around the `tansu` binary)."""
+        kids = children(self.pid)
+        return kids[0] if len(kids) == 1 else self.pid
 
     def _read_stdout(self) -> None:
         out = self.proc.stdout
@@ -162,8 +194,13 @@ class BrokerProcess:
         return cpu_times(self.pid)
 
     def stop(self, grace: float = 5.0) -> int:
-        """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
+        """SIGTERM, wait up to `grace` seconds, then SIGKILL; then SIGKILL whatever children
+        the launcher left behind (a killed Tansu launcher would orphan `tansu`). Returns the
+        exit code."""
+        kids: list[tuple[int, str]] = []
         if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                kids = [(k, _start_time(k)) for k in children(self.pid)]
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
             try:
@@ -172,6 +209,11 @@ class BrokerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 self.proc.wait(timeout=grace)
+        for kid, started in kids:
+            # same pid and start time: still that child, not a recycled pid
+            with contextlib.suppress(OSError):
+                if _start_time(kid) == started:
+                    os.kill(kid, signal.SIGKILL)
         self._reader.join(timeout=1.0)
         self.returncode = self.proc.returncode
         return self.returncode
@@ -189,6 +231,11 @@ class BrokerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _start_time(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22 of proc(5): starttime
 
 
 def rss_kib(pid: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import statistics
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+GIB = 1 << 30
 REPO_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -41,6 +43,14 @@ def summary(values: Sequence[float]) -> dict[str, float | None]:
         "min": min(values),
         "max": max(values),
     }
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile of already sorted values (p99.9 of 10,000 samples is the 9,990th)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
 
 
 def ms(seconds: float | None) -> str:
