@@ -1,9 +1,13 @@
 """One client connection: bytes → frames → handler → response buffers → transport.
 
 An `asyncio.Protocol` (≈3 µs a request, against ≈15 µs with streams). Requests are handled
-one at a time and answered in order, as Kafka does, by one worker task per connection while
-reads keep filling the queue (pipelining). Reading pauses while too many requests wait or the
-transport's write buffer is full.
+one at a time and answered in order, as Kafka does. Most requests complete synchronously, and
+they are handled right in `data_received`: every complete request in the chunk is answered and
+the responses leave in one `writelines` (one system call for a whole pipelined burst). A
+handler that must wait (acks=all, a long-polling fetch, a group join) returns an awaitable
+instead; a task then awaits it, and the requests queued behind it wait their turn, as in Kafka.
+
+Reading pauses while too many requests are queued or the transport's write buffer is full.
 
 Closing the connection is Kafka's answer to bytes it cannot use: an oversize or negative frame,
 a malformed header or body, an unknown API key, an unsupported version of any API but
@@ -17,6 +21,7 @@ import logging
 import socket
 import struct
 from collections import deque
+from collections.abc import Awaitable
 from typing import cast
 
 from msklite.errors import ProtocolError
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
 MAX_QUEUED_REQUESTS = 100
 
+Response = list[Buffer] | None
+
 
 class KafkaConnection(asyncio.Protocol):
     def __init__(self, ctx: BrokerContext, max_frame: int, on_close: set[KafkaConnection]) -> None:
@@ -41,11 +48,10 @@ class KafkaConnection(asyncio.Protocol):
         self.queue: deque[memoryview] = deque()
         self.transport: asyncio.Transport | None = None
         self._registry = on_close
-        self._wakeup = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._worker: asyncio.Task[None] | None = None
-        self._reading_paused = False
+        self._waiting: asyncio.Task[None] | None = None  # a request that is awaiting
+        self._write_paused = False
+        self._read_paused = False
+        self._closed = False
         self.peer: str = "?"
 
     # ---- transport callbacks ----
@@ -62,7 +68,6 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._registry.add(self)
-        self._worker = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -72,29 +77,28 @@ class KafkaConnection(asyncio.Protocol):
             return
         if frames:
             self.queue.extend(frames)
-            self._wakeup.set()
-            if len(self.queue) >= MAX_QUEUED_REQUESTS and not self._reading_paused:
-                assert self.transport is not None
-                self.transport.pause_reading()
-                self._reading_paused = True
+            self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
         self._registry.discard(self)
         self.queue.clear()
-        if self._worker is not None:
-            self._worker.cancel()
-        self._writable.set()
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self._write_paused = True
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._write_paused = False
+        self._pump()
 
     # ---- request processing ----
 
     def _abort(self, why: str) -> None:
         log.info("closing connection from %s: %s", self.peer, why)
+        self._closed = True
+        self.queue.clear()
         if self.transport is not None:
             self.transport.abort()
 
@@ -102,18 +106,13 @@ class KafkaConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def _run(self) -> None:
-        while True:
-            if not self.queue:
-                if self._reading_paused and self.transport is not None:
-                    self.transport.resume_reading()
-                    self._reading_paused = False
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+    def _pump(self) -> None:
+        """Answer queued requests in order until one has to wait (or writing must)."""
+        out: list[Buffer] = []
+        while self.queue and self._waiting is None and not self._write_paused:
             frame = self.queue.popleft()
             try:
-                out = await self._handle(frame)
+                result = self._dispatch(frame)
             except ProtocolError as e:
                 self._abort(str(e))
                 return
@@ -121,12 +120,48 @@ class KafkaConnection(asyncio.Protocol):
                 log.exception("request from %s failed; closing the connection", self.peer)
                 self._abort("internal error")
                 return
-            if out is not None and self.transport is not None:
-                self.transport.writelines(out)
-                if not self._writable.is_set():
-                    await self._writable.wait()
+            if result is None:
+                continue
+            if type(result) is list:
+                out += result
+            else:
+                self._waiting = asyncio.get_running_loop().create_task(
+                    self._finish(cast(Awaitable[Response], result))
+                )
+        if out and self.transport is not None and not self._closed:
+            self.transport.writelines(out)
+        self._flow_control()
 
-    async def _handle(self, frame: memoryview) -> list[Buffer] | None:
+    def _flow_control(self) -> None:
+        if self.transport is None or self._closed:
+            return
+        backlog = len(self.queue) >= MAX_QUEUED_REQUESTS
+        if backlog and not self._read_paused:
+            self.transport.pause_reading()
+            self._read_paused = True
+        elif not backlog and self._read_paused:
+            self.transport.resume_reading()
+            self._read_paused = False
+
+    async def _finish(self, pending: Awaitable[Response]) -> None:
+        try:
+            out = await pending
+        except ProtocolError as e:
+            self._waiting = None
+            self._abort(str(e))
+            return
+        except Exception:
+            self._waiting = None
+            log.exception("request from %s failed; closing the connection", self.peer)
+            self._abort("internal error")
+            return
+        self._waiting = None
+        if out is not None and self.transport is not None and not self._closed:
+            self.transport.writelines(out)
+        if not self._closed:
+            self._pump()
+
+    def _dispatch(self, frame: memoryview) -> Response | Awaitable[Response]:
         header, reader = parse_request_header(frame)
         stats = self.ctx.stats.requests
         stats[header.api_key] = stats.get(header.api_key, 0) + 1
@@ -138,18 +173,30 @@ class KafkaConnection(asyncio.Protocol):
                 raise ProtocolError(
                     f"unsupported version {header.api_version} of api key {header.api_key}"
                 )
-            body: list[Buffer] = [unsupported_version_body()]
-            flexible_response = False
-        else:
-            flexible = spec.is_flexible(header.api_version)
-            if flexible:
-                reader.skip_tagged_fields()
-            result = await spec.handler(self.ctx, header, reader)
-            if result is None:
-                return None
-            body = result
-            # ApiVersions answers with header v0 whatever its version (KIP-511).
-            flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
-        head = response_header(header.correlation_id, flexible_response)
-        size = len(head) + sum(len(b) for b in body)
-        return [_SIZE.pack(size) + head, *body]
+            return _framed(header.correlation_id, False, [unsupported_version_body()])
+        flexible = spec.is_flexible(header.api_version)
+        if flexible:
+            reader.skip_tagged_fields()
+        # ApiVersions answers with header v0 whatever its version (KIP-511).
+        flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
+        result = spec.handler(self.ctx, header, reader)
+        if result is None:
+            return None
+        if type(result) is list:
+            return _framed(header.correlation_id, flexible_response, result)
+        return _framed_later(
+            header.correlation_id, flexible_response, cast(Awaitable[Response], result)
+        )
+
+
+def _framed(correlation_id: int, flexible: bool, body: list[Buffer]) -> list[Buffer]:
+    head = response_header(correlation_id, flexible)
+    size = len(head) + sum(len(b) for b in body)
+    return [_SIZE.pack(size) + head, *body]
+
+
+async def _framed_later(
+    correlation_id: int, flexible: bool, pending: Awaitable[Response]
+) -> Response:
+    body = await pending
+    return None if body is None else _framed(correlation_id, flexible, body)

@@ -24,7 +24,7 @@ _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 
 @handles(ApiKey.API_VERSIONS, versions=(0, 4), flexible_from=codec.FLEXIBLE_FROM)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = codec.decode_request(r, v)
     if v >= 3 and not (

@@ -102,7 +102,7 @@ def _broker_configs(ctx: BrokerContext, node_id: int | None, cls: Any, synonyms:
 
 
 @handles(ApiKey.DESCRIBE_CONFIGS, versions=(1, 4), flexible_from=4)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.DESCRIBE_CONFIGS, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.DESCRIBE_CONFIGS)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
@@ -123,7 +124,9 @@ def _read_all(
 
 
 @handles(ApiKey.FETCH, versions=(4, 12), flexible_from=codec.FLEXIBLE_FROM)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> list[Buffer] | Awaitable[list[Buffer]]:
     v = header.api_version
     req = codec.decode_request(r, v)
     try:
@@ -132,21 +135,38 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         return codec.encode_response(v, e.code, 0, [])
     reads, total, errors = _read_all(ctx, fc, req, v)
     if total < req.min_bytes and req.max_wait_ms > 0 and not errors and fc.partitions:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + req.max_wait_ms / 1000
-        keys = [tp for tp, _ in fc.partitions]
-        while total < req.min_bytes and not errors:
-            timeout = deadline - loop.time()
-            if timeout <= 0:
-                break
-            waiter = ctx.replicas.fetch_waiters.watch(keys)
-            try:
-                await asyncio.wait_for(waiter, timeout)
-            except TimeoutError:
-                pass
-            finally:
-                ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-            reads, total, errors = _read_all(ctx, fc, req, v)
+        return _long_poll(ctx, fc, req, v)
+    return _respond(ctx, fc, v, reads, total)
+
+
+async def _long_poll(
+    ctx: BrokerContext, fc: FetchContext, req: codec.FetchRequest, v: int
+) -> list[Buffer]:
+    """Wait in the purgatory until min_bytes are there or max_wait_ms has passed; every
+    append to a fetched partition wakes it to read again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.max_wait_ms / 1000
+    keys = [tp for tp, _ in fc.partitions]
+    while True:
+        waiter = ctx.replicas.fetch_waiters.watch(keys)
+        try:
+            await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
+        except TimeoutError:
+            pass
+        finally:
+            ctx.replicas.fetch_waiters.unwatch(keys, waiter)
+        reads, total, errors = _read_all(ctx, fc, req, v)
+        if total >= req.min_bytes or errors or loop.time() >= deadline:
+            return _respond(ctx, fc, v, reads, total)
+
+
+def _respond(
+    ctx: BrokerContext,
+    fc: FetchContext,
+    v: int,
+    reads: list[tuple[TopicPartition, codec.PartitionData]],
+    total: int,
+) -> list[Buffer]:
     by_topic: dict[str, list[codec.PartitionData]] = {}
     for tp, data in reads:
         if fc.must_respond(

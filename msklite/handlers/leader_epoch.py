@@ -22,7 +22,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH, versions=(2, 4), flexible_from=4)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.OFFSET_FOR_LEADER_EPOCH, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH)

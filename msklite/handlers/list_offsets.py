@@ -53,7 +53,7 @@ def _lookup(ctx: BrokerContext, topic: str, p: Any) -> tuple[int, int, int]:
 
 
 @handles(ApiKey.LIST_OFFSETS, versions=(1, 8), flexible_from=6)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.LIST_OFFSETS, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.LIST_OFFSETS)

@@ -95,7 +95,7 @@ def controller_id(ctx: BrokerContext) -> int:
 
 
 @handles(ApiKey.METADATA, versions=(0, 12), flexible_from=codec.FLEXIBLE_FROM)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = codec.decode_request(r, v)
     controller = ctx.controller
@@ -152,7 +152,7 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
 
 
 @handles(ApiKey.DESCRIBE_CLUSTER, versions=(0, 1), flexible_from=0)
-async def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.DESCRIBE_CLUSTER, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.DESCRIBE_CLUSTER)

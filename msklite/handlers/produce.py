@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
@@ -89,13 +90,19 @@ def _produce_one(
 
 
 async def _await_replication(
+    version: int,
+    responses: list[tuple[str, list[codec.PartitionProduceResponse]]],
     waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
+    pending: set[asyncio.Future[ErrorCode]],
     timeout_ms: int,
-) -> None:
+) -> list[Buffer]:
     """acks=all: wait until the HW passes every appended batch, or the request times out."""
-    pending = {fut for _, fut in waits if not fut.done()}
-    if pending:
-        await asyncio.wait(pending, timeout=max(timeout_ms, 0) / 1000)
+    await asyncio.wait(pending, timeout=max(timeout_ms, 0) / 1000)
+    _settle(waits)
+    return [codec.encode_response(version, responses)]
+
+
+def _settle(waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]]) -> None:
     for resp, fut in waits:
         if fut.done():
             code = fut.result()
@@ -108,7 +115,9 @@ async def _await_replication(
 
 
 @handles(ApiKey.PRODUCE, versions=(3, 11), flexible_from=codec.FLEXIBLE_FROM)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer] | None:
+def handle(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> list[Buffer] | Awaitable[list[Buffer]] | None:
     v = header.api_version
     req = codec.decode_request(r, v)
     responses: list[tuple[str, list[codec.PartitionProduceResponse]]] = []
@@ -136,8 +145,10 @@ async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
             (t.name, [_produce_one(ctx, t.name, p, req.acks, waits) for p in t.partition_data])
             for t in req.topic_data
         ]
-        if waits:
-            await _await_replication(waits, req.timeout_ms)
+        pending = {fut for _, fut in waits if not fut.done()}
+        if pending:
+            return _await_replication(v, responses, waits, pending, req.timeout_ms)
+        _settle(waits)
     if req.acks == 0:
         return None
     return [codec.encode_response(v, responses)]

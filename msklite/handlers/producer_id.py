@@ -23,7 +23,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 
 @handles(ApiKey.INIT_PRODUCER_ID, versions=(0, 5), flexible_from=2)
-async def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.INIT_PRODUCER_ID, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.INIT_PRODUCER_ID)

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     from msklite.handlers.context import BrokerContext
 
 # A handler gets the parsed header and a reader positioned at the request body; it returns the
-# response body as buffers, or None when no response is sent (Produce with acks=0).
-Handler = Callable[["BrokerContext", RequestHeader, Reader], Awaitable[list[Buffer] | None]]
+# response body as buffers, or None when no response is sent (Produce with acks=0) — or, when
+# it must wait (acks=all, a long poll, a group join), an awaitable of either. Handlers that
+# never wait are plain functions: the connection then answers without a task switch.
+Response = list[Buffer] | None
+Handler = Callable[["BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)

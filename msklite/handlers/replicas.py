@@ -38,7 +38,7 @@ def _decode(key: ApiKey, header: RequestHeader, r: Reader) -> tuple[int, Any, An
 
 
 @handles(ApiKey.ELECT_LEADERS, versions=(0, 2), flexible_from=2)
-async def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = _decode(ApiKey.ELECT_LEADERS, header, r)
     controller = ctx.controller
     unclean = v >= 1 and req.election_type == UNCLEAN
@@ -65,7 +65,7 @@ async def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
 
 
 @handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS, versions=(0, 1), flexible_from=0)
-async def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = _decode(ApiKey.ALTER_PARTITION_REASSIGNMENTS, header, r)
     controller = ctx.controller
     allow_rf_change = v < 1 or req.allow_replication_factor_change
@@ -114,7 +114,7 @@ async def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Read
 
 
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS, versions=(0, 0), flexible_from=0)
-async def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = _decode(ApiKey.LIST_PARTITION_REASSIGNMENTS, header, r)
     wanted = None if req.topics is None else {t.name: set(t.partition_indexes) for t in req.topics}
     topic_cls = resp.OngoingTopicReassignment
@@ -141,7 +141,7 @@ async def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reade
 
 
 @handles(ApiKey.DESCRIBE_LOG_DIRS, versions=(1, 4), flexible_from=2)
-async def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = _decode(ApiKey.DESCRIBE_LOG_DIRS, header, r)
     wanted = None if req.topics is None else {t.topic: set(t.partitions) for t in req.topics}
     result_cls = resp.DescribeLogDirsResult

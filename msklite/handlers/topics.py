@@ -55,7 +55,7 @@ def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any
 
 
 @handles(ApiKey.CREATE_TOPICS, versions=(2, 7), flexible_from=5)
-async def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.CREATE_TOPICS, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.CREATE_TOPICS)
@@ -106,7 +106,7 @@ async def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
 
 
 @handles(ApiKey.DELETE_TOPICS, versions=(1, 6), flexible_from=4)
-async def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.DELETE_TOPICS, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.DELETE_TOPICS)
@@ -135,7 +135,7 @@ async def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
 
 
 @handles(ApiKey.CREATE_PARTITIONS, versions=(0, 3), flexible_from=2)
-async def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = messages.decode_request(ApiKey.CREATE_PARTITIONS, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.CREATE_PARTITIONS)
