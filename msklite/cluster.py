@@ -199,6 +199,7 @@ class Cluster:
         )
         replicas.wake_own_fetcher = fetcher.wake
         replicas.wake_followers = self._wake_followers
+        replicas.replicate_now = self._replicate_now
         ctx = BrokerContext(
             info,
             controller,
@@ -229,6 +230,12 @@ class Cluster:
             broker = self.brokers.get(node_id)
             if broker is not None:
                 broker.fetcher.wake(tp)
+
+    def _replicate_now(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        for node_id in replicas:
+            broker = self.brokers.get(node_id)
+            if broker is not None:
+                broker.fetcher.fetch_now(tp)
 
     async def astop(self) -> None:
         if not self.started:

@@ -64,6 +64,16 @@ class ReplicaFetcher:
         self._parked.clear()
         self._event.set()
 
+    def fetch_now(self, tp: TopicPartition) -> None:
+        """Copy `tp` from its leader synchronously (acks=all producers wait for it); a paused
+        or unavailable follower is left to its task."""
+        if self.paused_all or tp in self.paused:
+            self.wake(tp)
+            return
+        self.dirty.discard(tp)
+        if self._step({tp}):
+            self.wake(tp)
+
     async def run(self) -> None:
         while True:
             await self._event.wait()
@@ -75,6 +85,11 @@ class ReplicaFetcher:
 
     def step(self) -> None:
         work, self.dirty = self.dirty, set()
+        self.dirty |= self._step(work)
+
+    def _step(self, work: set[TopicPartition]) -> set[TopicPartition]:
+        """Fetch each partition of `work` once; returns those with more to copy."""
+        more: set[TopicPartition] = set()
         for tp in work:
             if self.paused_all or tp in self.paused:
                 self._parked.add(tp)
@@ -88,9 +103,10 @@ class ReplicaFetcher:
                 continue  # woken again when the leadership settles
             try:
                 if self._fetch(part, leader, leader_manager):
-                    self.dirty.add(tp)
+                    more.add(tp)
             except KafkaError as e:
                 log.warning("replicating %s-%d failed: %s", *tp, e)
+        return more
 
     def _truncate(self, part: Partition, leader: Partition) -> None:
         flog, llog = part.log, leader.log
