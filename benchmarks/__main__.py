@@ -1,36 +1,83 @@
-"""`python -m benchmarks [--quick] [--only coldstart,throughput]`: run, print, write JSON."""
+"""`python -m benchmarks [--quick] [--only coldstart,throughput,...]`: run, print, write JSON.
+
+Runs msklite and its peers (the librdkafka mock cluster, Tansu) through the same loads in one
+run, prints every figure, then the targets of issue 5 with PASS/MISS, and writes everything
+(raw runs, medians, machine description) to a JSON file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, replication, throughput
+from benchmarks import coldstart, goals, ingest, latency, replication, scale, throughput
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
-BENCHMARKS = ("coldstart", "throughput", "replication")
+BENCHMARKS = ("coldstart", "throughput", "ingest", "latency", "scale", "replication")
+PEERS = ("mock", "tansu")
+
+# Sizes of the default run and of --quick (≤ 10 min and ≤ 90 s on 2 cores, with margin).
+FULL: dict[str, Any] = {
+    "coldstart_runs": 7,
+    "rounds": 3,
+    "messages_small": 300_000,  # 100 B records per producer run
+    "messages_large": 150_000,  # 1 KiB records per producer run
+    "readback_s": 1.0,
+    "ingest_seconds": 1.5,
+    "fill_mib": 32,
+    "latency_rounds": 3,
+    "latency_seconds": 4.0,
+    "scale_partitions": 10_000,
+    "connections": 1000,
+    "timeout_s": 120.0,
+}
+QUICK: dict[str, Any] = FULL | {
+    "coldstart_runs": 3,
+    "rounds": 1,
+    "messages_small": 100_000,
+    "messages_large": 30_000,
+    "readback_s": 0.3,
+    "ingest_seconds": 0.4,
+    "fill_mib": 8,
+    "latency_rounds": 1,
+    "latency_seconds": 2.0,
+    "scale_partitions": 2_000,
+    "timeout_s": 30.0,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="fewer runs and messages (< 60 s total)")
+    p.add_argument("--quick", action="store_true", help="one round, small loads (≤ 90 s)")
     p.add_argument(
         "--only",
         default=",".join(BENCHMARKS),
         help=f"comma-separated subset of {','.join(BENCHMARKS)}",
     )
-    p.add_argument("--runs", type=int, help="cold-start runs (default 7, quick 5)")
     p.add_argument(
-        "--messages", type=int, help="messages per throughput run (default 200000, quick 100000)"
+        "--compare",
+        default=",".join(PEERS),
+        help="peers to run beside msklite: mock, tansu, both (default) or 'none'",
     )
-    p.add_argument("--rounds", type=int, help="throughput rounds per broker (default 3)")
-    p.add_argument("--value-size", type=int, default=1024, help="bytes per message (1024)")
-    p.add_argument("--brokers", type=int, default=3, help="brokers per cluster (3)")
+    p.add_argument("--runs", type=int, help="cold-start runs (default 7, quick 3)")
+    p.add_argument("--rounds", type=int, help="rounds of throughput, ingest, latency (3, quick 1)")
+    p.add_argument("--seconds", type=float, help="time window of each ingest/fetch run (1.5 s)")
     p.add_argument(
-        "--timeout", type=float, help="time limit per throughput run, s (default 180, quick 30)"
+        "--batch-sizes",
+        default=",".join(ingest.BATCH_SIZES),
+        help="ingest batch sizes, comma-separated (16 KiB,1 MiB)",
+    )
+    p.add_argument("--no-rf3", action="store_true", help="skip msklite's RF 3 columns")
+    p.add_argument("--partitions", type=int, help="scale: partitions to create (10000)")
+    p.add_argument(
+        "--timeout", type=float, help="time limit of each single run, s (default 120, quick 30)"
     )
     p.add_argument(
         "--server-loop",
@@ -43,62 +90,124 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raise_open_files_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard one, for us (1,000 held connections) and for the
+    brokers we spawn (they inherit it: every partition replica holds files open)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = set(only) - set(BENCHMARKS)
-    if unknown:
-        print(f"unknown benchmark(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+    peers = tuple(x.strip() for x in args.compare.split(",") if x.strip() not in ("", "none"))
+    sizes = tuple(
+        x.strip().replace("KiB", " KiB").replace("MiB", " MiB").replace("  ", " ")
+        for x in args.batch_sizes.split(",")
+        if x.strip()
+    )
+    if unknown or set(peers) - set(PEERS) or set(sizes) - set(ingest.BATCH_SIZES):
+        print("unknown benchmark, peer or batch size", file=sys.stderr)
         return 2
-    settings: dict[str, Any] = {
+    settings: dict[str, Any] = dict(QUICK if args.quick else FULL)
+    overrides = {
+        "coldstart_runs": args.runs,
+        "rounds": args.rounds,
+        "latency_rounds": args.rounds,
+        "ingest_seconds": args.seconds,
+        "scale_partitions": args.partitions,
+        "timeout_s": args.timeout,
+    }
+    settings |= {k: v for k, v in overrides.items() if v is not None}
+    settings |= {
         "quick": args.quick,
         "only": only,
-        "coldstart_runs": args.runs or (5 if args.quick else 7),
-        "messages": args.messages or (100_000 if args.quick else 200_000),
-        "rounds": args.rounds or 3,
-        "value_size": args.value_size,
-        "brokers": args.brokers,
+        "peers": list(peers),
+        "batch_sizes": list(sizes),
+        "rf3": not args.no_rf3,
         "server_loop": args.server_loop,
-        "timeout_s": args.timeout or (30.0 if args.quick else 180.0),
+        "open_files_limit": _raise_open_files_limit(),
     }
     info = machine()
     print(machine_line(info), flush=True)
+    loop, timeout, rounds = args.server_loop, settings["timeout_s"], settings["rounds"]
+    plan: list[tuple[str, str, Callable[[], Section]]] = [
+        (
+            "coldstart",
+            f"{settings['coldstart_runs']} runs (+1 warm-up)",
+            lambda: coldstart.run(settings["coldstart_runs"], loop=loop),
+        ),
+        (
+            "throughput",
+            f"{rounds} rounds x 8 loads, confluent producer and consumer",
+            lambda: throughput.run(
+                settings["messages_small"],
+                settings["messages_large"],
+                rounds,
+                readback_s=settings["readback_s"],
+                timeout=timeout,
+                loop=loop,
+                with_rf3=settings["rf3"],
+                peers=peers,
+            ),
+        ),
+        (
+            "ingest",
+            f"{rounds} rounds, raw pipelined Produce/Fetch, {settings['ingest_seconds']} s each",
+            lambda: ingest.run(
+                rounds,
+                settings["ingest_seconds"],
+                fill_mib=settings["fill_mib"],
+                timeout=timeout,
+                loop=loop,
+                setups=ingest.setups_for(peers, settings["rf3"]),
+                sizes=sizes,
+            ),
+        ),
+        (
+            "latency",
+            f"{settings['latency_rounds']} rounds x {settings['latency_seconds']} s at 5,000/s",
+            lambda: latency.run(
+                settings["latency_rounds"],
+                settings["latency_seconds"],
+                loop=loop,
+                setups=latency.setups_for(peers),
+            ),
+        ),
+        (
+            "scale",
+            f"{settings['scale_partitions']:,} partitions, {settings['connections']:,} connections",
+            lambda: scale.run(
+                settings["scale_partitions"],
+                connections=settings["connections"],
+                timeout=timeout,
+                loop=loop,
+                with_mock="mock" in peers,
+            ),
+        ),
+        ("replication", "failover, follower catch-up", lambda: replication.run(args.quick)),
+    ]
     sections: list[Section] = []
-    if "coldstart" in only:
-        print(f"cold start: {settings['coldstart_runs']} runs (+1 warm-up) ...", flush=True)
-        sections.append(
-            coldstart.run(settings["coldstart_runs"], brokers=args.brokers, loop=args.server_loop)
-        )
-    if "throughput" in only:
-        print(
-            f"throughput: {settings['rounds']} rounds x {settings['messages']:,} messages"
-            f" of {settings['value_size']} B into msklite and the mock ...",
-            flush=True,
-        )
-        sections.append(
-            throughput.run(
-                settings["messages"],
-                settings["rounds"],
-                value_size=settings["value_size"],
-                timeout=settings["timeout_s"],
-                brokers=args.brokers,
-                loop=args.server_loop,
-            )
-        )
-    if "replication" in only:
-        print("replication: acks=1 vs acks=all at RF 3, failover, catch-up ...", flush=True)
-        sections.append(
-            replication.run(
-                settings["messages"],
-                settings["rounds"],
-                settings["value_size"],
-                settings["timeout_s"],
-                args.quick,
-            )
-        )
+    started = time.perf_counter()
+    for name, what, fn in plan:
+        if name not in only:
+            continue
+        print(f"{name}: {what} ...", flush=True)
+        t0 = time.perf_counter()
+        section = fn()
+        section.data["wall_s"] = time.perf_counter() - t0
+        sections.append(section)
+    verdicts = goals.evaluate(sections, args.quick)
+    sections.append(goals.section(verdicts))
+    settings["wall_s"] = time.perf_counter() - started
     print_table(sections)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{settings['wall_s']:.0f} s; load average now {load}")
     path = write_json(sections, info, settings, args.output)
-    print(f"\nwrote {path}")
+    print(f"wrote {path}")
     return 1 if any(s.errors for s in sections) else 0
 
 

@@ -49,6 +49,14 @@ SETUPS = (
 )
 
 
+def setups_for(peers: tuple[str, ...], rf3: bool = True) -> tuple[Setup, ...]:
+    return tuple(
+        s
+        for s in SETUPS
+        if (s.kind == "msklite" and (rf3 or s.replication_factor == 1)) or s.kind in peers
+    )
+
+
 class RssSampler:
     """Peak RSS of a process, sampled every `interval` s on a thread while in the block."""
 

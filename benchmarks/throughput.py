@@ -1,35 +1,47 @@
-"""Producer throughput: confluent-kafka into msklite and into librdkafka's mock cluster.
+"""Client throughput: the confluent-kafka producer and consumer against each broker.
 
-One producer (acks=1, linger.ms=5, no compression) writes `messages` values of `value_size`
-random bytes into a 1-partition topic. Each run gets a fresh broker process:
-- msklite: `python -m msklite serve --ephemeral --brokers 3 --port 0`, topic created with the
-  AdminClient (replication factor 1);
-- mock: `/work/shared/peers/rdkafka_mock_broker.py --brokers 3 --topic bench1:1:3`.
-Runs alternate (msklite, mock, msklite, mock, ...) so that drifting background load hits both.
-The clock runs from the first timed produce() until flush() has returned with nothing left;
-before it, the producer fetches metadata and delivers one warm-up message, so connections
-are already open. The broker's CPU time (utime+stime from /proc) is read around the same span.
+Loads (every combination): record values of 100 B and 1 KiB, topics of 1 and 6 partitions,
+acks=1 and acks=all; replication factor 1 on every broker, and RF 3 on msklite (the mock's
+"replicas" do no work and Tansu runs one broker, so RF 3 has no peer figure).
+
+Each round starts one process per broker — msklite (3 brokers), the librdkafka mock (3
+brokers) and Tansu — with one topic per load, then runs the loads one after the other, each
+against every broker in turn (the starting broker rotates per round), so that background load
+drifting over the run hits all brokers alike.
+
+- produce: a fresh `Producer` (linger.ms=5, no compression, idempotence off) connects and
+  delivers one warm-up record per partition; then the clock runs from the first timed
+  `produce()` to `flush()` returning with nothing left. Records go round-robin over the
+  partitions (explicit partition numbers, the same sequence for every broker). The broker's CPU
+  (utime+stime from /proc) is read around the same span. Afterwards the high watermarks must
+  add up to what was produced (not on Tansu, whose watermark is its last batch's base offset+1).
+- read-back (acks=1 topics only; the written data does not depend on acks): a `Consumer`
+  assigned to the last `readback_mib` MiB of each partition (the mock keeps only ≈5 MiB per
+  partition) reads that range again and again for `readback_s` seconds; one pass first is a
+  warm-up. Figure: records (and value bytes) per second over the timed passes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from benchmarks.procs import BenchError, BrokerProcess, mock_command, msklite_command
-from benchmarks.report import Section, summary
+from benchmarks import targets
+from benchmarks.procs import BenchError
+from benchmarks.report import GIB, Section, summary
+from benchmarks.targets import Target, TopicSpec
 
-TOPIC = "bench1"
-GIB = 1 << 30
 _logger_ids = itertools.count()
+MIB = 1 << 20
 
 
 class RdkafkaLog(logging.Handler):
@@ -61,50 +73,44 @@ class RdkafkaLog(logging.Handler):
         return {"count": self.count, "warnings": self.warnings, "first": self.lines}
 
 
+@dataclass(frozen=True)
+class Load:
+    value_size: int
+    partitions: int
+    acks: str  # "1" or "all"
+
+    @property
+    def name(self) -> str:
+        size = "1 KiB" if self.value_size == 1024 else f"{self.value_size} B"
+        return f"{size} x{self.partitions}p acks={self.acks}"
+
+    def topic(self, rf: int) -> str:
+        return f"c-{self.value_size}-{self.partitions}-{self.acks}-rf{rf}"
+
+
+LOADS = tuple(
+    Load(size, parts, acks) for size in (100, 1024) for parts in (1, 6) for acks in ("1", "all")
+)
+PEERS = ("mock", "tansu")
+
+
 def _client_cpu() -> float:
     t = os.times()
     return t.user + t.system
 
 
-def _create_topic(
-    bootstrap: str, timeout: float, log: RdkafkaLog, replication_factor: int = 1
-) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=log.logger)
-    futures = admin.create_topics(
-        [NewTopic(TOPIC, num_partitions=1, replication_factor=replication_factor)],
-        operation_timeout=timeout,
-    )
-    try:
-        futures[TOPIC].result(timeout=timeout)
-    except (KafkaException, TimeoutError) as e:
-        raise BenchError(f"CreateTopics failed: {e!r}") from e
+def _deliver(producer: Producer, failures: list[str], deadline: float) -> None:
+    remaining = len(producer)
+    while remaining and time.monotonic() < deadline:
+        remaining = producer.flush(min(1.0, max(deadline - time.monotonic(), 0.01)))
+    if remaining:
+        raise BenchError(f"time limit hit with {remaining} records undelivered")
+    if failures:
+        raise BenchError(f"{len(failures)} delivery failures, first: {failures[0]}")
 
 
-def _high_watermark(bootstrap: str, timeout: float, log: RdkafkaLog) -> int:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "msklite-bench",
-            "enable.auto.commit": False,
-            "logger": log.logger,
-        }
-    )
-    try:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=timeout)
-        return int(high)
-    finally:
-        consumer.close()
-
-
-def _produce(
-    bootstrap: str,
-    broker_cpu: Callable[[], tuple[float, float]],
-    messages: int,
-    value_size: int,
-    linger_ms: int,
-    deadline: float,
-    log: RdkafkaLog,
-    acks: str = "1",
+def produce(
+    target: Target, topic: str, load: Load, messages: int, deadline: float, log: RdkafkaLog
 ) -> dict[str, Any]:
     failures: list[str] = []
 
@@ -114,10 +120,10 @@ def _produce(
 
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            "bootstrap.servers": target.bootstrap,
             "client.id": "msklite-bench",
-            "acks": acks,
-            "linger.ms": linger_ms,
+            "acks": load.acks,
+            "linger.ms": 5,
             "compression.type": "none",
             "enable.idempotence": False,
             "delivery.report.only.error": True,
@@ -127,7 +133,12 @@ def _produce(
         }
     )
     try:
-        return _timed_produce(producer, failures, broker_cpu, messages, value_size, deadline)
+        value = os.urandom(load.value_size)
+        producer.list_topics(topic, timeout=max(deadline - time.monotonic(), 1.0))
+        for p in range(load.partitions):  # opens the connection to every leader
+            producer.produce(topic, value, partition=p)
+        _deliver(producer, failures, deadline)
+        return _timed_produce(producer, failures, target, topic, load, value, messages, deadline)
     except BaseException:
         producer.purge()  # drop what is still queued so that the producer can go away at once
         producer.flush(0)
@@ -137,23 +148,20 @@ def _produce(
 def _timed_produce(
     producer: Producer,
     failures: list[str],
-    broker_cpu: Callable[[], tuple[float, float]],
+    target: Target,
+    topic: str,
+    load: Load,
+    value: bytes,
     messages: int,
-    value_size: int,
     deadline: float,
 ) -> dict[str, Any]:
-    value = os.urandom(value_size)
-    producer.list_topics(TOPIC, timeout=max(deadline - time.monotonic(), 1.0))
-    producer.produce(TOPIC, value, partition=0)
-    if producer.flush(max(deadline - time.monotonic(), 1.0)) or failures:
-        raise BenchError(f"warm-up message not delivered: {failures[:1]}")
-
-    produce = producer.produce
-    (user0, sys0), client0, t0 = broker_cpu(), _client_cpu(), time.perf_counter()
+    produce_ = producer.produce
+    parts = load.partitions
+    (user0, sys0), client0, t0 = target.cpu_times(), _client_cpu(), time.perf_counter()
     for i in range(messages):
         while True:
             try:
-                produce(TOPIC, value, partition=0)
+                produce_(topic, value, partition=i % parts)
                 break
             except BufferError:  # local queue full: let librdkafka drain it
                 producer.poll(0.001)
@@ -161,188 +169,301 @@ def _timed_produce(
             producer.poll(0)
             if time.monotonic() > deadline:
                 raise BenchError(f"time limit hit after {i} of {messages} produce() calls")
-    remaining = messages
-    while remaining and time.monotonic() < deadline:
-        remaining = producer.flush(min(1.0, max(deadline - time.monotonic(), 0.01)))
+    _deliver(producer, failures, deadline)
     elapsed = time.perf_counter() - t0
-    (user1, sys1), client1 = broker_cpu(), _client_cpu()
+    (user1, sys1), client1 = target.cpu_times(), _client_cpu()
     cpu = (user1 - user0) + (sys1 - sys0)
-    if remaining:
-        raise BenchError(f"time limit hit with {remaining} messages undelivered")
-    if failures:
-        raise BenchError(f"{len(failures)} delivery failures, first: {failures[0]}")
-    payload = messages * value_size
+    payload = messages * load.value_size
     return {
         "elapsed_s": elapsed,
         "msg_per_s": messages / elapsed,
         "mb_per_s": payload / elapsed / 1e6,
         "broker_cpu_s": cpu,
-        "broker_user_s": user1 - user0,
-        "broker_sys_s": sys1 - sys0,
         "broker_cpu_s_per_gib": cpu / (payload / GIB),
-        "client_cpu_s": client1 - client0,
+        "broker_cpu_cores": cpu / elapsed,
+        "client_cpu_cores": (client1 - client0) / elapsed,
     }
 
 
-def _measure(
-    server: BrokerProcess,
-    bootstrap: str,
-    messages: int,
-    value_size: int,
-    linger_ms: int,
-    deadline: float,
-    log: RdkafkaLog,
-    acks: str = "1",
-) -> dict[str, Any]:
-    result = _produce(
-        bootstrap, server.cpu_times, messages, value_size, linger_ms, deadline, log, acks
+def _consumer(target: Target, log: RdkafkaLog, extra: dict[str, Any] | None = None) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": target.bootstrap,
+            "group.id": "msklite-bench",  # required by librdkafka; assign() uses no group
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "logger": log.logger,
+            **(extra or {}),
+        }
     )
-    result["high_watermark"] = _high_watermark(bootstrap, 10.0, log)
-    result["rss_kib_after"] = server.rss_kib()
-    server.check_alive()
-    result["exit_code"] = server.stop()
-    # the mock announces itself on stderr with "# ..." lines; anything else is worth a look
-    stderr = "\n".join(
-        line for line in server.stderr_tail().splitlines() if not line.startswith("# ")
-    )
-    if stderr:
-        result["stderr_tail"] = stderr
-    return result
 
 
-def _run_msklite(
-    messages: int,
-    value_size: int,
-    linger_ms: int,
+def watermarks(target: Target, topic: str, partitions: int, log: RdkafkaLog) -> list[int]:
+    consumer = _consumer(target, log)
+    try:
+        return [
+            int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)[1])
+            for p in range(partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def read_back(
+    target: Target,
+    topic: str,
+    load: Load,
+    ends: list[int],
+    window_mib: int,
+    seconds: float,
     timeout: float,
-    brokers: int,
-    loop: str,
-    log: RdkafkaLog,
-    acks: str = "1",
-    replication_factor: int = 1,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    with BrokerProcess("msklite", msklite_command(brokers, 0, loop)) as server:
-        _, line = server.wait_line("Bootstrap servers:", 30.0)
-        bootstrap = line.split(":", 1)[1].strip()
-        _create_topic(bootstrap, 30.0, log, replication_factor)
-        return _measure(server, bootstrap, messages, value_size, linger_ms, deadline, log, acks)
-
-
-def _run_mock(
-    messages: int,
-    value_size: int,
-    linger_ms: int,
-    timeout: float,
-    brokers: int,
-    loop: str,
     log: RdkafkaLog,
 ) -> dict[str, Any]:
+    """Consume offsets [end - window, end) of every partition repeatedly for `seconds`."""
     deadline = time.monotonic() + timeout
-    with BrokerProcess("mock", mock_command(brokers, [f"{TOPIC}:1:{brokers}"])) as server:
-        _, line = server.wait_line("BOOTSTRAP ", 30.0)
-        bootstrap = line.split(" ", 1)[1].strip()
-        return _measure(server, bootstrap, messages, value_size, linger_ms, deadline, log)
+    # fetch.wait.max.ms=1: at the end of a pass librdkafka has a fetch waiting at the end of
+    # the log, and the next pass's first fetch queues behind it on that connection; with the
+    # default 500 ms (or even 100) that wait, the same on every broker, dominated the figure.
+    # (0 would not do: Tansu answers max_wait_ms=0 with no records.)
+    consumer = _consumer(target, log, {"fetch.wait.max.ms": 1})
+    try:
+        per_part = max(1, window_mib * MIB // load.value_size)
+        starts = []
+        for p, end in enumerate(ends):
+            low, _high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
+            starts.append(max(int(low), end - per_part))
+        _one_pass(consumer, topic, starts, ends, deadline)  # warm-up: connections, caches
+        passes, total_bytes, total_msgs = 0, 0, 0
+        t0 = time.perf_counter()
+        while True:
+            msgs, nbytes = _one_pass(consumer, topic, starts, ends, deadline)
+            passes += 1
+            total_msgs += msgs
+            total_bytes += nbytes
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        return {
+            "passes": passes,
+            "elapsed_s": elapsed,
+            "messages": total_msgs,
+            "msg_per_s": total_msgs / elapsed,
+            "mb_per_s": total_bytes / elapsed / 1e6,
+            "mib_per_pass": total_bytes / passes / MIB,
+        }
+    finally:
+        consumer.close()
+
+
+def _one_pass(
+    consumer: Consumer, topic: str, starts: list[int], ends: list[int], deadline: float
+) -> tuple[int, int]:
+    consumer.assign([TopicPartition(topic, p, off) for p, off in enumerate(starts)])
+    left = {p for p in range(len(starts)) if ends[p] > starts[p]}
+    remaining = sum(max(e - s, 0) for s, e in zip(starts, ends, strict=True))
+    msgs = nbytes = 0
+    while left:
+        if time.monotonic() > deadline:
+            raise BenchError(f"read-back: time limit hit, partitions {sorted(left)} unfinished")
+        # consume() returns when it has num_messages or at the timeout: ask for no more than
+        # are left, or every pass would end by waiting out the timeout
+        for m in consumer.consume(num_messages=min(remaining - msgs, 10000) or 1, timeout=0.5):
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise BenchError(f"read-back: {err}")
+            p = m.partition()
+            if p in left:
+                msgs += 1
+                nbytes += len(m.value() or b"")
+                if (m.offset() or 0) >= ends[p] - 1:
+                    left.discard(p)
+    return msgs, nbytes
+
+
+@dataclass
+class Running:
+    label: str
+    target: Target
+    rf: int
+
+
+def _topics(rf: int) -> list[TopicSpec]:
+    return [TopicSpec(load.topic(rf), load.partitions, rf) for load in LOADS]
+
+
+def _produce_checked(
+    col: Running, load: Load, messages: int, timeout: float, log: RdkafkaLog
+) -> dict[str, Any]:
+    topic = load.topic(col.rf)
+    deadline = time.monotonic() + timeout
+    before = watermarks(col.target, topic, load.partitions, log)
+    out = produce(col.target, topic, load, messages, deadline, log)
+    expected = messages + load.partitions  # + the warm-up records
+    # with acks=1 at RF 3 the followers may still be copying the tail: the high watermark
+    # follows them; the clock has stopped already, this only waits for the check
+    while True:
+        after = watermarks(col.target, topic, load.partitions, log)
+        grown = sum(after) - sum(before)
+        if col.target.kind == "tansu" or grown == expected:
+            break
+        if grown > expected or time.monotonic() > deadline:
+            raise BenchError(f"high watermarks grew by {grown}, not {expected}")
+        time.sleep(0.05)
+    # Tansu's watermark is its last batch's base offset + 1: count what was sent instead
+    out["ends"] = [
+        b + messages // load.partitions + (p < messages % load.partitions) + 1
+        for p, b in enumerate(before)
+    ]
+    col.target.check_alive()
+    return out
 
 
 def run(
-    messages: int,
+    messages_small: int,
+    messages_large: int,
     rounds: int,
-    value_size: int = 1024,
-    linger_ms: int = 5,
-    timeout: float = 180.0,
-    brokers: int = 3,
+    readback_mib: int = 4,
+    readback_s: float = 1.0,
+    timeout: float = 120.0,
     loop: str = "default",
+    loads: tuple[Load, ...] = LOADS,
+    with_rf3: bool = True,
+    peers: tuple[str, ...] = PEERS,
 ) -> Section:
     section = Section("throughput")
-    targets: dict[str, Callable[..., dict[str, Any]]] = {
-        "msklite": _run_msklite,
-        "mock": _run_mock,
-    }
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-    for r in range(rounds):
-        for name, fn in targets.items():
-            log = RdkafkaLog()
-            try:
-                result = fn(messages, value_size, linger_ms, timeout, brokers, loop, log)
-            except (BenchError, KafkaException, OSError) as e:
-                section.errors.append(f"{name} round {r + 1}: {e!r}")
-                if log.lines:
-                    section.errors.append(f"{name} round {r + 1}: librdkafka: {log.lines[0]}")
-                continue
-            finally:
-                log.detach()
-            result["round"] = r + 1
-            result["rdkafka_log"] = log.report()
-            if log.warnings:
-                section.errors.append(
-                    f"{name} round {r + 1}: {log.warnings} librdkafka warnings, e.g. {log.lines[0]}"
-                )
-            expected = messages + 1  # the warm-up message
-            if result["high_watermark"] != expected:
-                section.errors.append(
-                    f"{name} round {r + 1}: high watermark {result['high_watermark']}"
-                    f" != {expected} messages produced"
-                )
-            if result.get("exit_code", 0) != 0:
-                section.errors.append(f"{name} round {r + 1}: exit code {result['exit_code']}")
-            if result.get("stderr_tail"):
-                section.errors.append(
-                    f"{name} round {r + 1}: broker stderr: {result['stderr_tail'][-300:]}"
-                )
-            runs[name].append(result)
+    labels = ["msklite", *peers] + (["msklite RF3"] if with_rf3 else [])
+    produced: dict[str, dict[str, list[dict[str, Any]]]] = {x: {} for x in labels}
+    consumed: dict[str, dict[str, list[dict[str, Any]]]] = {x: {} for x in labels}
+    logs: list[dict[str, Any]] = []
 
-    def med(name: str, key: str) -> float | None:
-        return summary([float(x[key]) for x in runs[name]])["median"]
+    def record(
+        kind: str, col: Running, load: Load, r: int, fn: Callable[[RdkafkaLog], dict[str, Any]]
+    ) -> None:
+        what = f"{kind} {load.name} {col.label} round {r}"
+        log = RdkafkaLog()
+        try:
+            result = fn(log)
+        except (BenchError, KafkaException, OSError) as e:
+            first = f" (librdkafka: {log.lines[0]})" if log.lines else ""
+            section.errors.append(f"{what}: {e}{first}")
+            return
+        finally:
+            log.detach()
+        if log.warnings:
+            section.errors.append(f"{what}: {log.warnings} librdkafka warnings: {log.lines[0]}")
+        logs.append({"kind": kind, "load": load.name, "label": col.label, **log.report()})
+        result["round"] = r
+        store = produced if kind == "produce" else consumed
+        store[col.label].setdefault(load.name, []).append(result)
 
-    section.data = {
-        "messages": messages,
-        "value_size": value_size,
-        "linger_ms": linger_ms,
-        "acks": 1,
-        "partitions": 1,
-        "rounds": rounds,
-        "server_loop": loop,
-        "runs": runs,
-        "summary": {
-            name: {
-                key: summary([float(x[key]) for x in runs[name]])
-                for key in (
-                    "msg_per_s",
-                    "mb_per_s",
-                    "broker_cpu_s_per_gib",
-                    "broker_user_s",
-                    "broker_sys_s",
-                    "client_cpu_s",
-                )
-            }
-            for name in targets
-        },
-    }
-    for name in targets:
-        n = len(runs[name])
-        if not n:
-            section.row(f"{name}", "failed", "no successful run")
-            continue
-        rates = ", ".join(f"{x['msg_per_s'] / 1000:.0f}k" for x in runs[name])
-        section.row(
-            f"{name} msg/s", f"{(med(name, 'msg_per_s') or 0):,.0f}", f"median of {n}: {rates}"
-        )
-        gib = messages * value_size / GIB
-        user = (med(name, "broker_user_s") or 0) / gib
-        system = (med(name, "broker_sys_s") or 0) / gib
-        section.row(f"{name} MB/s", f"{(med(name, 'mb_per_s') or 0):.1f}", "payload, 1e6 B")
-        section.row(
-            f"{name} broker CPU per GiB",
-            f"{(med(name, 'broker_cpu_s_per_gib') or 0):.2f} s",
-            f"median; user {user:.2f} s + sys {system:.2f} s per GiB",
-        )
-        client = [x["client_cpu_s"] / x["elapsed_s"] for x in runs[name]]
-        section.row(
-            f"{name} client CPU", f"{summary(client)['median'] or 0:.2f} cores", "producer side"
-        )
-    mine, theirs = med("msklite", "msg_per_s"), med("mock", "msg_per_s")
-    ratio = mine / theirs if mine and theirs else None
-    section.data["ratio_msklite_over_mock"] = ratio
-    section.row("ratio msklite/mock", "n/a" if ratio is None else f"{ratio:.2f}", "median msg/s")
+    for r in range(1, rounds + 1):
+        msk_topics = _topics(1) + (_topics(3) if with_rf3 else [])
+        with contextlib.ExitStack() as stack:
+            msk = stack.enter_context(targets.start("msklite", msk_topics, loop=loop))
+            columns = [Running("msklite", msk, 1)]
+            for peer in peers:  # each peer starts only once the one before it serves
+                started = stack.enter_context(targets.start(peer, _topics(1)))
+                columns.append(Running(peer, started, 1))
+            if with_rf3:
+                columns.append(Running("msklite RF3", msk, 3))
+            shift = (r - 1) % len(columns)
+            order = columns[shift:] + columns[:shift]
+            for load in loads:
+                n = messages_small if load.value_size < 1024 else messages_large
+                for col in order:
+                    record(
+                        "produce",
+                        col,
+                        load,
+                        r,
+                        functools.partial(_produce_checked, col, load, n, timeout),
+                    )
+                if load.acks != "1":
+                    continue  # the data read back does not depend on acks
+                for col in order:
+                    runs = produced[col.label].get(load.name, [])
+                    if not runs or runs[-1]["round"] != r:
+                        continue  # its produce failed: nothing known to read back
+                    ends = list(runs[-1]["ends"])
+                    record(
+                        "consume",
+                        col,
+                        load,
+                        r,
+                        functools.partial(
+                            read_back,
+                            col.target,
+                            load.topic(col.rf),
+                            load,
+                            ends,
+                            readback_mib,
+                            readback_s,
+                            timeout,
+                        ),
+                    )
+    _summarise(section, produced, consumed, loads, labels, logs)
     return section
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    return summary([float(x[key]) for x in runs])["median"]
+
+
+RATIOS = (("msklite", "mock"), ("msklite", "tansu"), ("msklite RF3", "mock"))
+
+
+def _summarise(
+    section: Section,
+    produced: dict[str, dict[str, list[dict[str, Any]]]],
+    consumed: dict[str, dict[str, list[dict[str, Any]]]],
+    loads: tuple[Load, ...],
+    labels: list[str],
+    logs: list[dict[str, Any]],
+) -> None:
+    medians: dict[str, dict[str, dict[str, float | None]]] = {}
+    for kind, store in (("produce", produced), ("consume", consumed)):
+        for load in loads:
+            row: dict[str, float | None] = {}
+            for label in labels:
+                runs = store[label].get(load.name, [])
+                row[label] = _median(runs, "msg_per_s") if runs else None
+            if all(v is None for v in row.values()):
+                continue
+            ratios: dict[str, float | None] = {}
+            for mine, peer in RATIOS:
+                a, b = row.get(mine), row.get(peer)
+                if a and b:
+                    ratios[f"{mine}/{peer}"] = a / b
+            medians.setdefault(kind, {})[load.name] = row | {
+                f"ratio {k}": v for k, v in ratios.items()
+            }
+            cells = "  ".join(
+                f"{label} {'-' if v is None else f'{v / 1000:.0f}k'}" for label, v in row.items()
+            )
+            ratio_text = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if v is not None)
+            section.row(f"{kind} {load.name}", "msg/s", f"{cells}; {ratio_text}")
+    cpu: dict[str, float | None] = {}
+    for label in labels:
+        values = [
+            x["broker_cpu_s_per_gib"]
+            for load in loads
+            if load.value_size == 1024
+            for x in produced[label].get(load.name, [])
+        ]
+        cpu[label] = summary(values)["median"]
+    section.row(
+        "broker CPU-s per GiB (1 KiB loads)",
+        "",
+        "  ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in cpu.items()),
+    )
+    section.data = {
+        "loads": [load.__dict__ | {"name": load.name} for load in loads],
+        "columns": labels,
+        "median_msg_per_s": medians,
+        "broker_cpu_s_per_gib_1kib": cpu,
+        "produce": produced,
+        "consume": consumed,
+        "rdkafka_logs": logs,
+    }
