@@ -196,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         if name not in only:
             continue
         print(f"{name}: {what} ...", flush=True)
-        t0 = time.perf_counter()
+        t0, load_before = time.perf_counter(), list(os.getloadavg())
         section = fn()
         section.data["wall_s"] = time.perf_counter() - t0
+        section.data["loadavg_before"] = load_before  # others share these cores
         sections.append(section)
     verdicts = goals.evaluate(sections, args.quick)
     sections.append(goals.section(verdicts))

@@ -136,6 +136,7 @@ def _produce(
 def _fetch(
     target: Target,
     topic: str,
+    acks: int,
     batch: bytes,
     records_per_batch: int,
     fill_mib: int,
@@ -146,7 +147,8 @@ def _fetch(
 ) -> dict[str, Any]:
     leaders = target.leaders(topic)
     batches = max(1, fill_mib * MIB // len(batch))
-    fill = [produce_job(leaders[i], topic, i, batch, 1) for i in range(connections)]
+    # acks=all at RF 3: every batch is below the high watermark, so readable, once filled
+    fill = [produce_job(leaders[i], topic, i, batch, acks) for i in range(connections)]
     filled = run_load(fill, 4, max_requests=batches, timeout=timeout)
     if filled.errors:
         raise BenchError(f"filling {topic}: errors {filled.errors}")
@@ -182,7 +184,16 @@ def _one_target(
         fill = MOCK_FILL_MIB if setup.kind == "mock" else fill_mib
         for i, (name, (batch, count)) in enumerate(batches.items()):
             out[f"fetch {name}"] = _fetch(
-                target, f"fetch-{i}", batch, count, fill, connections, depth, seconds, timeout
+                target,
+                f"fetch-{i}",
+                setup.acks,
+                batch,
+                count,
+                fill,
+                connections,
+                depth,
+                seconds,
+                timeout,
             )
         target.check_alive()
     return out

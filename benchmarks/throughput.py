@@ -4,10 +4,12 @@ Loads (every combination): record values of 100 B and 1 KiB, topics of 1 and 6 p
 acks=1 and acks=all; replication factor 1 on every broker, and RF 3 on msklite (the mock's
 "replicas" do no work and Tansu runs one broker, so RF 3 has no peer figure).
 
-Each round starts one process per broker — msklite (3 brokers), the librdkafka mock (3
-brokers) and Tansu — with one topic per load, then runs the loads one after the other, each
-against every broker in turn (the starting broker rotates per round), so that background load
-drifting over the run hits all brokers alike.
+Each round runs the loads one after the other, each against every broker in turn (the
+starting broker rotates per round), so that background load drifting over the run hits all
+brokers alike. Every (load, broker) pair gets a fresh broker process — msklite (3 brokers),
+the librdkafka mock (3 brokers) or Tansu — holding just that load's topic: produced data
+never piles up across loads (on the project's VMs, touching new memory is what costs most:
+writing 500 MB into new page-cache pages took 1 s of system time, see README).
 
 - produce: a fresh `Producer` (linger.ms=5, no compression, idempotence off) connects and
   delivers one warm-up record per partition; then the clock runs from the first timed
@@ -15,7 +17,7 @@ drifting over the run hits all brokers alike.
   partitions (explicit partition numbers, the same sequence for every broker). The broker's CPU
   (utime+stime from /proc) is read around the same span. Afterwards the high watermarks must
   add up to what was produced (not on Tansu, whose watermark is its last batch's base offset+1).
-- read-back (acks=1 topics only; the written data does not depend on acks): a `Consumer`
+- read-back (acks=1 loads only; the written data does not depend on acks): a `Consumer`
   assigned to the last `readback_mib` MiB of each partition (the mock keeps only ≈5 MiB per
   partition) reads that range again and again for `readback_s` seconds; one pass first is a
   warm-up. Figure: records (and value bytes) per second over the timed passes.
@@ -23,7 +25,6 @@ drifting over the run hits all brokers alike.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import logging
@@ -179,6 +180,8 @@ def _timed_produce(
         "msg_per_s": messages / elapsed,
         "mb_per_s": payload / elapsed / 1e6,
         "broker_cpu_s": cpu,
+        "broker_user_s": user1 - user0,
+        "broker_sys_s": sys1 - sys0,
         "broker_cpu_s_per_gib": cpu / (payload / GIB),
         "broker_cpu_cores": cpu / elapsed,
         "client_cpu_cores": (client1 - client0) / elapsed,
@@ -289,10 +292,6 @@ class Running:
     rf: int
 
 
-def _topics(rf: int) -> list[TopicSpec]:
-    return [TopicSpec(load.topic(rf), load.partitions, rf) for load in LOADS]
-
-
 def _produce_checked(
     col: Running, load: Load, messages: int, timeout: float, log: RdkafkaLog
 ) -> dict[str, Any]:
@@ -358,51 +357,49 @@ def run(
         store = produced if kind == "produce" else consumed
         store[col.label].setdefault(load.name, []).append(result)
 
+    columns = [("msklite", "msklite", 1)] + [(p, p, 1) for p in peers]
+    if with_rf3:
+        columns.append(("msklite RF3", "msklite", 3))
     for r in range(1, rounds + 1):
-        msk_topics = _topics(1) + (_topics(3) if with_rf3 else [])
-        with contextlib.ExitStack() as stack:
-            msk = stack.enter_context(targets.start("msklite", msk_topics, loop=loop))
-            columns = [Running("msklite", msk, 1)]
-            for peer in peers:  # each peer starts only once the one before it serves
-                started = stack.enter_context(targets.start(peer, _topics(1)))
-                columns.append(Running(peer, started, 1))
-            if with_rf3:
-                columns.append(Running("msklite RF3", msk, 3))
-            shift = (r - 1) % len(columns)
-            order = columns[shift:] + columns[:shift]
-            for load in loads:
-                n = messages_small if load.value_size < 1024 else messages_large
-                for col in order:
-                    record(
-                        "produce",
-                        col,
-                        load,
-                        r,
-                        functools.partial(_produce_checked, col, load, n, timeout),
-                    )
-                if load.acks != "1":
-                    continue  # the data read back does not depend on acks
-                for col in order:
-                    runs = produced[col.label].get(load.name, [])
-                    if not runs or runs[-1]["round"] != r:
-                        continue  # its produce failed: nothing known to read back
-                    ends = list(runs[-1]["ends"])
-                    record(
-                        "consume",
-                        col,
-                        load,
-                        r,
-                        functools.partial(
-                            read_back,
-                            col.target,
-                            load.topic(col.rf),
+        shift = (r - 1) % len(columns)
+        order = columns[shift:] + columns[:shift]
+        for load in loads:
+            n = messages_small if load.value_size < 1024 else messages_large
+            for label, kind, rf in order:
+                # a fresh broker per load: every load starts from an empty log and memory, so
+                # what earlier loads left (page cache, Tansu's in-memory log) weighs on none
+                topic = TopicSpec(load.topic(rf), load.partitions, rf)
+                try:
+                    with targets.start(kind, [topic], loop=loop, label=label) as target:
+                        col = Running(label, target, rf)
+                        record(
+                            "produce",
+                            col,
                             load,
-                            ends,
-                            readback_mib,
-                            readback_s,
-                            timeout,
-                        ),
-                    )
+                            r,
+                            functools.partial(_produce_checked, col, load, n, timeout),
+                        )
+                        runs = produced[label].get(load.name, [])
+                        if load.acks != "1" or not runs or runs[-1]["round"] != r:
+                            continue  # read back once per data set, and only what was written
+                        record(
+                            "consume",
+                            col,
+                            load,
+                            r,
+                            functools.partial(
+                                read_back,
+                                target,
+                                topic.name,
+                                load,
+                                list(runs[-1]["ends"]),
+                                readback_mib,
+                                readback_s,
+                                timeout,
+                            ),
+                        )
+                except (BenchError, KafkaException, OSError) as e:
+                    section.errors.append(f"{load.name} {label} round {r}: {e}")
     _summarise(section, produced, consumed, loads, labels, logs)
     return section
 
