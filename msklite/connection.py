@@ -1,6 +1,7 @@
 """One client connection: bytes → frames → handler → response buffers → transport.
 
-An `asyncio.Protocol` (≈3 µs a request, against ≈15 µs with streams). Requests are handled
+An `asyncio.BufferedProtocol` (≈3 µs a request, against ≈15 µs with streams; the socket reads
+straight into the frame decoder's buffers, see protocol/frame.py). Requests are handled
 one at a time and answered in order, as Kafka does. Most requests complete synchronously, and
 they are handled right in `data_received`: every complete request in the chunk is answered and
 the responses leave in one `writelines` (one system call for a whole pipelined burst). A
@@ -41,7 +42,7 @@ MAX_QUEUED_REQUESTS = 100
 Response = list[Buffer] | None
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, ctx: BrokerContext, max_frame: int, on_close: set[KafkaConnection]) -> None:
         self.ctx = ctx
         self.decoder = FrameDecoder(max_frame)
@@ -69,9 +70,12 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._registry.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         try:
-            frames = self.decoder.feed(data)
+            frames = self.decoder.buffer_updated(nbytes)
         except ProtocolError as e:
             self._abort(f"bad frame: {e}")
             return

@@ -79,6 +79,17 @@ def _frame(api_key: int, version: int, correlation: int, body: bytes = b"") -> b
     return struct.pack(">i", len(payload)) + payload
 
 
+def _receive(conn: KafkaConnection, data: bytes) -> None:
+    """What the event loop does with a BufferedProtocol: read into its buffer, report."""
+    pos = 0
+    while pos < len(data) and not conn.transport.aborted:  # type: ignore[union-attr]
+        buf = conn.get_buffer(-1)
+        n = min(len(buf), len(data) - pos)
+        buf[:n] = data[pos : pos + n]
+        pos += n
+        conn.buffer_updated(n)
+
+
 async def _drive(chunks: list[bytes]) -> tuple[FakeTransport, list[object]]:
     loop = asyncio.get_running_loop()
     errors: list[object] = []
@@ -88,7 +99,7 @@ async def _drive(chunks: list[bytes]) -> tuple[FakeTransport, list[object]]:
         transport = FakeTransport()
         conn.connection_made(transport)
         for chunk in chunks:
-            conn.data_received(chunk)
+            _receive(conn, chunk)
             for _ in range(5):
                 await asyncio.sleep(0)
         for _ in range(20):
