@@ -144,10 +144,10 @@ def evaluate(sections: Sequence[Section], quick: bool) -> list[Verdict]:
         n = md["partitions_listed"]
         ms = md["median_s"] * 1000
         if n >= 10_000:
-            return f"{ms:.1f} ms", "PASS" if ms <= 20 else "MISS", f"{n:,} partitions"
+            return f"{ms:.2f} ms", "PASS" if ms <= 20 else "MISS", f"{n:,} partitions"
         why = d["msklite"]["create"]["stopped"] or "fewer partitions asked for"
         verdict = "n/a" if quick and not d["msklite"]["create"]["stopped"] else "MISS"
-        return f"{ms:.1f} ms", verdict, f"only {n:,} partitions: {why}"
+        return f"{ms:.2f} ms", verdict, f"only {n:,} partitions: {why}"
 
     add("Metadata, 10,000 partitions", "≤ 20 ms", metadata, "scale")
     return out

@@ -274,7 +274,7 @@ def run(
         md = m["metadata"]
         section.row(
             f"Metadata, all {md['partitions_listed']:,} partitions",
-            f"{md['median_s'] * 1000:.1f} ms",
+            f"{md['median_s'] * 1000:.2f} ms",
             f"median of {metadata_repeats}; first after creation {md['first_s'] * 1000:.1f} ms;"
             f" {md['response_bytes'] / 1024:.0f} KiB",
         )
@@ -288,7 +288,7 @@ def run(
     if mm:
         section.row(
             f"mock Metadata, all {mm['partitions_listed']:,} partitions",
-            f"{mm['median_s'] * 1000:.1f} ms",
+            f"{mm['median_s'] * 1000:.2f} ms",
             f"median of {metadata_repeats}; {mm['response_bytes'] / 1024:.0f} KiB",
         )
     cn = data.get("connections")
