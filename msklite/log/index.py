@@ -17,8 +17,19 @@ _OFFSET_ENTRY = struct.Struct(">ii")  # relative offset, position
 _TIME_ENTRY = struct.Struct(">qi")  # timestamp, relative offset
 
 
-def _open_append(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+def _append_to(path: str, entry: bytes) -> None:
+    # No descriptor is kept: an entry is written every index.interval.bytes of log, and 10,000
+    # partitions would otherwise hold 60,000 index files open.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, entry)
+    finally:
+        os.close(fd)
+
+
+def _truncate(path: str, size: int) -> None:
+    with open(path, "ab") as f:
+        f.truncate(size)
 
 
 class OffsetIndex:
@@ -29,7 +40,7 @@ class OffsetIndex:
         self.base_offset = base_offset
         self.rel_offsets = array("i")
         self.positions = array("i")
-        self._fd = _open_append(path)
+        open(path, "ab").close()  # exists from now on, as Kafka's index files do
 
     def load(self) -> bool:
         """Read the file back; False if it is not a valid index (the caller rebuilds)."""
@@ -47,13 +58,13 @@ class OffsetIndex:
     def reset(self) -> None:
         self.rel_offsets = array("i")
         self.positions = array("i")
-        os.ftruncate(self._fd, 0)
+        _truncate(self.path, 0)
 
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
         self.rel_offsets.append(rel)
         self.positions.append(position)
-        os.write(self._fd, _OFFSET_ENTRY.pack(rel, position))
+        _append_to(self.path, _OFFSET_ENTRY.pack(rel, position))
 
     def lookup(self, offset: int) -> int:
         """Position of the last indexed batch starting at or before `offset` (0 if none)."""
@@ -70,10 +81,7 @@ class OffsetIndex:
         i = bisect_right(self.positions, position - 1)
         del self.rel_offsets[i:]
         del self.positions[i:]
-        os.ftruncate(self._fd, i * _OFFSET_ENTRY.size)
-
-    def close(self) -> None:
-        os.close(self._fd)
+        _truncate(self.path, i * _OFFSET_ENTRY.size)
 
 
 class TimeIndex:
@@ -84,7 +92,7 @@ class TimeIndex:
         self.base_offset = base_offset
         self.timestamps = array("q")
         self.rel_offsets = array("i")
-        self._fd = _open_append(path)
+        open(path, "ab").close()  # exists from now on, as Kafka's index files do
 
     def load(self) -> bool:
         with open(self.path, "rb") as f:
@@ -101,7 +109,7 @@ class TimeIndex:
     def reset(self) -> None:
         self.timestamps = array("q")
         self.rel_offsets = array("i")
-        os.ftruncate(self._fd, 0)
+        _truncate(self.path, 0)
 
     def maybe_append(self, timestamp: int, offset: int) -> None:
         if self.timestamps and timestamp <= self.timestamps[-1]:
@@ -109,7 +117,7 @@ class TimeIndex:
         rel = offset - self.base_offset
         self.timestamps.append(timestamp)
         self.rel_offsets.append(rel)
-        os.write(self._fd, _TIME_ENTRY.pack(timestamp, rel))
+        _append_to(self.path, _TIME_ENTRY.pack(timestamp, rel))
 
     def lookup(self, timestamp: int) -> int:
         """An offset from which a scan finds the first record with a timestamp ≥ `timestamp`:
@@ -124,7 +132,4 @@ class TimeIndex:
             keep -= 1
         del self.timestamps[keep:]
         del self.rel_offsets[keep:]
-        os.ftruncate(self._fd, keep * _TIME_ENTRY.size)
-
-    def close(self) -> None:
-        os.close(self._fd)
+        _truncate(self.path, keep * _TIME_ENTRY.size)
