@@ -445,24 +445,32 @@ def _summarise(
             ratio_text = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if v is not None)
             section.row(f"{kind} {load.name}", "msg/s", f"{cells}; {ratio_text}")
     cpu: dict[str, float | None] = {}
+    sys_share: dict[str, float | None] = {}
     for label in labels:
-        values = [
-            x["broker_cpu_s_per_gib"]
+        runs = [
+            x
             for load in loads
             if load.value_size == 1024
             for x in produced[label].get(load.name, [])
         ]
-        cpu[label] = summary(values)["median"]
+        cpu[label] = summary([x["broker_cpu_s_per_gib"] for x in runs])["median"]
+        total = sum(x["broker_cpu_s"] for x in runs)
+        sys_share[label] = sum(x["broker_sys_s"] for x in runs) / total if total else None
     section.row(
         "broker CPU-s per GiB (1 KiB loads)",
         "",
-        "  ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in cpu.items()),
+        "  ".join(
+            f"{k} {'-' if v is None else f'{v:.1f}'}"
+            + ("" if sys_share[k] is None else f" ({100 * (sys_share[k] or 0):.0f}% sys)")
+            for k, v in cpu.items()
+        ),
     )
     section.data = {
         "loads": [load.__dict__ | {"name": load.name} for load in loads],
         "columns": labels,
         "median_msg_per_s": medians,
         "broker_cpu_s_per_gib_1kib": cpu,
+        "broker_sys_share_1kib": sys_share,
         "produce": produced,
         "consume": consumed,
         "rdkafka_logs": logs,
