@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import glob
 import itertools
-import os
 import struct
 import time
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import OffsetOutOfRangeError
 
 from msklite import Cluster
+from tests.integration.helpers import leader_segments
 
 # Kafka's config sources (DescribeConfigs v1+) and error codes used below.
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG = 1, 4
@@ -54,19 +53,13 @@ def _stored_batches(
 ) -> list[tuple[int, int, int, int, int]]:
     """(base_offset, attributes, producer_id, base_sequence, record_count) of every batch in
     the partition's on-disk log (Kafka's layout), read straight from the segment files."""
-    leader = cluster.partition(topic, partition).leader
-    directory = os.path.join(cluster.data_dir, f"broker-{leader}", f"{topic}-{partition}")
     out = []
-    for path in sorted(glob.glob(os.path.join(directory, "*.log"))):
-        with open(path, "rb") as f:
-            data = f.read()
+    for data in leader_segments(cluster, topic, partition):
         pos = 0
-        while pos + _BATCH.size <= len(data):
+        while pos < len(data):
             base, length, _, magic, _, attrs, _, _, _, pid, _, seq, count = _BATCH.unpack_from(
                 data, pos
             )
-            if length == 0:
-                break  # preallocated tail
             assert magic == 2
             out.append((base, attrs, pid, seq, count))
             pos += 12 + length

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import time
 from typing import Any
 
@@ -19,6 +17,7 @@ from kafka.errors import (
 from kafka.record import MemoryRecords
 
 from msklite import Cluster
+from tests.integration.helpers import leader_segments
 
 # kafka-python's compression_type values; None is no compression.
 CODECS: list[str | None] = [None, "gzip", "snappy", "lz4", "zstd"]
@@ -64,18 +63,11 @@ def _consume(consumer: KafkaConsumer, n: int, timeout: float = 10.0) -> list[Any
 
 
 def _stored_batches(cluster: Cluster, topic: str, partition: int) -> list[Any]:
-    """The record batches of a partition as they lie in the leader's log segments on disk."""
-    leader = cluster.partition(topic, partition).leader
-    log_dir = os.path.join(cluster.data_dir, f"broker-{leader}", f"{topic}-{partition}")
+    """The record batches of a partition as they lie in the leader's log segments on disk,
+    parsed by kafka-python's own record reader."""
     batches = []
-    for segment in sorted(glob.glob(os.path.join(log_dir, "*.log"))):
-        with open(segment, "rb") as f:
-            data = f.read()
-        # The active segment is preallocated: zeros follow its last batch.
-        end = 0
-        while end + 12 <= len(data) and (size := int.from_bytes(data[end + 8 : end + 12])) > 0:
-            end += 12 + size  # base offset (8), batch length (4), then the batch
-        records = MemoryRecords(data[:end])
+    for data in leader_segments(cluster, topic, partition):
+        records = MemoryRecords(data)
         while (batch := records.next_batch()) is not None:
             batches.append(batch)
     return batches

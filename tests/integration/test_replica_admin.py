@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import ElectionType, Producer, TopicPartition
@@ -17,6 +16,7 @@ from kafka import KafkaAdminClient
 from kafka.protocol.consumer.offsets import OffsetForLeaderEpochRequest
 
 from msklite import Cluster
+from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
 
 
@@ -27,13 +27,6 @@ def cluster() -> Iterator[Cluster]:
         config={"replica.lag.time.max.ms": "300", "auto.leader.rebalance.enable": "false"},
     ) as c:
         yield c
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def _fill(cluster: Cluster, topic: str, n: int) -> None:
@@ -48,7 +41,7 @@ def test_preferred_election_with_the_confluent_admin_client(cluster: Cluster) ->
     preferred = cluster.partition("elect", 0).replicas[0]
     cluster.stop_broker(preferred)
     cluster.start_broker(preferred)
-    _until(lambda: preferred in cluster.partition("elect", 0).isr, "the ISR")
+    wait_until(lambda: preferred in cluster.partition("elect", 0).isr, "the ISR")
     assert cluster.partition("elect", 0).leader != preferred  # no auto rebalance here
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
     result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("elect", 0)]).result(10)
@@ -66,7 +59,7 @@ def test_reassignment_to_an_added_broker(cluster: Cluster) -> None:
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
     try:
         admin.alter_partition_reassignments({TopicPartition("move", 0): target})
-        _until(lambda: sorted(cluster.partition("move", 0).replicas) == sorted(target), "move")
+        wait_until(lambda: sorted(cluster.partition("move", 0).replicas) == sorted(target), "move")
         assert admin.list_partition_reassignments() == {}
         view = cluster.partition("move", 0)
         assert view.log_end_offsets[4] == 100 and sorted(view.isr) == sorted(target)
@@ -81,7 +74,9 @@ def test_reassignment_to_an_added_broker(cluster: Cluster) -> None:
 def test_offset_for_leader_epoch_after_a_leader_change(cluster: Cluster) -> None:
     cluster.create_topic("epochs")
     _fill(cluster, "epochs", 10)
-    _until(lambda: len(set(cluster.partition("epochs", 0).log_end_offsets.values())) == 1, "copy")
+    wait_until(
+        lambda: len(set(cluster.partition("epochs", 0).log_end_offsets.values())) == 1, "copy"
+    )
     cluster.stop_broker(cluster.partition("epochs", 0).leader)
     _fill(cluster, "epochs", 5)
     view = cluster.partition("epochs", 0)

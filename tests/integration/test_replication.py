@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -15,6 +15,7 @@ from kafka.protocol.producer.produce import ProduceRequest
 from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.records import encode_batch
+from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
 
 LAG_MS = 300
@@ -24,13 +25,6 @@ LAG_MS = 300
 def cluster() -> Iterator[Cluster]:
     with Cluster(brokers=3, config={"replica.lag.time.max.ms": str(LAG_MS)}) as c:
         yield c
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def _address(cluster: Cluster, node_id: int) -> str:
@@ -93,8 +87,10 @@ def test_followers_copy_and_the_high_watermark_follows(cluster: Cluster) -> None
         assert _produce_raw(cluster, "copies", b"%d" % i) == (0, i)
     view = cluster.partition("copies", 0)
     assert len(view.replicas) == 3 and sorted(view.isr) == [1, 2, 3]
-    _until(lambda: set(cluster.partition("copies", 0).log_end_offsets.values()) == {20}, "copies")
-    _until(lambda: set(cluster.partition("copies", 0).high_watermarks.values()) == {20}, "HWs")
+    wait_until(
+        lambda: set(cluster.partition("copies", 0).log_end_offsets.values()) == {20}, "copies"
+    )
+    wait_until(lambda: set(cluster.partition("copies", 0).high_watermarks.values()) == {20}, "HWs")
     racks = {cluster.brokers[r].info.rack for r in view.replicas}
     assert len(racks) == 3  # one replica per AZ
 
@@ -111,7 +107,7 @@ def test_acks_all_with_one_and_two_brokers_down(cluster: Cluster) -> None:
     assert _produce_raw(cluster, "durable", b"c")[0] == ErrorCode.NOT_ENOUGH_REPLICAS
     assert _produce_raw(cluster, "durable", b"c1", acks=1) == (0, 2)  # acks=1 still works
     cluster.start_broker(followers[0])
-    _until(lambda: len(cluster.partition("durable", 0).isr) == 2, "the ISR to grow")
+    wait_until(lambda: len(cluster.partition("durable", 0).isr) == 2, "the ISR to grow")
     assert _produce_raw(cluster, "durable", b"d") == (0, 3)
     assert _consume(cluster, "durable", 4) == [(0, b"a"), (1, b"b"), (2, b"c1"), (3, b"d")]
 
@@ -145,7 +141,7 @@ def test_leader_failover_keeps_every_acknowledged_record(cluster: Cluster) -> No
             cluster.start_broker(old_leader)
     assert p.flush(20) == 0
     assert len(acked) == 300
-    _until(lambda: _fully_replicated(cluster, "failover"), "full replication")
+    wait_until(lambda: _fully_replicated(cluster, "failover"), "full replication")
     got = dict(_consume(cluster, "failover", 300))
     assert got == acked
     assert sorted(got) == list(range(300))  # one record per offset, no gaps
@@ -162,7 +158,7 @@ def test_restarted_broker_catches_up_and_takes_back_leadership(cluster: Cluster)
     for i in range(50):
         assert _produce_raw(cluster, "prefer", b"%d" % i)[0] == 0
     cluster.start_broker(preferred)
-    _until(lambda: cluster.partition("prefer", 0).leader == preferred, "preferred leader")
+    wait_until(lambda: cluster.partition("prefer", 0).leader == preferred, "preferred leader")
     view = cluster.partition("prefer", 0)
     assert view.log_end_offsets[preferred] == 50 and sorted(view.isr) == [1, 2, 3]
     assert view.leader_epoch == epoch + 2
@@ -181,7 +177,7 @@ def test_lagging_follower_leaves_the_isr(cluster: Cluster) -> None:
     assert slow not in cluster.partition("lag", 0).isr
     assert _produce_raw(cluster, "lag", b"y")[0] == ErrorCode.NOT_ENOUGH_REPLICAS
     cluster.resume_replication(slow, "lag", 0)
-    _until(lambda: slow in cluster.partition("lag", 0).isr, "the follower to rejoin")
+    wait_until(lambda: slow in cluster.partition("lag", 0).isr, "the follower to rejoin")
     # "x" stayed in the log (Kafka keeps a batch that failed after its append).
     assert _produce_raw(cluster, "lag", b"z") == (0, 1)
 
@@ -207,13 +203,13 @@ def test_unclean_election_loses_what_only_the_old_leader_had(cluster: Cluster) -
     followers = [r for r in view.replicas if r != old_leader]
     for i in range(5):
         assert _produce_raw(cluster, "unclean", b"kept%d" % i) == (0, i)
-    _until(lambda: _fully_replicated(cluster, "unclean"), "replication")
+    wait_until(lambda: _fully_replicated(cluster, "unclean"), "replication")
     for r in followers:
         cluster.pause_replication(r)
     # Acknowledged by the leader alone (acks=1): Kafka loses these in an unclean election.
     for i in range(5):
         assert _produce_raw(cluster, "unclean", b"lost%d" % i, acks=1) == (0, 5 + i)
-    _until(lambda: cluster.partition("unclean", 0).isr == [old_leader], "the ISR to shrink")
+    wait_until(lambda: cluster.partition("unclean", 0).isr == [old_leader], "the ISR to shrink")
     cluster.stop_broker(old_leader)
     new = cluster.partition("unclean", 0)
     assert new.leader in followers and new.isr == [new.leader]
@@ -221,7 +217,7 @@ def test_unclean_election_loses_what_only_the_old_leader_had(cluster: Cluster) -
         cluster.resume_replication(r)
     assert _produce_raw(cluster, "unclean", b"after") == (0, 5)
     cluster.start_broker(old_leader)
-    _until(lambda: _fully_replicated(cluster, "unclean"), "the old leader to rejoin")
+    wait_until(lambda: _fully_replicated(cluster, "unclean"), "the old leader to rejoin")
     assert cluster.partition("unclean", 0).log_end_offsets[old_leader] == 6  # truncated to 5, +1
     values = [v for _, v in _consume(cluster, "unclean", 6)]
     assert values == [b"kept0", b"kept1", b"kept2", b"kept3", b"kept4", b"after"]
@@ -236,7 +232,7 @@ def test_without_unclean_election_the_partition_goes_offline(cluster: Cluster) -
         if r != view.leader:
             cluster.pause_replication(r)
     assert _produce_raw(cluster, "clean", b"only-on-leader", acks=1) == (0, 0)
-    _until(lambda: cluster.partition("clean", 0).isr == [view.leader], "the ISR to shrink")
+    wait_until(lambda: cluster.partition("clean", 0).isr == [view.leader], "the ISR to shrink")
     cluster.stop_broker(view.leader)
     assert cluster.partition("clean", 0).leader == -1
     assert cluster.controller is not None and cluster.controller.offline_partitions() == 1
@@ -260,7 +256,7 @@ def test_an_az_outage_keeps_rf3_min_insync2_writable(cluster: Cluster) -> None:
         )
     assert p.flush(15) == 0 and errors == []
     cluster.start_az("use1-az1")
-    _until(lambda: all(len(cluster.partition("zonal", i).isr) == 3 for i in range(3)), "ISR")
+    wait_until(lambda: all(len(cluster.partition("zonal", i).isr) == 3 for i in range(3)), "ISR")
 
 
 def test_rack_aware_fetch_reads_from_the_local_replica() -> None:
@@ -276,7 +272,7 @@ def test_rack_aware_fetch_reads_from_the_local_replica() -> None:
         for i in range(200):
             p.produce("local", value=b"x" * 1000 + b"%d" % i)
         assert p.flush(10) == 0
-        _until(lambda: _fully_replicated(cluster, "local"), "replication")
+        wait_until(lambda: _fully_replicated(cluster, "local"), "replication")
         before = {n: cluster.broker_stats(n).bytes_out for n in cluster.brokers}
         got = _consume(cluster, "local", 200, **{"client.rack": rack})
         assert len(got) == 200 and sorted(o for o, _ in got) == list(range(200))
@@ -333,7 +329,7 @@ def test_random_faults_lose_no_acknowledged_record(sequences: int) -> None:
                 if n not in cluster.brokers:
                     cluster.start_broker(n)
             p.flush(10)
-            _until(partial(_fully_replicated, cluster, topic), "recovery", timeout=20)
+            wait_until(partial(_fully_replicated, cluster, topic), "recovery", timeout=20)
             got = dict(_consume(cluster, topic, len(acked)))
             for offset, value in acked.items():
                 assert got.get(offset) == value, (sequence, offset)

@@ -1,0 +1,34 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable
+
+from msklite import Cluster
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll a condition on the cluster's state (no event to await from another thread)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def leader_segments(cluster: Cluster, topic: str, partition: int) -> list[bytes]:
+    """The bytes of each log segment of the partition's leader replica, as on disk, without
+    the zeros that follow the last batch of the (preallocated) active segment."""
+    leader = cluster.partition(topic, partition).leader
+    directory = os.path.join(cluster.data_dir, f"broker-{leader}", f"{topic}-{partition}")
+    out = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.log"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        end = 0
+        while end + 12 <= len(data) and (size := int.from_bytes(data[end + 8 : end + 12])) > 0:
+            end += 12 + size  # base offset (8), batch length (4), then the batch
+        out.append(data[:end])
+    return out
