@@ -23,7 +23,7 @@ from typing import Any
 from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -103,9 +103,7 @@ def _broker_configs(ctx: BrokerContext, node_id: int | None, cls: Any, synonyms:
 
 @handles(ApiKey.DESCRIBE_CONFIGS, versions=(1, 4), flexible_from=4)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.DESCRIBE_CONFIGS, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.DESCRIBE_CONFIGS)
+    v, req, resp = spec_request(ApiKey.DESCRIBE_CONFIGS, header, r)
     result_cls = resp.DescribeConfigsResult
     entry_cls = result_cls.DescribeConfigsResourceResult
     results = []

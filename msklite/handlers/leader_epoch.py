@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -23,9 +23,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH, versions=(2, 4), flexible_from=4)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.OFFSET_FOR_LEADER_EPOCH, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+    v, req, resp = spec_request(ApiKey.OFFSET_FOR_LEADER_EPOCH, header, r)
     topic_cls = resp.OffsetForLeaderTopicResult
     part_cls = topic_cls.EpochEndOffset
     topics = []

@@ -18,7 +18,7 @@ from typing import Any
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -54,9 +54,7 @@ def _lookup(ctx: BrokerContext, topic: str, p: Any) -> tuple[int, int, int]:
 
 @handles(ApiKey.LIST_OFFSETS, versions=(1, 8), flexible_from=6)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.LIST_OFFSETS, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.LIST_OFFSETS)
+    v, req, resp = spec_request(ApiKey.LIST_OFFSETS, header, r)
     topic_cls = resp.ListOffsetsTopicResponse
     part_cls = topic_cls.ListOffsetsPartitionResponse
     topics = []

@@ -23,7 +23,7 @@ import uuid
 from msklite.controller import Controller, TopicState, validate_topic_name
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol import metadata as codec
 from msklite.protocol.api_keys import ApiKey
@@ -153,9 +153,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
 
 @handles(ApiKey.DESCRIBE_CLUSTER, versions=(0, 1), flexible_from=0)
 def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.DESCRIBE_CLUSTER, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.DESCRIBE_CLUSTER)
+    v, req, resp = spec_request(ApiKey.DESCRIBE_CLUSTER, header, r)
     endpoint_type = getattr(req, "endpoint_type", 1)
     if endpoint_type != 1:  # 1 = brokers; 2 = controllers, which KRaft clients ask controllers for
         body = resp(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -24,9 +24,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 @handles(ApiKey.INIT_PRODUCER_ID, versions=(0, 5), flexible_from=2)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.INIT_PRODUCER_ID, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.INIT_PRODUCER_ID)
+    v, req, resp = spec_request(ApiKey.INIT_PRODUCER_ID, header, r)
     if req.transactional_id is not None:
         body = resp(
             version=v,

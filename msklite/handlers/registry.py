@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from msklite.protocol import messages
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
@@ -47,6 +48,12 @@ def handles(
         return fn
 
     return register
+
+
+def spec_request(api_key: int, header: RequestHeader, r: Reader) -> tuple[int, Any, Any]:
+    """(version, decoded request, response class) for an API served by the spec codec."""
+    v = header.api_version
+    return v, messages.decode_request(api_key, v, r.data[r.pos :]), messages.response_class(api_key)
 
 
 def advertised_versions(cap: dict[int, int] | None = None) -> list[tuple[int, int, int]]:

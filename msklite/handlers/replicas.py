@@ -23,7 +23,7 @@ from typing import Any
 
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -32,14 +32,9 @@ from msklite.protocol.primitives import Buffer, Reader
 PREFERRED, UNCLEAN = 0, 1
 
 
-def _decode(key: ApiKey, header: RequestHeader, r: Reader) -> tuple[int, Any, Any]:
-    v = header.api_version
-    return v, messages.decode_request(key, v, r.data[r.pos :]), messages.response_class(key)
-
-
 @handles(ApiKey.ELECT_LEADERS, versions=(0, 2), flexible_from=2)
 def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = _decode(ApiKey.ELECT_LEADERS, header, r)
+    v, req, resp = spec_request(ApiKey.ELECT_LEADERS, header, r)
     controller = ctx.controller
     unclean = v >= 1 and req.election_type == UNCLEAN
     if req.topic_partitions is None:
@@ -66,7 +61,7 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
 
 @handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS, versions=(0, 1), flexible_from=0)
 def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = _decode(ApiKey.ALTER_PARTITION_REASSIGNMENTS, header, r)
+    v, req, resp = spec_request(ApiKey.ALTER_PARTITION_REASSIGNMENTS, header, r)
     controller = ctx.controller
     allow_rf_change = v < 1 or req.allow_replication_factor_change
     topic_cls = resp.ReassignableTopicResponse
@@ -115,7 +110,7 @@ def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
 
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS, versions=(0, 0), flexible_from=0)
 def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = _decode(ApiKey.LIST_PARTITION_REASSIGNMENTS, header, r)
+    v, req, resp = spec_request(ApiKey.LIST_PARTITION_REASSIGNMENTS, header, r)
     wanted = None if req.topics is None else {t.name: set(t.partition_indexes) for t in req.topics}
     topic_cls = resp.OngoingTopicReassignment
     by_topic: dict[str, list[Any]] = {}
@@ -142,7 +137,7 @@ def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
 @handles(ApiKey.DESCRIBE_LOG_DIRS, versions=(1, 4), flexible_from=2)
 def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = _decode(ApiKey.DESCRIBE_LOG_DIRS, header, r)
+    v, req, resp = spec_request(ApiKey.DESCRIBE_LOG_DIRS, header, r)
     wanted = None if req.topics is None else {t.topic: set(t.partitions) for t in req.topics}
     result_cls = resp.DescribeLogDirsResult
     topic_cls = result_cls.DescribeLogDirsTopic

@@ -25,7 +25,7 @@ from msklite.config import TOPIC_CONFIGS, ConfigSource
 from msklite.controller import TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -56,9 +56,7 @@ def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any
 
 @handles(ApiKey.CREATE_TOPICS, versions=(2, 7), flexible_from=5)
 def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.CREATE_TOPICS, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.CREATE_TOPICS)
+    v, req, resp = spec_request(ApiKey.CREATE_TOPICS, header, r)
     result_cls = resp.CreatableTopicResult
     counts = Counter(t.name for t in req.topics)
     results = []
@@ -107,9 +105,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
 
 @handles(ApiKey.DELETE_TOPICS, versions=(1, 6), flexible_from=4)
 def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.DELETE_TOPICS, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.DELETE_TOPICS)
+    v, req, resp = spec_request(ApiKey.DELETE_TOPICS, header, r)
     result_cls = resp.DeletableTopicResult
     wanted: list[tuple[str | None, uuid.UUID]] = (
         [(t.name, t.topic_id or _NO_ID) for t in req.topics]
@@ -136,9 +132,7 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
 
 @handles(ApiKey.CREATE_PARTITIONS, versions=(0, 3), flexible_from=2)
 def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.CREATE_PARTITIONS, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.CREATE_PARTITIONS)
+    v, req, resp = spec_request(ApiKey.CREATE_PARTITIONS, header, r)
     result_cls = resp.CreatePartitionsTopicResult
     counts = Counter(t.name for t in req.topics)
     results = []
