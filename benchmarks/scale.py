@@ -1,6 +1,6 @@
 """Scale: many partitions over 3 brokers, and many idle connections.
 
-partitions — one `msklite serve --brokers 3` process (and the mock, for its Metadata time):
+partitions — one `msklite serve --brokers 3` process (and the mock, for context):
 - creation: `partitions` partitions at replication factor `rf`, as topics of `chunk`
   partitions each, one CreateTopics call (confluent AdminClient) per topic; the time of each
   call is recorded. Every replica costs the broker open files; before each call the broker's
@@ -177,16 +177,16 @@ def _partitions(
     return out
 
 
-def _mock_metadata(partitions: int, chunk: int, rf: int, repeats: int) -> dict[str, Any]:
+def _mock(partitions: int, chunk: int, rf: int, repeats: int, timeout: float) -> dict[str, Any]:
     topics = [
         TopicSpec(f"scale-{i}", min(chunk, partitions - i * chunk), rf)
         for i in range((partitions + chunk - 1) // chunk)
     ]
-    with (
-        targets.start("mock", topics) as mock,
-        socket.create_connection(mock.first_address(), timeout=30) as sock,
-    ):
-        return _metadata_times(sock, repeats)
+    with targets.start("mock", topics) as mock:
+        with socket.create_connection(mock.first_address(), timeout=30) as sock:
+            metadata = _metadata_times(sock, repeats)
+        names = {t.name: t.partitions for t in topics}
+        return metadata | {"produce_all": _produce_all(mock, names, timeout)}
 
 
 def _connections(count: int, timeout: float, loop: str) -> dict[str, Any]:
@@ -250,8 +250,8 @@ def run(
         section.errors.append(f"partitions: {e}")
     if with_mock:
         try:
-            data["mock_metadata"] = _mock_metadata(partitions, chunk, rf, metadata_repeats)
-        except (BenchError, OSError) as e:
+            data["mock"] = _mock(partitions, chunk, rf, metadata_repeats, timeout)
+        except (BenchError, KafkaException, OSError) as e:
             section.errors.append(f"mock metadata: {e}")
     try:
         data["connections"] = _connections(connections, timeout, loop)
@@ -284,12 +284,17 @@ def run(
             f"{pa['seconds'] * 1000:.0f} ms",
             "acks=all, confluent producer, first produce() to last delivery",
         )
-    mm = data.get("mock_metadata")
+    mm = data.get("mock")
     if mm:
         section.row(
             f"mock Metadata, all {mm['partitions_listed']:,} partitions",
             f"{mm['median_s'] * 1000:.2f} ms",
             f"median of {metadata_repeats}; {mm['response_bytes'] / 1024:.0f} KiB",
+        )
+        section.row(
+            f"mock: produce 1 record to each of {mm['produce_all']['records']:,}",
+            f"{mm['produce_all']['seconds'] * 1000:.0f} ms",
+            "the same client and load, for context",
         )
     cn = data.get("connections")
     if cn:
