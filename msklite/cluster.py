@@ -19,17 +19,20 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from msklite.clock import Clock, SystemClock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
+from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
+from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime, ensure_offsets_topic
 from msklite.handlers.context import BrokerContext, BrokerStats
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
+from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
 
@@ -122,6 +125,11 @@ class Cluster:
             infos, self.broker_configs, os.path.join(self.data_dir, "cluster-metadata.json")
         )
         self.controller = controller
+        offsets_topic = ensure_offsets_topic(controller)
+        coordinator_config = replace(
+            CoordinatorConfig.from_broker_configs(self.broker_configs),
+            num_partitions=len(offsets_topic.partitions),
+        )
         metadata_cache = MetadataCache(controller)
         max_frame = self.broker_configs.get_int("socket.request.max.bytes")
         for info in infos:
@@ -132,6 +140,11 @@ class Cluster:
                 self.clock,
             )
             replicas = ReplicaManager(info.node_id, controller, logs)
+            groups = CoordinatorRuntime(
+                GroupCoordinator(coordinator_config, self.clock.now_ms()),
+                InternalTopic(replicas, OFFSETS_TOPIC, self.clock),
+                self.clock,
+            )
             ctx = BrokerContext(
                 info,
                 controller,
@@ -139,6 +152,7 @@ class Cluster:
                 self.clock,
                 metadata_cache,
                 FetchSessionCache(),
+                groups,
                 BrokerStats(),
             )
             server = BrokerServer(
@@ -159,7 +173,11 @@ class Cluster:
             await self._shutdown()
             raise
         metadata_cache.invalidate()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._retention_loop()))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._retention_loop()))
+        for broker in self.brokers.values():
+            broker.ctx.groups.load_all()
+            self._tasks.append(loop.create_task(broker.ctx.groups.run()))
         self.started = True
 
     async def astop(self) -> None:
@@ -288,10 +306,15 @@ class Cluster:
     def delete_topic(self, name: str) -> None:
         self._call(lambda: self._controller().delete_topic(name))
 
-    def topics(self) -> dict[str, Any]:
-        """Topic name → number of partitions."""
+    def topics(self, internal: bool = False) -> dict[str, Any]:
+        """Topic name → number of partitions; internal topics (`__consumer_offsets`) only
+        when asked for, as admin clients list them."""
         return self._call(
-            lambda: {n: len(t.partitions) for n, t in self._controller().topics.items()}
+            lambda: {
+                n: len(t.partitions)
+                for n, t in self._controller().topics.items()
+                if internal or not t.internal
+            }
         )
 
     def waiting_fetches(self) -> int:

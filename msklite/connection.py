@@ -22,7 +22,7 @@ from typing import cast
 from msklite.errors import ProtocolError
 from msklite.handlers import HANDLERS
 from msklite.handlers.api_versions import unsupported_version_body
-from msklite.handlers.context import BrokerContext
+from msklite.handlers.context import CLIENT_HOST, BrokerContext
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder
 from msklite.protocol.header import parse_request_header, response_header
@@ -61,6 +61,8 @@ class KafkaConnection(asyncio.Protocol):
                 pass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if peer:
+            CLIENT_HOST.set(peer[0])  # inherited by the request task created below
         self._registry.add(self)
         self._worker = asyncio.get_running_loop().create_task(self._run())
 

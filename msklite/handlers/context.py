@@ -3,16 +3,22 @@ Built by the cluster (the composition root) once per broker."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
+from msklite.coordinator.runtime import CoordinatorRuntime
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from msklite.handlers.fetch_sessions import FetchSessionCache
     from msklite.handlers.metadata import MetadataCache
+
+# The peer's IP address, set by the connection for its request task (DescribeGroups reports
+# it as client_host, in Kafka's "/1.2.3.4" form).
+CLIENT_HOST: ContextVar[str] = ContextVar("client_host", default="")
 
 
 @dataclass(slots=True)
@@ -32,6 +38,7 @@ class BrokerContext:
     clock: Clock
     metadata_cache: MetadataCache
     fetch_sessions: FetchSessionCache
+    groups: CoordinatorRuntime
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None

@@ -59,6 +59,7 @@ def crc32c(data: Buffer, value: int = 0) -> int:
         impl = _crc32c_impl = loaded
     return impl(data, value)
 
+
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_LOG_APPEND = 0x08
 TRANSACTIONAL = 0x10
