@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, throughput
+from benchmarks import coldstart, groups, throughput
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
-BENCHMARKS = ("coldstart", "throughput")
+BENCHMARKS = ("coldstart", "throughput", "groups")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 loop=args.server_loop,
             )
         )
+    if "groups" in only:
+        rounds = 3 if args.quick else 5
+        commits = 500 if args.quick else 2000
+        print(f"groups: {rounds} rounds of rebalances (1, 3, 10 members) and commits ...")
+        sections.append(groups.run(rounds, commits, loop=args.server_loop))
     print_table(sections)
     path = write_json(sections, info, settings, args.output)
     print(f"\nwrote {path}")

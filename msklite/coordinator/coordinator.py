@@ -135,10 +135,6 @@ class Output:
     records: list[Record] = field(default_factory=list)
     completions: list[tuple[int, JoinResponse | SyncResponse]] = field(default_factory=list)
 
-    def extend(self, other: Output) -> None:
-        self.records.extend(other.records)
-        self.completions.extend(other.completions)
-
 
 class GroupCoordinator:
     def __init__(self, config: CoordinatorConfig, now_ms: int) -> None:
@@ -203,7 +199,6 @@ class GroupCoordinator:
                 m.client_host,
                 m.rebalance_timeout_ms,
                 m.session_timeout_ms,
-                v.protocol_type,
                 [(v.protocol or "", m.subscription)],
                 m.assignment,
                 session_deadline=now_ms + m.session_timeout_ms,
@@ -324,7 +319,6 @@ class GroupCoordinator:
             req.client_host,
             req.rebalance_timeout_ms,
             req.session_timeout_ms,
-            req.protocol_type,
             list(req.protocols),
             join_waiter=waiter,
             session_deadline=now_ms + req.session_timeout_ms,
@@ -400,8 +394,8 @@ class GroupCoordinator:
         if group.leader not in group.members:
             group.leader = next(iter(group.members))
         group.transition(GroupState.COMPLETING_REBALANCE, now_ms)
-        # Members that do not sync within the rebalance timeout are dropped (KIP-... Kafka's
-        # pendingSyncMembers, 2.8+).
+        # Members that do not sync within the rebalance timeout are dropped, so a leader that
+        # died after joining cannot stall the group (Kafka's pendingSyncMembers, 2.8+).
         group.rebalance_deadline = now_ms + group.max_rebalance_timeout()
         for m in group.members.values():
             m.joined = False
@@ -811,7 +805,7 @@ class GroupCoordinator:
                 self._rebalance_timeout(group, now_ms, out)
         if now_ms >= self._next_expiry_check:
             self._next_expiry_check = now_ms + self.config.offsets_retention_check_interval_ms
-            self.expire_offsets(now_ms, out)
+            self._expire_offsets(now_ms, out)
         return out
 
     def _rebalance_timeout(self, group: Group, now_ms: int, out: Output) -> None:
@@ -830,7 +824,7 @@ class GroupCoordinator:
             self._prepare_rebalance(group, now_ms, out)
             self._try_complete_join(group, now_ms, out)
 
-    def expire_offsets(self, now_ms: int, out: Output) -> None:
+    def _expire_offsets(self, now_ms: int, out: Output) -> None:
         for group in list(self.groups.values()):
             if not group.is_empty():
                 continue

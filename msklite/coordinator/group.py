@@ -35,7 +35,6 @@ class Member:
     client_host: str
     rebalance_timeout_ms: int
     session_timeout_ms: int
-    protocol_type: str
     protocols: list[tuple[str, bytes]]
     assignment: bytes = b""
     # Opaque ids of the JoinGroup / SyncGroup requests parked until the rebalance moves on;
@@ -89,9 +88,6 @@ class Group:
 
     def is_empty(self) -> bool:
         return not self.members
-
-    def in_state(self, *states: GroupState) -> bool:
-        return self.state in states
 
     def transition(self, state: GroupState, now_ms: int) -> None:
         self.state = state

@@ -326,7 +326,9 @@ async def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
     for gid in req.groups_names:
         error = coordinator_error(ctx, gid)
         if error == ErrorCode.NONE:
-            errors, out = ctx.groups.coordinator.delete_groups([gid])
-            error = ctx.groups.apply(out) or errors[0]
+            (error,), out = ctx.groups.coordinator.delete_groups([gid])
+            write_error = ctx.groups.apply(out)
+            if error == ErrorCode.NONE:
+                error = write_error
         results.append(cls(group_id=gid, error_code=error))
     return _encode(ApiKey.DELETE_GROUPS, header, results=results)
