@@ -182,4 +182,8 @@ class CoordinatorRuntime:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
             except TimeoutError:
                 pass
-            self.apply(self.coordinator.tick(self.clock.now_ms()))
+            try:
+                self.apply(self.coordinator.tick(self.clock.now_ms()))
+            except Exception:
+                # A bug in one timer must not stop every group's timers on this broker.
+                log.exception("group coordinator timers failed")
