@@ -3,8 +3,10 @@ other brokers, key types, versions real clients rarely send, and `__consumer_off
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from confluent_kafka import Consumer
 from kafka.protocol.admin.groups import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.consumer.group import (
     HeartbeatRequest,
@@ -233,3 +235,59 @@ def test_commits_are_records_in_kafkas_format(msk_cluster: Cluster) -> None:
     assert value is not None and value[:2] == b"\x00\x03"
     v = decode_offset_value(value)
     assert (v.offset, v.leader_epoch, v.metadata) == (42, 3, "hi")
+
+
+def test_silent_member_is_expired_after_its_session_timeout() -> None:
+    """A member that stops heartbeating (a crashed client: no LeaveGroup) is removed after its
+    session timeout, and the rest of the group rebalances without it."""
+    config = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "200"}
+    with Cluster(config=config) as cluster:
+        cluster.create_topic("silent-t", partitions=2)
+        _, address = _coordinator(cluster, "silent")
+        with RawClient(address) as raw:
+            protocol = JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")
+
+            def join(member: str) -> Any:
+                req = JoinGroupRequest(
+                    version=5,
+                    group_id="silent",
+                    session_timeout_ms=500,
+                    rebalance_timeout_ms=500,
+                    member_id=member,
+                    group_instance_id=None,
+                    protocol_type="consumer",
+                    protocols=[protocol],
+                )
+                return raw.request(req, 5)
+
+            first = join("")
+            assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED
+            joined = join(first.member_id)
+            assert joined.error_code == ErrorCode.NONE and joined.leader == first.member_id
+            assignment = SyncGroupRequest.SyncGroupRequestAssignment(
+                member_id=first.member_id, assignment=b""
+            )
+            sync = SyncGroupRequest(
+                version=3,
+                group_id="silent",
+                generation_id=joined.generation_id,
+                member_id=first.member_id,
+                group_instance_id=None,
+                assignments=[assignment],
+            )
+            assert raw.request(sync, 3).error_code == ErrorCode.NONE
+        # the raw member is now silent for good
+        consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": "silent",
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 100,
+            }
+        )
+        consumer.subscribe(["silent-t"])
+        start = time.monotonic()
+        while {tp.partition for tp in consumer.assignment()} != {0, 1}:
+            assert time.monotonic() - start < 10, "the silent member was never expired"
+            consumer.poll(0.05)
+        consumer.close()
