@@ -178,8 +178,11 @@ class CoordinatorRuntime:
         while True:
             self._wakeup.clear()
             delay = max(self.coordinator.next_deadline() - self.clock.now_ms(), 0) / 1000
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives just as the event is set, and the cluster's stop then waits forever.
             try:
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
             try:

@@ -94,14 +94,21 @@ async def test_aiokafka_group_shares_commits_and_resumes(
 
 
 def _kp_consumer(cluster: Cluster, topic: str, group: str, **extra: Any) -> KafkaConsumer:
-    return KafkaConsumer(
-        topic,
+    consumer = KafkaConsumer(
         bootstrap_servers=cluster.bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **extra,
     )
+    # Fetch the topic's metadata before joining. Otherwise, with the fixture's 100 ms initial
+    # rebalance delay, kafka-python's leader may assign before its own metadata request has
+    # returned ("No partition metadata for topic"), assign nothing, and only rejoin after the
+    # next metadata refresh (metadata.max.age.ms, 5 min). A client race Kafka's 3 s default
+    # delay hides.
+    assert consumer.partitions_for_topic(topic)
+    consumer.subscribe([topic])
+    return consumer
 
 
 def _kp_produce(cluster: Cluster, topic: str, partitions: int, per_partition: int) -> None:
