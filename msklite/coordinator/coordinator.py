@@ -12,6 +12,7 @@ completions, possibly from a later call (another member's join, `tick`).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ from msklite.coordinator.records import (
     encode_offset_key,
     encode_offset_value,
 )
-from msklite.errors import ErrorCode
+from msklite.errors import ErrorCode, ProtocolError
 
+log = logging.getLogger(__name__)
 E = ErrorCode
 # (partition of __consumer_offsets, key, value or None for a tombstone)
 Record = tuple[int, bytes, bytes | None]
@@ -151,31 +153,38 @@ class GroupCoordinator:
     def load(
         self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
     ) -> None:
-        """Rebuild the groups of `partition` from its records, oldest first."""
+        """Rebuild the groups of `partition` from its records, oldest first. Records it cannot
+        read (another version's record types) are skipped, as Kafka skips unknown keys."""
         self.loaded.add(partition)
-        for key_bytes, value in records:
-            key = decode_key(key_bytes)
-            if isinstance(key, OffsetKey):
-                group = self._get_or_create(key.group_id, now_ms)
-                tp = (key.topic, key.partition)
-                if value is None:
-                    group.offsets.pop(tp, None)
-                else:
-                    v = decode_offset_value(value)
-                    group.offsets[tp] = CommittedOffset(
-                        v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp
-                    )
-            elif value is None:
-                known = self.groups.get(key.group_id)
-                if known is not None:
-                    if known.offsets:
-                        self._reset_to_standalone(known)
-                    else:
-                        del self.groups[key.group_id]
+        for key, value in records:
+            try:
+                self._replay(key, value, now_ms)
+            except ProtocolError as e:
+                log.warning("skipping a record of __consumer_offsets-%d: %s", partition, e)
+
+    def _replay(self, key_bytes: bytes, value: bytes | None, now_ms: int) -> None:
+        key = decode_key(key_bytes)
+        if isinstance(key, OffsetKey):
+            group = self._get_or_create(key.group_id, now_ms)
+            tp = (key.topic, key.partition)
+            if value is None:
+                group.offsets.pop(tp, None)
             else:
-                self._restore(
-                    self._get_or_create(key.group_id, now_ms), decode_group_value(value), now_ms
+                v = decode_offset_value(value)
+                group.offsets[tp] = CommittedOffset(
+                    v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp
                 )
+        elif value is None:
+            known = self.groups.get(key.group_id)
+            if known is not None:
+                if known.offsets:
+                    self._reset_to_standalone(known)
+                else:
+                    del self.groups[key.group_id]
+        else:
+            self._restore(
+                self._get_or_create(key.group_id, now_ms), decode_group_value(value), now_ms
+            )
 
     def _reset_to_standalone(self, group: Group) -> None:
         group.members.clear()

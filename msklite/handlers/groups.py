@@ -26,6 +26,16 @@ Deviations from Kafka/MSK:
   transactions are emulated; SHARE keys (KIP-932) get INVALID_REQUEST.
 - The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not served, so every group is
   classic.
+
+Version notes:
+- FindCoordinator: v1 key_type, v3 flexible, v4 batched coordinator_keys.
+- JoinGroup: v0 has no rebalance timeout (the session timeout stands in), v4 MEMBER_ID_REQUIRED,
+  v5 group_instance_id, v6 flexible, v7 protocol_type in the response (protocol_name nullable),
+  v9 skip_assignment.
+- SyncGroup: v3 group_instance_id, v5 protocol_type/name checked (INCONSISTENT_GROUP_PROTOCOL).
+- LeaveGroup: v0-v2 one member, its error is the response's; v3+ a batch, errors per member.
+- DescribeGroups: v3 authorized operations, v4 group_instance_id, v6 GROUP_ID_NOT_FOUND.
+- ListGroups: v4 states_filter, v5 types_filter and group_type.
 """
 
 from __future__ import annotations

@@ -18,6 +18,12 @@ Behavior:
 Deviations from Kafka/MSK:
 - OffsetCommit v10 and OffsetFetch v10 (topic ids, Kafka 4.1) are not served.
 - require_stable (OffsetFetch v7+) never waits: without transactions no offset is pending.
+
+Version notes:
+- OffsetCommit: v2-v4 retention_time_ms, v6 committed_leader_epoch, v7 group_instance_id,
+  v8 flexible (the generation field is named generation_id_or_member_epoch).
+- OffsetFetch: v1 has no group-level error (partitions carry it), v2 null topics means all and
+  a group error, v5 committed_leader_epoch, v7 require_stable, v8 several groups.
 """
 
 from __future__ import annotations

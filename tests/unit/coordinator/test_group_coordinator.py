@@ -606,3 +606,14 @@ def test_unload_answers_parked_requests_with_not_coordinator() -> None:
     h.run(h.gc.unload(partition))
     assert h.join_response(w).error == E.NOT_COORDINATOR
     assert "g" not in h.gc.groups and partition not in h.gc.loaded
+
+
+def test_load_skips_records_it_cannot_read() -> None:
+    h = Harness()
+    commit(h, OffsetCommit("t", 0, 3))
+    (partition, key, value) = h.records[-1]
+    # a KIP-848 ConsumerGroupMetadata key (version 3) and a truncated offset value
+    foreign = [(b"\x00\x03\x00\x01g", b"\x00\x00"), (key, b"\x00\x03\x00"), (key, value)]
+    restored = GroupCoordinator(h.config, h.now)
+    restored.load(partition, foreign, h.now)
+    assert restored.fetch_offsets("g", [("t", 0)])[0][2] == h.gc.groups["g"].offsets[("t", 0)]
