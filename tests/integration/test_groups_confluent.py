@@ -19,6 +19,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from msklite import Cluster
+from tests.integration.rawclient import RawClient
 
 DEADLINE_S = 30.0
 
@@ -244,3 +245,47 @@ def test_simple_consumer_commits_without_joining(msk_cluster: Cluster, topic_nam
     listed = admin.list_consumer_groups().result(10)
     (g,) = [g for g in listed.valid if g.group_id == "standalone"]
     assert g.is_simple_consumer_group and g.state == ConsumerGroupState.EMPTY
+
+
+def test_group_outlives_a_cluster_restart_on_the_same_ports(
+    tmp_path: Path, topic_name: str
+) -> None:
+    """A running consumer rides through a stop/start of the whole cluster (same ports, same
+    data): its group is restored Stable from `__consumer_offsets`, its heartbeats are accepted
+    again, and it keeps consuming without a rebalance."""
+    config = {"group.initial.rebalance.delay.ms": "0"}
+    assigned: list[list[int]] = []
+    with RawClient.free_port_block(3) as base:
+        cluster = Cluster(data_dir=str(tmp_path), config=config, port=base).start()
+        try:
+            cluster.create_topic(topic_name, partitions=2)
+            _produce(cluster, topic_name, 2, 1)
+            c = _consumer(cluster, "survivor")
+            c.subscribe(
+                [topic_name],
+                on_assign=lambda _c, parts: assigned.append([tp.partition for tp in parts]),
+            )
+            _poll_until([c], lambda: _partitioned([c], 2))
+            seen = 0
+            deadline = time.monotonic() + DEADLINE_S
+            while seen < 2:
+                assert time.monotonic() < deadline
+                m = c.poll(0.05)
+                seen += m is not None and m.error() is None
+        finally:
+            cluster.stop()
+        cluster = Cluster(data_dir=str(tmp_path), config=config, port=base).start()
+        try:
+            _produce(cluster, topic_name, 2, 1)
+            got: list[tuple[int, int]] = []
+            deadline = time.monotonic() + DEADLINE_S
+            while len(got) < 2:
+                assert time.monotonic() < deadline
+                m = c.poll(0.05)
+                if m is not None and m.error() is None:
+                    got.append((m.partition() or 0, m.offset() or 0))
+            assert sorted(got) == [(0, 1), (1, 1)]
+            assert assigned == [[0, 1]]  # no rebalance reached the consumer
+            c.close()
+        finally:
+            cluster.stop()
