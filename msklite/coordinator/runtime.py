@@ -3,8 +3,8 @@ futures, appends the records the state machine decides to `__consumer_offsets`, 
 timers from the injected clock, and loads or unloads partitions as leadership says.
 
 The coordinator package sits beside `msklite.replication` in the layering, so it reaches the
-log only through the `OffsetsTopic` port, which the composition root implements over the
-broker's replica manager.
+log only through the `OffsetsTopic` port; `msklite.replication.internal_topic.InternalTopic`
+implements it over the broker's replica manager, and the composition root wires the two.
 """
 
 from __future__ import annotations
