@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, goals, ingest, latency, replication, scale, throughput
+from benchmarks import coldstart, goals, groups, ingest, latency, replication, scale, throughput
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
-BENCHMARKS = ("coldstart", "throughput", "ingest", "latency", "scale", "replication")
+BENCHMARKS = ("coldstart", "throughput", "ingest", "latency", "scale", "replication", "groups")
 PEERS = ("mock", "tansu")
 
 # Sizes of the default run and of --quick (≤ 10 min and ≤ 90 s on 2 cores, with margin).
@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ),
         ("replication", "failover, follower catch-up", lambda: replication.run(args.quick)),
+        (
+            "groups",
+            "rebalances (1, 3, 10 members) and offset commits",
+            lambda: groups.run(3 if args.quick else 5, 500 if args.quick else 2000, loop=loop),
+        ),
     ]
     sections: list[Section] = []
     started = time.perf_counter()

@@ -19,18 +19,21 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from msklite.clock import Clock, SystemClock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
+from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
+from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
 from msklite.handlers.context import BrokerContext, BrokerStats
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
 from msklite.replication.follower import ReplicaFetcher
+from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
 
@@ -48,7 +51,7 @@ class Broker:
     fetcher: ReplicaFetcher
     ctx: BrokerContext
     server: BrokerServer
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,14 @@ class Cluster:
         replicas.wake_own_fetcher = fetcher.wake
         replicas.wake_followers = self._wake_followers
         replicas.replicate_now = self._replicate_now
+        # Each broker coordinates the groups whose __consumer_offsets partition it leads.
+        groups = CoordinatorRuntime(
+            GroupCoordinator(
+                CoordinatorConfig.from_broker_configs(self.broker_configs), self.clock.now_ms()
+            ),
+            InternalTopic(replicas, OFFSETS_TOPIC, self.clock),
+            self.clock,
+        )
         ctx = BrokerContext(
             info,
             controller,
@@ -207,6 +218,7 @@ class Cluster:
             self.clock,
             self._metadata_cache,
             FetchSessionCache(),
+            groups,
             BrokerStats(),
         )
         server = BrokerServer(
@@ -223,7 +235,12 @@ class Cluster:
 
     async def _open_broker(self, broker: Broker) -> None:
         broker.info.port = await broker.server.start()
-        broker.task = asyncio.get_running_loop().create_task(broker.fetcher.run())
+        loop = asyncio.get_running_loop()
+        broker.ctx.groups.load_all()
+        broker.tasks = [
+            loop.create_task(broker.fetcher.run()),
+            loop.create_task(broker.ctx.groups.run()),
+        ]
 
     def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
         for node_id in replicas:
@@ -245,10 +262,11 @@ class Cluster:
 
     async def _close_broker(self, broker: Broker) -> None:
         await broker.server.stop()
-        if broker.task is not None:
-            broker.task.cancel()
+        for task in broker.tasks:
+            task.cancel()
+        for task in broker.tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await broker.task
+                await task
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -507,10 +525,15 @@ class Cluster:
     def delete_topic(self, name: str) -> None:
         self._call(lambda: self._controller().delete_topic(name))
 
-    def topics(self) -> dict[str, Any]:
-        """Topic name → number of partitions."""
+    def topics(self, internal: bool = False) -> dict[str, Any]:
+        """Topic name → number of partitions; internal topics (`__consumer_offsets`) only
+        when asked for, as admin clients list them."""
         return self._call(
-            lambda: {n: len(t.partitions) for n, t in self._controller().topics.items()}
+            lambda: {
+                n: len(t.partitions)
+                for n, t in self._controller().topics.items()
+                if internal or not t.internal
+            }
         )
 
     def waiting_fetches(self) -> int:

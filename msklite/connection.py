@@ -54,6 +54,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._read_paused = False
         self._closed = False
         self.peer: str = "?"
+        self.host: str = ""
 
     # ---- transport callbacks ----
 
@@ -68,6 +69,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 pass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.host = peer[0] if peer else ""
         self._registry.add(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -167,6 +169,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def _dispatch(self, frame: memoryview) -> Response | Awaitable[Response]:
         header, reader = parse_request_header(frame)
+        header.client_host = self.host
         stats = self.ctx.stats.requests
         stats[header.api_key] = stats.get(header.api_key, 0) + 1
         spec = HANDLERS.get(header.api_key)

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
+from msklite.coordinator.runtime import CoordinatorRuntime
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from msklite.handlers.fetch_sessions import FetchSessionCache
     from msklite.handlers.metadata import MetadataCache
-
 
 @dataclass(slots=True)
 class BrokerStats:
@@ -32,6 +32,7 @@ class BrokerContext:
     clock: Clock
     metadata_cache: MetadataCache
     fetch_sessions: FetchSessionCache
+    groups: CoordinatorRuntime
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None

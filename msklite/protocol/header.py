@@ -23,6 +23,7 @@ class RequestHeader:
     api_version: int
     correlation_id: int
     client_id: str | None
+    client_host: str = ""  # the peer's address, filled in by the connection (not on the wire)
 
 
 def parse_request_header(frame: memoryview) -> tuple[RequestHeader, Reader]:

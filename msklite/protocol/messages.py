@@ -41,6 +41,17 @@ _SPECS: dict[int, tuple[str, str]] = {
         "kafka.protocol.admin.topics",
         "ListPartitionReassignments",
     ),
+    ApiKey.FIND_COORDINATOR: ("kafka.protocol.metadata.find_coordinator", "FindCoordinator"),
+    ApiKey.JOIN_GROUP: ("kafka.protocol.consumer.group", "JoinGroup"),
+    ApiKey.SYNC_GROUP: ("kafka.protocol.consumer.group", "SyncGroup"),
+    ApiKey.HEARTBEAT: ("kafka.protocol.consumer.group", "Heartbeat"),
+    ApiKey.LEAVE_GROUP: ("kafka.protocol.consumer.group", "LeaveGroup"),
+    ApiKey.OFFSET_COMMIT: ("kafka.protocol.consumer.group", "OffsetCommit"),
+    ApiKey.OFFSET_FETCH: ("kafka.protocol.consumer.group", "OffsetFetch"),
+    ApiKey.OFFSET_DELETE: ("kafka.protocol.consumer.group", "OffsetDelete"),
+    ApiKey.DESCRIBE_GROUPS: ("kafka.protocol.admin.groups", "DescribeGroups"),
+    ApiKey.LIST_GROUPS: ("kafka.protocol.admin.groups", "ListGroups"),
+    ApiKey.DELETE_GROUPS: ("kafka.protocol.admin.groups", "DeleteGroups"),
 }
 
 
@@ -82,4 +93,5 @@ def spec_versions(api_key: int) -> tuple[int, int, int | None]:
     flexible = req._flexible_versions
     valid = req._json["validVersions"]
     lo, _, hi = str(valid).partition("-")
-    return int(lo), int(hi or lo), None if flexible is None else flexible[0]
+    # kafka-python encodes "flexibleVersions": "none" as (-1, -1)
+    return int(lo), int(hi or lo), None if flexible is None or flexible[0] < 0 else flexible[0]

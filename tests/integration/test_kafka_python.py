@@ -45,7 +45,7 @@ def _producer(cluster: Cluster, **extra: Any) -> KafkaProducer:
 def _consumer(cluster: Cluster, **extra: Any) -> KafkaConsumer:
     conf: dict[str, Any] = {
         "bootstrap_servers": cluster.bootstrap_servers,
-        "group_id": None,  # no consumer group: msklite does not serve the group APIs yet
+        "group_id": None,  # these tests assign partitions; groups are in test_groups_python_clients
         "enable_auto_commit": False,
     }
     conf.update(extra)

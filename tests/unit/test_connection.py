@@ -15,11 +15,14 @@ from msklite.clock import ManualClock
 from msklite.config import BrokerConfigs
 from msklite.connection import KafkaConnection
 from msklite.controller import BrokerInfo, Controller
+from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
+from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import MSK_BROKER_DEFAULTS
+from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
 
 
@@ -69,8 +72,13 @@ def _context(root: str) -> BrokerContext:
     replicas = ReplicaManager(1, controller, logs, clock)
     controller.on_change(replicas.sync_topic)
     controller.create_topic("t", 2)
+    groups = CoordinatorRuntime(
+        GroupCoordinator(CoordinatorConfig(), clock.now_ms()),
+        InternalTopic(replicas, OFFSETS_TOPIC, clock),
+        clock,
+    )
     return BrokerContext(
-        info, controller, replicas, clock, MetadataCache(controller), FetchSessionCache()
+        info, controller, replicas, clock, MetadataCache(controller), FetchSessionCache(), groups
     )
 
 

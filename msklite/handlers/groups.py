@@ -1,0 +1,345 @@
+"""FindCoordinator (key 10) v0-6, JoinGroup (key 11) v0-9, Heartbeat (key 12) v0-4,
+LeaveGroup (key 13) v0-5, SyncGroup (key 14) v0-5, DescribeGroups (key 15) v0-6,
+ListGroups (key 16) v0-5, DeleteGroups (key 42) v0-2.
+
+Behavior:
+- FindCoordinator: a GROUP key's coordinator is the leader of `__consumer_offsets` partition
+  abs(Java hashCode(group id)) % partitions, as in Kafka; v4+ answers each batched key.
+- Every group request sent to another broker than the group's coordinator gets
+  NOT_COORDINATOR (per group for DescribeGroups and DeleteGroups).
+- Join/Sync/Heartbeat/Leave follow Kafka's classic GroupCoordinator (`msklite.coordinator`):
+  MEMBER_ID_REQUIRED on a first join from v4 (KIP-394), static members (KIP-345,
+  FENCED_INSTANCE_ID), group.initial.rebalance.delay.ms, session and rebalance timeouts,
+  INVALID_SESSION_TIMEOUT outside group.min/max.session.timeout.ms, protocol selection by vote;
+  member metadata and assignments are relayed byte for byte. JoinGroup and SyncGroup answer
+  when the rebalance gets there, which may be long after the request.
+- JoinGroup v9 sets skip_assignment for a static leader rejoining a Stable group.
+- DescribeGroups: Kafka's state names; protocol, metadata and assignments only when Stable;
+  an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043).
+- ListGroups: the groups this broker coordinates, with states_filter (v4+, case-insensitive)
+  and types_filter (v5+: every group is "classic").
+- DeleteGroups: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while members remain; otherwise writes
+  tombstones for the group and its offsets.
+
+Deviations from Kafka/MSK:
+- FindCoordinator for a TRANSACTION key answers COORDINATOR_NOT_AVAILABLE until
+  transactions are emulated; SHARE keys (KIP-932) get INVALID_REQUEST.
+- The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not served, so every group is
+  classic.
+
+Version notes:
+- FindCoordinator: v1 key_type, v3 flexible, v4 batched coordinator_keys.
+- JoinGroup: v0 has no rebalance timeout (the session timeout stands in), v4 MEMBER_ID_REQUIRED,
+  v5 group_instance_id, v6 flexible, v7 protocol_type in the response (protocol_name nullable),
+  v9 skip_assignment.
+- SyncGroup: v3 group_instance_id, v5 protocol_type/name checked (INCONSISTENT_GROUP_PROTOCOL).
+- LeaveGroup: v0-v2 one member, its error is the response's; v3+ a batch, errors per member.
+- DescribeGroups: v3 authorized operations, v4 group_instance_id, v6 GROUP_ID_NOT_FOUND.
+- ListGroups: v4 states_filter, v5 types_filter and group_type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msklite.coordinator.coordinator import JoinRequest
+from msklite.coordinator.group import GroupState
+from msklite.coordinator.runtime import ensure_offsets_topic
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+GROUP_KEY, TRANSACTION_KEY = 0, 1
+# READ, DELETE, DESCRIBE: what a principal may do to a group when no authorizer is set
+GROUP_OPERATIONS = {3, 6, 8}
+
+
+def _decode(api_key: ApiKey, header: RequestHeader, r: Reader) -> Any:
+    return messages.decode_request(api_key, header.api_version, r.data[r.pos :])
+
+
+def _encode(api_key: ApiKey, header: RequestHeader, **fields: Any) -> list[Buffer]:
+    v = header.api_version
+    resp = messages.response_class(api_key)
+    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
+
+
+def coordinator_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
+    """NOT_COORDINATOR unless this broker coordinates `group_id`."""
+    return ErrorCode.NONE if ctx.groups.owns(group_id) else ErrorCode.NOT_COORDINATOR
+
+
+# ---- FindCoordinator ----
+
+
+def _find(
+    ctx: BrokerContext, key: str, key_type: int
+) -> tuple[ErrorCode, str | None, int, str, int]:
+    """(error, message, node id, host, port) of the coordinator for one key."""
+    if key_type == TRANSACTION_KEY:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "transactions are not emulated yet", -1, "", -1
+    if key_type != GROUP_KEY:
+        return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
+    try:
+        topic = ensure_offsets_topic(ctx.controller)
+    except KafkaError as e:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, e.message, -1, "", -1
+    leader = topic.partitions[ctx.groups.coordinator.partition_for(key)].leader
+    broker = ctx.controller.brokers.get(leader)
+    if broker is None or not broker.alive:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None, -1, "", -1
+    return ErrorCode.NONE, None, broker.node_id, broker.host, broker.port
+
+
+@handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
+async def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    req = _decode(ApiKey.FIND_COORDINATOR, header, r)
+    key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
+    if header.api_version < 4:
+        error, message, node, host, port = _find(ctx, req.key, key_type)
+        return _encode(
+            ApiKey.FIND_COORDINATOR,
+            header,
+            error_code=error,
+            error_message=message,
+            node_id=node,
+            host=host,
+            port=port,
+        )
+    cls = messages.response_class(ApiKey.FIND_COORDINATOR).Coordinator
+    coordinators = []
+    for key in req.coordinator_keys:
+        error, message, node, host, port = _find(ctx, key, key_type)
+        coordinators.append(
+            cls(
+                key=key, node_id=node, host=host, port=port, error_code=error, error_message=message
+            )
+        )
+    return _encode(ApiKey.FIND_COORDINATOR, header, coordinators=coordinators)
+
+
+# ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ----
+
+
+@handles(ApiKey.JOIN_GROUP, versions=(0, 9), flexible_from=6)
+async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = _decode(ApiKey.JOIN_GROUP, header, r)
+    member_cls = messages.response_class(ApiKey.JOIN_GROUP).JoinGroupResponseMember
+    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    if error != ErrorCode.NONE:
+        return _encode(
+            ApiKey.JOIN_GROUP,
+            header,
+            error_code=error,
+            generation_id=-1,
+            protocol_name="" if v < 7 else None,
+            leader="",
+            member_id=req.member_id,
+            members=[],
+        )
+    resp = await ctx.groups.join(
+        JoinRequest(
+            group_id=req.group_id,
+            member_id=req.member_id,
+            group_instance_id=req.group_instance_id if v >= 5 else None,
+            session_timeout_ms=req.session_timeout_ms,
+            # v0 has no rebalance timeout: Kafka uses the session timeout
+            rebalance_timeout_ms=req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,
+            protocol_type=req.protocol_type,
+            protocols=[(p.name, bytes(p.metadata)) for p in req.protocols],
+            client_id=header.client_id or "",
+            client_host="/" + header.client_host,  # Kafka's "/1.2.3.4" form
+            require_known_member_id=v >= 4,
+        )
+    )
+    return _encode(
+        ApiKey.JOIN_GROUP,
+        header,
+        error_code=resp.error,
+        generation_id=resp.generation,
+        protocol_type=resp.protocol_type,
+        # a non-nullable string before v7
+        protocol_name=resp.protocol if resp.protocol is not None or v >= 7 else "",
+        leader=resp.leader,
+        skip_assignment=resp.skip_assignment,
+        member_id=resp.member_id,
+        members=[
+            member_cls(
+                member_id=m.member_id, group_instance_id=m.group_instance_id, metadata=m.metadata
+            )
+            for m in resp.members
+        ],
+    )
+
+
+@handles(ApiKey.SYNC_GROUP, versions=(0, 5), flexible_from=4)
+async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = _decode(ApiKey.SYNC_GROUP, header, r)
+    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    if error != ErrorCode.NONE:
+        return _encode(ApiKey.SYNC_GROUP, header, error_code=error, assignment=b"")
+    resp = await ctx.groups.sync(
+        req.group_id,
+        req.generation_id,
+        req.member_id,
+        req.group_instance_id if v >= 3 else None,
+        req.protocol_type if v >= 5 else None,
+        req.protocol_name if v >= 5 else None,
+        {a.member_id: bytes(a.assignment) for a in req.assignments},
+    )
+    return _encode(
+        ApiKey.SYNC_GROUP,
+        header,
+        error_code=resp.error,
+        protocol_type=resp.protocol_type,
+        protocol_name=resp.protocol,
+        assignment=resp.assignment,
+    )
+
+
+@handles(ApiKey.HEARTBEAT, versions=(0, 4), flexible_from=4)
+async def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    req = _decode(ApiKey.HEARTBEAT, header, r)
+    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    if error == ErrorCode.NONE:
+        error = ctx.groups.coordinator.heartbeat(
+            req.group_id,
+            req.generation_id,
+            req.member_id,
+            req.group_instance_id if header.api_version >= 3 else None,
+            ctx.clock.now_ms(),
+        )
+    return _encode(ApiKey.HEARTBEAT, header, error_code=error)
+
+
+@handles(ApiKey.LEAVE_GROUP, versions=(0, 5), flexible_from=4)
+async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = _decode(ApiKey.LEAVE_GROUP, header, r)
+    leaving: list[tuple[str, str | None]] = (
+        [(req.member_id, None)]
+        if v < 3
+        else [(m.member_id, m.group_instance_id) for m in req.members]
+    )
+    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    member_errors: list[ErrorCode] = []
+    if error == ErrorCode.NONE:
+        error, member_errors, out = ctx.groups.coordinator.leave(
+            req.group_id, leaving, ctx.clock.now_ms()
+        )
+        ctx.groups.apply(out)
+    if v < 3:
+        # one member: its error is the response's (Kafka's LeaveGroupResponse does the same)
+        if error == ErrorCode.NONE and member_errors:
+            error = member_errors[0]
+        return _encode(ApiKey.LEAVE_GROUP, header, error_code=error)
+    cls = messages.response_class(ApiKey.LEAVE_GROUP).MemberResponse
+    return _encode(
+        ApiKey.LEAVE_GROUP,
+        header,
+        error_code=error,
+        members=[
+            cls(member_id=m, group_instance_id=i, error_code=e)
+            for (m, i), e in zip(leaving, member_errors, strict=False)
+        ],
+    )
+
+
+# ---- DescribeGroups, ListGroups, DeleteGroups ----
+
+
+@handles(ApiKey.DESCRIBE_GROUPS, versions=(0, 6), flexible_from=5)
+async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = _decode(ApiKey.DESCRIBE_GROUPS, header, r)
+    group_cls = messages.response_class(ApiKey.DESCRIBE_GROUPS).DescribedGroup
+    member_cls = group_cls.DescribedGroupMember
+    ops = GROUP_OPERATIONS if v >= 3 and req.include_authorized_operations else None
+    out = []
+    for gid in req.groups:
+        error = coordinator_error(ctx, gid)
+        group = ctx.groups.coordinator.groups.get(gid) if error == ErrorCode.NONE else None
+        if group is None:
+            message = None
+            if error == ErrorCode.NONE and v >= 6:
+                error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {gid} not found."
+            out.append(
+                group_cls(
+                    error_code=error,
+                    error_message=message,
+                    group_id=gid,
+                    group_state=GroupState.DEAD.value if error != ErrorCode.NOT_COORDINATOR else "",
+                    protocol_type="",
+                    protocol_data="",
+                    members=[],
+                    authorized_operations=ops,
+                )
+            )
+            continue
+        stable = group.state == GroupState.STABLE
+        protocol = group.protocol or ""
+        out.append(
+            group_cls(
+                error_code=ErrorCode.NONE,
+                group_id=gid,
+                group_state=group.state.value,
+                protocol_type=group.protocol_type or "",
+                protocol_data=protocol if stable else "",
+                members=[
+                    member_cls(
+                        member_id=m.member_id,
+                        group_instance_id=m.group_instance_id,
+                        client_id=m.client_id,
+                        client_host=m.client_host,
+                        member_metadata=m.metadata(protocol) if stable else b"",
+                        member_assignment=m.assignment if stable else b"",
+                    )
+                    for m in group.members.values()
+                ],
+                authorized_operations=ops,
+            )
+        )
+    return _encode(ApiKey.DESCRIBE_GROUPS, header, groups=out)
+
+
+@handles(ApiKey.LIST_GROUPS, versions=(0, 5), flexible_from=3)
+async def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = _decode(ApiKey.LIST_GROUPS, header, r)
+    states = {s.lower() for s in req.states_filter} if v >= 4 else set()
+    types = {t.lower() for t in req.types_filter} if v >= 5 else set()
+    ctx.groups.load_all()
+    cls = messages.response_class(ApiKey.LIST_GROUPS).ListedGroup
+    listed = [
+        cls(
+            group_id=g.group_id,
+            protocol_type=g.protocol_type or "",
+            group_state=g.state.value,
+            group_type="classic",
+        )
+        for g in ctx.groups.coordinator.groups.values()
+        if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
+    ]
+    return _encode(ApiKey.LIST_GROUPS, header, error_code=ErrorCode.NONE, groups=listed)
+
+
+@handles(ApiKey.DELETE_GROUPS, versions=(0, 2), flexible_from=2)
+async def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    req = _decode(ApiKey.DELETE_GROUPS, header, r)
+    cls = messages.response_class(ApiKey.DELETE_GROUPS).DeletableGroupResult
+    results = []
+    for gid in req.groups_names:
+        error = coordinator_error(ctx, gid)
+        if error == ErrorCode.NONE:
+            (error,), out = ctx.groups.coordinator.delete_groups([gid])
+            write_error = ctx.groups.apply(out)
+            if error == ErrorCode.NONE:
+                error = write_error
+        results.append(cls(group_id=gid, error_code=error))
+    return _encode(ApiKey.DELETE_GROUPS, header, results=results)

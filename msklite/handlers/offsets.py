@@ -1,0 +1,223 @@
+"""OffsetCommit (key 8) v2-9, OffsetFetch (key 9) v1-9, OffsetDelete (key 47) v0.
+
+Behavior:
+- OffsetCommit: members commit with their generation (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+  FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS while CompletingRebalance); standalone consumers
+  commit with generation -1 and no member id, to a group without members. Unknown topics or
+  partitions: UNKNOWN_TOPIC_OR_PARTITION; metadata over offset.metadata.max.bytes:
+  OFFSET_METADATA_TOO_LARGE. Each commit is written to `__consumer_offsets` before the answer.
+  retention_time_ms (v2-v4) sets an explicit expiry, as in Kafka.
+- OffsetFetch: committed offset, leader epoch (v5+) and metadata; -1 where nothing is
+  committed; all partitions of the group when topics is null (v2+); several groups at once
+  (v8+), each with its own error.
+- OffsetDelete: removes offsets of topics the group does not subscribe to
+  (GROUP_SUBSCRIBED_TO_TOPIC otherwise); GROUP_ID_NOT_FOUND; NON_EMPTY_GROUP for an active
+  group that is not a consumer group.
+- All of them: NOT_COORDINATOR from a broker other than the group's coordinator.
+
+Deviations from Kafka/MSK:
+- OffsetCommit v10 and OffsetFetch v10 (topic ids, Kafka 4.1) are not served.
+- require_stable (OffsetFetch v7+) never waits: without transactions no offset is pending.
+
+Version notes:
+- OffsetCommit: v2-v4 retention_time_ms, v6 committed_leader_epoch, v7 group_instance_id,
+  v8 flexible (the generation field is named generation_id_or_member_epoch).
+- OffsetFetch: v1 has no group-level error (partitions carry it), v2 null topics means all and
+  a group error, v5 committed_leader_epoch, v7 require_stable, v8 several groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msklite.coordinator.coordinator import OffsetCommit
+from msklite.errors import ErrorCode
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.groups import coordinator_error
+from msklite.handlers.registry import handles
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+
+def _partition_exists(ctx: BrokerContext, topic: str, partition: int) -> bool:
+    t = ctx.controller.topics.get(topic)
+    return t is not None and 0 <= partition < len(t.partitions)
+
+
+@handles(ApiKey.OFFSET_COMMIT, versions=(2, 9), flexible_from=8)
+async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.OFFSET_COMMIT, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.OFFSET_COMMIT)
+    topic_cls = resp.OffsetCommitResponseTopic
+    part_cls = topic_cls.OffsetCommitResponsePartition
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    valid: list[OffsetCommit] = []
+    group_error = coordinator_error(ctx, req.group_id)
+    for t in req.topics:
+        for p in t.partitions:
+            tp = (t.name, p.partition_index)
+            if group_error != ErrorCode.NONE:
+                errors[tp] = group_error
+            elif not _partition_exists(ctx, *tp):
+                errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                valid.append(
+                    OffsetCommit(
+                        t.name,
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch if v >= 6 else -1,
+                        p.committed_metadata,
+                    )
+                )
+    if valid:
+        results, out = ctx.groups.coordinator.commit(
+            req.group_id,
+            req.generation_id_or_member_epoch,
+            req.member_id,
+            req.group_instance_id if v >= 7 else None,
+            valid,
+            ctx.clock.now_ms(),
+            req.retention_time_ms if v <= 4 else -1,
+        )
+        write_error = ctx.groups.apply(out)
+        for o, e in zip(valid, results, strict=True):
+            errors[(o.topic, o.partition)] = write_error if e == ErrorCode.NONE else e
+    topics = [
+        topic_cls(
+            name=t.name,
+            partitions=[
+                part_cls(
+                    partition_index=p.partition_index,
+                    error_code=errors[(t.name, p.partition_index)],
+                )
+                for p in t.partitions
+            ],
+        )
+        for t in req.topics
+    ]
+    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
+
+
+def _fetch_group(
+    ctx: BrokerContext, group_id: str, topics: list[Any] | None
+) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, int, int, str]]]]]:
+    """(group error, [(topic, [(partition, offset, leader epoch, metadata)])])."""
+    error = coordinator_error(ctx, group_id)
+    if error != ErrorCode.NONE:
+        return error, []
+    wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
+    by_topic: dict[str, list[tuple[int, int, int, str]]] = {}
+    for topic, partition, o in ctx.groups.coordinator.fetch_offsets(group_id, wanted):
+        row = (
+            (partition, -1, -1, "")
+            if o is None
+            else (partition, o.offset, o.leader_epoch, o.metadata)
+        )
+        by_topic.setdefault(topic, []).append(row)
+    return ErrorCode.NONE, list(by_topic.items())
+
+
+@handles(ApiKey.OFFSET_FETCH, versions=(1, 9), flexible_from=6)
+async def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.OFFSET_FETCH, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.OFFSET_FETCH)
+    if v >= 8:
+        group_cls = resp.OffsetFetchResponseGroup
+        topic_cls = group_cls.OffsetFetchResponseTopics
+        part_cls = topic_cls.OffsetFetchResponsePartitions
+        groups = []
+        for g in req.groups:
+            error, rows = _fetch_group(ctx, g.group_id, g.topics)
+            groups.append(
+                group_cls(
+                    group_id=g.group_id,
+                    error_code=error,
+                    topics=[
+                        topic_cls(
+                            name=topic,
+                            partitions=[
+                                part_cls(
+                                    partition_index=p,
+                                    committed_offset=off,
+                                    committed_leader_epoch=epoch,
+                                    metadata=meta,
+                                    error_code=ErrorCode.NONE,
+                                )
+                                for p, off, epoch, meta in parts
+                            ],
+                        )
+                        for topic, parts in rows
+                    ],
+                )
+            )
+        return [messages.encode(resp(version=v, throttle_time_ms=0, groups=groups), v)]
+    topic_cls = resp.OffsetFetchResponseTopic
+    part_cls = topic_cls.OffsetFetchResponsePartition
+    error, rows = _fetch_group(ctx, req.group_id, req.topics)
+    if error != ErrorCode.NONE and v < 2:
+        # v1 has no group-level error: every requested partition carries it
+        rows = [(t.name, [(p, -1, -1, "") for p in t.partition_indexes]) for t in req.topics or []]
+    part_error = error if v < 2 else ErrorCode.NONE
+    topics = [
+        topic_cls(
+            name=topic,
+            partitions=[
+                part_cls(
+                    partition_index=p,
+                    committed_offset=off,
+                    committed_leader_epoch=epoch,
+                    metadata=meta,
+                    error_code=part_error,
+                )
+                for p, off, epoch, meta in parts
+            ],
+        )
+        for topic, parts in rows
+    ]
+    return [
+        messages.encode(resp(version=v, throttle_time_ms=0, topics=topics, error_code=error), v)
+    ]
+
+
+@handles(ApiKey.OFFSET_DELETE, versions=(0, 0), flexible_from=None)
+async def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v = header.api_version
+    req = messages.decode_request(ApiKey.OFFSET_DELETE, v, r.data[r.pos :])
+    resp = messages.response_class(ApiKey.OFFSET_DELETE)
+    topic_cls = resp.OffsetDeleteResponseTopic
+    part_cls = topic_cls.OffsetDeleteResponsePartition
+    requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    if error == ErrorCode.NONE:
+        known = [tp for tp in requested if _partition_exists(ctx, *tp)]
+        errors = dict.fromkeys(requested, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        error, results, out = ctx.groups.coordinator.delete_offsets(req.group_id, known)
+        write_error = ctx.groups.apply(out)
+        for tp, e in zip(known, results, strict=False):
+            errors[tp] = write_error if e == ErrorCode.NONE else e
+    topics = (
+        [
+            topic_cls(
+                name=t.name,
+                partitions=[
+                    part_cls(
+                        partition_index=p.partition_index,
+                        error_code=errors[(t.name, p.partition_index)],
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in req.topics
+        ]
+        if error == ErrorCode.NONE
+        else []
+    )
+    return [
+        messages.encode(resp(version=v, throttle_time_ms=0, error_code=error, topics=topics), v)
+    ]
