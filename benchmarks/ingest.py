@@ -276,4 +276,14 @@ def run(
                 )
             note += f", client {med(s.label, load, 'client_cpu_cores') or 0:.2f} cores; n={n}"
             section.row(f"{load} {s.label}", f"{mib:,.0f} MiB/s", note)
+        ratios: dict[str, float] = {}
+        mine = med("msklite", load, "mib_per_s") if "msklite" in runs else None
+        for peer in ("tansu", "mock"):
+            theirs = med(peer, load, "mib_per_s") if peer in runs else None
+            if mine and theirs:
+                ratios[f"msklite/{peer}"] = mine / theirs
+        if ratios:
+            section.data.setdefault("ratios", {})[load] = ratios
+            text = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+            section.row(f"{load} ratios", "", f"{text} (median MiB/s, RF 1)")
     return section
