@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from msklite.handlers.fetch_sessions import FetchSessionCache
     from msklite.handlers.metadata import MetadataCache
 
+
 @dataclass(slots=True)
 class BrokerStats:
     """Per-broker counters the Python API exposes (and tests read)."""

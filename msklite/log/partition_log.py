@@ -208,6 +208,7 @@ class PartitionLog:
 
     def flush(self) -> None:
         self.active.flush()
+        self.epochs.flush()
         self._unflushed = 0
 
     # ---- reading ----
@@ -332,6 +333,7 @@ class PartitionLog:
     def close(self) -> None:
         for seg in self.segments:
             seg.close()
+        self.epochs.flush()
 
     def delete(self) -> None:
         for seg in self.segments:

@@ -32,5 +32,7 @@ def test_truncation_and_persistence(tmp_path: Path) -> None:
     for epoch, start in [(0, 0), (1, 5), (2, 9)]:
         cache.assign(epoch, start)
     cache.truncate_from_end(6)
+    assert LeaderEpochCache(str(tmp_path)).entries == []  # written on flush, not per change
+    cache.flush()
     assert LeaderEpochCache(str(tmp_path)).entries == [(0, 0), (1, 5)]
     assert (tmp_path / "leader-epoch-checkpoint").read_text() == "0\n2\n0 0\n1 5\n"
