@@ -68,6 +68,13 @@ def parse_metadata_v1(payload: bytes) -> MetadataV1:
     Topics are only counted, not decoded.
     """
     r = _Reader(payload)
+    correlation_id, brokers, controller_id = _head(r)
+    topic_count = max(r.int32(), 0)
+    return MetadataV1(correlation_id, brokers, controller_id, topic_count)
+
+
+def _head(r: _Reader) -> tuple[int, list[tuple[int, str, int, str | None]], int]:
+    """(correlation id, brokers, controller id): what precedes the topics."""
     correlation_id = r.int32()
     brokers = []
     for _ in range(r.int32()):
@@ -76,23 +83,13 @@ def parse_metadata_v1(payload: bytes) -> MetadataV1:
         port = r.int32()
         rack = r.string()
         brokers.append((node_id, host, port, rack))
-    controller_id = r.int32()
-    topic_count = max(r.int32(), 0)
-    return MetadataV1(correlation_id, brokers, controller_id, topic_count)
+    return correlation_id, brokers, r.int32()
 
 
 def parse_metadata_v1_full(payload: bytes) -> tuple[MetadataV1, dict[str, list[PartitionMeta]]]:
     """Like `parse_metadata_v1`, and also every topic's partitions (leader, replica count)."""
     r = _Reader(payload)
-    correlation_id = r.int32()
-    brokers = []
-    for _ in range(r.int32()):
-        node_id = r.int32()
-        host = r.string() or ""
-        port = r.int32()
-        rack = r.string()
-        brokers.append((node_id, host, port, rack))
-    controller_id = r.int32()
+    correlation_id, brokers, controller_id = _head(r)
     topics: dict[str, list[PartitionMeta]] = {}
     for _ in range(max(r.int32(), 0)):
         (topic_error,) = r.take(">h")

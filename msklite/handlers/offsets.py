@@ -46,6 +46,25 @@ def _partition_exists(ctx: BrokerContext, topic: str, partition: int) -> bool:
     return t is not None and 0 <= partition < len(t.partitions)
 
 
+def _partition_errors(
+    topics: Any, errors: dict[tuple[str, int], ErrorCode], topic_cls: Any, part_cls: Any
+) -> list[Any]:
+    """The response's topics, each partition with its error code, in the request's order."""
+    return [
+        topic_cls(
+            name=t.name,
+            partitions=[
+                part_cls(
+                    partition_index=p.partition_index,
+                    error_code=errors[(t.name, p.partition_index)],
+                )
+                for p in t.partitions
+            ],
+        )
+        for t in topics
+    ]
+
+
 @handles(ApiKey.OFFSET_COMMIT, versions=(2, 9), flexible_from=8)
 async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
@@ -86,19 +105,7 @@ async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
         write_error = ctx.groups.apply(out)
         for o, e in zip(valid, results, strict=True):
             errors[(o.topic, o.partition)] = write_error if e == ErrorCode.NONE else e
-    topics = [
-        topic_cls(
-            name=t.name,
-            partitions=[
-                part_cls(
-                    partition_index=p.partition_index,
-                    error_code=errors[(t.name, p.partition_index)],
-                )
-                for p in t.partitions
-            ],
-        )
-        for t in req.topics
-    ]
+    topics = _partition_errors(req.topics, errors, topic_cls, part_cls)
     return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
 
 
@@ -202,19 +209,7 @@ async def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
         for tp, e in zip(known, results, strict=False):
             errors[tp] = write_error if e == ErrorCode.NONE else e
     topics = (
-        [
-            topic_cls(
-                name=t.name,
-                partitions=[
-                    part_cls(
-                        partition_index=p.partition_index,
-                        error_code=errors[(t.name, p.partition_index)],
-                    )
-                    for p in t.partitions
-                ],
-            )
-            for t in req.topics
-        ]
+        _partition_errors(req.topics, errors, topic_cls, part_cls)
         if error == ErrorCode.NONE
         else []
     )
