@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -20,22 +21,22 @@ import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from msklite.clock import Clock, SystemClock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
-from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
-from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
 from msklite.handlers.context import BrokerContext, BrokerStats
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
 from msklite.replication.follower import ReplicaFetcher
-from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
+
+if TYPE_CHECKING:
+    from msklite.coordinator.runtime import CoordinatorRuntime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,14 +204,6 @@ class Cluster:
         replicas.wake_own_fetcher = fetcher.wake
         replicas.wake_followers = self._wake_followers
         replicas.replicate_now = self._replicate_now
-        # Each broker coordinates the groups whose __consumer_offsets partition it leads.
-        groups = CoordinatorRuntime(
-            GroupCoordinator(
-                CoordinatorConfig.from_broker_configs(self.broker_configs), self.clock.now_ms()
-            ),
-            InternalTopic(replicas, OFFSETS_TOPIC, self.clock),
-            self.clock,
-        )
         ctx = BrokerContext(
             info,
             controller,
@@ -218,7 +211,7 @@ class Cluster:
             self.clock,
             self._metadata_cache,
             FetchSessionCache(),
-            groups,
+            functools.partial(self._start_groups, info.node_id),
             BrokerStats(),
         )
         server = BrokerServer(
@@ -235,12 +228,26 @@ class Cluster:
 
     async def _open_broker(self, broker: Broker) -> None:
         broker.info.port = await broker.server.start()
-        loop = asyncio.get_running_loop()
-        broker.ctx.groups.load_all()
-        broker.tasks = [
-            loop.create_task(broker.fetcher.run()),
-            loop.create_task(broker.ctx.groups.run()),
-        ]
+        broker.tasks = [asyncio.get_running_loop().create_task(broker.fetcher.run())]
+
+    def _start_groups(self, node_id: int) -> CoordinatorRuntime:
+        """The group coordinator of broker `node_id`, built on first use (BrokerContext.groups
+        says why): it coordinates the groups whose __consumer_offsets partition it leads."""
+        from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
+        from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
+        from msklite.replication.internal_topic import InternalTopic
+
+        broker = self.brokers[node_id]
+        runtime = CoordinatorRuntime(
+            GroupCoordinator(
+                CoordinatorConfig.from_broker_configs(self.broker_configs), self.clock.now_ms()
+            ),
+            InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
+            self.clock,
+        )
+        runtime.load_all()
+        broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
+        return runtime
 
     def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
         for node_id in replicas:

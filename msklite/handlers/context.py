@@ -3,15 +3,16 @@ Built by the cluster (the composition root) once per broker."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
-from msklite.coordinator.runtime import CoordinatorRuntime
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
+    from msklite.coordinator.runtime import CoordinatorRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
     from msklite.handlers.metadata import MetadataCache
 
@@ -33,10 +34,21 @@ class BrokerContext:
     clock: Clock
     metadata_cache: MetadataCache
     fetch_sessions: FetchSessionCache
-    groups: CoordinatorRuntime
+    start_groups: Callable[[], CoordinatorRuntime]
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None
+    _groups: CoordinatorRuntime | None = None
+
+    @property
+    def groups(self) -> CoordinatorRuntime:
+        """This broker's group coordinator, started by the first request that needs one:
+        importing it costs ≈25 ms that would otherwise sit on every cold start (and Kafka
+        itself creates __consumer_offsets only on the first FindCoordinator)."""
+        runtime = self._groups
+        if runtime is None:
+            runtime = self._groups = self.start_groups()
+        return runtime
 
     @property
     def node_id(self) -> int:

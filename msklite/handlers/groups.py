@@ -42,9 +42,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from msklite.coordinator.coordinator import JoinRequest
-from msklite.coordinator.group import GroupState
-from msklite.coordinator.runtime import ensure_offsets_topic
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles
@@ -84,6 +81,8 @@ def _find(
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, "transactions are not emulated yet", -1, "", -1
     if key_type != GROUP_KEY:
         return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
+    from msklite.coordinator.runtime import ensure_offsets_topic  # lazily: see ctx.groups
+
     try:
         topic = ensure_offsets_topic(ctx.controller)
     except KafkaError as e:
@@ -127,6 +126,8 @@ async def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader)
 
 @handles(ApiKey.JOIN_GROUP, versions=(0, 9), flexible_from=6)
 async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.coordinator import JoinRequest  # lazily: see ctx.groups
+
     v = header.api_version
     req = _decode(ApiKey.JOIN_GROUP, header, r)
     member_cls = messages.response_class(ApiKey.JOIN_GROUP).JoinGroupResponseMember
@@ -256,6 +257,8 @@ async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
 
 @handles(ApiKey.DESCRIBE_GROUPS, versions=(0, 6), flexible_from=5)
 async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.group import GroupState  # lazily: see ctx.groups
+
     v = header.api_version
     req = _decode(ApiKey.DESCRIBE_GROUPS, header, r)
     group_cls = messages.response_class(ApiKey.DESCRIBE_GROUPS).DescribedGroup

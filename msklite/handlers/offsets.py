@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from msklite.coordinator.coordinator import OffsetCommit
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
@@ -67,6 +66,8 @@ def _partition_errors(
 
 @handles(ApiKey.OFFSET_COMMIT, versions=(2, 9), flexible_from=8)
 async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
+
     v = header.api_version
     req = messages.decode_request(ApiKey.OFFSET_COMMIT, v, r.data[r.pos :])
     resp = messages.response_class(ApiKey.OFFSET_COMMIT)

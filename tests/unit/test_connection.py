@@ -78,7 +78,13 @@ def _context(root: str) -> BrokerContext:
         clock,
     )
     return BrokerContext(
-        info, controller, replicas, clock, MetadataCache(controller), FetchSessionCache(), groups
+        info,
+        controller,
+        replicas,
+        clock,
+        MetadataCache(controller),
+        FetchSessionCache(),
+        lambda: groups,
     )
 
 
