@@ -18,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 import resource
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -70,8 +71,16 @@ def _unmap(seg: LogSegment) -> None:
     seg._view = None
 
 
-_DESCRIPTORS = _Lru(_close_descriptor)
-_MAPPINGS = _Lru(_unmap)
+class _Held(threading.local):
+    """The two LRUs of the calling thread. Segments live on one event loop's thread; two
+    clusters in two threads must not evict (and close) each other's descriptors mid-write."""
+
+    def __init__(self) -> None:
+        self.descriptors = _Lru(_close_descriptor)
+        self.mappings = _Lru(_unmap)
+
+
+_HELD = _Held()
 
 
 def segment_name(base_offset: int) -> str:
@@ -107,7 +116,7 @@ class LogSegment:
         fd = self._fd
         if fd is None:
             fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        _DESCRIPTORS.touch(self)
+        _HELD.descriptors.touch(self)
         return fd
 
     def _mapped(self) -> memoryview:
@@ -119,7 +128,7 @@ class LogSegment:
             if need == 0:
                 return memoryview(b"")
             view = self._view = memoryview(mmap.mmap(self._descriptor(), need, prot=mmap.PROT_READ))
-        _MAPPINGS.touch(self)
+        _HELD.mappings.touch(self)
         return view
 
     # ---- opening ----
@@ -278,13 +287,13 @@ class LogSegment:
 
     def close(self) -> None:
         self.trim()
-        _DESCRIPTORS.drop(self)
-        _MAPPINGS.drop(self)  # unmapped when the last outstanding view is released
+        _HELD.descriptors.drop(self)
+        _HELD.mappings.drop(self)  # unmapped when the last outstanding view is released
 
     def rename_for_deletion(self) -> list[str]:
         """Close and rename the files to `*.deleted`; returns the new paths."""
-        _DESCRIPTORS.drop(self)
-        _MAPPINGS.drop(self)
+        _HELD.descriptors.drop(self)
+        _HELD.mappings.drop(self)
         out = []
         for path in (self.path, self.offset_index.path, self.time_index.path):
             if os.path.exists(path):
