@@ -289,6 +289,20 @@ class GroupCoordinator:
         known = group.static_members.get(instance_id)
         return known is not None and known != member_id
 
+    def _member_of(
+        self, group: Group, generation: int, member_id: str, instance_id: str | None
+    ) -> Member | ErrorCode:
+        """The member a Sync/Heartbeat/OffsetCommit names, or why it is not one (Kafka checks
+        fencing first, then membership, then the generation)."""
+        if self._is_fenced(group, member_id, instance_id):
+            return E.FENCED_INSTANCE_ID
+        member = group.members.get(member_id)
+        if member is None:
+            return E.UNKNOWN_MEMBER_ID
+        if generation != group.generation:
+            return E.ILLEGAL_GENERATION
+        return member
+
     def _join_response(
         self, group: Group, member: Member, skip_assignment: bool = False
     ) -> JoinResponse:
@@ -558,13 +572,9 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return fail(E.UNKNOWN_MEMBER_ID)
-        if self._is_fenced(group, member_id, instance_id):
-            return fail(E.FENCED_INSTANCE_ID)
-        member = group.members.get(member_id)
-        if member is None:
-            return fail(E.UNKNOWN_MEMBER_ID)
-        if generation != group.generation:
-            return fail(E.ILLEGAL_GENERATION)
+        member = self._member_of(group, generation, member_id, instance_id)
+        if isinstance(member, ErrorCode):
+            return fail(member)
         if (protocol_type is not None and protocol_type != group.protocol_type) or (
             protocol_name is not None and protocol_name != group.protocol
         ):
@@ -611,13 +621,9 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return E.UNKNOWN_MEMBER_ID
-        if self._is_fenced(group, member_id, instance_id):
-            return E.FENCED_INSTANCE_ID
-        member = group.members.get(member_id)
-        if member is None:
-            return E.UNKNOWN_MEMBER_ID
-        if generation != group.generation:
-            return E.ILLEGAL_GENERATION
+        member = self._member_of(group, generation, member_id, instance_id)
+        if isinstance(member, ErrorCode):
+            return member
         member.session_deadline = now_ms + member.session_timeout_ms
         if group.state == GroupState.PREPARING_REBALANCE:
             return E.REBALANCE_IN_PROGRESS
@@ -708,13 +714,9 @@ class GroupCoordinator:
             self._get_or_create(group_id, now_ms)
             return E.NONE
         if generation >= 0 or member_id or instance_id is not None:
-            if self._is_fenced(group, member_id, instance_id):
-                return E.FENCED_INSTANCE_ID
-            member = group.members.get(member_id)
-            if member is None:
-                return E.UNKNOWN_MEMBER_ID
-            if generation != group.generation:
-                return E.ILLEGAL_GENERATION
+            member = self._member_of(group, generation, member_id, instance_id)
+            if isinstance(member, ErrorCode):
+                return member
             if group.state == GroupState.COMPLETING_REBALANCE:
                 return E.REBALANCE_IN_PROGRESS
             member.session_deadline = now_ms + member.session_timeout_ms

@@ -44,7 +44,7 @@ from typing import Any
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -53,10 +53,6 @@ from msklite.protocol.primitives import Buffer, Reader
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 # READ, DELETE, DESCRIBE: what a principal may do to a group when no authorizer is set
 GROUP_OPERATIONS = {3, 6, 8}
-
-
-def _decode(api_key: ApiKey, header: RequestHeader, r: Reader) -> Any:
-    return messages.decode_request(api_key, header.api_version, r.data[r.pos :])
 
 
 def _encode(api_key: ApiKey, header: RequestHeader, **fields: Any) -> list[Buffer]:
@@ -96,7 +92,7 @@ def _find(
 
 @handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
 async def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    req = _decode(ApiKey.FIND_COORDINATOR, header, r)
+    _, req, _ = spec_request(ApiKey.FIND_COORDINATOR, header, r)
     key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
     if header.api_version < 4:
         error, message, node, host, port = _find(ctx, req.key, key_type)
@@ -129,7 +125,7 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
     from msklite.coordinator.coordinator import JoinRequest  # lazily: see ctx.groups
 
     v = header.api_version
-    req = _decode(ApiKey.JOIN_GROUP, header, r)
+    _, req, _ = spec_request(ApiKey.JOIN_GROUP, header, r)
     member_cls = messages.response_class(ApiKey.JOIN_GROUP).JoinGroupResponseMember
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
@@ -181,7 +177,7 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 @handles(ApiKey.SYNC_GROUP, versions=(0, 5), flexible_from=4)
 async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    req = _decode(ApiKey.SYNC_GROUP, header, r)
+    _, req, _ = spec_request(ApiKey.SYNC_GROUP, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
         return _encode(ApiKey.SYNC_GROUP, header, error_code=error, assignment=b"")
@@ -206,7 +202,7 @@ async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 
 @handles(ApiKey.HEARTBEAT, versions=(0, 4), flexible_from=4)
 async def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    req = _decode(ApiKey.HEARTBEAT, header, r)
+    _, req, _ = spec_request(ApiKey.HEARTBEAT, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error == ErrorCode.NONE:
         error = ctx.groups.coordinator.heartbeat(
@@ -222,7 +218,7 @@ async def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
 @handles(ApiKey.LEAVE_GROUP, versions=(0, 5), flexible_from=4)
 async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    req = _decode(ApiKey.LEAVE_GROUP, header, r)
+    _, req, _ = spec_request(ApiKey.LEAVE_GROUP, header, r)
     leaving: list[tuple[str, str | None]] = (
         [(req.member_id, None)]
         if v < 3
@@ -260,7 +256,7 @@ async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     from msklite.coordinator.group import GroupState  # lazily: see ctx.groups
 
     v = header.api_version
-    req = _decode(ApiKey.DESCRIBE_GROUPS, header, r)
+    _, req, _ = spec_request(ApiKey.DESCRIBE_GROUPS, header, r)
     group_cls = messages.response_class(ApiKey.DESCRIBE_GROUPS).DescribedGroup
     member_cls = group_cls.DescribedGroupMember
     ops = GROUP_OPERATIONS if v >= 3 and req.include_authorized_operations else None
@@ -314,7 +310,7 @@ async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) 
 @handles(ApiKey.LIST_GROUPS, versions=(0, 5), flexible_from=3)
 async def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    req = _decode(ApiKey.LIST_GROUPS, header, r)
+    _, req, _ = spec_request(ApiKey.LIST_GROUPS, header, r)
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
     ctx.groups.load_all()
@@ -334,7 +330,7 @@ async def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
 
 @handles(ApiKey.DELETE_GROUPS, versions=(0, 2), flexible_from=2)
 async def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    req = _decode(ApiKey.DELETE_GROUPS, header, r)
+    _, req, _ = spec_request(ApiKey.DELETE_GROUPS, header, r)
     cls = messages.response_class(ApiKey.DELETE_GROUPS).DeletableGroupResult
     results = []
     for gid in req.groups_names:

@@ -33,7 +33,7 @@ from typing import Any
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
-from msklite.handlers.registry import handles
+from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -68,9 +68,7 @@ def _partition_errors(
 async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
 
-    v = header.api_version
-    req = messages.decode_request(ApiKey.OFFSET_COMMIT, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.OFFSET_COMMIT)
+    v, req, resp = spec_request(ApiKey.OFFSET_COMMIT, header, r)
     topic_cls = resp.OffsetCommitResponseTopic
     part_cls = topic_cls.OffsetCommitResponsePartition
     errors: dict[tuple[str, int], ErrorCode] = {}
@@ -131,9 +129,7 @@ def _fetch_group(
 
 @handles(ApiKey.OFFSET_FETCH, versions=(1, 9), flexible_from=6)
 async def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.OFFSET_FETCH, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.OFFSET_FETCH)
+    v, req, resp = spec_request(ApiKey.OFFSET_FETCH, header, r)
     if v >= 8:
         group_cls = resp.OffsetFetchResponseGroup
         topic_cls = group_cls.OffsetFetchResponseTopics
@@ -194,9 +190,7 @@ async def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
 @handles(ApiKey.OFFSET_DELETE, versions=(0, 0), flexible_from=None)
 async def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v = header.api_version
-    req = messages.decode_request(ApiKey.OFFSET_DELETE, v, r.data[r.pos :])
-    resp = messages.response_class(ApiKey.OFFSET_DELETE)
+    v, req, resp = spec_request(ApiKey.OFFSET_DELETE, header, r)
     topic_cls = resp.OffsetDeleteResponseTopic
     part_cls = topic_cls.OffsetDeleteResponsePartition
     requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
