@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 METADATA_KEY = 3
@@ -162,12 +163,18 @@ class FirstAnswer:
 
 
 def first_metadata(
-    host: str, port: int, timeout: float, retry_sleep: float = 0.0005
+    host: str,
+    port: int,
+    timeout: float,
+    retry_sleep: float = 0.0005,
+    check_alive: Callable[[], None] = lambda: None,
 ) -> FirstAnswer:
     """Connect-retry against (host, port) until it accepts, then one Metadata v1 round trip.
 
     A refused connection on loopback fails at once, so the loop polls every `retry_sleep` s
     (kept short but non-zero so that the poller does not take a core from the starting server).
+    `check_alive` runs after each refusal and raises if the server has already exited, so that
+    a server that cannot start fails the run at once instead of after `timeout`.
     """
     deadline = time.perf_counter() + timeout
     attempts = 0
@@ -184,6 +191,7 @@ def first_metadata(
                     raise TimeoutError(
                         f"{host}:{port} refused connections for {timeout} s"
                     ) from None
+                check_alive()
                 time.sleep(retry_sleep)
                 continue
             connected_at = time.perf_counter()
