@@ -142,9 +142,11 @@ def evaluate(sections: Sequence[Section], quick: bool) -> list[Verdict]:
     def metadata(d: dict[str, Any]) -> tuple[str, str, str]:
         md = d["msklite"]["metadata"]
         n = md["partitions_listed"]
-        ms = md["median_s"] * 1000
+        # the first answer after the topics were created is the one that encodes them all
+        ms = md["first_s"] * 1000
+        note = f"first answer after creation; then {md['median_s'] * 1000:.2f} ms (cached)"
         if n >= 10_000:
-            return f"{ms:.2f} ms", "PASS" if ms <= 20 else "MISS", f"{n:,} partitions"
+            return f"{ms:.1f} ms", "PASS" if ms <= 20 else "MISS", f"{n:,} partitions, {note}"
         why = d["msklite"]["create"]["stopped"] or "fewer partitions asked for"
         verdict = "n/a" if quick and not d["msklite"]["create"]["stopped"] else "MISS"
         return f"{ms:.2f} ms", verdict, f"only {n:,} partitions: {why}"

@@ -59,10 +59,10 @@ class MetadataCache:
         return cached
 
     def _encode(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
-        brokers = self.controller.brokers
+        alive = {node_id for node_id, b in self.controller.brokers.items() if b.alive}
         parts = []
         for p in topic.partitions:
-            leader_alive = p.leader in brokers and brokers[p.leader].alive
+            leader_alive = p.leader in alive
             parts.append(
                 codec.PartitionMetadata(
                     ErrorCode.NONE if leader_alive else ErrorCode.LEADER_NOT_AVAILABLE,
@@ -71,7 +71,7 @@ class MetadataCache:
                     p.leader_epoch,
                     p.replicas,
                     p.isr,
-                    [r for r in p.replicas if not (r in brokers and brokers[r].alive)],
+                    [r for r in p.replicas if r not in alive],
                 )
             )
         return codec.encode_topic(

@@ -1,13 +1,17 @@
-"""Hypothesis: framing and record-batch invariants."""
+"""Hypothesis: framing, record-batch and Metadata encoding invariants."""
 
 from __future__ import annotations
 
 import struct
+import uuid
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from msklite.errors import KafkaError, ProtocolError
+from msklite.protocol import messages as spec
+from msklite.protocol import metadata
+from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder
 from msklite.protocol.records import (
     assign,
@@ -87,3 +91,53 @@ def test_validation_of_arbitrary_bytes_raises_only_kafka_errors(data: bytes) -> 
         validate_produced_batch(memoryview(data), 10**6)
     except KafkaError:
         pass
+
+
+_node_lists = st.lists(st.integers(0, 2**31 - 1), max_size=130)
+
+
+@given(
+    st.integers(0, 12),
+    st.lists(
+        st.tuples(
+            st.integers(-1, 100), st.integers(0, 2**31 - 1), _node_lists, _node_lists, _node_lists
+        ),
+        max_size=6,
+    ),
+)
+@example(12, [(1, 0, list(range(127)), [1], list(range(2, 130)))])  # two-byte list counts
+@example(9, [(1, 0, list(range(126)), list(range(126)), [])])
+def test_metadata_partitions_decode_as_encoded(
+    version: int, rows: list[tuple[int, int, list[int], list[int], list[int]]]
+) -> None:
+    """Each partition entry (packed per replica-list sizes, or written field by field when a
+    list is too long for a one-byte count) is what kafka-python's spec codec reads back."""
+    partitions = [
+        metadata.PartitionMetadata(0, i, leader, epoch, replicas, isr, offline)
+        for i, (leader, epoch, replicas, isr, offline) in enumerate(rows)
+    ]
+    fragment = metadata.encode_topic(version, 0, "t", uuid.UUID(int=7), False, partitions)
+    wire = b"".join(bytes(p) for p in metadata.encode_response(version, [], "c", 1, [fragment]))
+    [topic] = spec.response_class(ApiKey.METADATA).decode(wire, version=version).topics
+    got = [
+        (
+            p.partition_index,
+            p.leader_id,
+            p.leader_epoch if version >= 7 else None,
+            list(p.replica_nodes),
+            list(p.isr_nodes),
+            list(p.offline_replicas) if version >= 5 else None,
+        )
+        for p in topic.partitions
+    ]
+    assert got == [
+        (
+            p.partition_index,
+            p.leader_id,
+            p.leader_epoch if version >= 7 else None,
+            p.replica_nodes,
+            p.isr_nodes,
+            p.offline_replicas if version >= 5 else None,
+        )
+        for p in partitions
+    ]
