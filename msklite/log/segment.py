@@ -277,12 +277,17 @@ class LogSegment:
                 self.offset_of_max_timestamp = h.last_offset
 
     def trim(self) -> None:
-        """Give back the preallocated tail (on roll and close)."""
+        """Give back the preallocated tail and write out waiting index entries (on roll and
+        close)."""
+        self.offset_index.file.flush()
+        self.time_index.file.flush()
         if self.file_size() != self.size:
             os.ftruncate(self._descriptor(), self.size)
         self.capacity = self.size
 
     def flush(self) -> None:
+        self.offset_index.file.flush()
+        self.time_index.file.flush()
         os.fsync(self._descriptor())
 
     def close(self) -> None:

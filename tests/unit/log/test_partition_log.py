@@ -9,7 +9,7 @@ import pytest
 
 from msklite.clock import ManualClock
 from msklite.errors import ErrorCode, KafkaError
-from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.log.partition_log import LogConfig, PartitionLog, TimestampOffset
 from msklite.protocol.records import encode_batch, read_header, validate_produced_batch
 
 
@@ -228,3 +228,53 @@ def test_truncate_to(tmp_path: Path, clock: ManualClock) -> None:
     log.truncate_to(7)
     assert log.log_end_offset == 7
     assert _append(log) == 7
+
+
+def _found(hit: TimestampOffset | None) -> int:
+    assert hit is not None
+    return hit.offset
+
+
+def _index_entries(log: PartitionLog) -> list[tuple[list[int], list[int], list[int]]]:
+    return [
+        (
+            list(s.offset_index.positions),
+            list(s.time_index.timestamps),
+            list(s.time_index.rel_offsets),
+        )
+        for s in log.segments
+    ]
+
+
+def test_index_files_hold_every_entry_after_roll_and_close(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cfg = LogConfig(segment_bytes=10_000, index_interval_bytes=1)
+    log = PartitionLog(str(tmp_path), cfg, clock)
+    for i in range(300):
+        _append(log, ts=1_000 + i)
+    assert len(log.segments) > 2
+    sealed = log.segments[0]
+    # rolled: the sealed segment's entries are all on disk, fewer than the 4 KiB batch
+    assert os.path.getsize(sealed.offset_index.path) == 8 * len(sealed.offset_index.positions)
+    assert os.path.getsize(sealed.time_index.path) == 12 * len(sealed.time_index.timestamps)
+    before = _index_entries(log)
+    log.close()
+    again = PartitionLog(str(tmp_path), cfg, clock, recovery_point=300)
+    assert _index_entries(again) == before
+    assert _found(again.offset_for_timestamp(1_150, 300)) == 150
+
+
+def test_index_entries_lost_in_a_crash_are_rebuilt(tmp_path: Path, clock: ManualClock) -> None:
+    cfg = LogConfig(index_interval_bytes=1)
+    log = PartitionLog(str(tmp_path), cfg, clock)
+    for i in range(40):
+        _append(log, ts=1_000 + i)
+    before = _index_entries(log)
+    index = log.active.offset_index.path
+    assert os.path.getsize(index) < 8 * 40  # entries still waiting in memory
+    # a crash: the process dies without closing; recovery starts from the last checkpoint
+    again = PartitionLog(str(tmp_path), cfg, clock, recovery_point=None)
+    assert _index_entries(again) == before
+    assert _offsets(again.read(23, 10**6, 40, True))[0] == 23
+    assert _found(again.offset_for_timestamp(1_031, 40)) == 31
