@@ -60,6 +60,11 @@ class Partition:
     def is_leader(self) -> bool:
         return self.state.leader == self.broker_id
 
+    @property
+    def followers(self) -> list[int]:
+        """The other replicas (of a partition this broker leads)."""
+        return [r for r in self.state.replicas if r != self.broker_id]
+
     def check_leader_epoch(self, current_leader_epoch: int) -> None:
         """KIP-320 fencing of requests that name the leader epoch they expect (-1: none)."""
         if current_leader_epoch == -1:

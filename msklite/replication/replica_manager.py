@@ -50,11 +50,11 @@ class ReplicaManager:
         self.clock = clock
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetch_waiters: Purgatory[TopicPartition] = Purgatory()
-        # Set by the cluster: wake the follower fetchers of `replicas` for a partition.
+        # Set by the cluster: wake the fetchers of `followers` for a partition.
         self.wake_followers: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
         # Set by the cluster: wake this broker's own fetcher for a partition it follows.
         self.wake_own_fetcher: Callable[[TopicPartition], None] = lambda tp: None
-        # Set by the cluster: have the followers of `replicas` copy a partition right now.
+        # Set by the cluster: have `followers` copy a partition right now.
         self.replicate_now: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
 
     # ---- applying the controller's metadata ----
@@ -155,14 +155,14 @@ class ReplicaManager:
             if acks == -1:
                 # The producer waits for the followers: let them fetch at once instead of on
                 # the next turns of the event loop (152 -> 70 us a request, measured).
-                self.replicate_now(part.tp, part.state.replicas)
+                self.replicate_now(part.tp, part.followers)
             else:
-                self.wake_followers(part.tp, part.state.replicas)
+                self.wake_followers(part.tp, part.followers)
         return info
 
     def _high_watermark_moved(self, part: Partition) -> None:
         self.fetch_waiters.notify(part.tp)
-        self.wake_followers(part.tp, part.state.replicas)
+        self.wake_followers(part.tp, part.followers)
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         return {tp: p.high_watermark for tp, p in self.partitions.items()}
