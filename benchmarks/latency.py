@@ -22,13 +22,13 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from benchmarks import targets
 from benchmarks.procs import BenchError
 from benchmarks.report import Section, quantile, summary
 from benchmarks.targets import Target, TopicSpec
-from benchmarks.throughput import RdkafkaLog
+from benchmarks.throughput import RdkafkaLog, reporting_producer
 
 TOPIC = "latency"
 _STAMP = struct.Struct(">q")
@@ -84,23 +84,8 @@ def _one_run(
     total = int(rate * (seconds + warmup_s))
     receiver = _Receiver(target, total, log)
     failures: list[str] = []
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer = Producer(
-        {
-            "bootstrap.servers": target.bootstrap,
-            "acks": "all",
-            "linger.ms": 0,
-            "compression.type": "none",
-            "enable.idempotence": False,
-            "delivery.report.only.error": True,
-            "on_delivery": on_delivery,
-            "message.timeout.ms": 30000,
-            "logger": log.logger,
-        }
+    producer = reporting_producer(
+        target, log, failures, {"acks": "all", "linger.ms": 0, "message.timeout.ms": 30000}
     )
     receiver.start()
     try:

@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from benchmarks import targets
 from benchmarks.procs import BenchError
 from benchmarks.report import Section
 from benchmarks.targets import Target, TopicSpec, create_topics
-from benchmarks.throughput import RdkafkaLog
+from benchmarks.throughput import RdkafkaLog, reporting_producer
 from benchmarks.wire import (
     api_versions,
     metadata_full,
@@ -117,22 +117,11 @@ def _create(target: Target, partitions: int, rf: int, chunk: int, timeout: float
 def _produce_all(target: Target, topics: dict[str, int], timeout: float) -> dict[str, Any]:
     log = RdkafkaLog()
     failures: list[str] = []
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer = Producer(
-        {
-            "bootstrap.servers": target.bootstrap,
-            "acks": "all",
-            "linger.ms": 5,
-            "enable.idempotence": False,
-            "on_delivery": on_delivery,
-            "delivery.report.only.error": True,
-            "message.timeout.ms": int(timeout * 1000),
-            "logger": log.logger,
-        }
+    producer = reporting_producer(
+        target,
+        log,
+        failures,
+        {"acks": "all", "linger.ms": 5, "message.timeout.ms": int(timeout * 1000)},
     )
     try:
         for topic in topics:

@@ -74,6 +74,30 @@ class RdkafkaLog(logging.Handler):
         return {"count": self.count, "warnings": self.warnings, "first": self.lines}
 
 
+def reporting_producer(
+    target: Target, log: RdkafkaLog, failures: list[str], config: dict[str, Any]
+) -> Producer:
+    """A confluent Producer for `target` (idempotence off, no compression, librdkafka's log
+    into `log`) that reports only failed deliveries, appending them to `failures`; `config`
+    adds to or overrides those settings."""
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    return Producer(
+        {
+            "bootstrap.servers": target.bootstrap,
+            "compression.type": "none",
+            "enable.idempotence": False,
+            "delivery.report.only.error": True,
+            "on_delivery": on_delivery,
+            "logger": log.logger,
+            **config,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Load:
     value_size: int
@@ -114,24 +138,16 @@ def produce(
     target: Target, topic: str, load: Load, messages: int, deadline: float, log: RdkafkaLog
 ) -> dict[str, Any]:
     failures: list[str] = []
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer = Producer(
+    producer = reporting_producer(
+        target,
+        log,
+        failures,
         {
-            "bootstrap.servers": target.bootstrap,
             "client.id": "msklite-bench",
             "acks": load.acks,
             "linger.ms": 5,
-            "compression.type": "none",
-            "enable.idempotence": False,
-            "delivery.report.only.error": True,
-            "on_delivery": on_delivery,
             "message.timeout.ms": 60000,
-            "logger": log.logger,
-        }
+        },
     )
     try:
         value = os.urandom(load.value_size)
