@@ -101,6 +101,15 @@ class Partition:
         if log_end_offset >= self.log.log_end_offset:
             self.caught_up_ms[replica_id] = now_ms
 
+    def before_append(self, now_ms: int) -> None:
+        """Followers level with the log end count as caught up until an append moves it: Kafka's
+        followers fetch all the time and refresh their caught-up time at the end of the log,
+        ours are only woken by new data, so an idle minute must not read as a minute behind."""
+        end = self.log.log_end_offset
+        for replica_id, leo in self.follower_leo.items():
+            if leo >= end:
+                self.caught_up_ms[replica_id] = now_ms
+
     def maybe_advance_high_watermark(self) -> bool:
         """Recompute the HW from the ISR; complete waiting produces it satisfies. True if it
         moved."""

@@ -148,6 +148,7 @@ class ReplicaManager:
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"ISR {part.state.isr} is smaller than min.insync.replicas={part.min_insync}",
             )
+        part.before_append(self.clock.now_ms())
         info = part.log.append_as_leader(batch, header, part.state.leader_epoch)
         if not info.duplicate:
             if part.maybe_advance_high_watermark():

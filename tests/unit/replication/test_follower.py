@@ -116,3 +116,19 @@ def test_a_returning_leader_truncates_what_the_new_leader_never_had(tmp_path: Pa
     assert rig.values(old) == expected == rig.values(new)
     assert sorted(p.isr) == [1, 2, 3]  # the returning broker caught up and rejoined
     assert rig.managers[old].partitions[("t", 0)].log.epochs.entries == [(0, 0), (1, 3)]
+
+
+def test_idle_in_sync_followers_stay_in_the_isr_when_data_arrives(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.controller.create_topic("t", 1, 3)
+    p = rig.controller.topics["t"].partitions[0]
+    rig.produce(b"first")
+    rig.pump()
+    lag_ms = int(rig.controller.configs.get("replica.lag.time.max.ms"))
+    rig.clock.advance(lag_ms * 3)  # idle: nothing to copy, so no follower fetched
+    rig.produce(b"after a quiet spell")
+    # the ISR check runs before the followers' turn comes
+    rig.managers[p.leader].check_isr(lag_ms)
+    assert sorted(p.isr) == [1, 2, 3]
+    rig.pump()
+    assert sorted(p.isr) == [1, 2, 3]

@@ -81,6 +81,20 @@ def test_shrink_only_followers_behind_for_longer_than_the_lag(tmp_path: Path) ->
     assert 2 not in part.shrink_candidates(10**6, 1000)
 
 
+def test_an_idle_follower_level_with_the_leader_is_not_behind_when_data_arrives(
+    tmp_path: Path,
+) -> None:
+    part = _leader(tmp_path, [1, 2, 3])
+    _append(part, 3)
+    part.update_follower(2, 3, 1100)
+    part.update_follower(3, 3, 1100)
+    # a minute with nothing to copy, then an append the followers have not fetched yet
+    part.before_append(61_100)
+    _append(part)
+    assert part.shrink_candidates(61_101, 1000) == []
+    assert part.shrink_candidates(62_101, 1000) == [2, 3]  # still behind a lag later
+
+
 def test_expand_needs_the_hw_and_the_current_epoch(tmp_path: Path) -> None:
     part = _leader(tmp_path, [1, 2])
     _append(part, 4)
