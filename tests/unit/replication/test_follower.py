@@ -124,7 +124,7 @@ def test_idle_in_sync_followers_stay_in_the_isr_when_data_arrives(tmp_path: Path
     p = rig.controller.topics["t"].partitions[0]
     rig.produce(b"first")
     rig.pump()
-    lag_ms = int(rig.controller.configs.get("replica.lag.time.max.ms"))
+    lag_ms = rig.controller.configs.get_int("replica.lag.time.max.ms")
     rig.clock.advance(lag_ms * 3)  # idle: nothing to copy, so no follower fetched
     rig.produce(b"after a quiet spell")
     # the ISR check runs before the followers' turn comes
