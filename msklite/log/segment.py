@@ -111,6 +111,9 @@ class LogSegment:
         self.offset_of_max_timestamp = -1
         self.created_ms = created_ms
         self._bytes_since_index = 0
+        # (base offset, position) of the last batch: followers and consumers mostly read the
+        # tail, and finding it must not scan the batches after the last index entry
+        self._tail: tuple[int, int] | None = None
 
     def _descriptor(self) -> int:
         fd = self._fd
@@ -147,6 +150,7 @@ class LogSegment:
         self.next_offset = self.base_offset
         self.max_timestamp = -1
         self._bytes_since_index = 0
+        self._tail = None
         if end:
             for pos, h in scan_valid_prefix(self._mapped(), 0, end):
                 self._track(pos, h)
@@ -173,6 +177,7 @@ class LogSegment:
             pos += last.size
         if last is None or pos != self.size:
             return False
+        self._tail = (last.base_offset, pos - last.size)
         self.next_offset = last.last_offset + 1
         if self.time_index.timestamps:
             self.max_timestamp = self.time_index.timestamps[-1]
@@ -201,6 +206,7 @@ class LogSegment:
             self._bytes_since_index = 0
         self._bytes_since_index += h.size
         self.next_offset = h.last_offset + 1
+        self._tail = (h.base_offset, pos)
 
     def append(self, parts: list[Buffer], h: BatchHeader) -> int:
         """Write one batch (already carrying its final offsets) at the end; returns its
@@ -229,6 +235,9 @@ class LogSegment:
 
     def find_position(self, offset: int) -> int:
         """Position of the first batch holding an offset ≥ `offset` (`size` if none)."""
+        tail = self._tail
+        if tail is not None and offset >= tail[0]:
+            return tail[1] if offset < self.next_offset else self.size
         pos = self.offset_index.lookup(offset)
         while pos < self.size:
             h = self.header_at(pos)
@@ -270,7 +279,9 @@ class LogSegment:
         self.time_index.truncate_to_offset(offset)
         self.next_offset = self.base_offset
         self.max_timestamp = -1
-        for _, h in self.batches():
+        self._tail = None
+        for batch_pos, h in self.batches():
+            self._tail = (h.base_offset, batch_pos)
             self.next_offset = h.last_offset + 1
             if h.max_timestamp > self.max_timestamp:
                 self.max_timestamp = h.max_timestamp

@@ -48,6 +48,8 @@ class LogMachine(RuleBasedStateMachine):
         offset = data.draw(st.integers(0, len(self.values) - 1))
         views = self.log.read(offset, data.draw(st.integers(1, 2000)), len(self.values), True)
         assert views
+        first = read_header(views[0], 0)
+        assert first.base_offset <= offset <= first.last_offset  # starts at the batch holding it
         got = {}
         for v in views:
             pos = 0
@@ -76,6 +78,12 @@ class LogMachine(RuleBasedStateMachine):
     def reopen(self) -> None:
         self.log.close()
         self.log = PartitionLog(self.dir, CONFIG, self.clock, recovery_point=None)
+
+    @rule()
+    def reopen_after_a_clean_stop(self) -> None:
+        """Segments below the recovery point are opened from their index files."""
+        self.log.close()
+        self.log = PartitionLog(self.dir, CONFIG, self.clock, recovery_point=len(self.values))
 
     @invariant()
     def end_offset_matches(self) -> None:

@@ -278,3 +278,29 @@ def test_index_entries_lost_in_a_crash_are_rebuilt(tmp_path: Path, clock: Manual
     assert _index_entries(again) == before
     assert _offsets(again.read(23, 10**6, 40, True))[0] == 23
     assert _found(again.offset_for_timestamp(1_031, 40)) == 31
+
+
+def _first_batch_holds_every_offset(log: PartitionLog) -> None:
+    for offset in range(log.log_start_offset, log.log_end_offset):
+        first = read_header(log.read(offset, 1, log.log_end_offset, True)[0], 0)
+        assert first.base_offset <= offset <= first.last_offset
+
+
+def test_reads_start_at_the_batch_holding_the_offset_after_reopen_and_truncation(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cfg = LogConfig(segment_bytes=1_000, index_interval_bytes=10_000)  # no index entries
+    log = PartitionLog(str(tmp_path), cfg, clock)
+    for _ in range(12):
+        _append(log, n=2)
+    assert len(log.segments) > 2
+    _first_batch_holds_every_offset(log)
+    log.close()
+    for recovery_point in (24, None):  # sealed segments loaded from their files, or recovered
+        log = PartitionLog(str(tmp_path), cfg, clock, recovery_point=recovery_point)
+        _first_batch_holds_every_offset(log)
+        log.close()
+    log = PartitionLog(str(tmp_path), cfg, clock, recovery_point=24)
+    log.truncate_to(15)  # inside a batch: drops the whole batch
+    assert log.log_end_offset == 14
+    _first_batch_holds_every_offset(log)
