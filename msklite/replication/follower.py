@@ -158,7 +158,7 @@ class ReplicaFetcher:
         # takes the HW: the last follower of an acks=all append learns the new HW at once.
         leader_manager.follower_fetched(part.tp, part.broker_id, own_end)
         part.high_watermark = min(leader.high_watermark, own_end)
-        if own_end == leader_end:
+        if own_end == llog.log_end_offset:
             # Up to date, HW included: a wake from the HW this very fetch moved would find
             # nothing (at RF 3 with acks=all, one task switch less per request).
             self.dirty.discard(part.tp)
