@@ -9,7 +9,7 @@ server.properties), so DescribeConfigs reports them as STATIC_BROKER_CONFIG.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -272,10 +272,78 @@ class BrokerConfigs:
         return d.default, ConfigSource.DEFAULT_CONFIG, None
 
 
-def effective_topic_configs(
-    broker: BrokerConfigs, overrides: dict[str, str]
-) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in TOPIC_CONFIGS:
-        out[name] = overrides[name] if name in overrides else broker.topic_default(name)[0]
-    return out
+def _typed(d: ConfigDef, value: str) -> object:
+    if d.type in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
+        return int(value.strip())
+    if d.type == ConfigType.DOUBLE:
+        return float(value)
+    if d.type == ConfigType.BOOLEAN:
+        return value.strip().lower() == "true"
+    if d.type == ConfigType.LIST:
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """The effective configuration of one topic, typed: one field per topic config (its name
+    with `_` for `.`), Kafka's defaults as field defaults.
+
+    Built once per topic change (`build`) by the controller and pushed to the topic's open
+    logs and replicas, so that the produce and append paths read attributes, never strings.
+    Frozen: a config change builds a new one."""
+
+    cleanup_policy: tuple[str, ...] = ("delete",)
+    compression_type: str = "producer"
+    delete_retention_ms: int = 86_400_000
+    file_delete_delay_ms: int = 60_000
+    flush_messages: int = 2**63 - 1
+    flush_ms: int = 2**63 - 1
+    follower_replication_throttled_replicas: tuple[str, ...] = ()
+    index_interval_bytes: int = 4096
+    leader_replication_throttled_replicas: tuple[str, ...] = ()
+    local_retention_bytes: int = -2
+    local_retention_ms: int = -2
+    max_compaction_lag_ms: int = 2**63 - 1
+    max_message_bytes: int = 1_048_588
+    message_timestamp_after_max_ms: int = 2**63 - 1
+    message_timestamp_before_max_ms: int = 2**63 - 1
+    message_timestamp_type: str = "CreateTime"
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    min_insync_replicas: int = 1
+    preallocate: bool = False
+    remote_storage_enable: bool = False
+    retention_bytes: int = -1
+    retention_ms: int = 604_800_000
+    segment_bytes: int = 1_073_741_824
+    segment_index_bytes: int = 10_485_760
+    segment_jitter_ms: int = 0
+    segment_ms: int = 604_800_000
+    unclean_leader_election_enable: bool = False
+    # Derived once, for the append and produce paths.
+    log_append_time: bool = field(init=False, repr=False, compare=False)
+    checks_timestamps: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        log_append_time = self.message_timestamp_type == "LogAppendTime"
+        object.__setattr__(self, "log_append_time", log_append_time)
+        object.__setattr__(
+            self,
+            "checks_timestamps",
+            not log_append_time
+            and (
+                self.message_timestamp_before_max_ms < 2**63 - 1
+                or self.message_timestamp_after_max_ms < 2**63 - 1
+            ),
+        )
+
+    @classmethod
+    def build(cls, broker: BrokerConfigs, overrides: Mapping[str, str]) -> TopicConfig:
+        """The topic's overrides (validated) over the brokers' defaults for topic configs."""
+        kwargs: dict[str, object] = {}
+        for name, d in TOPIC_CONFIGS.items():
+            value = overrides[name] if name in overrides else broker.topic_default(name)[0]
+            if value is not None:
+                kwargs[name.replace(".", "_")] = _typed(d, value)
+        return cls(**kwargs)  # type: ignore[arg-type]

@@ -13,10 +13,10 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from msklite.config import TOPIC_CONFIGS, BrokerConfigs
+from msklite.config import TOPIC_CONFIGS, BrokerConfigs, TopicConfig
 from msklite.errors import ErrorCode, KafkaError
 from msklite.msk import spread_over_azs
 from msklite.protocol.primitives import kafka_uuid_str
@@ -54,7 +54,8 @@ class TopicState:
     name: str
     topic_id: uuid.UUID
     partitions: list[PartitionState]
-    configs: dict[str, str] = field(default_factory=dict)
+    config: TopicConfig  # the effective configs, typed; rebuilt whenever `configs` changes
+    configs: dict[str, str] = field(default_factory=dict)  # the topic's own overrides
     internal: bool = False
 
 
@@ -79,7 +80,7 @@ def validate_topic_name(name: str) -> None:
         )
 
 
-def validate_topic_configs(configs: dict[str, str | None]) -> dict[str, str]:
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in configs.items():
         d = TOPIC_CONFIGS.get(name)
@@ -135,6 +136,7 @@ class Controller:
                 t["name"],
                 uuid.UUID(t["topic_id"]),
                 [PartitionState(**p) for p in t["partitions"]],
+                TopicConfig.build(self.configs, t["configs"]),
                 t["configs"],
                 t.get("internal", False),
             )
@@ -294,6 +296,7 @@ class Controller:
                 name,
                 uuid.UUID(int=0),
                 [PartitionState(p, [], -1, []) for p in range(count)],
+                TopicConfig.build(self.configs, clean_configs),
                 clean_configs,
                 internal,
             )
@@ -303,6 +306,7 @@ class Controller:
             name,
             uuid.uuid4(),
             [PartitionState(p, r, r[0], list(r)) for p, r in enumerate(replica_lists)],
+            TopicConfig.build(self.configs, clean_configs),
             clean_configs,
             internal,
         )
@@ -378,19 +382,31 @@ class Controller:
         self._changed(name)
         return topic
 
-    def topic_config(self, topic: TopicState, name: str) -> str | None:
-        if name in topic.configs:
-            return topic.configs[name]
-        return self.configs.topic_default(name)[0]
+    def alter_topic_configs(
+        self, name: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> TopicState:
+        """Replace a topic's config overrides with `configs` (AlterConfigs' semantics: a config
+        left out returns to its default) and push the new TopicConfig to every observer —
+        open logs, replicas and the produce path — in this one call."""
+        topic = self.topics.get(name)
+        if topic is None:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+            )
+        clean = validate_topic_configs(configs)
+        config = TopicConfig.build(self.configs, clean)
+        if validate_only:
+            return topic
+        topic.configs = clean
+        topic.config = config
+        self._changed(name)
+        return topic
 
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----
 
     def _alive(self, node_id: int) -> bool:
         b = self.brokers.get(node_id)
         return b is not None and b.alive
-
-    def _unclean_allowed(self, topic: TopicState) -> bool:
-        return (self.topic_config(topic, "unclean.leader.election.enable") or "") == "true"
 
     def _set_leader(self, p: PartitionState, leader: int, isr: list[int]) -> None:
         p.leader = leader
@@ -433,7 +449,7 @@ class Controller:
                 if node_id not in p.replicas:
                     continue
                 if p.leader == node_id:
-                    self._elect(topic, p, self._unclean_allowed(topic))
+                    self._elect(topic, p, topic.config.unclean_leader_election_enable)
                     touched = True
                 elif node_id in p.isr and len(p.isr) > 1:
                     p.isr = [r for r in p.isr if r != node_id]
@@ -450,7 +466,10 @@ class Controller:
             touched = False
             for p in topic.partitions:
                 if p.leader == -1 and node_id in p.replicas:
-                    touched = self._elect(topic, p, self._unclean_allowed(topic)) or touched
+                    touched = (
+                        self._elect(topic, p, topic.config.unclean_leader_election_enable)
+                        or touched
+                    )
             if touched:
                 changed.append(topic.name)
         self._changed(*changed)

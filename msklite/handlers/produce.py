@@ -63,16 +63,17 @@ def _produce_one(
         records = part.records
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "empty record set")
-        state = ctx.controller.topics[topic]
-        cfg = ctx.controller.topic_config
-        h = validate_produced_batch(records, int(cfg(state, "max.message.bytes") or 0))
+        config = replica.config
+        h = validate_produced_batch(records, config.max_message_bytes)
         if h.is_transactional or h.is_control:
             raise KafkaError(ErrorCode.INVALID_RECORD, "transactions are not supported yet")
-        if cfg(state, "message.timestamp.type") == "CreateTime":
-            before = int(cfg(state, "message.timestamp.before.max.ms") or 0)
-            after = int(cfg(state, "message.timestamp.after.max.ms") or 0)
-            if before < 2**63 - 1 or after < 2**63 - 1:
-                _check_timestamps(ctx, h, before, after)
+        if config.checks_timestamps:
+            _check_timestamps(
+                ctx,
+                h,
+                config.message_timestamp_before_max_ms,
+                config.message_timestamp_after_max_ms,
+            )
         info = ctx.replicas.append(replica, records, h, acks)
         if acks == -1:
             waits.append((resp, replica.wait_for(info.last_offset + 1)))

@@ -17,7 +17,8 @@ import shutil
 import uuid
 
 from msklite.clock import Clock
-from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.config import TopicConfig
+from msklite.log.partition_log import PartitionLog
 from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import kafka_uuid_str
 
@@ -93,7 +94,9 @@ class LogManager:
                     out.add((topic, int(part)))
         return out
 
-    def open_log(self, tp: TopicPartition, topic_id: uuid.UUID, config: LogConfig) -> PartitionLog:
+    def open_log(
+        self, tp: TopicPartition, topic_id: uuid.UUID, config: TopicConfig
+    ) -> PartitionLog:
         existing = self.logs.get(tp)
         if existing is not None:
             return existing

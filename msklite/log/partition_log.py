@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from msklite.clock import Clock
+from msklite.config import TopicConfig
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.leader_epoch import LeaderEpochCache
 from msklite.log.producer_state import ProducerStateManager
@@ -27,18 +27,6 @@ log = logging.getLogger(__name__)
 # Segments start with this much file (sparse) and double up to segment.bytes, so a partition
 # that holds little costs little address space and a busy one rarely remaps.
 _INITIAL_CAPACITY = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    segment_bytes: int = 1_073_741_824
-    segment_ms: int = 604_800_000
-    index_interval_bytes: int = 4096
-    retention_ms: int = 604_800_000
-    retention_bytes: int = -1
-    log_append_time: bool = False  # message.timestamp.type=LogAppendTime
-    file_delete_delay_ms: int = 60_000
-    flush_messages: int = 2**63 - 1
 
 
 class AppendInfo(NamedTuple):
@@ -58,11 +46,12 @@ class PartitionLog:
     def __init__(
         self,
         directory: str,
-        config: LogConfig,
+        config: TopicConfig,
         clock: Clock,
         recovery_point: int | None = None,
     ) -> None:
         self.directory = directory
+        # The topic's current config: replaced whole (never mutated) when the topic changes.
         self.config = config
         self.clock = clock
         self.producer_state = ProducerStateManager()

@@ -15,6 +15,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from msklite.config import TopicConfig
 from msklite.controller import PartitionState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.partition_log import PartitionLog
@@ -37,7 +38,7 @@ class Partition:
         state: PartitionState,
         log: PartitionLog,
         high_watermark: int,
-        min_insync: int,
+        config: TopicConfig,
     ) -> None:
         self.broker_id = broker_id
         self.topic = topic
@@ -45,7 +46,7 @@ class Partition:
         self.state = state
         self.log = log
         self.high_watermark = max(min(high_watermark, log.log_end_offset), log.log_start_offset)
-        self.min_insync = min_insync
+        self.configure(config)
         self.follower_leo: dict[int, int] = {}
         self.caught_up_ms: dict[int, int] = {}
         self.delayed: list[DelayedProduce] = []
@@ -73,6 +74,11 @@ class Partition:
             raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
         if current_leader_epoch > self.state.leader_epoch:
             raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
+    def configure(self, config: TopicConfig) -> None:
+        """Take the topic's new config (a dynamic config change): the log follows it too."""
+        self.config = config
+        self.log.config = config
 
     # ---- role changes ----
 
@@ -156,7 +162,7 @@ class Partition:
         the ISR still has min.insync.replicas members, else NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
         if not self.delayed:
             return
-        enough = len(self.state.isr) >= self.min_insync
+        enough = len(self.state.isr) >= self.config.min_insync_replicas
         waiting = []
         for d in self.delayed:
             if d.future.done():

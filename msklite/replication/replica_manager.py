@@ -13,31 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from msklite.clock import Clock
-from msklite.controller import Controller, TopicState
+from msklite.controller import Controller
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.manager import LogManager, TopicPartition
-from msklite.log.partition_log import AppendInfo, LogConfig
+from msklite.log.partition_log import AppendInfo
 from msklite.protocol.records import BatchHeader
 from msklite.replication.partition import Partition
 from msklite.replication.purgatory import Purgatory
-
-
-def log_config(controller: Controller, topic: TopicState) -> LogConfig:
-    def get(name: str) -> str:
-        value = controller.topic_config(topic, name)
-        assert value is not None
-        return value
-
-    return LogConfig(
-        segment_bytes=int(get("segment.bytes")),
-        segment_ms=int(get("segment.ms")),
-        index_interval_bytes=int(get("index.interval.bytes")),
-        retention_ms=int(get("retention.ms")),
-        retention_bytes=int(get("retention.bytes")),
-        log_append_time=get("message.timestamp.type") == "LogAppendTime",
-        file_delete_delay_ms=int(get("file.delete.delay.ms")),
-        flush_messages=int(get("flush.messages")),
-    )
 
 
 class ReplicaManager:
@@ -65,8 +47,7 @@ class ReplicaManager:
         hosted = {tp for tp in self.partitions if tp[0] == name}
         wanted: set[TopicPartition] = set()
         if topic is not None:
-            config = log_config(self.controller, topic)
-            min_insync = int(self.controller.topic_config(topic, "min.insync.replicas") or 1)
+            config = topic.config
             for state in topic.partitions:
                 if self.node_id not in state.replicas:
                     continue
@@ -77,12 +58,11 @@ class ReplicaManager:
                     plog = self.logs.open_log(tp, topic.topic_id, config)
                     self.controller.ensure_producer_ids_above(plog.producer_state.max_producer_id())
                     hw = self.logs.high_watermarks.get(tp, plog.log_end_offset)
-                    part = Partition(
-                        self.node_id, name, topic.topic_id, state, plog, hw, min_insync
-                    )
+                    part = Partition(self.node_id, name, topic.topic_id, state, plog, hw, config)
                     self.partitions[tp] = part
+                elif part.config is not config:
+                    part.configure(config)
                 part.state = state
-                part.min_insync = min_insync
                 self._apply_role(part)
         for tp in hosted - wanted:
             part = self.partitions.pop(tp)
@@ -143,10 +123,11 @@ class ReplicaManager:
     def append(
         self, part: Partition, batch: memoryview, header: BatchHeader, acks: int
     ) -> AppendInfo:
-        if acks == -1 and len(part.state.isr) < part.min_insync:
+        min_insync = part.config.min_insync_replicas
+        if acks == -1 and len(part.state.isr) < min_insync:
             raise KafkaError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
-                f"ISR {part.state.isr} is smaller than min.insync.replicas={part.min_insync}",
+                f"ISR {part.state.isr} is smaller than min.insync.replicas={min_insync}",
             )
         part.before_append(self.clock.now_ms())
         info = part.log.append_as_leader(batch, header, part.state.leader_epoch)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka import codec as aiokafka_codec
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import OffsetOutOfRangeError
+from aiokafka.errors import MessageSizeTooLargeError, OffsetOutOfRangeError
 
 from msklite import Cluster
 from tests.integration.helpers import leader_segments
@@ -462,3 +462,31 @@ async def test_beginning_and_end_offsets(msk_cluster: Cluster, topic_name: str) 
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def test_a_topic_config_change_reaches_the_produce_path() -> None:
+    """The controller's one call that changes a topic's configs (AlterConfigs will use it):
+    the next produce sees the new max.message.bytes and timestamp type."""
+    async with Cluster(brokers=1) as cluster:
+        assert cluster.controller is not None
+        cluster.controller.create_topic("cfg", 1, 1)
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap_servers)
+        try:
+            await producer.start()
+            md = await producer.send_and_wait("cfg", b"x" * 2000, timestamp_ms=1_000)
+            assert md.offset == 0 and md.timestamp == 1_000
+
+            cluster.controller.alter_topic_configs(
+                "cfg", {"max.message.bytes": "1000", "message.timestamp.type": "LogAppendTime"}
+            )
+            with pytest.raises(MessageSizeTooLargeError):
+                await producer.send_and_wait("cfg", b"x" * 2000)
+            md = await producer.send_and_wait("cfg", b"small", timestamp_ms=1_000)
+            assert md.offset == 1 and md.timestamp_type == LOG_APPEND_TIME
+            assert md.timestamp > 1_000
+
+            cluster.controller.alter_topic_configs("cfg", {})
+            md = await producer.send_and_wait("cfg", b"x" * 2000, timestamp_ms=1_000)
+            assert md.offset == 2 and md.timestamp == 1_000
+        finally:
+            await producer.stop()

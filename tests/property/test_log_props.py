@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from msklite.clock import ManualClock
-from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.config import TopicConfig
+from msklite.log.partition_log import PartitionLog
 from msklite.protocol.records import (
     encode_batch,
     iter_records,
@@ -19,7 +20,7 @@ from msklite.protocol.records import (
     validate_produced_batch,
 )
 
-CONFIG = LogConfig(segment_bytes=600, index_interval_bytes=150)
+CONFIG = TopicConfig(segment_bytes=600, index_interval_bytes=150)
 
 
 class LogMachine(RuleBasedStateMachine):

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from msklite.clock import ManualClock
+from msklite.config import TopicConfig
 from msklite.errors import ErrorCode, KafkaError
-from msklite.log.partition_log import LogConfig, PartitionLog, TimestampOffset
+from msklite.log.partition_log import PartitionLog, TimestampOffset
 from msklite.protocol.records import encode_batch, read_header, validate_produced_batch
 
 
@@ -51,7 +52,7 @@ def clock() -> ManualClock:
 
 
 def test_offsets_are_assigned_in_order(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(), clock)
     assert [_append(log, n=3), _append(log, n=2), _append(log)] == [0, 3, 5]
     assert log.log_end_offset == 6
     assert _offsets(log.read(0, 10**6, 6, True)) == [0, 3, 5]
@@ -60,7 +61,7 @@ def test_offsets_are_assigned_in_order(tmp_path: Path, clock: ManualClock) -> No
 def test_read_from_the_middle_of_a_batch_starts_at_that_batch(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=100), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(index_interval_bytes=100), clock)
     for _ in range(50):
         _append(log, n=4)
     assert _offsets(log.read(101, 10**6, 200, True))[0] == 100
@@ -68,7 +69,7 @@ def test_read_from_the_middle_of_a_batch_starts_at_that_batch(
 
 
 def test_read_respects_max_bytes_max_offset_and_min_one(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=64), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(index_interval_bytes=64), clock)
     for _ in range(10):
         _append(log)
     size = read_header(log.read(0, 10**6, 10, True)[0]).size
@@ -83,7 +84,7 @@ def test_read_respects_max_bytes_max_offset_and_min_one(tmp_path: Path, clock: M
 
 
 def test_segments_roll_by_size_and_reads_cross_them(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=1000), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=1000), clock)
     for _ in range(40):
         _append(log)
     assert len(log.segments) >= 5
@@ -100,7 +101,7 @@ def test_segments_roll_by_size_and_reads_cross_them(tmp_path: Path, clock: Manua
 
 
 def test_segments_roll_by_time(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_ms=1000), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_ms=1000), clock)
     _append(log, ts=clock.now_ms())
     clock.advance(1001)
     _append(log, ts=clock.now_ms())
@@ -108,7 +109,9 @@ def test_segments_roll_by_time(tmp_path: Path, clock: ManualClock) -> None:
 
 
 def test_offset_for_timestamp_looks_inside_batches(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(index_interval_bytes=1, segment_bytes=2000), clock)
+    log = PartitionLog(
+        str(tmp_path), TopicConfig(index_interval_bytes=1, segment_bytes=2000), clock
+    )
     for i in range(30):
         _append(log, ts=1000 * i)
     found = log.offset_for_timestamp(12_500, 30)
@@ -121,7 +124,7 @@ def test_offset_for_timestamp_looks_inside_batches(tmp_path: Path, clock: Manual
 def test_time_retention_deletes_old_segments_and_moves_log_start(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=500, retention_ms=10_000), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=500, retention_ms=10_000), clock)
     for i in range(20):
         _append(log, ts=clock.now_ms() - 20_000 if i < 10 else clock.now_ms())
     before = len(log.segments)
@@ -140,7 +143,7 @@ def test_time_retention_deletes_old_segments_and_moves_log_start(
 def test_everything_expired_leaves_an_empty_active_segment(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(retention_ms=10), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(retention_ms=10), clock)
     _append(log, ts=clock.now_ms())
     clock.advance(100)
     log.enforce_retention(log.log_end_offset)
@@ -149,7 +152,7 @@ def test_everything_expired_leaves_an_empty_active_segment(
 
 
 def test_size_retention(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=500, retention_bytes=1000), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=500, retention_bytes=1000), clock)
     for _ in range(30):
         _append(log, ts=clock.now_ms())
     log.enforce_retention(log.log_end_offset)
@@ -158,7 +161,7 @@ def test_size_retention(tmp_path: Path, clock: ManualClock) -> None:
 
 
 def test_views_survive_segment_deletion(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=300, retention_ms=1), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=300, retention_ms=1), clock)
     _append(log, value=b"precious", ts=0)
     _append(log, ts=0)
     view = log.read(0, 10**6, 2, True)[0]
@@ -174,7 +177,7 @@ def test_views_survive_segment_deletion(tmp_path: Path, clock: ManualClock) -> N
 def test_reopen_restores_offsets_indexes_and_producer_state(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    cfg = LogConfig(segment_bytes=2000, index_interval_bytes=100)
+    cfg = TopicConfig(segment_bytes=2000, index_interval_bytes=100)
     log = PartitionLog(str(tmp_path), cfg, clock)
     for i in range(30):
         _append(log, producer_id=5, producer_epoch=0, base_sequence=i)
@@ -191,14 +194,14 @@ def test_reopen_restores_offsets_indexes_and_producer_state(
 
 
 def test_recovery_truncates_a_torn_tail(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(), clock)
     for _ in range(5):
         _append(log)
     active = log.active.path
     log.close()
     with open(active, "ab") as f:
         f.write(encode_batch([(None, b"torn")], base_offset=5)[:40])
-    again = PartitionLog(str(tmp_path), LogConfig(), clock, recovery_point=None)
+    again = PartitionLog(str(tmp_path), TopicConfig(), clock, recovery_point=None)
     assert again.log_end_offset == 5
     assert _append(again) == 5
     assert _offsets(again.read(0, 10**6, 6, True)) == [0, 1, 2, 3, 4, 5]
@@ -207,7 +210,7 @@ def test_recovery_truncates_a_torn_tail(tmp_path: Path, clock: ManualClock) -> N
 def test_recovery_drops_everything_after_a_corrupt_batch(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=400), clock)
     for _ in range(12):
         _append(log)
     first = log.segments[0].path
@@ -216,13 +219,13 @@ def test_recovery_drops_everything_after_a_corrupt_batch(
     with open(first, "r+b") as f:
         f.seek(batch_size + 30)  # inside the second batch
         f.write(b"\xff\xff\xff")
-    again = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock, recovery_point=0)
+    again = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=400), clock, recovery_point=0)
     assert again.log_end_offset == 1  # only the batch before the corruption survives
     assert len(again.segments) == 1
 
 
 def test_truncate_to(tmp_path: Path, clock: ManualClock) -> None:
-    log = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400), clock)
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=400), clock)
     for _ in range(12):
         _append(log)
     log.truncate_to(7)
@@ -249,7 +252,7 @@ def _index_entries(log: PartitionLog) -> list[tuple[list[int], list[int], list[i
 def test_index_files_hold_every_entry_after_roll_and_close(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    cfg = LogConfig(segment_bytes=10_000, index_interval_bytes=1)
+    cfg = TopicConfig(segment_bytes=10_000, index_interval_bytes=1)
     log = PartitionLog(str(tmp_path), cfg, clock)
     for i in range(300):
         _append(log, ts=1_000 + i)
@@ -266,7 +269,7 @@ def test_index_files_hold_every_entry_after_roll_and_close(
 
 
 def test_index_entries_lost_in_a_crash_are_rebuilt(tmp_path: Path, clock: ManualClock) -> None:
-    cfg = LogConfig(index_interval_bytes=1)
+    cfg = TopicConfig(index_interval_bytes=1)
     log = PartitionLog(str(tmp_path), cfg, clock)
     for i in range(40):
         _append(log, ts=1_000 + i)
@@ -289,7 +292,7 @@ def _first_batch_holds_every_offset(log: PartitionLog) -> None:
 def test_reads_start_at_the_batch_holding_the_offset_after_reopen_and_truncation(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    cfg = LogConfig(segment_bytes=1_000, index_interval_bytes=10_000)  # no index entries
+    cfg = TopicConfig(segment_bytes=1_000, index_interval_bytes=10_000)  # no index entries
     log = PartitionLog(str(tmp_path), cfg, clock)
     for _ in range(12):
         _append(log, n=2)

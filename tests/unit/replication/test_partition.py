@@ -7,17 +7,20 @@ import uuid
 from pathlib import Path
 
 from msklite.clock import ManualClock
+from msklite.config import TopicConfig
 from msklite.controller import PartitionState
 from msklite.errors import ErrorCode
-from msklite.log.partition_log import LogConfig, PartitionLog
+from msklite.log.partition_log import PartitionLog
 from msklite.protocol.records import encode_batch, validate_produced_batch
 from msklite.replication.partition import Partition
 
 
 def _leader(tmp_path: Path, isr: list[int], min_insync: int = 2) -> Partition:
     state = PartitionState(0, [1, 2, 3], 1, isr, leader_epoch=4)
-    log = PartitionLog(str(tmp_path), LogConfig(), ManualClock())
-    part = Partition(1, "t", uuid.uuid4(), state, log, 0, min_insync)
+    log = PartitionLog(str(tmp_path), TopicConfig(), ManualClock())
+    part = Partition(
+        1, "t", uuid.uuid4(), state, log, 0, TopicConfig(min_insync_replicas=min_insync)
+    )
     part.become_leader(now_ms=1000)
     return part
 
