@@ -1,8 +1,9 @@
 """`python -m benchmarks [--quick] [--only coldstart,throughput,...]`: run, print, write JSON.
 
 Runs msklite and its peers (the librdkafka mock cluster, Tansu) through the same loads in one
-run, prints every figure, then the targets of issue 5 with PASS/MISS, and writes everything
-(raw runs, medians, machine description) to a JSON file.
+run, prints every figure, then the targets with PASS/MISS, and writes everything (raw runs,
+medians, machine description) to a JSON file. Before each measured run the machine is
+prepared the same way for every broker (see benchmarks/warm.py; `--no-warm` to skip it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import coldstart, goals, groups, ingest, latency, replication, scale, throughput
+from benchmarks import (
+    coldstart,
+    goals,
+    groups,
+    ingest,
+    latency,
+    procs,
+    replication,
+    scale,
+    throughput,
+    warm,
+)
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
@@ -29,6 +41,8 @@ FULL: dict[str, Any] = {
     "rounds": 3,
     "messages_small": 300_000,  # 100 B records per producer run
     "messages_large": 300_000,  # 1 KiB records per producer run (≈ 0.4 s at 800k/s)
+    # producer loads also measured cold, once (round 1), beside the warm rounds
+    "cold_loads": [t.name for t in throughput.LOADS if t.value_size == 1024],
     "readback_s": 1.0,
     "ingest_seconds": 1.5,
     "fill_mib": 32,
@@ -43,6 +57,7 @@ QUICK: dict[str, Any] = FULL | {
     "rounds": 1,
     "messages_small": 100_000,
     "messages_large": 30_000,
+    "cold_loads": ["1 KiB x1p acks=all"],
     "readback_s": 0.3,
     "ingest_seconds": 0.4,
     "fill_mib": 8,
@@ -75,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="ingest batch sizes, comma-separated (16 KiB,1 MiB)",
     )
     p.add_argument("--no-rf3", action="store_true", help="skip msklite's RF 3 columns")
+    p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="no machine preparation before measured runs: every figure cold (see warm.py)",
+    )
+    p.add_argument(
+        "--peers-dir",
+        type=Path,
+        help="directory of the peer launchers (default: ../shared/peers beside the repository)",
+    )
     p.add_argument("--partitions", type=int, help="scale: partitions to create (10000)")
     p.add_argument(
         "--timeout", type=float, help="time limit of each single run, s (default 120, quick 30)"
@@ -122,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         "timeout_s": args.timeout,
     }
     settings |= {k: v for k, v in overrides.items() if v is not None}
+    peers_dir = procs.set_peers_dir(args.peers_dir)
     settings |= {
         "quick": args.quick,
+        "warm": not args.no_warm,
+        "peers_dir": str(peers_dir),
         "only": only,
         "peers": list(peers),
         "batch_sizes": list(sizes),
@@ -133,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     info = machine()
     print(machine_line(info), flush=True)
+    print(warm.describe(settings["warm"]), flush=True)
     loop, timeout, rounds = args.server_loop, settings["timeout_s"], settings["rounds"]
+    warm_ = settings["warm"]
     plan: list[tuple[str, str, Callable[[], Section]]] = [
         (
             "coldstart",
@@ -152,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 loop=loop,
                 with_rf3=settings["rf3"],
                 peers=peers,
+                warm=warm_,
+                cold_loads=tuple(settings["cold_loads"]),
             ),
         ),
         (
@@ -165,16 +197,19 @@ def main(argv: list[str] | None = None) -> int:
                 loop=loop,
                 setups=ingest.setups_for(peers, settings["rf3"]),
                 sizes=sizes,
+                warm=warm_,
             ),
         ),
         (
             "latency",
-            f"{settings['latency_rounds']} rounds x {settings['latency_seconds']} s at 5,000/s",
+            f"{settings['latency_rounds']} rounds x {settings['latency_seconds']} s at"
+            f" {' and '.join(load.name for load in latency.LOADS)}",
             lambda: latency.run(
                 settings["latency_rounds"],
                 settings["latency_seconds"],
                 loop=loop,
                 setups=latency.setups_for(peers),
+                warm=warm_,
             ),
         ),
         (

@@ -6,7 +6,9 @@ each batch size (16 KiB, 1 MiB), within one broker process per round:
   `ingest`, keep `depth` Produce v8 requests in flight for `seconds`, each carrying one
   pre-encoded v2 batch (≈1 KiB records). Measured: record bytes acknowledged per second,
   requests per second, the broker's CPU (utime+stime from /proc) per GiB, its peak RSS
-  (sampled every 50 ms), and this process's CPU (the load generator's cost).
+  (sampled every 50 ms), and this process's CPU (the load generator's cost). The machine is
+  prepared just before each window (`warm.py`; sized to 1 GiB/s for `seconds` per replica,
+  the same for every broker), or left cold with `warm=False`.
 - fetch: a second topic is filled with the same batches (`fill_mib` per partition; the mock
   keeps only ≈5 MiB per partition, so it gets 4), then `connections` consumers read it with
   pipelined Fetch v11 requests of `FETCH_MAX` bytes at known batch boundaries, cycling over
@@ -26,6 +28,7 @@ from benchmarks.loadgen import LoadResult, fetch_job, make_batch, produce_job, r
 from benchmarks.procs import BenchError
 from benchmarks.report import GIB, Section, quantile, summary
 from benchmarks.targets import Target, TopicSpec
+from benchmarks.warm import Preparation, mib_for_load
 
 KIB, MIB = 1024, 1 << 20
 BATCH_SIZES = {"16 KiB": 16 * KIB, "1 MiB": MIB}
@@ -108,6 +111,7 @@ def _produce(
     depth: int,
     seconds: float,
     timeout: float,
+    prepare: Preparation,
 ) -> dict[str, Any]:
     leaders = target.leaders("ingest")
     jobs = [
@@ -115,6 +119,7 @@ def _produce(
         for i in range(connections)
     ]
     run_load(jobs, depth, max_requests=4, timeout=timeout)  # warm-up: connections, followers
+    preparation = prepare()
     user0, sys0 = target.cpu_times()
     with RssSampler(target.rss_kib) as rss:
         load = run_load(jobs, depth, seconds=seconds, timeout=timeout)
@@ -129,6 +134,7 @@ def _produce(
         "broker_cpu_s_per_gib": cpu / gib if gib else None,
         "broker_cpu_cores": cpu / load.elapsed_s,
         "peak_rss_kib": rss.peak_kib,
+        "preparation": preparation,
     }
     return out
 
@@ -170,6 +176,7 @@ def _one_target(
     fill_mib: int,
     timeout: float,
     loop: str,
+    prepare: Preparation,
 ) -> dict[str, dict[str, Any]]:
     rf = setup.replication_factor
     topics = [TopicSpec("ingest", connections, rf)] + [
@@ -179,7 +186,7 @@ def _one_target(
     with targets.start(setup.kind, topics, loop=loop, label=setup.label) as target:
         for name, (batch, _count) in batches.items():
             out[f"produce {name}"] = _produce(
-                target, setup, batch, connections, depth, seconds, timeout
+                target, setup, batch, connections, depth, seconds, timeout, prepare
             )
         fill = MOCK_FILL_MIB if setup.kind == "mock" else fill_mib
         for i, (name, (batch, count)) in enumerate(batches.items()):
@@ -209,8 +216,12 @@ def run(
     loop: str = "default",
     setups: tuple[Setup, ...] = SETUPS,
     sizes: tuple[str, ...] = tuple(BATCH_SIZES),
+    warm: bool = True,
 ) -> Section:
     section = Section("ingest")
+    # one size for every broker: what 1 GiB/s would store in the window, on every replica
+    copies = max(s.replication_factor for s in setups)
+    prepare = Preparation(warm, mib_for_load(int(seconds * GIB), copies))
     batches = {name: make_batch(BATCH_SIZES[name]) for name in sizes}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s.label: {} for s in setups}
     for r in range(rounds):
@@ -218,7 +229,7 @@ def run(
         for setup in order:
             try:
                 result = _one_target(
-                    setup, batches, connections, depth, seconds, fill_mib, timeout, loop
+                    setup, batches, connections, depth, seconds, fill_mib, timeout, loop, prepare
                 )
             except (BenchError, OSError) as e:
                 section.errors.append(f"{setup.label} round {r + 1}: {e}")
@@ -239,6 +250,7 @@ def run(
         "depth": depth,
         "seconds": seconds,
         "fill_mib": fill_mib,
+        "warm": warm,
         "batches": {n: {"bytes": len(b), "records": c} for n, (b, c) in batches.items()},
         "fetch_max_bytes": FETCH_MAX,
         "setups": [s.__dict__ for s in setups],

@@ -18,15 +18,54 @@ from pathlib import Path
 from typing import IO
 
 HOST = "127.0.0.1"
-PEERS_DIR = Path("/work/shared/peers")
-MOCK_LAUNCHER = PEERS_DIR / "rdkafka_mock_broker.py"
-TANSU_LAUNCHER = PEERS_DIR / "tansu_broker.py"
+REPO_DIR = Path(__file__).resolve().parent.parent
+MOCK_LAUNCHER = "rdkafka_mock_broker.py"
+TANSU_LAUNCHER = "tansu_broker.py"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETPRIV = shutil.which("setpriv")  # util-linux
 
 
 class BenchError(RuntimeError):
     """A benchmark run could not complete (timeout, broker died, client error)."""
+
+
+def default_peers_dir() -> Path:
+    """`../shared/peers` beside the repository; from a git worktree, beside its main
+    checkout (the directory holding the shared `.git`) when the first does not exist."""
+    here = REPO_DIR.parent / "shared" / "peers"
+    if here.is_dir():
+        return here
+    try:
+        common = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return here
+    main_checkout = Path(common).parent
+    beside_main = main_checkout.parent / "shared" / "peers"
+    return beside_main if beside_main.is_dir() else here
+
+
+_peers_dir: Path | None = None
+
+
+def set_peers_dir(path: Path | None) -> Path:
+    """Where the peer launchers are (None: `default_peers_dir()`); returns it."""
+    global _peers_dir
+    _peers_dir = path.resolve() if path is not None else default_peers_dir()
+    return _peers_dir
+
+
+def _launcher(name: str) -> str:
+    path = (_peers_dir or set_peers_dir(None)) / name
+    if not path.is_file():
+        raise BenchError(f"no peer launcher {path}: pass --peers-dir")
+    return str(path)
 
 
 def free_port_block(count: int, attempts: int = 50) -> int:
@@ -81,7 +120,7 @@ def msklite_command(brokers: int, port: int, loop: str = "default") -> list[str]
 
 
 def mock_command(brokers: int, topics: Sequence[str]) -> list[str]:
-    cmd = [sys.executable, str(MOCK_LAUNCHER), "--brokers", str(brokers)]
+    cmd = [sys.executable, _launcher(MOCK_LAUNCHER), "--brokers", str(brokers)]
     for topic in topics:
         cmd += ["--topic", topic]
     return cmd
@@ -89,7 +128,7 @@ def mock_command(brokers: int, topics: Sequence[str]) -> list[str]:
 
 def tansu_command(port: int, topics: Sequence[str]) -> list[str]:
     """The Tansu launcher; it runs the `tansu` binary as its child (`BrokerProcess.worker_pid`)."""
-    cmd = [sys.executable, str(TANSU_LAUNCHER), "--port", str(port)]
+    cmd = [sys.executable, _launcher(TANSU_LAUNCHER), "--port", str(port)]
     for topic in topics:
         cmd += ["--topic", topic]
     return cmd

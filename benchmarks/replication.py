@@ -1,4 +1,4 @@
-"""Replication figures (issue 4): failover time, follower catch-up rate. (Producer rates at
+"""Replication figures: failover time, follower catch-up rate. (Producer rates at
 RF 3 with acks=1 and acks=all are in the `throughput` section.)
 
 - failover: an in-process 3-broker cluster; the leader of an RF 3 partition is stopped and a

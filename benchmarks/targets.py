@@ -2,10 +2,11 @@
 
 - msklite: `python -m msklite serve --ephemeral --brokers 3 --port 0`; topics are created with
   the confluent `AdminClient` (CreateTopics), at the replication factor asked for;
-- mock: librdkafka's mock cluster (`/work/shared/peers/rdkafka_mock_broker.py`), 3 brokers,
+- mock: librdkafka's mock cluster (`rdkafka_mock_broker.py` in the peers directory), 3 brokers,
   topics passed on its command line (it has no CreateTopics);
-- tansu: Tansu 0.6.0, one broker, memory storage (`/work/shared/peers/tansu_broker.py`), topics
-  created by the launcher; replication factor 1 only.
+- tansu: Tansu 0.6.0, one broker, memory storage (`tansu_broker.py` in the peers directory),
+  topics created by the launcher; replication factor 1 only.
+The peers directory is `../shared/peers` beside the repository, or `--peers-dir`.
 
 A `Target` hides those differences: bootstrap string, and CPU/RSS of the process that does the
 broker's work (for Tansu the `tansu` child of the Python launcher, not the launcher).

@@ -12,11 +12,15 @@ never piles up across loads (on the project's VMs, touching new memory is what c
 writing 500 MB into new page-cache pages took 1 s of system time, see README).
 
 - produce: a fresh `Producer` (linger.ms=5, no compression, idempotence off) connects and
-  delivers one warm-up record per partition; then the clock runs from the first timed
-  `produce()` to `flush()` returning with nothing left. Records go round-robin over the
-  partitions (explicit partition numbers, the same sequence for every broker). The broker's CPU
-  (utime+stime from /proc) is read around the same span. Afterwards the high watermarks must
-  add up to what was produced (not on Tansu, whose watermark is its last batch's base offset+1).
+  delivers one warm-up record per partition; then the machine is prepared (`warm.py`: a
+  file sized to the load written and deleted, the same for every broker of the load), and
+  the clock runs from the first timed `produce()` to `flush()` returning with nothing left.
+  Round 1 of each load in `cold_loads` also runs every broker cold (no warm-up, after an
+  idle pause): a "cold" row beside the warm one. With `warm=False` every run is cold.
+  Records go round-robin over the partitions (explicit partition numbers, the same sequence
+  for every broker). The broker's CPU (utime+stime from /proc) is read around the same span.
+  Afterwards the high watermarks must add up to what was produced (not on Tansu, whose
+  watermark is its last batch's base offset + 1).
 - read-back (acks=1 loads only; the written data does not depend on acks): a `Consumer`
   assigned to the last `readback_mib` MiB of each partition (the mock keeps only ≈5 MiB per
   partition) reads that range again and again for `readback_s` seconds; one pass first is a
@@ -40,6 +44,7 @@ from benchmarks import targets
 from benchmarks.procs import BenchError
 from benchmarks.report import GIB, Section, summary
 from benchmarks.targets import Target, TopicSpec
+from benchmarks.warm import Preparation, mib_for_load
 
 _logger_ids = itertools.count()
 MIB = 1 << 20
@@ -135,7 +140,13 @@ def _deliver(producer: Producer, failures: list[str], deadline: float) -> None:
 
 
 def produce(
-    target: Target, topic: str, load: Load, messages: int, deadline: float, log: RdkafkaLog
+    target: Target,
+    topic: str,
+    load: Load,
+    messages: int,
+    deadline: float,
+    log: RdkafkaLog,
+    prepare: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
     failures: list[str] = []
     producer = reporting_producer(
@@ -155,7 +166,9 @@ def produce(
         for p in range(load.partitions):  # opens the connection to every leader
             producer.produce(topic, value, partition=p)
         _deliver(producer, failures, deadline)
-        return _timed_produce(producer, failures, target, topic, load, value, messages, deadline)
+        preparation = prepare()
+        out = _timed_produce(producer, failures, target, topic, load, value, messages, deadline)
+        return out | {"preparation": preparation}
     except BaseException:
         producer.purge()  # drop what is still queued so that the producer can go away at once
         producer.flush(0)
@@ -312,12 +325,17 @@ class Running:
 
 
 def _produce_checked(
-    col: Running, load: Load, messages: int, timeout: float, log: RdkafkaLog
+    col: Running,
+    load: Load,
+    messages: int,
+    timeout: float,
+    prepare: Preparation,
+    log: RdkafkaLog,
 ) -> dict[str, Any]:
     topic = load.topic(col.rf)
     deadline = time.monotonic() + timeout
     before = watermarks(col.target, topic, load.partitions, log)
-    out = produce(col.target, topic, load, messages, deadline, log)
+    out = produce(col.target, topic, load, messages, deadline, log, prepare)
     expected = messages + load.partitions  # + the warm-up records
     # with acks=1 at RF 3 the followers may still be copying the tail: the high watermark
     # follows them; the clock has stopped already, this only waits for the check
@@ -349,16 +367,19 @@ def run(
     loads: tuple[Load, ...] = LOADS,
     with_rf3: bool = True,
     peers: tuple[str, ...] = PEERS,
+    warm: bool = True,
+    cold_loads: tuple[str, ...] = (),
 ) -> Section:
     section = Section("throughput")
     labels = ["msklite", *peers] + (["msklite RF3"] if with_rf3 else [])
-    produced: dict[str, dict[str, list[dict[str, Any]]]] = {x: {} for x in labels}
-    consumed: dict[str, dict[str, list[dict[str, Any]]]] = {x: {} for x in labels}
+    stores: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {
+        kind: {x: {} for x in labels} for kind in ("produce", "produce cold", "consume")
+    }
     logs: list[dict[str, Any]] = []
 
     def record(
         kind: str, col: Running, load: Load, r: int, fn: Callable[[RdkafkaLog], dict[str, Any]]
-    ) -> None:
+    ) -> bool:
         what = f"{kind} {load.name} {col.label} round {r}"
         log = RdkafkaLog()
         try:
@@ -366,60 +387,55 @@ def run(
         except (BenchError, KafkaException, OSError) as e:
             first = f" (librdkafka: {log.lines[0]})" if log.lines else ""
             section.errors.append(f"{what}: {e}{first}")
-            return
+            return False
         finally:
             log.detach()
         if log.warnings:
             section.errors.append(f"{what}: {log.warnings} librdkafka warnings: {log.lines[0]}")
         logs.append({"kind": kind, "load": load.name, "label": col.label, **log.report()})
         result["round"] = r
-        store = produced if kind == "produce" else consumed
-        store[col.label].setdefault(load.name, []).append(result)
+        stores[kind][col.label].setdefault(load.name, []).append(result)
+        return True
+
+    def one(label: str, kind: str, rf: int, load: Load, r: int, prepare: Preparation) -> None:
+        n = messages_small if load.value_size < 1024 else messages_large
+        # a fresh broker per run: every run starts from an empty log and memory, so what
+        # earlier runs left (page cache, Tansu's in-memory log) weighs on none
+        topic = TopicSpec(load.topic(rf), load.partitions, rf)
+        kind_ = "produce" if prepare.warm == warm else "produce cold"
+        try:
+            with targets.start(kind, [topic], loop=loop, label=label) as target:
+                col = Running(label, target, rf)
+                produce_ = functools.partial(_produce_checked, col, load, n, timeout, prepare)
+                if not record(kind_, col, load, r, produce_) or kind_ != "produce":
+                    return
+                if load.acks != "1":
+                    return  # read back once per data set (acks does not change the data)
+                ends = list(stores[kind_][label][load.name][-1]["ends"])
+                read = functools.partial(
+                    read_back, target, topic.name, load, ends, readback_mib, readback_s, timeout
+                )
+                record("consume", col, load, r, read)
+        except (BenchError, KafkaException, OSError) as e:
+            section.errors.append(f"{load.name} {label} round {r}: {e}")
 
     columns = [("msklite", "msklite", 1)] + [(p, p, 1) for p in peers]
     if with_rf3:
         columns.append(("msklite RF3", "msklite", 3))
+    copies = max(rf for _, _, rf in columns) + 1  # every replica, and the client's buffers
     for r in range(1, rounds + 1):
         shift = (r - 1) % len(columns)
         order = columns[shift:] + columns[:shift]
         for load in loads:
             n = messages_small if load.value_size < 1024 else messages_large
+            # one size per load: every broker gets the same preparation
+            mib = mib_for_load(n * load.value_size, copies)
             for label, kind, rf in order:
-                # a fresh broker per load: every load starts from an empty log and memory, so
-                # what earlier loads left (page cache, Tansu's in-memory log) weighs on none
-                topic = TopicSpec(load.topic(rf), load.partitions, rf)
-                try:
-                    with targets.start(kind, [topic], loop=loop, label=label) as target:
-                        col = Running(label, target, rf)
-                        record(
-                            "produce",
-                            col,
-                            load,
-                            r,
-                            functools.partial(_produce_checked, col, load, n, timeout),
-                        )
-                        runs = produced[label].get(load.name, [])
-                        if load.acks != "1" or not runs or runs[-1]["round"] != r:
-                            continue  # read back once per data set, and only what was written
-                        record(
-                            "consume",
-                            col,
-                            load,
-                            r,
-                            functools.partial(
-                                read_back,
-                                target,
-                                topic.name,
-                                load,
-                                list(runs[-1]["ends"]),
-                                readback_mib,
-                                readback_s,
-                                timeout,
-                            ),
-                        )
-                except (BenchError, KafkaException, OSError) as e:
-                    section.errors.append(f"{load.name} {label} round {r}: {e}")
-    _summarise(section, produced, consumed, loads, labels, logs)
+                if warm and r == 1 and load.name in cold_loads:
+                    one(label, kind, rf, load, r, Preparation(False, mib))
+                one(label, kind, rf, load, r, Preparation(warm, mib))
+    _summarise(section, stores, loads, labels, logs)
+    section.data["warm"] = warm
     return section
 
 
@@ -432,14 +448,13 @@ RATIOS = (("msklite", "mock"), ("msklite", "tansu"), ("msklite RF3", "mock"))
 
 def _summarise(
     section: Section,
-    produced: dict[str, dict[str, list[dict[str, Any]]]],
-    consumed: dict[str, dict[str, list[dict[str, Any]]]],
+    stores: dict[str, dict[str, dict[str, list[dict[str, Any]]]]],
     loads: tuple[Load, ...],
     labels: list[str],
     logs: list[dict[str, Any]],
 ) -> None:
     medians: dict[str, dict[str, dict[str, float | None]]] = {}
-    for kind, store in (("produce", produced), ("consume", consumed)):
+    for kind, store in stores.items():
         for load in loads:
             row: dict[str, float | None] = {}
             for label in labels:
@@ -459,35 +474,46 @@ def _summarise(
                 f"{label} {'-' if v is None else f'{v / 1000:.0f}k'}" for label, v in row.items()
             )
             ratio_text = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if v is not None)
-            section.row(f"{kind} {load.name}", "msg/s", f"{cells}; {ratio_text}")
-    cpu: dict[str, float | None] = {}
-    sys_share: dict[str, float | None] = {}
-    for label in labels:
-        runs = [
-            x
-            for load in loads
-            if load.value_size == 1024
-            for x in produced[label].get(load.name, [])
-        ]
-        cpu[label] = summary([x["broker_cpu_s_per_gib"] for x in runs])["median"]
-        total = sum(x["broker_cpu_s"] for x in runs)
-        sys_share[label] = sum(x["broker_sys_s"] for x in runs) / total if total else None
-    section.row(
-        "broker CPU-s per GiB (1 KiB loads)",
-        "",
-        "  ".join(
-            f"{k} {'-' if v is None else f'{v:.1f}'}"
-            + ("" if sys_share[k] is None else f" ({100 * (sys_share[k] or 0):.0f}% sys)")
-            for k, v in cpu.items()
-        ),
-    )
+            name = f"produce {load.name} cold" if kind == "produce cold" else f"{kind} {load.name}"
+            section.row(name, "msg/s", f"{cells}; {ratio_text}")
+    cpu: dict[str, dict[str, float | None]] = {}
+    sys_share: dict[str, dict[str, float | None]] = {}
+    for kind in ("produce", "produce cold"):
+        cpu[kind], sys_share[kind] = {}, {}
+        for label in labels:
+            runs = [
+                x
+                for load in loads
+                if load.value_size == 1024
+                for x in stores[kind][label].get(load.name, [])
+            ]
+            total = sum(x["broker_cpu_s"] for x in runs)
+            cpu[kind][label] = summary([x["broker_cpu_s_per_gib"] for x in runs])["median"]
+            sys_share[kind][label] = sum(x["broker_sys_s"] for x in runs) / total if total else None
+        if all(v is None for v in cpu[kind].values()):
+            continue
+        section.row(
+            f"broker CPU-s per GiB (1 KiB loads{', cold' if kind == 'produce cold' else ''})",
+            "",
+            "  ".join(
+                f"{k} {'-' if v is None else f'{v:.1f}'}"
+                + (
+                    ""
+                    if sys_share[kind][k] is None
+                    else f" ({100 * (sys_share[kind][k] or 0):.0f}% sys)"
+                )
+                for k, v in cpu[kind].items()
+            ),
+        )
     section.data = {
         "loads": [load.__dict__ | {"name": load.name} for load in loads],
         "columns": labels,
         "median_msg_per_s": medians,
-        "broker_cpu_s_per_gib_1kib": cpu,
-        "broker_sys_share_1kib": sys_share,
-        "produce": produced,
-        "consume": consumed,
+        "broker_cpu_s_per_gib_1kib": cpu["produce"],
+        "broker_sys_share_1kib": sys_share["produce"],
+        "broker_cpu_s_per_gib_1kib_cold": cpu["produce cold"],
+        "produce": stores["produce"],
+        "produce_cold": stores["produce cold"],
+        "consume": stores["consume"],
         "rdkafka_logs": logs,
     }

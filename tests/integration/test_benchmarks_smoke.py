@@ -1,26 +1,60 @@
 """The benchmark harness works: the smallest load of `python -m benchmarks --quick` (raw
 Produce and Fetch of 16 KiB batches into one msklite process, a fraction of a second each)
-runs end to end and writes its JSON. Figures are not checked: timings are not test results."""
+runs end to end, with the machine preparation (warm-up) and without it (`--no-warm`), and
+writes its JSON. Figures are not checked: timings are not test results."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
+from benchmarks import procs, warm
 from benchmarks.__main__ import main
 
 
-def test_quick_suite_smallest_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warm_flag", [[], ["--no-warm"]], ids=["warm", "cold"])
+def test_quick_suite_smallest_load(tmp_path: Path, warm_flag: list[str]) -> None:
     out = tmp_path / "bench.json"
-    argv = ["--quick", "--only", "ingest", "--compare", "none", "--no-rf3"]
-    argv += ["--batch-sizes", "16KiB", "--seconds", "0.2", "--output", str(out)]
+    argv = ["--quick", "--only", "ingest", "--compare", "none", "--no-rf3", *warm_flag]
+    # 0.05 s windows: the warm-up is at its 64 MiB minimum and a cold run needs no pause
+    argv += ["--batch-sizes", "16KiB", "--seconds", "0.05", "--output", str(out)]
     assert main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["machine"]["cpu_count"] >= 1
+    assert doc["settings"]["warm"] is not warm_flag
     ingest = doc["results"]["ingest"]
     assert ingest["errors"] == []
     runs = ingest["runs"]["msklite"]
-    assert runs["produce 16 KiB"][0]["requests"] > 0
+    produce = runs["produce 16 KiB"][0]
+    assert produce["requests"] > 0
     assert runs["fetch 16 KiB"][0]["bytes"] > 0
-    verdicts = doc["results"]["targets (issue 5)"]["verdicts"]
+    preparation = produce["preparation"]
+    assert preparation["warm"] is not warm_flag
+    if not warm_flag:
+        assert preparation["mib"] == warm.MIN_MIB
+    verdicts = doc["results"]["targets"]["verdicts"]
     assert {v["verdict"] for v in verdicts} <= {"PASS", "MISS", "n/a"}
+
+
+def test_warm_up_sizes_and_deletes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    assert warm.mib_for_load(300_000 * 1024, 2) == 733  # 1 KiB x 300k at RF 1, plus the client
+    assert warm.mib_for_load(0, 4) == warm.MIN_MIB
+    assert warm.mib_for_load(1 << 40, 4) == warm.MAX_MIB
+    done = warm.warm_up(2)
+    assert done["mib"] == 2
+    assert done["seconds"] > 0
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_peers_dir_is_found_beside_the_repository_or_named(tmp_path: Path) -> None:
+    assert procs.default_peers_dir().parts[-2:] == ("shared", "peers")
+    try:
+        assert procs.set_peers_dir(tmp_path) == tmp_path.resolve()
+        with pytest.raises(procs.BenchError, match="--peers-dir"):
+            procs.mock_command(3, [])
+    finally:
+        procs.set_peers_dir(None)
