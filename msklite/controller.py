@@ -2,14 +2,18 @@
 partition assignment across brokers and AZs, topic configs, producer-id allocation.
 
 Synchronous and pure apart from persisting its state to one JSON file (a stand-in for KRaft's
-metadata log, DEVIATIONS.md). Observers registered with `on_change` hear each topic change
-after it is committed; the cluster uses that to open or delete logs and to invalidate cached
-Metadata fragments.
+metadata log, DEVIATIONS.md). A change counts only once that file is saved: a change whose save
+fails is rolled back before anyone sees it and answers KAFKA_STORAGE_ERROR, as a KRaft
+controller that cannot append to its log applies nothing. Observers registered with
+`on_change` hear each topic change after it is committed; the cluster uses that to open or
+delete logs and to invalidate cached Metadata fragments.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import uuid
@@ -21,6 +25,7 @@ from msklite.errors import ErrorCode, KafkaError
 from msklite.msk import spread_over_azs
 from msklite.protocol.primitives import kafka_uuid_str
 
+log = logging.getLogger(__name__)
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_NAME = 249
 # Producer ids are handed out in blocks, and the block's end is persisted, so an id is never
@@ -57,6 +62,22 @@ class TopicState:
     config: TopicConfig  # the effective configs, typed; rebuilt whenever `configs` changes
     configs: dict[str, str] = field(default_factory=dict)  # the topic's own overrides
     internal: bool = False
+
+
+_PartitionFields = tuple[PartitionState, list[int], int, list[int], int, list[int], list[int]]
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What a change may touch, taken before it starts, to undo it when its save fails. The
+    objects are restored in place: replicas hold references to their PartitionState."""
+
+    topics: dict[str, TopicState]
+    partitions: list[tuple[TopicState, list[PartitionState]]]
+    fields: list[_PartitionFields]
+    placements: int
+    producer_id_block_end: int
+    brokers: dict[int, BrokerInfo]
 
 
 def validate_topic_name(name: str) -> None:
@@ -115,6 +136,7 @@ class Controller:
         self._producer_id_block_end = 0
         self._placements = 0
         self._observers: list[Callable[[str], None]] = []
+        self._save_failing = False
         if state_path and os.path.exists(state_path):
             self._load()
 
@@ -174,9 +196,22 @@ class Controller:
             ],
         }
         tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-        os.replace(tmp, self.state_path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+            os.replace(tmp, self.state_path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a partial file would hold on to the space that ran out
+            raise
+
+    def _commit_code(self, snap: _Snapshot, topic: str) -> ErrorCode:
+        """`_commit` for the APIs that answer an error code per partition."""
+        try:
+            self._commit(snap, topic)
+        except KafkaError as e:
+            return e.code
+        return ErrorCode.NONE
 
     # ---- observers ----
 
@@ -186,8 +221,67 @@ class Controller:
     def off_change(self, observer: Callable[[str], None]) -> None:
         self._observers.remove(observer)
 
-    def _changed(self, *topics: str) -> None:
-        self._save()
+    def _snapshot(self, topics: list[TopicState] | None = None) -> _Snapshot:
+        """Undo information for a change of `topics` (None: every topic)."""
+        touched = list(self.topics.values()) if topics is None else topics
+        return _Snapshot(
+            dict(self.topics),
+            [(t, list(t.partitions)) for t in touched],
+            [
+                (
+                    p,
+                    list(p.replicas),
+                    p.leader,
+                    list(p.isr),
+                    p.leader_epoch,
+                    list(p.adding_replicas),
+                    list(p.removing_replicas),
+                )
+                for t in touched
+                for p in t.partitions
+            ],
+            self._placements,
+            self._producer_id_block_end,
+            dict(self.brokers),
+        )
+
+    def _restore(self, snap: _Snapshot) -> None:
+        self.topics.clear()
+        self.topics.update(snap.topics)
+        self.topics_by_id.clear()
+        self.topics_by_id.update({t.topic_id: t for t in self.topics.values()})
+        for topic, partitions in snap.partitions:
+            topic.partitions[:] = partitions
+        for p, replicas, leader, isr, epoch, adding, removing in snap.fields:
+            p.replicas, p.leader, p.isr, p.leader_epoch = replicas, leader, isr, epoch
+            p.adding_replicas, p.removing_replicas = adding, removing
+        self._placements = snap.placements
+        self._producer_id_block_end = snap.producer_id_block_end
+        self.brokers.clear()
+        self.brokers.update(snap.brokers)
+
+    def _commit(self, snap: _Snapshot, *topics: str, fact: bool = False) -> None:
+        """Save a change made in memory since `snap`, then tell the observers. When the save
+        fails the change is undone and KAFKA_STORAGE_ERROR raised — unless it records a `fact`
+        (a broker or log directory went away or came back), which holds whether or not it is
+        saved: it stays applied and reaches the file with the next change that saves."""
+        try:
+            self._save()
+        except OSError as e:
+            # Once per spell of failures: every request would otherwise log it again.
+            (log.debug if self._save_failing else log.error)(
+                "cannot save cluster metadata to %s: %s", self.state_path, e
+            )
+            self._save_failing = True
+            if not fact:
+                self._restore(snap)
+                raise KafkaError(
+                    ErrorCode.KAFKA_STORAGE_ERROR, f"cluster metadata could not be saved: {e}"
+                ) from e
+        else:
+            if self._save_failing:
+                log.warning("cluster metadata saved again")
+                self._save_failing = False
         for topic in topics:
             for observer in list(self._observers):
                 observer(topic)
@@ -300,6 +394,7 @@ class Controller:
                 clean_configs,
                 internal,
             )
+        snap = self._snapshot([])
         if not replica_lists:
             replica_lists = self._assign(0, num_partitions, replication_factor)
         topic = TopicState(
@@ -312,7 +407,7 @@ class Controller:
         )
         self.topics[name] = topic
         self.topics_by_id[topic.topic_id] = topic
-        self._changed(name)
+        self._commit(snap, name)
         return topic
 
     def delete_topic(self, name: str) -> TopicState:
@@ -324,9 +419,10 @@ class Controller:
             )
         if not self.configs.get_bool("delete.topic.enable"):
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED)
+        snap = self._snapshot([])
         del self.topics[name]
         del self.topics_by_id[topic.topic_id]
-        self._changed(name)
+        self._commit(snap, name)
         return topic
 
     def create_partitions(
@@ -369,17 +465,16 @@ class Controller:
                     f"Inconsistent replication factor between partitions, partition 0 has {rf} "
                     f"while partitions [{current}] have replication factors [{len(new[0])}].",
                 )
-        elif validate_only:
-            new = []
-        else:
-            new = self._assign(current, count - current, rf)
         if validate_only:
             return topic
+        snap = self._snapshot([topic])
+        if assignments is None:
+            new = self._assign(current, count - current, rf)
         for i, replicas in enumerate(new):
             topic.partitions.append(
                 PartitionState(current + i, replicas, replicas[0], list(replicas))
             )
-        self._changed(name)
+        self._commit(snap, name)
         return topic
 
     def alter_topic_configs(
@@ -441,6 +536,7 @@ class Controller:
     def broker_down(self, node_id: int) -> None:
         """A broker stopped: fence it out of every ISR it can leave and move its leaderships
         (a controlled shutdown, so that acks=all sees the smaller ISR at once)."""
+        snap = self._snapshot()
         self.brokers[node_id].alive = False
         changed: list[str] = []
         for topic in self.topics.values():
@@ -456,10 +552,11 @@ class Controller:
                     touched = True
             if touched:
                 changed.append(topic.name)
-        self._changed(*changed)
+        self._commit(snap, *changed, fact=True)
 
     def broker_up(self, node_id: int) -> None:
         """A broker is back: leaderless partitions it can lead get a leader again."""
+        snap = self._snapshot()
         self.brokers[node_id].alive = True
         changed: list[str] = []
         for topic in self.topics.values():
@@ -472,19 +569,21 @@ class Controller:
                     )
             if touched:
                 changed.append(topic.name)
-        self._changed(*changed)
+        self._commit(snap, *changed, fact=True)
 
     def alter_isr(self, topic_name: str, partition: int, isr: list[int]) -> None:
         """The leader's ISR change (KRaft's AlterPartition). A preferred replica rejoining the
-        ISR takes leadership back when auto.leader.rebalance.enable is set."""
+        ISR takes leadership back when auto.leader.rebalance.enable is set. Raises
+        KafkaError (KAFKA_STORAGE_ERROR) when it cannot be saved: the ISR stays as it was."""
         topic = self.topics[topic_name]
         p = topic.partitions[partition]
+        snap = self._snapshot([topic])
         p.isr = [r for r in p.replicas if r in isr]
-        if self._maybe_complete_reassignment(topic, p):
-            return
-        if self.configs.get_bool("auto.leader.rebalance.enable"):
+        if not self._maybe_complete_reassignment(topic, p) and self.configs.get_bool(
+            "auto.leader.rebalance.enable"
+        ):
             self._maybe_prefer(topic, p)
-        self._changed(topic_name)
+        self._commit(snap, topic_name)
 
     def elect_leaders(self, topic_name: str, partition: int, unclean: bool) -> ErrorCode:
         """ElectLeaders: preferred (clean) or unclean election for one partition."""
@@ -492,6 +591,7 @@ class Controller:
         if topic is None or not 0 <= partition < len(topic.partitions):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         p = topic.partitions[partition]
+        snap = self._snapshot([topic])
         if unclean:
             if p.leader != -1:
                 return ErrorCode.ELECTION_NOT_NEEDED
@@ -504,8 +604,7 @@ class Controller:
                 return ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
         if not ok:
             return ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
-        self._changed(topic_name)
-        return ErrorCode.NONE
+        return self._commit_code(snap, topic_name)
 
     # ---- brokers and reassignment ----
 
@@ -513,8 +612,9 @@ class Controller:
         """A broker added at run time (MSK's "update broker count")."""
         if info.node_id in self.brokers:
             raise ValueError(f"broker {info.node_id} exists")
+        snap = self._snapshot([])
         self.brokers[info.node_id] = info
-        self._save()
+        self._commit(snap)
 
     def reassign(self, topic_name: str, partition: int, target: list[int] | None) -> ErrorCode:
         """Start (or, with `target=None`, cancel) moving a partition's replicas (KIP-455).
@@ -525,14 +625,14 @@ class Controller:
         if topic is None or not 0 <= partition < len(topic.partitions):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         p = topic.partitions[partition]
+        snap = self._snapshot([topic])
         if target is None:
             if not p.adding_replicas and not p.removing_replicas:
                 return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
             original = [r for r in p.replicas if r not in p.adding_replicas]
             p.replicas, p.adding_replicas, p.removing_replicas = original, [], []
             p.isr = [r for r in p.isr if r in original]
-            self._changed(topic_name)
-            return ErrorCode.NONE
+            return self._commit_code(snap, topic_name)
         if (
             not target
             or len(set(target)) != len(target)
@@ -543,11 +643,11 @@ class Controller:
         p.adding_replicas = [r for r in target if r not in current]
         p.removing_replicas = [r for r in current if r not in target]
         p.replicas = list(target) + p.removing_replicas
-        if not self._maybe_complete_reassignment(topic, p):
-            self._changed(topic_name)
-        return ErrorCode.NONE
+        self._maybe_complete_reassignment(topic, p)
+        return self._commit_code(snap, topic_name)
 
     def _maybe_complete_reassignment(self, topic: TopicState, p: PartitionState) -> bool:
+        """Finish a reassignment whose new replicas are all in sync (the caller commits)."""
         if not (p.adding_replicas or p.removing_replicas):
             return False
         if any(r not in p.isr for r in p.adding_replicas):
@@ -559,7 +659,6 @@ class Controller:
             self._set_leader(p, next((r for r in target if r in isr and self._alive(r)), -1), isr)
         else:
             p.isr = isr
-        self._changed(topic.name)
         return True
 
     def reassignments(self) -> list[tuple[str, PartitionState]]:
@@ -577,8 +676,9 @@ class Controller:
 
     def allocate_producer_id(self) -> int:
         if self._next_producer_id >= self._producer_id_block_end:
+            snap = self._snapshot([])
             self._producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK
-            self._save()
+            self._commit(snap)
         pid = self._next_producer_id
         self._next_producer_id += 1
         return pid

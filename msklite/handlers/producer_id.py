@@ -4,7 +4,8 @@ Behavior:
 - Without a transactional id (idempotent producers): a new producer id with epoch 0, always —
   also when the request names its current id and epoch (KIP-360), as Kafka's transaction
   coordinator does for null transactional ids. Ids come in persisted blocks from the
-  controller and are never reused across restarts.
+  controller and are never reused across restarts. When a new block cannot be saved:
+  COORDINATOR_LOAD_IN_PROGRESS (retriable), as Kafka answers while its next block is not ready.
 
 Deviations from Kafka/MSK:
 - With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (a fatal error clients report
@@ -13,7 +14,7 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
-from msklite.errors import ErrorCode
+from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
@@ -34,11 +35,15 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             producer_epoch=-1,
         )
     else:
+        try:
+            error, producer_id, epoch = ErrorCode.NONE, ctx.controller.allocate_producer_id(), 0
+        except KafkaError:
+            error, producer_id, epoch = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1, -1
         body = resp(
             version=v,
             throttle_time_ms=0,
-            error_code=ErrorCode.NONE,
-            producer_id=ctx.controller.allocate_producer_id(),
-            producer_epoch=0,
+            error_code=error,
+            producer_id=producer_id,
+            producer_epoch=epoch,
         )
     return [messages.encode(body, v)]

@@ -160,7 +160,7 @@ class ReplicaManager:
         if part.maybe_advance_high_watermark():
             self._high_watermark_moved(part)
         if part.expand_candidate(replica_id):
-            self.controller.alter_isr(tp[0], tp[1], [*part.state.isr, replica_id])
+            self._alter_isr(part, [*part.state.isr, replica_id])
 
     def check_isr(self, max_lag_ms: int) -> None:
         """Shrink the ISR of led partitions whose followers fell behind (Kafka's
@@ -171,6 +171,12 @@ class ReplicaManager:
                 continue
             out = part.shrink_candidates(now, max_lag_ms)
             if out:
-                self.controller.alter_isr(
-                    part.topic, part.state.partition, [r for r in part.state.isr if r not in out]
-                )
+                self._alter_isr(part, [r for r in part.state.isr if r not in out])
+
+    def _alter_isr(self, part: Partition, isr: list[int]) -> None:
+        """Ask the controller for an ISR change; one it could not save is asked again at the
+        next fetch or ISR check (the controller logs why)."""
+        try:
+            self.controller.alter_isr(part.topic, part.state.partition, isr)
+        except KafkaError:
+            pass
