@@ -73,7 +73,7 @@ class _Snapshot:
     objects are restored in place: replicas hold references to their PartitionState."""
 
     topics: dict[str, TopicState]
-    partitions: list[tuple[TopicState, list[PartitionState]]]
+    partitions: list[tuple[TopicState, list[PartitionState], dict[str, str], TopicConfig]]
     fields: list[_PartitionFields]
     placements: int
     producer_id_block_end: int
@@ -226,7 +226,7 @@ class Controller:
         touched = list(self.topics.values()) if topics is None else topics
         return _Snapshot(
             dict(self.topics),
-            [(t, list(t.partitions)) for t in touched],
+            [(t, list(t.partitions), t.configs, t.config) for t in touched],
             [
                 (
                     p,
@@ -250,8 +250,9 @@ class Controller:
         self.topics.update(snap.topics)
         self.topics_by_id.clear()
         self.topics_by_id.update({t.topic_id: t for t in self.topics.values()})
-        for topic, partitions in snap.partitions:
+        for topic, partitions, configs, config in snap.partitions:
             topic.partitions[:] = partitions
+            topic.configs, topic.config = configs, config
         for p, replicas, leader, isr, epoch, adding, removing in snap.fields:
             p.replicas, p.leader, p.isr, p.leader_epoch = replicas, leader, isr, epoch
             p.adding_replicas, p.removing_replicas = adding, removing
@@ -492,9 +493,10 @@ class Controller:
         config = TopicConfig.build(self.configs, clean)
         if validate_only:
             return topic
+        snap = self._snapshot([topic])
         topic.configs = clean
         topic.config = config
-        self._changed(name)
+        self._commit(snap, name)
         return topic
 
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----

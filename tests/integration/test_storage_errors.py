@@ -4,6 +4,7 @@ error and leaves no trace, and the connection stays open."""
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
 
 from msklite import Cluster
-from msklite import controller as controller_module
 from msklite.errors import ErrorCode
 
 from .rawclient import RawClient
@@ -25,14 +25,14 @@ from .rawclient import RawClient
 def metadata_disk_full(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """`full[0] = True` makes every save of cluster-metadata.json fail with ENOSPC."""
     full = [False]
-    real_replace = controller_module.os.replace
+    real_replace = os.replace
 
     def replace(src: str, dst: str) -> None:
         if full[0] and dst.endswith("cluster-metadata.json"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(controller_module.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     yield full
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from msklite import controller as controller_module
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
 from msklite.errors import ErrorCode, KafkaError
@@ -25,14 +25,14 @@ def _controller(path: Path) -> Controller:
 def disk_full(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Set `full[0] = True` to make every save of the metadata file fail with ENOSPC."""
     full = [False]
-    real_replace = controller_module.os.replace
+    real_replace = os.replace
 
     def replace(src: str, dst: str) -> None:
         if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(controller_module.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     return full
 
 
