@@ -170,8 +170,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _dispatch(self, frame: memoryview) -> Response | Awaitable[Response]:
         header, reader = parse_request_header(frame)
         header.client_host = self.host
-        stats = self.ctx.stats.requests
-        stats[header.api_key] = stats.get(header.api_key, 0) + 1
         spec = HANDLERS.get(header.api_key)
         if spec is None:
             raise ProtocolError(f"unknown api key {header.api_key}")

@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 class BrokerStats:
     """Per-broker counters the Python API exposes (and tests read)."""
 
-    requests: dict[int, int] = field(default_factory=dict)
-    bytes_in: int = 0
-    bytes_out: int = 0
+    bytes_out: int = 0  # fetched record bytes (tests see which replica served a consumer)
 
 
 @dataclass(slots=True)

@@ -80,7 +80,6 @@ def _produce_one(
         resp.base_offset = info.base_offset
         resp.log_append_time_ms = info.log_append_time
         resp.log_start_offset = replica.log.log_start_offset
-        ctx.stats.bytes_in += len(records)
     except KafkaError as e:
         resp.error_code = e.code
         resp.error_message = e.message

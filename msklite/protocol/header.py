@@ -35,14 +35,6 @@ def parse_request_header(frame: memoryview) -> tuple[RequestHeader, Reader]:
     return RequestHeader(api_key, api_version, correlation_id, client_id), r
 
 
-def peek_correlation(frame: memoryview) -> tuple[int, int, int] | None:
-    """(api_key, api_version, correlation_id) if the frame is long enough to hold them."""
-    if len(frame) < 8:
-        return None
-    key, version, corr = _FIXED.unpack_from(frame, 0)
-    return key, version, corr
-
-
 def response_header(correlation_id: int, flexible: bool) -> bytes:
     head = _CORRELATION.pack(correlation_id)
     return head + b"\x00" if flexible else head

@@ -19,9 +19,7 @@ Buffer = bytes | bytearray | memoryview
 _I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
-_U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
-_F64 = struct.Struct(">d")
 
 
 class Reader:
@@ -59,16 +57,8 @@ class Reader:
         v: int = _I32.unpack_from(self.data, self._take(4))[0]
         return v
 
-    def uint32(self) -> int:
-        v: int = _U32.unpack_from(self.data, self._take(4))[0]
-        return v
-
     def int64(self) -> int:
         v: int = _I64.unpack_from(self.data, self._take(8))[0]
-        return v
-
-    def float64(self) -> float:
-        v: float = _F64.unpack_from(self.data, self._take(8))[0]
         return v
 
     def uvarint(self) -> int:
@@ -213,14 +203,6 @@ class Writer:
 
     def empty_tagged_fields(self) -> None:
         self.buf.append(0)
-
-
-def uvarint_size(v: int) -> int:
-    n = 1
-    while v >= 0x80:
-        v >>= 7
-        n += 1
-    return n
 
 
 def encode_uvarint(v: int) -> bytes:

@@ -39,7 +39,6 @@ LOG_OVERHEAD = struct.calcsize(">qi")  # base_offset + batch_length: 12
 _LENGTH_EPOCH = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 CRC_START = struct.calcsize(">qiibI")  # 21: first byte the CRC covers
 _CRC = struct.Struct(">I")
-_OFFSET_LENGTH = struct.Struct(">qi")
 _ATTRS = struct.Struct(">hiqq")  # attributes, last_offset_delta, base_timestamp, max_timestamp
 MAGIC_OFFSET = struct.calcsize(">qii")  # 16
 
@@ -199,12 +198,6 @@ def scan_valid_prefix(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, 
             return
         yield pos, h
         pos += h.size
-
-
-def offset_and_length(buf: Buffer, pos: int) -> tuple[int, int]:
-    """(base_offset, total size) of the batch at `pos`, reading 12 bytes."""
-    base, length = _OFFSET_LENGTH.unpack_from(buf, pos)
-    return base, length + LOG_OVERHEAD
 
 
 # ---- record level: only for the paths where Kafka looks inside a batch ----

@@ -42,7 +42,6 @@ class ReplicaFetcher:
         self.paused_all = False
         self._parked: set[TopicPartition] = set()
         self._event = asyncio.Event()
-        self.bytes_copied = 0
 
     def wake(self, tp: TopicPartition) -> None:
         self.dirty.add(tp)
@@ -152,7 +151,6 @@ class ReplicaFetcher:
                     h = read_header(view, pos)
                     flog.append_raw([view[pos : pos + h.size]], h)
                     pos += h.size
-                self.bytes_copied += len(view)
             own_end = flog.log_end_offset
         # The leader first counts what this fetch copied (its HW may move), then the follower
         # takes the HW: the last follower of an acks=all append learns the new HW at once.
