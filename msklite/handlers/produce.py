@@ -1,10 +1,13 @@
 """Produce (key 0), versions 3-11.
 
 Behavior:
-- Per partition: the leader check (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER), then the
-  batch header and CRC-32C only (`records.validate_produced_batch`): MESSAGE_TOO_LARGE over the
-  topic's max.message.bytes, CORRUPT_MESSAGE for a bad CRC or length, INVALID_RECORD for more
-  than one batch, magic < 2 or an empty record set. One bad partition never fails the others.
+- Per partition: the leader check (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER), then
+  what Kafka's LogValidator checks (`records.validate_produced_batch`), reading the batch without
+  rewriting it: MESSAGE_TOO_LARGE over the topic's max.message.bytes, CORRUPT_MESSAGE for a bad
+  CRC or length or records that do not decompress, INVALID_RECORD for more than one batch,
+  magic < 2, an empty record set, counts that disagree, any record whose framing is wrong (its
+  length, varints, key/value/header lengths, a negative header count, bytes left over), a null
+  key on a compacted topic. One bad partition never fails the others.
 - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=0 sends no response at all; acks=1
   answers once the leader has appended; acks=-1 checks min.insync.replicas
   (NOT_ENOUGH_REPLICAS) before appending, then waits until the high watermark passes the
@@ -13,13 +16,15 @@ Behavior:
 - Idempotent batches: sequence and epoch checks, retries of the last five batches answered with
   their original offsets (log/producer_state.py).
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
-- message.timestamp.before/after.max.ms (CreateTime): checked against the batch's base and max
-  timestamps (INVALID_TIMESTAMP).
+- message.timestamp.before/after.max.ms (CreateTime): checked against every record's timestamp
+  (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is refused the same way.
 
 Deviations from Kafka/MSK:
 - Transactional and control batches are refused with INVALID_RECORD: transactions are not
   emulated yet.
 - A topic `compression.type` other than `producer` is not applied: batches are stored as sent.
+- Records that do not decompress are CORRUPT_MESSAGE (Kafka: UNKNOWN_SERVER_ERROR); compressed
+  records whose offset deltas are not 0..n-1 are INVALID_RECORD (Kafka rewrites the batch).
 """
 
 from __future__ import annotations
@@ -35,19 +40,9 @@ from msklite.protocol import produce as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
-from msklite.protocol.records import BatchHeader, validate_produced_batch
+from msklite.protocol.records import validate_produced_batch
 
 log = logging.getLogger(__name__)
-
-
-def _check_timestamps(ctx: BrokerContext, h: BatchHeader, before_ms: int, after_ms: int) -> None:
-    now = ctx.clock.now_ms()
-    if h.base_timestamp < now - before_ms or h.max_timestamp > now + after_ms:
-        raise KafkaError(
-            ErrorCode.INVALID_TIMESTAMP,
-            "Timestamp of a record is out of the range allowed by "
-            "message.timestamp.before.max.ms / message.timestamp.after.max.ms",
-        )
 
 
 def _produce_one(
@@ -64,16 +59,22 @@ def _produce_one(
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "empty record set")
         config = replica.config
-        h = validate_produced_batch(records, config.max_message_bytes)
+        window = None
+        if config.checks_timestamps:
+            now = ctx.clock.now_ms()
+            window = (
+                now - config.message_timestamp_before_max_ms,
+                now + config.message_timestamp_after_max_ms,
+            )
+        h = validate_produced_batch(
+            records,
+            config.max_message_bytes,
+            log_append_time=config.log_append_time,
+            timestamp_window=window,
+            keys_required="compact" in config.cleanup_policy,
+        )
         if h.is_transactional or h.is_control:
             raise KafkaError(ErrorCode.INVALID_RECORD, "transactions are not supported yet")
-        if config.checks_timestamps:
-            _check_timestamps(
-                ctx,
-                h,
-                config.message_timestamp_before_max_ms,
-                config.message_timestamp_after_max_ms,
-            )
         info = ctx.replicas.append(replica, records, h, acks)
         if acks == -1:
             waits.append((resp, replica.wait_for(info.last_offset + 1)))

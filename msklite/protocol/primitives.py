@@ -22,6 +22,35 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 
 
+VARINT_BYTES = 5  # Kafka reads a varint into an int32: at most 5 bytes
+VARLONG_BYTES = 10  # and a varlong into an int64: at most 10
+_MASKS = {VARINT_BYTES: 0xFFFF_FFFF, VARLONG_BYTES: 0xFFFF_FFFF_FFFF_FFFF}
+
+
+def decode_uvarint(data: Buffer, pos: int, max_bytes: int = VARINT_BYTES) -> tuple[int, int]:
+    """The unsigned varint (or, with `max_bytes=VARLONG_BYTES`, varlong) at `pos`, and the position
+    after it. As Kafka's ByteUtils: a continuation bit on the last allowed byte is an error
+    (`ProtocolError`), and bits beyond the 32 (64) the value is read into are dropped. Running off
+    the end of `data` raises IndexError: callers turn that into their own error."""
+    value = 0
+    shift = 0
+    limit = 7 * max_bytes
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value & _MASKS[max_bytes], pos
+        shift += 7
+        if shift >= limit:
+            raise ProtocolError(f"varint longer than {max_bytes} bytes")
+
+
+def zigzag(v: int) -> int:
+    """The signed value of a zig-zag encoded varint or varlong."""
+    return (v >> 1) ^ -(v & 1)
+
+
 class Reader:
     """Reads primitives from `data` starting at `pos`; `pos` advances past what was read."""
 
@@ -62,20 +91,11 @@ class Reader:
         return v
 
     def uvarint(self) -> int:
-        shift = 0
-        value = 0
-        while True:
-            if shift > 28:
-                raise ProtocolError("varint too long")
-            b = self.data[self._take(1)]
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-
-    def varint(self) -> int:
-        v = self.uvarint()
-        return (v >> 1) ^ -(v & 1)
+        try:
+            value, self.pos = decode_uvarint(self.data, self.pos)
+        except IndexError:
+            raise ProtocolError(f"truncated varint at {self.pos}") from None
+        return value
 
     def uuid(self) -> uuid.UUID:
         start = self._take(16)

@@ -13,11 +13,18 @@ Record-level decoding (`iter_records`) exists for the few places Kafka must look
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from msklite.errors import ErrorCode, KafkaError, ProtocolError
-from msklite.protocol.primitives import Buffer, Reader, Writer
+from msklite.protocol.primitives import (
+    VARLONG_BYTES,
+    Buffer,
+    Writer,
+    decode_uvarint,
+    zigzag,
+)
 
 HEADER = struct.Struct(
     ">q"  # base_offset: offset of the first record; assigned by the broker
@@ -65,6 +72,7 @@ TRANSACTIONAL = 0x10
 CONTROL = 0x20
 
 NO_PRODUCER_ID = -1
+NO_TIMESTAMP = -1
 NO_SEQUENCE = -1
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
@@ -111,10 +119,20 @@ def read_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     return BatchHeader._make(HEADER.unpack_from(buf, pos))
 
 
-def validate_produced_batch(records: memoryview, max_message_bytes: int) -> BatchHeader:
-    """Check one partition's produced records the way Kafka's LogValidator does, reading only
-    the header and the CRC: exactly one v2 batch, sane length, known codec, matching CRC.
-    Raises `KafkaError` with the code Kafka answers."""
+def validate_produced_batch(
+    records: memoryview,
+    max_message_bytes: int,
+    *,
+    log_append_time: bool = False,
+    timestamp_window: tuple[int, int] | None = None,
+    keys_required: bool = False,
+) -> BatchHeader:
+    """Check one partition's produced records as Kafka's LogValidator does: exactly one v2 batch,
+    sane length, known codec, matching CRC, consistent counts, then every record's framing (in
+    the decompressed records for a compressed batch), and the topic's per-record rules:
+    `log_append_time` or a CreateTime `timestamp_window` (earliest, latest), keys on a compacted
+    topic (`keys_required`). The batch is only read, never rewritten. Raises `KafkaError` with
+    the code Kafka answers."""
     size = len(records)
     if size > max_message_bytes:
         raise KafkaError(
@@ -137,10 +155,29 @@ def validate_produced_batch(records: memoryview, max_message_bytes: int) -> Batc
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "batch length does not match the record set")
     if crc32c(records[CRC_START:]) != h.crc:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch")
-    if h.attributes & COMPRESSION_MASK not in CODECS:
+    codec = h.attributes & COMPRESSION_MASK
+    if codec not in CODECS:
         raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
     if h.records_count <= 0 or h.last_offset_delta != h.records_count - 1:
         raise KafkaError(ErrorCode.INVALID_RECORD, "record count and last offset delta disagree")
+    if h.producer_id >= 0 and h.base_sequence < 0:
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD, f"producer {h.producer_id} sent sequence {h.base_sequence}"
+        )
+    data = batch_records(records, h, reuse=True)
+    summary = walk_records(data, h.records_count)
+    if codec and not summary.offsets_in_order:
+        # Kafka rebuilds such a batch with the right offsets; we keep batches as sent.
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD, "offset deltas of compressed records are not 0..n-1"
+        )
+    if keys_required and summary.null_key:
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD, "Compacted topic cannot accept message without key"
+        )
+    check_record_timestamps(
+        h, summary, data, log_append_time=log_append_time, window=timestamp_window
+    )
     return h
 
 
@@ -200,7 +237,7 @@ def scan_valid_prefix(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, 
         pos += h.size
 
 
-# ---- record level: only for the paths where Kafka looks inside a batch ----
+# ---- record level: validation on the produce path, and the few reads that look inside ----
 
 
 class Record(NamedTuple):
@@ -211,27 +248,325 @@ class Record(NamedTuple):
     headers: list[tuple[str, bytes | None]]
 
 
-def _decompress(codec: int, data: bytes) -> bytes:
+class RecordSummary(NamedTuple):
+    """What one walk over a batch's records learns beyond "well formed"."""
+
+    min_timestamp_delta: int
+    max_timestamp_delta: int
+    offsets_in_order: bool  # offset deltas 0, 1, 2, ...
+    null_key: bool
+
+
+# One record's fields as positions in the (decompressed) records: timestamp delta, offset delta,
+# key start and length, value start and length, and (key start, key length, value start, value
+# length) per header. A negative length is a null.
+HeaderSpans = Sequence[tuple[int, int, int, int]]
+RecordSpan = tuple[int, int, int, int, int, int, HeaderSpans]
+_NO_HEADERS: HeaderSpans = ()
+
+
+def _invalid(message: str) -> KafkaError:
+    return KafkaError(ErrorCode.INVALID_RECORD, message)
+
+
+def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None) -> RecordSummary:
+    """Check that `data` holds exactly `count` v2 records, field by field as Kafka's
+    DefaultRecord.readFrom reads them, without copying any key, value or header; with `spans`,
+    also append where each record's fields are. Every framing fault raises INVALID_RECORD, the
+    code Kafka's InvalidRecordException maps to.
+
+    This runs for every produced batch, so it is written for CPython: locals only, and the
+    one- and two-byte varints (nearly all of them) decoded inline; longer ones and the rare
+    header loop go through `decode_uvarint`. Reading past the end surfaces as IndexError."""
+    end = len(data)
+    p = 0
+    lo = hi = 0
+    in_order = True
+    null_key = False
+    i = -1
+    try:
+        for i in range(count):
+            b = data[p]  # record length
+            if b < 0x80:
+                p += 1
+            else:
+                c = data[p + 1]
+                if c < 0x80:
+                    b = (b & 0x7F) | c << 7
+                    p += 2
+                else:
+                    b, p = decode_uvarint(data, p)
+            n = (b >> 1) ^ -(b & 1)
+            if n > end - p:
+                raise _invalid(f"record {i} claims {n} bytes but only {end - p} remain")
+            record_end = p + n
+            b = data[p + 1]  # timestamp delta (varlong), after the unused attributes byte
+            if b < 0x80:
+                p += 2
+            else:
+                c = data[p + 2]
+                if c < 0x80:
+                    b = (b & 0x7F) | c << 7
+                    p += 3
+                else:
+                    b, p = decode_uvarint(data, p + 1, VARLONG_BYTES)
+            t = (b >> 1) ^ -(b & 1)
+            if t < lo:
+                lo = t
+            if t > hi:
+                hi = t
+            b = data[p]  # offset delta
+            if b < 0x80:
+                p += 1
+            else:
+                c = data[p + 1]
+                if c < 0x80:
+                    b = (b & 0x7F) | c << 7
+                    p += 2
+                else:
+                    b, p = decode_uvarint(data, p)
+            offset_delta = b
+            if b != i << 1:  # zig-zag of i
+                in_order = False
+            b = data[p]  # key length
+            if b < 0x80:
+                p += 1
+            else:
+                c = data[p + 1]
+                if c < 0x80:
+                    b = (b & 0x7F) | c << 7
+                    p += 2
+                else:
+                    b, p = decode_uvarint(data, p)
+            key_len = (b >> 1) ^ -(b & 1)
+            key_at = p
+            if key_len < 0:
+                null_key = True
+            else:
+                p += key_len
+            b = data[p]  # value length
+            if b < 0x80:
+                p += 1
+            else:
+                c = data[p + 1]
+                if c < 0x80:
+                    b = (b & 0x7F) | c << 7
+                    p += 2
+                else:
+                    b, p = decode_uvarint(data, p)
+            value_len = (b >> 1) ^ -(b & 1)
+            value_at = p
+            if value_len > 0:
+                p += value_len
+            headers = _NO_HEADERS
+            if data[p]:  # header count
+                headers, p = _walk_headers(data, p, spans is not None)
+            else:
+                p += 1
+            if p != record_end:
+                taken = p - (record_end - n)
+                raise _invalid(f"record {i} is {n} bytes long but its fields take {taken}")
+            if spans is not None:
+                o = zigzag(offset_delta)
+                spans.append((t, o, key_at, key_len, value_at, value_len, headers))
+    except IndexError:
+        raise _invalid(f"records end inside record {i} of {count}") from None
+    except ProtocolError as e:
+        raise _invalid(f"record {i}: {e}") from None
+    if p != end:
+        raise _invalid(f"{end - p} bytes follow the last of {count} records")
+    return RecordSummary(lo, hi, in_order, null_key)
+
+
+def _walk_headers(data: Buffer, p: int, keep: bool) -> tuple[HeaderSpans, int]:
+    """The header count at `p` and the headers after it: their spans (only with `keep`) and the
+    position after them."""
+    raw, p = decode_uvarint(data, p)
+    count = zigzag(raw)
+    if count < 0:
+        raise _invalid(f"negative header count {count}")
+    if count > len(data) - p:
+        raise _invalid(f"header count {count} exceeds the {len(data) - p} bytes left")
+    out: list[tuple[int, int, int, int]] = []
+    for _ in range(count):
+        raw, p = decode_uvarint(data, p)
+        key_len = zigzag(raw)
+        if key_len < 0:
+            raise _invalid(f"negative header key length {key_len}")
+        key_at = p + key_len
+        raw, p = decode_uvarint(data, key_at)
+        value_len = zigzag(raw)
+        if keep:
+            out.append((key_at - key_len, key_len, p, value_len))
+        if value_len > 0:
+            p += value_len
+    return out, p
+
+
+def check_record_timestamps(
+    h: BatchHeader,
+    summary: RecordSummary,
+    records: Buffer,
+    *,
+    log_append_time: bool,
+    window: tuple[int, int] | None,
+) -> None:
+    """Kafka's per-record timestamp rule (LogValidator.validateTimestamp) for a produced batch:
+    with CreateTime, every record stamped other than -1 lies in `window` (earliest, latest), if
+    the topic bounds it; a producer never sets LogAppendTime itself. `records` are the batch's
+    (decompressed) records, walked again only in the rare case that decides on the -1 exemption.
+    Raises INVALID_TIMESTAMP."""
+    if h.attributes & TIMESTAMP_TYPE_LOG_APPEND:
+        # Each record then reads as the batch's max timestamp (DefaultRecordBatch).
+        if log_append_time or h.max_timestamp == NO_TIMESTAMP:
+            raise KafkaError(
+                ErrorCode.INVALID_TIMESTAMP, "a producer must not set the LogAppendTime type"
+            )
+        stamps = [h.max_timestamp]
+    elif log_append_time or window is None:
+        return
+    else:
+        stamps = [
+            h.base_timestamp + summary.min_timestamp_delta,
+            h.base_timestamp + summary.max_timestamp_delta,
+        ]
+    if window is None:
+        return
+    earliest, latest = window
+    if earliest <= stamps[0] and stamps[-1] <= latest:
+        return
+    if stamps[0] <= NO_TIMESTAMP <= stamps[-1]:
+        spans: list[RecordSpan] = []
+        walk_records(records, h.records_count, spans)
+        stamps = [h.base_timestamp + s[0] for s in spans]
+        if all(ts == NO_TIMESTAMP or earliest <= ts <= latest for ts in stamps):
+            return
+    raise KafkaError(
+        ErrorCode.INVALID_TIMESTAMP,
+        "Timestamp of a record is out of the range allowed by "
+        f"message.timestamp.before.max.ms / message.timestamp.after.max.ms: [{earliest}, {latest}]",
+    )
+
+
+XERIAL_MAGIC = b"\x82SNAPPY\x00"  # Java clients frame snappy: 16-byte header, then (int32, block)*
+_XERIAL_HEADER = 16
+# A batch may decompress to at most this much: a few bytes of gzip can claim gigabytes, and
+# we hold the whole record set in memory where Kafka streams it (DEVIATIONS.md).
+MAX_DECOMPRESSED = 256 << 20
+_KEEP_SCRATCH = 8 << 20  # a larger scratch buffer is dropped after use
+_OUT_OF_ROOM = "failed to write whole buffer"  # cramjam: the output buffer is full
+
+
+class _Scratch(threading.local):
+    """The buffer produced batches decompress into, one per thread (a process may run several
+    clusters): reusing it spares a fresh allocation, and the first touch of fresh pages, per
+    batch."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(256 << 10)
+
+
+_scratch = _Scratch()
+
+
+def _corrupt(codec: int, why: object) -> KafkaError:
+    message = f"{CODECS[codec]} records do not decompress: {why}"
+    return KafkaError(ErrorCode.CORRUPT_MESSAGE, message)
+
+
+def _too_large() -> KafkaError:
+    message = f"the records decompress to more than {MAX_DECOMPRESSED >> 20} MiB"
+    return KafkaError(ErrorCode.MESSAGE_TOO_LARGE, message)
+
+
+def _room(buf: bytearray, need: int, used: int = 0) -> bytearray:
+    """`buf`, or a larger copy of its first `used` bytes, with room for `need` bytes in all."""
+    if need <= len(buf):
+        return buf
+    if need > MAX_DECOMPRESSED:
+        raise _too_large()
+    grown = bytearray(max(need, min(2 * len(buf), MAX_DECOMPRESSED)))
+    grown[:used] = buf[:used]
+    return grown
+
+
+def _decompress_into(codec: int, src: Buffer, buf: bytearray) -> tuple[bytearray, int]:
+    """Decompress `src` into `buf` (or a larger buffer, returned): (buffer, bytes written).
+    Raises CORRUPT_MESSAGE when `src` is not what its codec says."""
     import cramjam
 
-    if codec == 1:
-        return bytes(cramjam.gzip.decompress(data))
-    if codec == 2:
-        if data[:8] == b"\x82SNAPPY\x00":
-            # xerial framing (Java clients): 16-byte header, then (int32 length, block)*
-            out = bytearray()
-            pos = 16
-            while pos + 4 <= len(data):
-                (n,) = struct.unpack_from(">i", data, pos)
-                out += bytes(cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + n]))
+    try:
+        if codec == 2:
+            if bytes(src[:8]) != XERIAL_MAGIC:
+                buf = _room(buf, cramjam.snappy.decompress_raw_len(src))
+                return buf, cramjam.snappy.decompress_raw_into(src, buf)
+            view, used, pos = memoryview(src), 0, _XERIAL_HEADER
+            while pos < len(view):
+                (n,) = _BLOCK.unpack_from(view, pos)
+                block = view[pos + 4 : pos + 4 + n]
+                if n < 0 or len(block) != n:
+                    raise _corrupt(codec, f"xerial block of {n} bytes at {pos}")
+                buf = _room(buf, used + cramjam.snappy.decompress_raw_len(block), used)
+                with memoryview(buf) as out:
+                    used += cramjam.snappy.decompress_raw_into(block, out[used:])
                 pos += 4 + n
-            return bytes(out)
-        return bytes(cramjam.snappy.decompress_raw(data))
-    if codec == 3:
-        return bytes(cramjam.lz4.decompress(data))
-    if codec == 4:
-        return bytes(cramjam.zstd.decompress(data))
-    return data
+            return buf, used
+        codec_module = {1: cramjam.gzip, 3: cramjam.lz4, 4: cramjam.zstd}[codec]
+        if codec == 1 and len(src) >= 4:
+            # gzip's trailer states the size (mod 2^32): a hint, never trusted beyond the cap
+            buf = _room(buf, min(int.from_bytes(src[-4:], "little"), MAX_DECOMPRESSED))
+        while True:
+            try:
+                return buf, codec_module.decompress_into(src, buf)
+            except cramjam.DecompressionError as e:
+                if _OUT_OF_ROOM not in str(e):
+                    raise
+                buf = _room(buf, 2 * len(buf) if len(buf) < MAX_DECOMPRESSED else len(buf) + 1)
+    except (cramjam.DecompressionError, struct.error, ValueError) as e:
+        raise _corrupt(codec, e) from None
+
+
+_BLOCK = struct.Struct(">i")
+
+
+def batch_records(batch: Buffer, h: BatchHeader, *, reuse: bool = False) -> memoryview:
+    """The records of `batch` (whose header is `h`), decompressed if need be. With `reuse`, a
+    compressed batch decompresses into this thread's scratch buffer: the view is then valid only
+    until the next such call."""
+    view = memoryview(batch)[HEADER_SIZE : h.size]
+    codec = h.attributes & COMPRESSION_MASK
+    if codec == 0:
+        return view
+    buf, n = _decompress_into(codec, view, _scratch.buf if reuse else bytearray(4 * len(view)))
+    if reuse and len(buf) <= _KEEP_SCRATCH:
+        _scratch.buf = buf
+    if n > MAX_DECOMPRESSED:  # a kept buffer may be larger than the limit
+        raise _too_large()
+    return memoryview(buf)[:n]
+
+
+def iter_records(batch: Buffer) -> Iterator[Record]:
+    """The records of one batch (for the paths where Kafka looks inside: ListOffsets by
+    timestamp, the internal topics)."""
+    h = read_header(batch)
+    data = batch_records(batch, h)
+    spans: list[RecordSpan] = []
+    walk_records(data, h.records_count, spans)
+    log_append = h.attributes & TIMESTAMP_TYPE_LOG_APPEND
+    for ts_delta, offset_delta, key_at, key_len, value_at, value_len, headers in spans:
+        yield Record(
+            h.base_offset + offset_delta,
+            h.max_timestamp if log_append else h.base_timestamp + ts_delta,
+            bytes(data[key_at : key_at + key_len]) if key_len >= 0 else None,
+            bytes(data[value_at : value_at + value_len]) if value_len >= 0 else None,
+            [
+                (
+                    str(data[ka : ka + kl], "utf-8", "replace"),
+                    bytes(data[va : va + vl]) if vl >= 0 else None,
+                )
+                for ka, kl, va, vl in headers
+            ],
+        )
 
 
 def _compress(codec: int, data: bytes) -> bytes:
@@ -248,40 +583,12 @@ def _compress(codec: int, data: bytes) -> bytes:
     return data
 
 
-def iter_records(batch: Buffer) -> Iterator[Record]:
-    h = read_header(batch)
-    body = bytes(memoryview(batch)[HEADER_SIZE : h.size])
-    r = Reader(memoryview(_decompress(h.attributes & COMPRESSION_MASK, body)))
-    try:
-        for _ in range(h.records_count):
-            length = r.varint()
-            end = r.pos + length
-            r.int8()  # record attributes (unused)
-            ts = h.base_timestamp + r.varint()
-            off = h.base_offset + r.varint()
-            klen = r.varint()
-            key = bytes(r.raw(klen)) if klen >= 0 else None
-            vlen = r.varint()
-            value = bytes(r.raw(vlen)) if vlen >= 0 else None
-            headers: list[tuple[str, bytes | None]] = []
-            for _ in range(r.varint()):
-                hk = str(r.raw(r.varint()), "utf-8")
-                hvlen = r.varint()
-                headers.append((hk, bytes(r.raw(hvlen)) if hvlen >= 0 else None))
-            r.pos = end
-            if h.attributes & TIMESTAMP_TYPE_LOG_APPEND:
-                ts = h.max_timestamp
-            yield Record(off, ts, key, value, headers)
-    except ProtocolError as e:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"undecodable records: {e}") from e
-
-
 def _varint(w: Writer, v: int) -> None:
     w.uvarint((v << 1) ^ (v >> 63))
 
 
 def encode_batch(
-    records: list[tuple[bytes | None, bytes | None]],
+    records: Sequence[tuple[bytes | None, bytes | None]],
     *,
     base_offset: int = 0,
     timestamp: int = 0,
@@ -289,14 +596,16 @@ def encode_batch(
     producer_id: int = NO_PRODUCER_ID,
     producer_epoch: int = -1,
     base_sequence: int = NO_SEQUENCE,
-    headers: list[tuple[str, bytes]] | None = None,
+    headers: Sequence[Sequence[tuple[str, bytes | None]]] | None = None,
+    timestamp_deltas: Sequence[int] | None = None,
 ) -> bytes:
-    """A v2 batch of (key, value) records: for tests, golden frames and benchmark loads."""
+    """A v2 batch of (key, value) records, with `headers` and `timestamp_deltas` per record if
+    given: for tests, golden frames and benchmark loads."""
     body = Writer()
     for i, (key, value) in enumerate(records):
         rec = Writer()
         rec.int8(0)
-        _varint(rec, 0)  # timestamp delta
+        _varint(rec, timestamp_deltas[i] if timestamp_deltas else 0)
         _varint(rec, i)  # offset delta
         for field in (key, value):
             if field is None:
@@ -304,27 +613,56 @@ def encode_batch(
             else:
                 _varint(rec, len(field))
                 rec.raw(field)
-        _varint(rec, len(headers or ()))
-        for hk, hv in headers or ():
+        record_headers = headers[i] if headers else ()
+        _varint(rec, len(record_headers))
+        for hk, hv in record_headers:
             _varint(rec, len(hk.encode()))
             rec.raw(hk.encode())
-            _varint(rec, len(hv))
-            rec.raw(hv)
+            if hv is None:
+                _varint(rec, -1)
+            else:
+                _varint(rec, len(hv))
+                rec.raw(hv)
         _varint(body, len(rec.buf))
         body.raw(rec.buf)
-    payload = _compress(codec, bytes(body.buf))
-    attrs = codec
-    n = len(records)
+    max_delta = max(timestamp_deltas or (0,))
+    return seal_batch(
+        _compress(codec, bytes(body.buf)),
+        len(records),
+        base_offset=base_offset,
+        timestamp=timestamp,
+        max_timestamp=timestamp + max_delta,
+        attributes=codec,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+    )
+
+
+def seal_batch(
+    payload: bytes,
+    count: int,
+    *,
+    base_offset: int = 0,
+    timestamp: int = 0,
+    max_timestamp: int | None = None,
+    attributes: int = 0,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = -1,
+    base_sequence: int = NO_SEQUENCE,
+) -> bytes:
+    """A v2 batch header with a correct CRC around `payload`, taken as `count` records: for
+    tests that need a batch whose records are whatever they say."""
     tail = struct.pack(
         ">hiqqqhii",
-        attrs,
-        n - 1,
+        attributes,
+        count - 1,
         timestamp,
-        timestamp,
+        timestamp if max_timestamp is None else max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,
-        n,
+        count,
     )
     crc = crc32c(payload, crc32c(tail))
     length = HEADER_SIZE - LOG_OVERHEAD + len(payload)

@@ -1,0 +1,250 @@
+"""Record-level validation of produced batches (Kafka's LogValidator / DefaultRecord.readFrom),
+and varint/varlong decoding as Kafka's ByteUtils reads them."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import cramjam
+import pytest
+
+from msklite.errors import ErrorCode, KafkaError, ProtocolError
+from msklite.protocol import records as records_module
+from msklite.protocol.primitives import (
+    VARLONG_BYTES,
+    Reader,
+    decode_uvarint,
+    encode_uvarint,
+    zigzag,
+)
+from msklite.protocol.records import (
+    HEADER_SIZE,
+    XERIAL_MAGIC,
+    encode_batch,
+    iter_records,
+    seal_batch,
+    validate_produced_batch,
+)
+
+
+def zz(v: int) -> bytes:
+    """A zig-zag varint/varlong."""
+    return encode_uvarint((v << 1) ^ (v >> 63))
+
+
+def record(
+    *,
+    ts: bytes = zz(0),
+    off: bytes = zz(0),
+    key: bytes = zz(-1),
+    value: bytes = zz(1) + b"v",
+    headers: bytes = zz(0),
+    extra: bytes = b"",
+    length: int | None = None,
+) -> bytes:
+    body = b"\x00" + ts + off + key + value + headers + extra
+    return zz(len(body) if length is None else length) + body
+
+
+def code(batch: bytes, **kwargs: object) -> ErrorCode:
+    try:
+        validate_produced_batch(memoryview(batch), 1 << 30, **kwargs)  # type: ignore[arg-type]
+    except KafkaError as e:
+        return e.code
+    return ErrorCode.NONE
+
+
+# ---- the two poison batches of the issue ----
+
+
+def test_gzip_flag_over_raw_bytes_is_corrupt_message() -> None:
+    raw = record() * 3
+    assert code(seal_batch(raw, 3, attributes=1)) == ErrorCode.CORRUPT_MESSAGE
+
+
+def test_random_bytes_with_a_correct_crc_are_an_invalid_record() -> None:
+    rng = bytes((i * 151 + 7) % 256 for i in range(4000))
+    assert code(seal_batch(rng, 10)) == ErrorCode.INVALID_RECORD
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_each_codec_refuses_what_it_cannot_decompress(codec: int) -> None:
+    good = encode_batch([(b"k", b"v" * 100)] * 5, codec=codec)
+    body = bytearray(good[HEADER_SIZE:])
+    body[len(body) // 2 :] = bytes(len(body) - len(body) // 2)  # zero the second half
+    assert code(seal_batch(bytes(body), 5, attributes=codec)) == ErrorCode.CORRUPT_MESSAGE
+    assert code(seal_batch(b"", 5, attributes=codec)) == ErrorCode.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_compressed_records_are_walked_too(codec: int) -> None:
+    payload = record() + record(off=zz(1)) + b"\x00"  # a stray byte after the last record
+    squeezed = records_module._compress(codec, payload)
+    assert code(seal_batch(squeezed, 2, attributes=codec)) == ErrorCode.INVALID_RECORD
+
+
+# ---- record framing ----
+
+
+@pytest.mark.parametrize(
+    ("payload", "count"),
+    [
+        (record(length=200), 1),  # claims more than the batch holds
+        (record(length=5), 1),  # shorter than its own fields
+        (record(extra=b"\x00"), 1),  # a byte after the header count, inside the record
+        (record() + b"\x00", 1),  # a byte after the last record
+        (record(), 2),  # fewer records than records_count
+        (record() * 2, 1),  # more
+        (record(headers=zz(-1)), 1),  # negative header count
+        (record(headers=zz(1) + zz(-1) + zz(-1)), 1),  # negative header key length
+        (record(headers=zz(1000)), 1),  # more headers than bytes left
+        (record(headers=zz(1) + zz(5) + b"ab"), 1),  # header key runs past the end
+        (record(key=zz(50)), 1),  # key runs past the record
+        (record(off=b"\x80\x80\x80\x80\x80\x00"), 1),  # a 6-byte varint
+        (record(ts=b"\x80" * 10 + b"\x00"), 1),  # an 11-byte varlong
+        (record()[:-1], 1),  # cut short
+    ],
+    ids=[
+        "length-overrun",
+        "length-short",
+        "bytes-inside-record",
+        "bytes-after-last",
+        "too-few",
+        "too-many",
+        "negative-header-count",
+        "negative-header-key",
+        "header-count-beyond-data",
+        "header-key-overrun",
+        "key-overrun",
+        "long-varint",
+        "long-varlong",
+        "truncated",
+    ],
+)
+def test_record_framing_faults_are_invalid_record(payload: bytes, count: int) -> None:
+    assert code(seal_batch(payload, count)) == ErrorCode.INVALID_RECORD
+
+
+def test_negative_lengths_are_nulls_as_in_kafka() -> None:
+    # Kafka's Utils.readBytes reads any negative size as null: -5 is as valid as -1.
+    batch = seal_batch(record(key=zz(-5), value=zz(-2), headers=zz(1) + zz(1) + b"h" + zz(-3)), 1)
+    assert code(batch) == ErrorCode.NONE
+    [rec] = iter_records(batch)
+    assert (rec.key, rec.value, rec.headers) == (None, None, [("h", None)])
+
+
+def test_uncompressed_offset_deltas_are_not_checked_as_in_kafka() -> None:
+    assert code(seal_batch(record(off=zz(7)) + record(off=zz(3)), 2)) == ErrorCode.NONE
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_compressed_offset_deltas_must_count_from_zero(codec: int) -> None:
+    payload = record(off=zz(1)) + record(off=zz(0))
+    squeezed = records_module._compress(codec, payload)
+    assert code(seal_batch(squeezed, 2, attributes=codec)) == ErrorCode.INVALID_RECORD
+    in_order = records_module._compress(codec, record() + record(off=zz(1)))
+    assert code(seal_batch(in_order, 2, attributes=codec)) == ErrorCode.NONE
+
+
+def test_null_key_on_a_compacted_topic_is_an_invalid_record() -> None:
+    batch = encode_batch([(b"k", b"1"), (None, b"2")])
+    assert code(batch, keys_required=True) == ErrorCode.INVALID_RECORD
+    assert code(batch) == ErrorCode.NONE
+    assert code(encode_batch([(b"k", b"1")]), keys_required=True) == ErrorCode.NONE
+
+
+def test_idempotent_batch_without_sequence_is_an_invalid_record() -> None:
+    assert code(encode_batch([(b"k", b"1")], producer_id=5)) == ErrorCode.INVALID_RECORD
+
+
+# ---- varlongs: 64-bit zig-zag ----
+
+
+@pytest.mark.parametrize("delta", [2**40, -(2**40), 2**62, -(2**63), 2**63 - 1, 63, 64, 8191, 8192])
+@pytest.mark.parametrize("codec", [0, 4])
+def test_large_timestamp_deltas_are_accepted_and_read_back(delta: int, codec: int) -> None:
+    batch = encode_batch(
+        [(b"a", b"1"), (b"b", b"2")], timestamp=0, codec=codec, timestamp_deltas=[0, delta]
+    )
+    assert code(batch) == ErrorCode.NONE
+    assert [r.timestamp for r in iter_records(batch)] == [0, delta]
+
+
+def test_varint_decoding_follows_kafka_byte_utils() -> None:
+    assert decode_uvarint(b"\x96\x01", 0) == (150, 2)
+    # a 5-byte varint keeps 32 bits, as Java's int does
+    assert decode_uvarint(b"\xff\xff\xff\xff\x7f", 0) == (0xFFFF_FFFF, 5)
+    assert zigzag(0xFFFF_FFFF) == -(2**31)
+    with pytest.raises(ProtocolError):
+        decode_uvarint(b"\xff\xff\xff\xff\xff\x01", 0)
+    ten = b"\xff" * 9 + b"\x01"
+    assert decode_uvarint(ten, 0, VARLONG_BYTES) == (2**64 - 1, 10)
+    assert zigzag(2**64 - 1) == -(2**63)
+    with pytest.raises(ProtocolError):
+        decode_uvarint(b"\xff" * 10 + b"\x01", 0, VARLONG_BYTES)
+    with pytest.raises(ProtocolError):
+        Reader(memoryview(b"\x80\x80")).uvarint()  # truncated
+    assert Reader(memoryview(b"\xac\x02")).uvarint() == 300
+
+
+# ---- timestamps, per record ----
+
+
+def test_timestamp_window_applies_to_every_record() -> None:
+    # The header's max timestamp says 1000; the second record is really at 1000 + 5000.
+    payload = record(ts=zz(0)) + record(ts=zz(5000), off=zz(1))
+    batch = seal_batch(payload, 2, timestamp=1000, max_timestamp=1000)
+    assert code(batch, timestamp_window=(0, 2000)) == ErrorCode.INVALID_TIMESTAMP
+    assert code(batch, timestamp_window=(0, 6000)) == ErrorCode.NONE
+    assert code(batch) == ErrorCode.NONE
+    early = seal_batch(record(ts=zz(-900)) + record(off=zz(1)), 2, timestamp=1000)
+    assert code(early, timestamp_window=(500, 2000)) == ErrorCode.INVALID_TIMESTAMP
+
+
+def test_records_without_a_timestamp_are_exempt() -> None:
+    # base -1: the first record has no timestamp (-1), the second is at -1 + 3 = 2
+    batch = seal_batch(record() + record(ts=zz(3), off=zz(1)), 2, timestamp=-1, max_timestamp=2)
+    assert code(batch, timestamp_window=(0, 10)) == ErrorCode.NONE
+    assert code(batch, timestamp_window=(5, 10)) == ErrorCode.INVALID_TIMESTAMP
+
+
+def test_producer_set_log_append_time_is_an_invalid_timestamp() -> None:
+    lat = seal_batch(record(), 1, timestamp=100, attributes=0x08)
+    assert code(lat, log_append_time=True) == ErrorCode.INVALID_TIMESTAMP
+    assert code(lat) == ErrorCode.NONE  # CreateTime topic: read as stamped 100
+    assert code(lat, timestamp_window=(200, 300)) == ErrorCode.INVALID_TIMESTAMP
+    unstamped = seal_batch(record(), 1, timestamp=-1, attributes=0x08)
+    assert code(unstamped) == ErrorCode.INVALID_TIMESTAMP
+
+
+# ---- decompression ----
+
+
+def test_xerial_framed_snappy_is_read_block_by_block() -> None:
+    payload = b"".join(record(off=zz(i), value=zz(300) + bytes([i]) * 300) for i in range(10))
+    half = len(payload) // 2
+    blocks = [bytes(cramjam.snappy.compress_raw(part)) for part in (payload[:half], payload[half:])]
+    framed = XERIAL_MAGIC + struct.pack(">ii", 1, 1)
+    framed += b"".join(struct.pack(">i", len(b)) + b for b in blocks)
+    batch = seal_batch(framed, 10, attributes=2)
+    assert code(batch) == ErrorCode.NONE
+    assert [r.value for r in iter_records(batch)] == [bytes([i]) * 300 for i in range(10)]
+    assert code(seal_batch(framed + b"\x00\x00", 10, attributes=2)) == ErrorCode.CORRUPT_MESSAGE
+    assert code(seal_batch(framed[:-1], 10, attributes=2)) == ErrorCode.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_records_larger_than_the_scratch_buffer_decompress(codec: int) -> None:
+    value = os.urandom(64) * 2048  # 128 KiB each, 2 MiB in all: beyond the first scratch size
+    batch = encode_batch([(None, value)] * 16, codec=codec)
+    assert code(batch) == ErrorCode.NONE
+    assert code(batch) == ErrorCode.NONE  # and again, with the grown buffer
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_a_decompression_bomb_is_refused(codec: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records_module, "MAX_DECOMPRESSED", 1 << 20)
+    batch = encode_batch([(None, bytes(1 << 19))] * 3, codec=codec)
+    assert len(batch) < 100_000  # snappy squeezes zeros about 20:1, the others far more
+    assert code(batch) == ErrorCode.MESSAGE_TOO_LARGE
