@@ -498,7 +498,7 @@ def _decompress_into(codec: int, src: Buffer, buf: bytearray) -> tuple[bytearray
     try:
         if codec == 2:
             if bytes(src[:8]) != XERIAL_MAGIC:
-                buf = _room(buf, cramjam.snappy.decompress_raw_len(src))
+                buf = _room(buf, _snappy_length(src))
                 return buf, cramjam.snappy.decompress_raw_into(src, buf)
             view, used, pos = memoryview(src), 0, _XERIAL_HEADER
             while pos < len(view):
@@ -506,7 +506,7 @@ def _decompress_into(codec: int, src: Buffer, buf: bytearray) -> tuple[bytearray
                 block = view[pos + 4 : pos + 4 + n]
                 if n < 0 or len(block) != n:
                     raise _corrupt(codec, f"xerial block of {n} bytes at {pos}")
-                buf = _room(buf, used + cramjam.snappy.decompress_raw_len(block), used)
+                buf = _room(buf, used + _snappy_length(block), used)
                 with memoryview(buf) as out:
                     used += cramjam.snappy.decompress_raw_into(block, out[used:])
                 pos += 4 + n
@@ -527,6 +527,18 @@ def _decompress_into(codec: int, src: Buffer, buf: bytearray) -> tuple[bytearray
 
 
 _BLOCK = struct.Struct(">i")
+
+
+def _snappy_length(block: Buffer) -> int:
+    """The length a raw snappy block declares, if its size allows it: every element snappy
+    writes takes at least 2 bytes per 64 it produces, so a larger claim is corruption (and must
+    not cost an allocation)."""
+    import cramjam
+
+    n: int = cramjam.snappy.decompress_raw_len(block)
+    if n > 32 * len(block) + 64:
+        raise ValueError(f"a {len(block)}-byte block claims {n} bytes")
+    return n
 
 
 def batch_records(batch: Buffer, h: BatchHeader, *, reuse: bool = False) -> memoryview:

@@ -248,3 +248,9 @@ def test_a_decompression_bomb_is_refused(codec: int, monkeypatch: pytest.MonkeyP
     batch = encode_batch([(None, bytes(1 << 19))] * 3, codec=codec)
     assert len(batch) < 100_000  # snappy squeezes zeros about 20:1, the others far more
     assert code(batch) == ErrorCode.MESSAGE_TOO_LARGE
+
+
+def test_a_snappy_length_beyond_what_its_size_allows_is_corrupt() -> None:
+    claim = encode_uvarint(2**32 - 1)  # raw snappy starts with the decompressed length
+    body = bytes(records_module._compress(2, record()))
+    assert code(seal_batch(claim + body[1:], 1, attributes=2)) == ErrorCode.CORRUPT_MESSAGE
