@@ -3,10 +3,15 @@ it — and the broker keeps serving every other connection without losing acknow
 
 from __future__ import annotations
 
+import random
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.api_versions import ApiVersionsResponse
 from kafka.protocol.metadata.metadata import MetadataRequest
@@ -14,7 +19,7 @@ from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
-from msklite.protocol.records import encode_batch
+from msklite.protocol.records import HEADER_SIZE, encode_batch, seal_batch
 from tests.integration.rawclient import RawClient, header
 
 
@@ -238,3 +243,86 @@ def test_acks_zero_sends_no_response(cluster: Cluster) -> None:
         resp = c.request(MetadataRequest(version=1, topics=None), 1)
         assert resp.header.correlation_id == 2
     assert _fetch_values(cluster, "good", 2) == [b"fire-and-forget"]
+
+
+# ---- poison batches: a correct CRC around records no consumer can read ----
+
+_GOOD = [b"g0", b"g1", b"g2"]
+
+
+def _poison(kind: str) -> bytes:
+    if kind == "gzip-flag-over-raw-records":
+        return seal_batch(encode_batch([(b"k", b"p")] * 3)[HEADER_SIZE:], 3, attributes=1)
+    return seal_batch(random.Random(9).randbytes(2000), 5)  # random bytes as 5 records
+
+
+_POISONS = [
+    pytest.param("gzip-flag-over-raw-records", ErrorCode.CORRUPT_MESSAGE, id="gzip-over-raw"),
+    pytest.param("random-records", ErrorCode.INVALID_RECORD, id="random-records"),
+]
+
+
+def _produce_around_poison(cluster: Cluster, topic: str, kind: str, code: ErrorCode) -> None:
+    """Two good records, the poison batch (refused, nothing stored on any replica), one more."""
+    cluster.create_topic(topic)
+    with RawClient(_leader_of(cluster, topic, 0)) as c:
+        good: list[tuple[int, bytes | None]] = [(0, encode_batch([(None, v)])) for v in _GOOD]
+        assert _produce(c, topic, good[:1], acks=-1) == {0: (0, 0)}
+        assert _produce(c, topic, good[1:2], acks=-1) == {0: (0, 1)}
+        assert set(cluster.partition(topic, 0).log_end_offsets.values()) == {2}
+        assert _produce(c, topic, [(0, _poison(kind))], acks=-1) == {0: (code, -1)}
+        assert set(cluster.partition(topic, 0).log_end_offsets.values()) == {2}
+        assert _produce(c, topic, good[2:], acks=-1) == {0: (0, 2)}
+
+
+@pytest.mark.parametrize(("kind", "code"), _POISONS)
+def test_poison_batch_is_refused_and_confluent_reads_past_it(
+    cluster: Cluster, topic_name: str, kind: str, code: ErrorCode
+) -> None:
+    _produce_around_poison(cluster, topic_name, kind, code)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": "unused",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic_name, 0, OFFSET_BEGINNING)])
+    got: list[tuple[int, bytes | None]] = []
+    deadline = time.monotonic() + 15
+    while len(got) < len(_GOOD) and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None:
+            assert msg.error() is None, msg.error()
+            got.append((msg.offset() or 0, msg.value()))
+    [position] = consumer.position([TopicPartition(topic_name, 0)])
+    consumer.close()
+    assert got == list(enumerate(_GOOD))
+    assert position.offset == len(_GOOD)  # at the log end: nothing left to loop on
+
+
+@pytest.mark.parametrize(("kind", "code"), _POISONS)
+async def test_poison_batch_is_refused_and_aiokafka_reads_past_it(
+    cluster: Cluster, topic_name: str, kind: str, code: ErrorCode
+) -> None:
+    _produce_around_poison(cluster, topic_name, kind, code)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cluster.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tp = AioTopicPartition(topic_name, 0)
+        consumer.assign([tp])
+        got: list[tuple[int, bytes | None]] = []
+        deadline = time.monotonic() + 15
+        while len(got) < len(_GOOD):
+            assert time.monotonic() < deadline, f"got {got}"
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got += [(r.offset, r.value) for r in records]
+        assert got == list(enumerate(_GOOD))
+        assert await consumer.position(tp) == len(_GOOD)
+    finally:
+        await consumer.stop()

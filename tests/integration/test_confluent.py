@@ -180,3 +180,32 @@ def test_offsets_for_times(msk_cluster: Cluster, topic_name: str) -> None:
     got = _consume(consumer, 1)
     consumer.close()
     assert got[0].value() == b"43" and got[0].timestamp()[1] == base + 43_000
+
+
+def test_timestamp_delta_beyond_35_bits(msk_cluster: Cluster, topic_name: str) -> None:
+    """Two records 2^40 ms apart in one batch: the second's timestamp delta is a varlong that a
+    35-bit varint reader refuses. Produce, look it up by time, and read it back."""
+    from msklite.protocol.records import iter_records, read_header
+    from tests.integration.helpers import leader_segments
+
+    msk_cluster.create_topic(topic_name)
+    producer = Producer({"bootstrap.servers": msk_cluster.bootstrap_servers, "linger.ms": 200})
+    base = 1_700_000_000_000
+    far = base + 2**40
+    errors: list[object] = []
+    for ts, value in ((base, b"now"), (far, b"far")):
+        producer.produce(
+            topic_name, value=value, timestamp=ts, on_delivery=lambda e, _: errors.append(e)
+        )
+    assert producer.flush(10) == 0
+    assert errors == [None, None]
+    [log] = leader_segments(msk_cluster, topic_name, 0)
+    assert read_header(log).records_count == 2  # one batch: the delta is really 2^40
+    assert [r.timestamp for r in iter_records(log)] == [base, far]
+    consumer = _consumer(msk_cluster)
+    found = consumer.offsets_for_times([TopicPartition(topic_name, 0, base + 1)], timeout=10)
+    assert found[0].offset == 1
+    consumer.assign([TopicPartition(topic_name, 0, OFFSET_BEGINNING)])
+    got = _consume(consumer, 2)
+    consumer.close()
+    assert [(m.value(), m.timestamp()[1]) for m in got] == [(b"now", base), (b"far", far)]
