@@ -24,7 +24,9 @@ Deviations from Kafka/MSK:
   emulated yet.
 - A topic `compression.type` other than `producer` is not applied: batches are stored as sent.
 - Records that do not decompress are CORRUPT_MESSAGE (Kafka: UNKNOWN_SERVER_ERROR); compressed
-  records whose offset deltas are not 0..n-1 are INVALID_RECORD (Kafka rewrites the batch).
+  records whose offset deltas are not 0..n-1 are INVALID_RECORD (Kafka rewrites the batch); a
+  batch that decompresses beyond 256 MiB is MESSAGE_TOO_LARGE; the batch's max timestamp is kept
+  as sent (Kafka sets it to the largest record timestamp).
 """
 
 from __future__ import annotations
