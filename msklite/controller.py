@@ -198,7 +198,7 @@ class Controller:
         tmp = self.state_path + ".tmp"
         try:
             with open(tmp, "w") as f:
-                json.dump(state, f)
+                f.write(json.dumps(state))  # C encoder: json.dump is ≈4x slower
             os.replace(tmp, self.state_path)
         except OSError:
             with contextlib.suppress(OSError):

@@ -31,10 +31,14 @@ class _IndexFile:
 
     __slots__ = ("_pending", "path")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, create: bool = True) -> None:
         self.path = path
         self._pending = bytearray()
-        open(path, "ab").close()  # exists from now on, as Kafka's index files do
+        if create:
+            self.create()
+
+    def create(self) -> None:
+        open(self.path, "ab").close()  # exists from now on, as Kafka's index files do
 
     def read(self) -> bytes:
         self.flush()
@@ -64,8 +68,8 @@ class _IndexFile:
 class OffsetIndex:
     """Maps relative base offsets of indexed batches to their file positions."""
 
-    def __init__(self, path: str, base_offset: int) -> None:
-        self.file = _IndexFile(path)
+    def __init__(self, path: str, base_offset: int, create: bool = True) -> None:
+        self.file = _IndexFile(path, create)
         self.base_offset = base_offset
         self.rel_offsets = array("i")
         self.positions = array("i")
@@ -118,8 +122,8 @@ class OffsetIndex:
 class TimeIndex:
     """Maps the largest timestamp seen so far to the offset that carried it."""
 
-    def __init__(self, path: str, base_offset: int) -> None:
-        self.file = _IndexFile(path)
+    def __init__(self, path: str, base_offset: int, create: bool = True) -> None:
+        self.file = _IndexFile(path, create)
         self.base_offset = base_offset
         self.timestamps = array("q")
         self.rel_offsets = array("i")

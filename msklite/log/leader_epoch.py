@@ -22,11 +22,12 @@ UNDEFINED_OFFSET = -1
 
 
 class LeaderEpochCache:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, load: bool = True) -> None:
         self.path = os.path.join(directory, FILE_NAME)
         self.entries: list[tuple[int, int]] = []  # (epoch, start offset), both increasing
         self._dirty = False
-        self._load()
+        if load:
+            self._load()
 
     def _load(self) -> None:
         try:

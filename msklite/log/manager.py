@@ -101,13 +101,18 @@ class LogManager:
         if existing is not None:
             return existing
         directory = self.dir_for(tp)
-        os.makedirs(directory, exist_ok=True)
-        meta = os.path.join(directory, "partition.metadata")
-        if not os.path.exists(meta):
-            with open(meta, "w") as f:
-                f.write(f"version: 0\ntopic_id: {kafka_uuid_str(topic_id)}\n")
+
+        def create_directory() -> None:
+            os.makedirs(directory, exist_ok=True)
+            meta = os.path.join(directory, "partition.metadata")
+            if not os.path.exists(meta):
+                with open(meta, "w") as f:
+                    f.write(f"version: 0\ntopic_id: {kafka_uuid_str(topic_id)}\n")
+
         recovery_point = self._recovery_points.get(tp)
-        plog = PartitionLog(directory, config, self.clock, recovery_point)
+        plog = PartitionLog(directory, config, self.clock, recovery_point, create_directory)
+        if plog.on_disk:
+            create_directory()  # a directory from a version that wrote no partition.metadata
         self.logs[tp] = plog
         return plog
 

@@ -6,6 +6,11 @@ segment grows, the active segment's file is extended (sparsely) to `capacity` wh
 Kafka's `preallocate` — and trimmed to its real size when it rolls or closes; recovery treats
 the zero tail of a crashed preallocated file as the end of the log.
 
+Nothing ever reads a mapped page that was never written: on tmpfs such a read allocates the
+page, and on a full file system that allocation fails with SIGBUS. Appends and reads stay
+below `size`; recovery scans only up to the file's first hole (`SEEK_HOLE`), where the sparse
+tail begins.
+
 Lifetime rule: views handed out may sit in transport buffers after the segment is rolled,
 truncated or deleted, so the mmap is never `close()`d — dropping the last reference unmaps it
 once the last view is gone (and an unlinked file's pages stay readable until then).
@@ -94,15 +99,19 @@ class LogSegment:
         base_offset: int,
         index_interval_bytes: int,
         created_ms: int,
+        create: bool = True,
     ) -> None:
+        """`create=False`: no file is made until `create_files` (the first segment of a new
+        partition, PartitionLog says why)."""
         self.base_offset = base_offset
         stem = os.path.join(directory, segment_name(base_offset))
         self.path = stem + ".log"
         self.index_interval_bytes = index_interval_bytes
         self._fd: int | None = None
-        self._descriptor()  # creates the file
-        self.offset_index = OffsetIndex(stem + ".index", base_offset)
-        self.time_index = TimeIndex(stem + ".timeindex", base_offset)
+        if create:
+            self._descriptor()  # creates the file
+        self.offset_index = OffsetIndex(stem + ".index", base_offset, create)
+        self.time_index = TimeIndex(stem + ".timeindex", base_offset, create)
         self.size = 0
         self.capacity = 0
         self._view: memoryview | None = None  # of the current mmap
@@ -136,8 +145,20 @@ class LogSegment:
 
     # ---- opening ----
 
+    def create_files(self) -> None:
+        self._descriptor()
+        self.offset_index.file.create()
+        self.time_index.file.create()
+
     def file_size(self) -> int:
         return os.fstat(self._descriptor()).st_size
+
+    def _written_end(self, end: int) -> int:
+        """Where the sparse (never written) tail of the file's first `end` bytes begins."""
+        try:
+            return min(os.lseek(self._descriptor(), 0, os.SEEK_HOLE), end)
+        except OSError:  # no SEEK_HOLE on this file system: holes read as zeros there
+            return end
 
     def recover(self) -> int:
         """Rebuild the indexes from the data file, keeping the longest valid prefix of
@@ -151,8 +172,9 @@ class LogSegment:
         self.max_timestamp = -1
         self._bytes_since_index = 0
         self._tail = None
-        if end:
-            for pos, h in scan_valid_prefix(self._mapped(), 0, end):
+        written = self._written_end(end) if end else 0
+        if written:
+            for pos, h in scan_valid_prefix(self._mapped(), 0, written):
                 self._track(pos, h)
                 self.size = pos + h.size
         cut = end - self.size
@@ -165,6 +187,8 @@ class LogSegment:
         """Open a sealed segment from its indexes without reading the data; False when the
         indexes are unusable (the caller recovers instead)."""
         self.size = self.capacity = self.file_size()
+        if self._written_end(self.size) < self.size:
+            return False  # not trimmed: a crash before the roll finished
         if not (self.offset_index.load() and self.time_index.load()):
             return False
         if self.size == 0:
