@@ -36,7 +36,7 @@ from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
 
 if TYPE_CHECKING:
-    from msklite.coordinator.runtime import CoordinatorRuntime
+    from msklite.coordinator.group_runtime import GroupRuntime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -230,15 +230,15 @@ class Cluster:
         broker.info.port = await broker.server.start()
         broker.tasks = [asyncio.get_running_loop().create_task(broker.fetcher.run())]
 
-    def _start_groups(self, node_id: int) -> CoordinatorRuntime:
+    def _start_groups(self, node_id: int) -> GroupRuntime:
         """The group coordinator of broker `node_id`, built on first use (BrokerContext.groups
         says why): it coordinates the groups whose __consumer_offsets partition it leads."""
         from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
-        from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
         from msklite.replication.internal_topic import InternalTopic
 
         broker = self.brokers[node_id]
-        runtime = CoordinatorRuntime(
+        runtime = GroupRuntime(
             GroupCoordinator(
                 CoordinatorConfig.from_broker_configs(self.broker_configs), self.clock.now_ms()
             ),

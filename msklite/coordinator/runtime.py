@@ -1,9 +1,14 @@
-"""The thin runtime around one broker's GroupCoordinator: parks JoinGroup/SyncGroup requests on
-futures, appends the records the state machine decides to `__consumer_offsets`, fires its
-timers from the injected clock, and loads or unloads partitions as leadership says.
+"""CoordinatorRuntime: the thin, generic runtime around a coordinator's state machine (Kafka's
+CoordinatorRuntime). It performs the effects the machine decides — appends its records to the
+internal topic, answers requests parked on futures — fires its timers from the injected clock,
+and loads or unloads partitions of the internal topic as leadership moves.
+
+Subclasses (`group_runtime.GroupRuntime`; the transaction coordinator later) are the only door
+to their state machine: each operation runs through `_write` or `_wait`, which apply the
+machine's output, so a caller cannot forget to.
 
 The coordinator package sits beside `msklite.replication` in the layering, so it reaches the
-log only through the `OffsetsTopic` port; `msklite.replication.internal_topic.InternalTopic`
+log only through the `CoordinatorTopic` port; `msklite.replication.internal_topic.InternalTopic`
 implements it over the broker's replica manager, and the composition root wires the two.
 """
 
@@ -12,49 +17,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from msklite.clock import Clock
-from msklite.controller import Controller, TopicState
-from msklite.coordinator.coordinator import (
-    GroupCoordinator,
-    JoinRequest,
-    JoinResponse,
-    Output,
-    SyncResponse,
-)
+from msklite.coordinator.coordinator import Output
 from msklite.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 
+class CoordinatorTopic(Protocol):
+    """This broker's view of a coordinator's internal topic (`__consumer_offsets`, …)."""
 
-def ensure_offsets_topic(controller: Controller) -> TopicState:
-    """`__consumer_offsets`, created (internal, compacted) when missing — on the first
-    FindCoordinator, as Kafka does, so that a cluster nobody uses for groups starts without
-    creating its 50 partitions x offsets.topic.replication.factor replicas. Raises
-    KafkaError (INVALID_REPLICATION_FACTOR) while too few brokers are alive."""
-    topic = controller.topics.get(OFFSETS_TOPIC)
-    if topic is None:
-        configs = controller.configs
-        topic = controller.create_topic(
-            OFFSETS_TOPIC,
-            configs.get_int("offsets.topic.num.partitions"),
-            configs.get_int("offsets.topic.replication.factor"),
-            configs={
-                "cleanup.policy": "compact",
-                "compression.type": "producer",
-                "segment.bytes": str(configs.get_int("offsets.topic.segment.bytes")),
-            },
-            internal=True,
-        )
-    return topic
-
-
-class OffsetsTopic(Protocol):
-    """This broker's view of `__consumer_offsets`."""
+    topic: str
 
     def is_leader(self, partition: int) -> bool: ...
 
@@ -65,39 +41,79 @@ class OffsetsTopic(Protocol):
         """Every (key, value) record of the partition, oldest first."""
 
 
-class CoordinatorRuntime:
-    def __init__(self, coordinator: GroupCoordinator, topic: OffsetsTopic, clock: Clock) -> None:
-        self.coordinator = coordinator
+class StateMachine(Protocol):
+    """A coordinator's state, sharded by the partitions of its internal topic: synchronous,
+    given the time by its caller, and answering every change with an `Output`."""
+
+    @property
+    def loaded(self) -> Container[int]: ...
+
+    def load(
+        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
+    ) -> None: ...
+
+    def unload(self, partition: int) -> Output: ...
+
+    def next_deadline(self) -> int: ...
+
+    def tick(self, now_ms: int) -> Output: ...
+
+
+M = TypeVar("M", bound=StateMachine)
+R = TypeVar("R")
+
+
+class CoordinatorRuntime(Generic[M]):
+    def __init__(
+        self, machine: M, topic: CoordinatorTopic, clock: Clock, num_partitions: int
+    ) -> None:
+        self._machine = machine
         self.topic = topic
         self.clock = clock
-        self._waiters: dict[int, asyncio.Future[JoinResponse | SyncResponse]] = {}
+        self._num_partitions = num_partitions
+        self._waiters: dict[int, asyncio.Future[object]] = {}
         self._ids = itertools.count()
         self._wakeup = asyncio.Event()
 
     # ---- ownership ----
 
-    def owns(self, group_id: str) -> bool:
-        """Whether this broker coordinates `group_id` now, loading or unloading its partition
-        when leadership moved since the last look."""
-        return self._sync_partition(self.coordinator.partition_for(group_id))
-
-    def load_all(self) -> None:
-        for p in range(self.coordinator.config.num_partitions):
-            self._sync_partition(p)
-
-    def _sync_partition(self, partition: int) -> bool:
+    def _owns_partition(self, partition: int) -> bool:
+        """Whether this broker coordinates `partition` now, loading or unloading it when
+        leadership moved since the last look."""
         leader = self.topic.is_leader(partition)
-        loaded = partition in self.coordinator.loaded
+        loaded = partition in self._machine.loaded
         if leader and not loaded:
-            self.coordinator.load(partition, self.topic.records(partition), self.clock.now_ms())
+            self._machine.load(partition, self.topic.records(partition), self.clock.now_ms())
             self._wakeup.set()
         elif loaded and not leader:
-            self.apply(self.coordinator.unload(partition))
+            self._apply(self._machine.unload(partition))
         return leader
 
-    # ---- effects ----
+    def load_all(self) -> None:
+        for p in range(self._num_partitions):
+            self._owns_partition(p)
 
-    def apply(self, out: Output) -> ErrorCode:
+    # ---- the door: every operation applies its output ----
+
+    def _write(self, op: Callable[[int], tuple[R, Output]]) -> tuple[R, ErrorCode]:
+        """Run `op(now_ms)` on the machine and apply its output: (its result, the error of
+        writing its records, if any)."""
+        result, out = op(self.clock.now_ms())
+        return result, self._apply(out)
+
+    async def _wait(self, op: Callable[[int, int], Output]) -> object:
+        """Run `op(waiter, now_ms)` and park until the machine completes `waiter` (a later
+        operation or timer may be the one that does)."""
+        waiter = next(self._ids)
+        fut = self._waiters[waiter] = asyncio.get_running_loop().create_future()
+        try:
+            self._apply(op(waiter, self.clock.now_ms()))
+            return await fut
+        finally:
+            # a cancelled request (its connection closed) must not leave its future behind
+            self._waiters.pop(waiter, None)
+
+    def _apply(self, out: Output) -> ErrorCode:
         """Append the records, then answer the parked requests; the append's error, if any."""
         error = ErrorCode.NONE
         by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
@@ -107,8 +123,8 @@ class CoordinatorRuntime:
             try:
                 self.topic.append(partition, records)
             except KafkaError as e:
-                log.warning("writing to %s-%d failed: %s", OFFSETS_TOPIC, partition, e)
-                # Kafka maps a failed offsets-topic write to a coordinator error, so that
+                log.warning("writing to %s-%d failed: %s", self.topic.topic, partition, e)
+                # Kafka maps a failed internal-topic write to a coordinator error, so that
                 # clients look the coordinator up again.
                 error = (
                     ErrorCode.NOT_COORDINATOR
@@ -123,61 +139,13 @@ class CoordinatorRuntime:
         self._wakeup.set()
         return error
 
-    def _waiter(self) -> tuple[int, asyncio.Future[JoinResponse | SyncResponse]]:
-        waiter = next(self._ids)
-        fut = self._waiters[waiter] = asyncio.get_running_loop().create_future()
-        return waiter, fut
-
-    async def _park(
-        self, waiter: int, fut: asyncio.Future[JoinResponse | SyncResponse]
-    ) -> JoinResponse | SyncResponse:
-        try:
-            return await fut
-        finally:
-            # a cancelled request (its connection closed) must not leave its future behind
-            self._waiters.pop(waiter, None)
-
-    async def join(self, req: JoinRequest) -> JoinResponse:
-        waiter, fut = self._waiter()
-        self.apply(self.coordinator.join(req, waiter, self.clock.now_ms()))
-        response = await self._park(waiter, fut)
-        assert isinstance(response, JoinResponse)
-        return response
-
-    async def sync(
-        self,
-        group_id: str,
-        generation: int,
-        member_id: str,
-        instance_id: str | None,
-        protocol_type: str | None,
-        protocol_name: str | None,
-        assignments: dict[str, bytes],
-    ) -> SyncResponse:
-        waiter, fut = self._waiter()
-        out = self.coordinator.sync(
-            group_id,
-            generation,
-            member_id,
-            instance_id,
-            protocol_type,
-            protocol_name,
-            assignments,
-            waiter,
-            self.clock.now_ms(),
-        )
-        self.apply(out)
-        response = await self._park(waiter, fut)
-        assert isinstance(response, SyncResponse)
-        return response
-
     # ---- timers ----
 
     async def run(self) -> None:
-        """Fire the coordinator's timers until cancelled."""
+        """Fire the machine's timers until cancelled."""
         while True:
             self._wakeup.clear()
-            delay = max(self.coordinator.next_deadline() - self.clock.now_ms(), 0) / 1000
+            delay = max(self._machine.next_deadline() - self.clock.now_ms(), 0) / 1000
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
             # that arrives just as the event is set, and the cluster's stop then waits forever.
             try:
@@ -186,7 +154,7 @@ class CoordinatorRuntime:
             except TimeoutError:
                 pass
             try:
-                self.apply(self.coordinator.tick(self.clock.now_ms()))
+                self._apply(self._machine.tick(self.clock.now_ms()))
             except Exception:
-                # A bug in one timer must not stop every group's timers on this broker.
-                log.exception("group coordinator timers failed")
+                # A bug in one timer must not stop every other timer on this broker.
+                log.exception("%s coordinator timers failed", self.topic.topic)

@@ -12,7 +12,7 @@ from msklite.controller import BrokerInfo, Controller
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
-    from msklite.coordinator.runtime import CoordinatorRuntime
+    from msklite.coordinator.group_runtime import GroupRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
     from msklite.handlers.metadata import MetadataCache
 
@@ -32,14 +32,14 @@ class BrokerContext:
     clock: Clock
     metadata_cache: MetadataCache
     fetch_sessions: FetchSessionCache
-    start_groups: Callable[[], CoordinatorRuntime]
+    start_groups: Callable[[], GroupRuntime]
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None
-    _groups: CoordinatorRuntime | None = None
+    _groups: GroupRuntime | None = None
 
     @property
-    def groups(self) -> CoordinatorRuntime:
+    def groups(self) -> GroupRuntime:
         """This broker's group coordinator, started by the first request that needs one:
         importing it costs ≈25 ms that would otherwise sit on every cold start (and Kafka
         itself creates __consumer_offsets only on the first FindCoordinator)."""

@@ -77,13 +77,13 @@ def _find(
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, "transactions are not emulated yet", -1, "", -1
     if key_type != GROUP_KEY:
         return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
-    from msklite.coordinator.runtime import ensure_offsets_topic  # lazily: see ctx.groups
+    from msklite.coordinator.group_runtime import ensure_offsets_topic  # lazily: see ctx.groups
 
     try:
         topic = ensure_offsets_topic(ctx.controller)
     except KafkaError as e:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, e.message, -1, "", -1
-    leader = topic.partitions[ctx.groups.coordinator.partition_for(key)].leader
+    leader = topic.partitions[ctx.groups.partition_for(key)].leader
     broker = ctx.controller.brokers.get(leader)
     if broker is None or not broker.alive:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None, -1, "", -1
@@ -91,7 +91,7 @@ def _find(
 
 
 @handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
-async def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     _, req, _ = spec_request(ApiKey.FIND_COORDINATOR, header, r)
     key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
     if header.api_version < 4:
@@ -201,22 +201,21 @@ async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 
 
 @handles(ApiKey.HEARTBEAT, versions=(0, 4), flexible_from=4)
-async def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     _, req, _ = spec_request(ApiKey.HEARTBEAT, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error == ErrorCode.NONE:
-        error = ctx.groups.coordinator.heartbeat(
+        error = ctx.groups.heartbeat(
             req.group_id,
             req.generation_id,
             req.member_id,
             req.group_instance_id if header.api_version >= 3 else None,
-            ctx.clock.now_ms(),
         )
     return _encode(ApiKey.HEARTBEAT, header, error_code=error)
 
 
 @handles(ApiKey.LEAVE_GROUP, versions=(0, 5), flexible_from=4)
-async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     _, req, _ = spec_request(ApiKey.LEAVE_GROUP, header, r)
     leaving: list[tuple[str, str | None]] = (
@@ -227,10 +226,7 @@ async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     member_errors: list[ErrorCode] = []
     if error == ErrorCode.NONE:
-        error, member_errors, out = ctx.groups.coordinator.leave(
-            req.group_id, leaving, ctx.clock.now_ms()
-        )
-        ctx.groups.apply(out)
+        error, member_errors = ctx.groups.leave(req.group_id, leaving)
     if v < 3:
         # one member: its error is the response's (Kafka's LeaveGroupResponse does the same)
         if error == ErrorCode.NONE and member_errors:
@@ -252,7 +248,7 @@ async def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
 
 
 @handles(ApiKey.DESCRIBE_GROUPS, versions=(0, 6), flexible_from=5)
-async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.group import GroupState  # lazily: see ctx.groups
 
     v = header.api_version
@@ -263,7 +259,7 @@ async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     out = []
     for gid in req.groups:
         error = coordinator_error(ctx, gid)
-        group = ctx.groups.coordinator.groups.get(gid) if error == ErrorCode.NONE else None
+        group = ctx.groups.group(gid) if error == ErrorCode.NONE else None
         if group is None:
             message = None
             if error == ErrorCode.NONE and v >= 6:
@@ -308,12 +304,11 @@ async def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) 
 
 
 @handles(ApiKey.LIST_GROUPS, versions=(0, 5), flexible_from=3)
-async def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     _, req, _ = spec_request(ApiKey.LIST_GROUPS, header, r)
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
-    ctx.groups.load_all()
     cls = messages.response_class(ApiKey.LIST_GROUPS).ListedGroup
     listed = [
         cls(
@@ -322,23 +317,20 @@ async def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
             group_state=g.state.value,
             group_type="classic",
         )
-        for g in ctx.groups.coordinator.groups.values()
+        for g in ctx.groups.list_groups()
         if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
     ]
     return _encode(ApiKey.LIST_GROUPS, header, error_code=ErrorCode.NONE, groups=listed)
 
 
 @handles(ApiKey.DELETE_GROUPS, versions=(0, 2), flexible_from=2)
-async def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     _, req, _ = spec_request(ApiKey.DELETE_GROUPS, header, r)
     cls = messages.response_class(ApiKey.DELETE_GROUPS).DeletableGroupResult
     results = []
     for gid in req.groups_names:
         error = coordinator_error(ctx, gid)
         if error == ErrorCode.NONE:
-            (error,), out = ctx.groups.coordinator.delete_groups([gid])
-            write_error = ctx.groups.apply(out)
-            if error == ErrorCode.NONE:
-                error = write_error
+            error = ctx.groups.delete_group(gid)
         results.append(cls(group_id=gid, error_code=error))
     return _encode(ApiKey.DELETE_GROUPS, header, results=results)

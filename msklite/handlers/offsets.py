@@ -65,7 +65,7 @@ def _partition_errors(
 
 
 @handles(ApiKey.OFFSET_COMMIT, versions=(2, 9), flexible_from=8)
-async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
 
     v, req, resp = spec_request(ApiKey.OFFSET_COMMIT, header, r)
@@ -92,18 +92,16 @@ async def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
                     )
                 )
     if valid:
-        results, out = ctx.groups.coordinator.commit(
+        results = ctx.groups.commit(
             req.group_id,
             req.generation_id_or_member_epoch,
             req.member_id,
             req.group_instance_id if v >= 7 else None,
             valid,
-            ctx.clock.now_ms(),
             req.retention_time_ms if v <= 4 else -1,
         )
-        write_error = ctx.groups.apply(out)
         for o, e in zip(valid, results, strict=True):
-            errors[(o.topic, o.partition)] = write_error if e == ErrorCode.NONE else e
+            errors[(o.topic, o.partition)] = e
     topics = _partition_errors(req.topics, errors, topic_cls, part_cls)
     return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
 
@@ -117,7 +115,7 @@ def _fetch_group(
         return error, []
     wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
     by_topic: dict[str, list[tuple[int, int, int, str]]] = {}
-    for topic, partition, o in ctx.groups.coordinator.fetch_offsets(group_id, wanted):
+    for topic, partition, o in ctx.groups.fetch_offsets(group_id, wanted):
         row = (
             (partition, -1, -1, "")
             if o is None
@@ -128,7 +126,7 @@ def _fetch_group(
 
 
 @handles(ApiKey.OFFSET_FETCH, versions=(1, 9), flexible_from=6)
-async def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = spec_request(ApiKey.OFFSET_FETCH, header, r)
     if v >= 8:
         group_cls = resp.OffsetFetchResponseGroup
@@ -189,7 +187,7 @@ async def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
 
 @handles(ApiKey.OFFSET_DELETE, versions=(0, 0), flexible_from=None)
-async def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = spec_request(ApiKey.OFFSET_DELETE, header, r)
     topic_cls = resp.OffsetDeleteResponseTopic
     part_cls = topic_cls.OffsetDeleteResponsePartition
@@ -199,10 +197,8 @@ async def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
     if error == ErrorCode.NONE:
         known = [tp for tp in requested if _partition_exists(ctx, *tp)]
         errors = dict.fromkeys(requested, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        error, results, out = ctx.groups.coordinator.delete_offsets(req.group_id, known)
-        write_error = ctx.groups.apply(out)
-        for tp, e in zip(known, results, strict=False):
-            errors[tp] = write_error if e == ErrorCode.NONE else e
+        error, results = ctx.groups.delete_offsets(req.group_id, known)
+        errors.update(zip(known, results, strict=False))
     topics = (
         _partition_errors(req.topics, errors, topic_cls, part_cls)
         if error == ErrorCode.NONE

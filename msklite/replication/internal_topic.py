@@ -1,7 +1,7 @@
 """InternalTopic: records the broker itself writes to and replays from an internal topic
 (`__consumer_offsets`), through its replica manager like any leader append.
 
-It satisfies the coordinator's `OffsetsTopic` port structurally, so neither package imports
+It satisfies the coordinator's `CoordinatorTopic` port structurally, so neither package imports
 the other (they are siblings in the layering).
 """
 

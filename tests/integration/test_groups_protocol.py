@@ -21,8 +21,8 @@ from kafka.protocol.metadata.metadata import MetadataRequest
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
+from msklite.coordinator.group_runtime import OFFSETS_TOPIC
 from msklite.coordinator.records import OffsetKey, decode_key, decode_offset_value
-from msklite.coordinator.runtime import OFFSETS_TOPIC
 from msklite.errors import ErrorCode
 from tests.integration.rawclient import RawClient
 

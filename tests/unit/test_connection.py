@@ -16,7 +16,7 @@ from msklite.config import BrokerConfigs
 from msklite.connection import KafkaConnection
 from msklite.controller import BrokerInfo, Controller
 from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
-from msklite.coordinator.runtime import OFFSETS_TOPIC, CoordinatorRuntime
+from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata import MetadataCache
@@ -72,7 +72,7 @@ def _context(root: str) -> BrokerContext:
     replicas = ReplicaManager(1, controller, logs, clock)
     controller.on_change(replicas.sync_topic)
     controller.create_topic("t", 2)
-    groups = CoordinatorRuntime(
+    groups = GroupRuntime(
         GroupCoordinator(CoordinatorConfig(), clock.now_ms()),
         InternalTopic(replicas, OFFSETS_TOPIC, clock),
         clock,

@@ -1,0 +1,173 @@
+"""GroupRuntime: the only door to one broker's GroupCoordinator. Each group operation the
+handlers need runs through the generic runtime, which appends the records it decides to
+`__consumer_offsets` and answers the requests it completes; a failed append comes back folded
+into the operation's errors, as Kafka reports it (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from msklite.clock import Clock
+from msklite.controller import Controller, TopicState
+from msklite.coordinator.coordinator import (
+    GroupCoordinator,
+    JoinRequest,
+    JoinResponse,
+    OffsetCommit,
+    Output,
+    SyncResponse,
+)
+from msklite.coordinator.group import Group
+from msklite.coordinator.offsets import CommittedOffset
+from msklite.coordinator.runtime import CoordinatorRuntime, CoordinatorTopic
+from msklite.errors import ErrorCode
+
+OFFSETS_TOPIC = "__consumer_offsets"
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+def ensure_offsets_topic(controller: Controller) -> TopicState:
+    """`__consumer_offsets`, created (internal, compacted) when missing — on the first
+    FindCoordinator, as Kafka does, so that a cluster nobody uses for groups starts without
+    creating its 50 partitions x offsets.topic.replication.factor replicas. Raises
+    KafkaError (INVALID_REPLICATION_FACTOR) while too few brokers are alive."""
+    topic = controller.topics.get(OFFSETS_TOPIC)
+    if topic is None:
+        configs = controller.configs
+        topic = controller.create_topic(
+            OFFSETS_TOPIC,
+            configs.get_int("offsets.topic.num.partitions"),
+            configs.get_int("offsets.topic.replication.factor"),
+            configs={
+                "cleanup.policy": "compact",
+                "compression.type": "producer",
+                "segment.bytes": str(configs.get_int("offsets.topic.segment.bytes")),
+            },
+            internal=True,
+        )
+    return topic
+
+
+def _fold(errors: list[ErrorCode], write_error: ErrorCode) -> list[ErrorCode]:
+    """What succeeded in memory failed if its records could not be written."""
+    return [write_error if e == ErrorCode.NONE else e for e in errors]
+
+
+def _split3(result: tuple[A, B, Output]) -> tuple[tuple[A, B], Output]:
+    a, b, out = result
+    return (a, b), out
+
+
+class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
+    def __init__(
+        self, coordinator: GroupCoordinator, topic: CoordinatorTopic, clock: Clock
+    ) -> None:
+        super().__init__(coordinator, topic, clock, coordinator.config.num_partitions)
+
+    # ---- where groups live ----
+
+    def partition_for(self, group_id: str) -> int:
+        return self._machine.partition_for(group_id)
+
+    def owns(self, group_id: str) -> bool:
+        """Whether this broker coordinates `group_id` now (loading or unloading its partition
+        when leadership moved since the last look)."""
+        return self._owns_partition(self._machine.partition_for(group_id))
+
+    # ---- membership ----
+
+    async def join(self, req: JoinRequest) -> JoinResponse:
+        response = await self._wait(lambda waiter, now: self._machine.join(req, waiter, now))
+        assert isinstance(response, JoinResponse)
+        return response
+
+    async def sync(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        protocol_type: str | None,
+        protocol_name: str | None,
+        assignments: dict[str, bytes],
+    ) -> SyncResponse:
+        response = await self._wait(
+            lambda waiter, now: self._machine.sync(
+                group_id,
+                generation,
+                member_id,
+                instance_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+                waiter,
+                now,
+            )
+        )
+        assert isinstance(response, SyncResponse)
+        return response
+
+    def heartbeat(
+        self, group_id: str, generation: int, member_id: str, instance_id: str | None
+    ) -> ErrorCode:
+        return self._machine.heartbeat(
+            group_id, generation, member_id, instance_id, self.clock.now_ms()
+        )
+
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        """(group error, per-member errors). The members are gone whether or not the
+        rebalance's records could be written, as in Kafka."""
+        (error, member_errors), _ = self._write(
+            lambda now: _split3(self._machine.leave(group_id, members, now))
+        )
+        return error, member_errors
+
+    # ---- offsets ----
+
+    def commit(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        offsets: list[OffsetCommit],
+        retention_ms: int = -1,
+    ) -> list[ErrorCode]:
+        errors, write_error = self._write(
+            lambda now: self._machine.commit(
+                group_id, generation, member_id, instance_id, offsets, now, retention_ms
+            )
+        )
+        return _fold(errors, write_error)
+
+    def fetch_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]] | None
+    ) -> list[tuple[str, int, CommittedOffset | None]]:
+        return self._machine.fetch_offsets(group_id, partitions)
+
+    def delete_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]]
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        (error, errors), write_error = self._write(
+            lambda now: _split3(self._machine.delete_offsets(group_id, partitions))
+        )
+        return error, _fold(errors, write_error)
+
+    # ---- admin ----
+
+    def group(self, group_id: str) -> Group | None:
+        """A group this broker coordinates, to describe (not to change)."""
+        return self._machine.groups.get(group_id)
+
+    def list_groups(self) -> list[Group]:
+        """Every group of every partition this broker leads."""
+        self.load_all()
+        return list(self._machine.groups.values())
+
+    def delete_group(self, group_id: str) -> ErrorCode:
+        errors, write_error = self._write(lambda now: self._machine.delete_groups([group_id]))
+        return _fold(errors, write_error)[0]
