@@ -31,6 +31,13 @@ MAX_TOPIC_NAME = 249
 # Producer ids are handed out in blocks, and the block's end is persisted, so an id is never
 # reused after a restart (a reused id would meet its predecessor's sequence numbers).
 PRODUCER_ID_BLOCK = 1000
+# KRaft writes the changes of one admin request as one atomic batch of metadata records and
+# refuses a request that needs more than QuorumController.MAX_RECORDS_PER_USER_OP of them;
+# CreateTopics also refuses more than MAX_PARTITIONS_PER_BATCH new partitions up front.
+MAX_RECORDS_PER_USER_OP = 10_000
+MAX_PARTITIONS_PER_BATCH = 10_000
+EXCESSIVE_PARTITIONS = "Excessively large number of partitions per request."
+EXCESSIVE_BATCH = "Unable to perform excessively large batch operation."
 
 
 @dataclass(slots=True)
@@ -62,6 +69,17 @@ class TopicState:
     config: TopicConfig  # the effective configs, typed; rebuilt whenever `configs` changes
     configs: dict[str, str] = field(default_factory=dict)  # the topic's own overrides
     internal: bool = False
+
+
+@dataclass(slots=True)
+class NewTopic:
+    """A topic as CreateTopics asks for it (-1: the broker's default)."""
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    assignments: dict[int, list[int]] | None = None
+    configs: Mapping[str, str | None] = field(default_factory=dict)
 
 
 _PartitionFields = tuple[PartitionState, list[int], int, list[int], int, list[int], list[int]]
@@ -338,10 +356,60 @@ class Controller:
         num_partitions: int = -1,
         replication_factor: int = -1,
         assignments: dict[int, list[int]] | None = None,
-        configs: dict[str, str | None] | None = None,
+        configs: Mapping[str, str | None] | None = None,
         validate_only: bool = False,
         internal: bool = False,
     ) -> TopicState:
+        new = NewTopic(name, num_partitions, replication_factor, assignments, configs or {})
+        (result,) = self.create_topics([new], validate_only, internal)
+        if isinstance(result, KafkaError):
+            raise result
+        return result
+
+    def create_topics(
+        self, new_topics: list[NewTopic], validate_only: bool = False, internal: bool = False
+    ) -> list[TopicState | KafkaError]:
+        """One CreateTopics request: each topic's result or error, saved as one change.
+
+        A request too large for one KRaft metadata batch fails as a whole, validate_only
+        included, and creates nothing (POLICY_VIOLATION): more than MAX_PARTITIONS_PER_BATCH
+        partitions asked for, counted before any other check (Kafka 4.0's
+        validateTotalNumberOfPartitions), or more than MAX_RECORDS_PER_USER_OP records — a topic
+        record, one per config and one per partition — for the topics that pass their checks."""
+        default_partitions = self.configs.get_int("num.partitions")
+        asked = 0
+        for t in new_topics:
+            if t.assignments:
+                asked += len(t.assignments)
+            elif t.num_partitions == -1:
+                asked += default_partitions
+            elif t.num_partitions > 0:
+                asked += t.num_partitions
+        if asked > MAX_PARTITIONS_PER_BATCH:
+            raise KafkaError(ErrorCode.POLICY_VIOLATION, EXCESSIVE_PARTITIONS)
+        snap = self._snapshot([])
+        results: list[TopicState | KafkaError] = []
+        records = 0
+        for t in new_topics:
+            try:
+                topic = self._add_topic(t, validate_only, internal)
+            except KafkaError as e:
+                results.append(e)
+                continue
+            records += 1 + len(topic.configs) + len(topic.partitions)
+            if records > MAX_RECORDS_PER_USER_OP:
+                self._restore(snap)
+                raise KafkaError(ErrorCode.POLICY_VIOLATION, EXCESSIVE_BATCH)
+            results.append(topic)
+        created = [r.name for r in results if isinstance(r, TopicState)]
+        if created and not validate_only:
+            self._commit(snap, *created)
+        return results
+
+    def _add_topic(self, t: NewTopic, validate_only: bool, internal: bool) -> TopicState:
+        """Check a new topic and, unless `validate_only`, add it in memory (not yet saved)."""
+        name, num_partitions, replication_factor = t.name, t.num_partitions, t.replication_factor
+        assignments = t.assignments
         validate_topic_name(name)
         if name in self.topics:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
@@ -384,7 +452,7 @@ class Controller:
                     f"{alive} broker(s) are registered.",
                 )
             replica_lists = []  # assigned below, only when the topic is really created
-        clean_configs = validate_topic_configs(configs or {})
+        clean_configs = validate_topic_configs(t.configs)
         if validate_only:
             count = len(replica_lists) or num_partitions
             return TopicState(
@@ -395,7 +463,6 @@ class Controller:
                 clean_configs,
                 internal,
             )
-        snap = self._snapshot([])
         if not replica_lists:
             replica_lists = self._assign(0, num_partitions, replication_factor)
         topic = TopicState(
@@ -408,7 +475,6 @@ class Controller:
         )
         self.topics[name] = topic
         self.topics_by_id[topic.topic_id] = topic
-        self._commit(snap, name)
         return topic
 
     def delete_topic(self, name: str) -> TopicState:
@@ -432,7 +498,13 @@ class Controller:
         count: int,
         assignments: list[list[int]] | None,
         validate_only: bool,
-    ) -> TopicState:
+        room: int = MAX_RECORDS_PER_USER_OP,
+    ) -> int:
+        """Grow a topic to `count` partitions; returns how many it gains. `room`: how many
+        partition records the request may still add (KRaft's MAX_RECORDS_PER_USER_OP for the
+        whole CreatePartitions request); a topic that needs more fails, validate_only included,
+        as Kafka 4.0 answers it: UNKNOWN_SERVER_ERROR without a message (DEVIATIONS.md: Kafka
+        keeps the part that fit)."""
         topic = self.topics.get(name)
         if topic is None:
             raise KafkaError(
@@ -466,8 +538,18 @@ class Controller:
                     f"Inconsistent replication factor between partitions, partition 0 has {rf} "
                     f"while partitions [{current}] have replication factors [{len(new[0])}].",
                 )
+        if count - current > room:
+            log.warning(
+                "CreatePartitions for %s refused: %d new partitions, room for %d more records in "
+                "this request (at most %d per request)",
+                name,
+                count - current,
+                room,
+                MAX_RECORDS_PER_USER_OP,
+            )
+            raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, None)
         if validate_only:
-            return topic
+            return count - current
         snap = self._snapshot([topic])
         if assignments is None:
             new = self._assign(current, count - current, rf)
@@ -476,7 +558,7 @@ class Controller:
                 PartitionState(current + i, replicas, replicas[0], list(replicas))
             )
         self._commit(snap, name)
-        return topic
+        return count - current
 
     def alter_topic_configs(
         self, name: str, configs: Mapping[str, str | None], validate_only: bool = False

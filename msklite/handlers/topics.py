@@ -9,6 +9,9 @@ Behavior:
 - DeleteTopics: by name, or by id (v6+: UNKNOWN_TOPIC_ID); TOPIC_DELETION_DISABLED when
   delete.topic.enable=false. The partitions' logs are removed at once.
 - CreatePartitions: INVALID_PARTITIONS when not growing, assignments checked, validate_only.
+- One request creates at most 10,000 partitions, as in KRaft (Controller.create_topics,
+  create_partitions): a larger CreateTopics fails as a whole with POLICY_VIOLATION, a
+  CreatePartitions topic past the limit with UNKNOWN_SERVER_ERROR, validate_only included.
 - The controller answers synchronously, so timeout_ms never expires.
 
 Deviations from Kafka/MSK:
@@ -22,7 +25,7 @@ from collections import Counter
 from typing import Any
 
 from msklite.config import TOPIC_CONFIGS, ConfigSource
-from msklite.controller import TopicState
+from msklite.controller import MAX_RECORDS_PER_USER_OP, NewTopic, TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
@@ -59,6 +62,24 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     v, req, resp = spec_request(ApiKey.CREATE_TOPICS, header, r)
     result_cls = resp.CreatableTopicResult
     counts = Counter(t.name for t in req.topics)
+    # Kafka leaves a name asked for twice out of the controller's request (and its counts).
+    wanted = [
+        NewTopic(
+            t.name,
+            t.num_partitions,
+            t.replication_factor,
+            {a.partition_index: list(a.broker_ids) for a in t.assignments or []} or None,
+            {c.name: c.value for c in t.configs or []},
+        )
+        for t in req.topics
+        if counts[t.name] == 1
+    ]
+    outcomes: dict[str, TopicState | KafkaError]
+    try:
+        created = ctx.controller.create_topics(wanted, bool(req.validate_only))
+        outcomes = {t.name: o for t, o in zip(wanted, created, strict=True)}
+    except KafkaError as e:  # the request as a whole (too large, or its save failed)
+        outcomes = dict.fromkeys(counts, e)
     results = []
     for t in req.topics:
         res = result_cls(
@@ -70,35 +91,24 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
             replication_factor=-1,
             configs=None,
         )
-        try:
-            if counts[t.name] > 1:
-                raise KafkaError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"Create topics request contains multiple entries for the topic {t.name}",
-                )
-            assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments or []}
-            configs = {c.name: c.value for c in t.configs or []}
-            topic = ctx.controller.create_topic(
-                t.name,
-                t.num_partitions,
-                t.replication_factor,
-                assignments or None,
-                configs,
-                validate_only=bool(req.validate_only),
-            )
-            res.topic_id = topic.topic_id
-            res.num_partitions = len(topic.partitions)
+        outcome = outcomes.get(t.name) or KafkaError(
+            ErrorCode.INVALID_REQUEST,
+            f"Create topics request contains multiple entries for the topic {t.name}",
+        )
+        if isinstance(outcome, KafkaError):
+            res.error_code = outcome.code
+            res.error_message = outcome.message
+        else:
+            res.topic_id = outcome.topic_id
+            res.num_partitions = len(outcome.partitions)
             res.replication_factor = (
-                len(topic.partitions[0].replicas)
-                if topic.partitions[0].replicas
+                len(outcome.partitions[0].replicas)
+                if outcome.partitions[0].replicas
                 else ctx.controller.configs.get_int("default.replication.factor")
                 if t.replication_factor == -1
                 else t.replication_factor
             )
-            res.configs = _config_results(ctx, topic, result_cls.CreatableTopicConfigs)
-        except KafkaError as e:
-            res.error_code = e.code
-            res.error_message = e.message
+            res.configs = _config_results(ctx, outcome, result_cls.CreatableTopicConfigs)
         results.append(res)
     return [messages.encode(resp(version=v, throttle_time_ms=0, topics=results), v)]
 
@@ -135,6 +145,7 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     v, req, resp = spec_request(ApiKey.CREATE_PARTITIONS, header, r)
     result_cls = resp.CreatePartitionsTopicResult
     counts = Counter(t.name for t in req.topics)
+    room = MAX_RECORDS_PER_USER_OP  # partition records the request may still add
     results = []
     for t in req.topics:
         code, message = ErrorCode.NONE, None
@@ -144,8 +155,12 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
             assignments = (
                 None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
             )
-            ctx.controller.create_partitions(t.name, t.count, assignments, bool(req.validate_only))
+            room -= ctx.controller.create_partitions(
+                t.name, t.count, assignments, bool(req.validate_only), room
+            )
         except KafkaError as e:
             code, message = e.code, e.message
+            if code == ErrorCode.UNKNOWN_SERVER_ERROR:
+                room = 0  # Kafka's record list stays full: every later topic fails too
         results.append(result_cls(name=t.name, error_code=code, error_message=message))
     return [messages.encode(resp(version=v, throttle_time_ms=0, results=results), v)]
