@@ -296,9 +296,9 @@ def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None
                     p += 2
                 else:
                     b, p = decode_uvarint(data, p)
-            n = (b >> 1) ^ -(b & 1)
-            if n > end - p:
-                raise _invalid(f"record {i} claims {n} bytes but only {end - p} remain")
+            n = b >> 1  # lengths are zig-zag varints: odd means negative
+            if b & 1 or n > end - p:
+                raise _invalid(f"record {i} claims {zigzag(b)} bytes, {end - p} remain")
             record_end = p + n
             b = data[p + 1]  # timestamp delta (varlong), after the unused attributes byte
             if b < 0x80:
@@ -338,12 +338,12 @@ def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None
                     p += 2
                 else:
                     b, p = decode_uvarint(data, p)
-            key_len = (b >> 1) ^ -(b & 1)
+            key_raw = b
             key_at = p
-            if key_len < 0:
+            if b & 1:  # any negative length is a null (Kafka's Utils.readBytes)
                 null_key = True
             else:
-                p += key_len
+                p += b >> 1
             b = data[p]  # value length
             if b < 0x80:
                 p += 1
@@ -354,10 +354,10 @@ def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None
                     p += 2
                 else:
                     b, p = decode_uvarint(data, p)
-            value_len = (b >> 1) ^ -(b & 1)
+            value_raw = b
             value_at = p
-            if value_len > 0:
-                p += value_len
+            if not b & 1:
+                p += b >> 1
             headers = _NO_HEADERS
             if data[p]:  # header count
                 headers, p = _walk_headers(data, p, spans is not None)
@@ -367,8 +367,8 @@ def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None
                 taken = p - (record_end - n)
                 raise _invalid(f"record {i} is {n} bytes long but its fields take {taken}")
             if spans is not None:
-                o = zigzag(offset_delta)
-                spans.append((t, o, key_at, key_len, value_at, value_len, headers))
+                o, k, v = zigzag(offset_delta), zigzag(key_raw), zigzag(value_raw)
+                spans.append((t, o, key_at, k, value_at, v, headers))
     except IndexError:
         raise _invalid(f"records end inside record {i} of {count}") from None
     except ProtocolError as e:
