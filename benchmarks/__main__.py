@@ -27,12 +27,22 @@ from benchmarks import (
     replication,
     scale,
     throughput,
+    validation,
     warm,
 )
 from benchmarks.procs import SERVER_LOOPS
 from benchmarks.report import Section, machine, machine_line, print_table, write_json
 
-BENCHMARKS = ("coldstart", "throughput", "ingest", "latency", "scale", "replication", "groups")
+BENCHMARKS = (
+    "coldstart",
+    "throughput",
+    "ingest",
+    "latency",
+    "scale",
+    "replication",
+    "groups",
+    "validation",
+)
 PEERS = ("mock", "tansu")
 
 # Sizes of the default run and of --quick (≤ 10 min and ≤ 90 s on 2 cores, with margin).
@@ -228,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             "groups",
             "rebalances (1, 3, 10 members) and offset commits",
             lambda: groups.run(3 if args.quick else 5, 500 if args.quick else 2000, loop=loop),
+        ),
+        (
+            "validation",
+            "produced-batch validation in process, beside the CRC check alone",
+            lambda: validation.run(args.quick),
         ),
     ]
     sections: list[Section] = []
