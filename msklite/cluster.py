@@ -1,58 +1,35 @@
-"""Cluster: the composition root. Builds the controller, the brokers (log manager, replica
-manager, fetch sessions, listener each) and the background tasks; starts and stops them.
+"""Cluster: the composition root. Builds the controller, the brokers (msklite/brokers.py), the
+fault API (faults.py) and the periodic tasks (timers.py); starts and stops them.
 
 Two ways to run it:
 - `async with Cluster(...) as c:` on the caller's event loop;
 - `c.start()` / `c.stop()` from synchronous code: the cluster gets an event loop of its own in a
-  background thread, and the synchronous methods (create_topic, …) hop onto it.
+  background thread (loop_thread.py), and the synchronous methods (create_topic, …) hop onto it.
 `start` returns once every listener accepts connections.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
-import functools
-import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from msklite.brokers import Broker, Brokers
 from msklite.clock import Clock, SystemClock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
-from msklite.handlers.context import BrokerContext, BrokerStats
-from msklite.handlers.fetch_sessions import FetchSessionCache
-from msklite.handlers.metadata import MetadataCache
-from msklite.log.manager import LogManager
+from msklite.faults import Faults
+from msklite.handlers.context import BrokerStats
+from msklite.loop_thread import LoopThread
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
-from msklite.replication.follower import ReplicaFetcher
-from msklite.replication.replica_manager import ReplicaManager
-from msklite.server import BrokerServer
+from msklite.timers import Timers
 
-if TYPE_CHECKING:
-    from msklite.coordinator.group_runtime import GroupRuntime
-
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-
-@dataclass(slots=True)
-class Broker:
-    """One running broker: what `stop_broker` tears down and `start_broker` builds again."""
-
-    info: BrokerInfo
-    logs: LogManager
-    replicas: ReplicaManager
-    fetcher: ReplicaFetcher
-    ctx: BrokerContext
-    server: BrokerServer
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+__all__ = ["Broker", "Cluster", "PartitionView", "default_data_dir", "msk_defaults"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +83,6 @@ class Cluster:
         broker to a free port, otherwise broker i listens on `port + i - 1`."""
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
-        self.num_brokers = brokers
         self.host = host
         self.base_port = port
         self.azs = tuple(azs) or DEFAULT_AZS
@@ -117,17 +93,18 @@ class Cluster:
             {**msk_defaults(brokers, len(self.azs)), **(config or {})}
         )
         self.infos = [
-            BrokerInfo(i, self.azs[(i - 1) % len(self.azs)], host, port + i - 1 if port else 0)
+            BrokerInfo(i, self.azs[(i - 1) % len(self.azs)], host, self._port_of(i))
             for i in range(1, brokers + 1)
         ]
-        self.brokers: dict[int, Broker] = {}  # running brokers
         self.controller: Controller | None = None
-        self._peers: dict[int, ReplicaManager] = {}
-        self._metadata_cache: MetadataCache | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._brokers: Brokers | None = None
+        self._faults: Faults | None = None
+        self._timers = Timers(self.clock)
+        self._bridge = LoopThread("msklite")
         self.started = False
+
+    def _port_of(self, node_id: int) -> int:
+        return self.base_port + node_id - 1 if self.base_port else 0
 
     # ---- properties ----
 
@@ -136,6 +113,11 @@ class Cluster:
         if self._data_dir is None:
             raise RuntimeError("the cluster has not started")
         return self._data_dir
+
+    @property
+    def brokers(self) -> dict[int, Broker]:
+        """The running brokers by id."""
+        return {} if self._brokers is None else self._brokers.running
 
     @property
     def bootstrap_servers(self) -> str:
@@ -155,7 +137,6 @@ class Cluster:
     async def astart(self) -> None:
         if self.started:
             raise RuntimeError("cluster already started")
-        self._loop = asyncio.get_running_loop()
         if self._data_dir is None:
             self._data_dir = tempfile.mkdtemp(prefix="msklite-")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -170,96 +151,29 @@ class Cluster:
         for node_id, info in sorted(controller.brokers.items()):
             if node_id not in known:
                 info.host = self.host
-                info.port = self.base_port + node_id - 1 if self.base_port else 0
+                info.port = self._port_of(node_id)
                 self.infos.append(info)
-        self._metadata_cache = MetadataCache(controller)
+        brokers = self._brokers = Brokers(
+            controller, self.broker_configs, self.clock, self.data_dir, self.host
+        )
+        self._faults = Faults(brokers, self.infos, self.azs, self._port_of)
         try:
             for info in self.infos:
-                self._build_broker(info)
-            for broker in self.brokers.values():
-                await self._open_broker(broker)
+                brokers.build(info)
+            for broker in brokers.running.values():
+                await brokers.open(broker)
         except BaseException:
             await self._shutdown()
             raise
-        self._metadata_cache.invalidate()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._retention_loop()))
-        self._tasks.append(loop.create_task(self._isr_loop()))
+        brokers.metadata_cache.invalidate()
+        self._timers.every(
+            self.broker_configs.get_int("log.retention.check.interval.ms"), self.enforce_retention
+        )
+        # Kafka's isr-expiration task runs every replica.lag.time.max.ms / 2.
+        self._timers.every(
+            self.broker_configs.get_int("replica.lag.time.max.ms") // 2, self.check_isr
+        )
         self.started = True
-
-    def _build_broker(self, info: BrokerInfo) -> Broker:
-        """Open a broker's logs and replicas in the roles the controller gives them."""
-        controller = self._controller()
-        assert self._metadata_cache is not None
-        logs = LogManager(
-            os.path.join(self.data_dir, f"broker-{info.node_id}"),
-            info.node_id,
-            controller.cluster_id,
-            self.clock,
-        )
-        replicas = ReplicaManager(info.node_id, controller, logs, self.clock)
-        fetcher = ReplicaFetcher(
-            replicas, self._peers, self.broker_configs.get_int("replica.fetch.max.bytes")
-        )
-        replicas.wake_own_fetcher = fetcher.wake
-        replicas.wake_followers = self._wake_followers
-        replicas.replicate_now = self._replicate_now
-        ctx = BrokerContext(
-            info,
-            controller,
-            replicas,
-            self.clock,
-            self._metadata_cache,
-            FetchSessionCache(),
-            functools.partial(self._start_groups, info.node_id),
-            BrokerStats(),
-        )
-        server = BrokerServer(
-            ctx, self.host, info.port, self.broker_configs.get_int("socket.request.max.bytes")
-        )
-        broker = Broker(info, logs, replicas, fetcher, ctx, server)
-        self.brokers[info.node_id] = broker
-        self._peers[info.node_id] = replicas
-        for topic in list(controller.topics):
-            replicas.sync_topic(topic)
-        replicas.remove_orphans()
-        controller.on_change(replicas.sync_topic)
-        return broker
-
-    async def _open_broker(self, broker: Broker) -> None:
-        broker.info.port = await broker.server.start()
-        broker.tasks = [asyncio.get_running_loop().create_task(broker.fetcher.run())]
-
-    def _start_groups(self, node_id: int) -> GroupRuntime:
-        """The group coordinator of broker `node_id`, built on first use (BrokerContext.groups
-        says why): it coordinates the groups whose __consumer_offsets partition it leads."""
-        from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
-        from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
-        from msklite.replication.internal_topic import InternalTopic
-
-        broker = self.brokers[node_id]
-        runtime = GroupRuntime(
-            GroupCoordinator(
-                CoordinatorConfig.from_broker_configs(self.broker_configs), self.clock.now_ms()
-            ),
-            InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
-            self.clock,
-        )
-        runtime.load_all()
-        broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
-        return runtime
-
-    def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
-        for node_id in replicas:
-            broker = self.brokers.get(node_id)
-            if broker is not None:
-                broker.fetcher.wake(tp)
-
-    def _replicate_now(self, tp: tuple[str, int], replicas: list[int]) -> None:
-        for node_id in replicas:
-            broker = self.brokers.get(node_id)
-            if broker is not None:
-                broker.fetcher.fetch_now(tp)
 
     async def astop(self) -> None:
         if not self.started:
@@ -267,43 +181,13 @@ class Cluster:
         self.started = False
         await self._shutdown()
 
-    async def _close_broker(self, broker: Broker) -> None:
-        await broker.server.stop()
-        for task in broker.tasks:
-            task.cancel()
-        for task in broker.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     async def _shutdown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        for broker in self.brokers.values():
-            await self._close_broker(broker)
-        for broker in self.brokers.values():
-            broker.replicas.shutdown()
-        self.brokers.clear()
-        self._peers.clear()
+        await self._timers.cancel_all()
+        if self._brokers is not None:
+            await self._brokers.shutdown()
         if self._ephemeral and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
-
-    async def _retention_loop(self) -> None:
-        interval = self.broker_configs.get_int("log.retention.check.interval.ms") / 1000
-        while True:
-            await asyncio.sleep(interval)
-            self.enforce_retention()
-
-    async def _isr_loop(self) -> None:
-        # Kafka's isr-expiration task runs every replica.lag.time.max.ms / 2.
-        max_lag = self.broker_configs.get_int("replica.lag.time.max.ms")
-        while True:
-            await asyncio.sleep(max_lag / 2000)
-            self.check_isr()
 
     def check_isr(self) -> None:
         """Shrink ISRs of followers that lag beyond replica.lag.time.max.ms, now."""
@@ -317,178 +201,37 @@ class Cluster:
             b.logs.enforce_retention(b.replicas.high_watermarks()) for b in self.brokers.values()
         )
 
-    # ---- faults ----
+    # ---- faults (faults.py has the details) ----
+
+    def _fault_api(self) -> Faults:
+        if self._faults is None or not self.started:
+            raise RuntimeError("the cluster is not running")
+        return self._faults
 
     async def astop_broker(self, node_id: int) -> None:
-        """Stop one broker: its listeners close, its replica fetcher stops, and the controller
-        moves its leaderships and fences it out of the ISRs."""
-        broker = self.brokers.pop(node_id, None)
-        if broker is None:
-            raise ValueError(f"broker {node_id} is not running")
-        self._peers.pop(node_id, None)
-        controller = self._controller()
-        controller.off_change(broker.replicas.sync_topic)
-        await self._close_broker(broker)
-        controller.broker_down(node_id)
-        broker.replicas.shutdown()
-        assert self._metadata_cache is not None
-        self._metadata_cache.invalidate()
+        await self._fault_api().stop_broker(node_id)
 
     async def astart_broker(self, node_id: int) -> None:
-        """Start a stopped broker again on its old port: it recovers its logs, truncates where
-        the new leaders disagree, catches up and rejoins the ISRs."""
-        if node_id in self.brokers:
-            raise ValueError(f"broker {node_id} is already running")
-        info = next((i for i in self.infos if i.node_id == node_id), None)
-        if info is None:
-            raise ValueError(f"no broker {node_id}")
-        broker = self._build_broker(info)
-        try:
-            await self._open_broker(broker)
-        except BaseException:
-            self.brokers.pop(node_id, None)
-            self._peers.pop(node_id, None)
-            self._controller().off_change(broker.replicas.sync_topic)
-            broker.replicas.shutdown()
-            raise
-        self._controller().broker_up(node_id)
-        assert self._metadata_cache is not None
-        self._metadata_cache.invalidate()
+        await self._fault_api().start_broker(node_id)
 
     async def aadd_broker(self, az: str | None = None) -> int:
-        """Add a broker (the next id) in `az` (by default the AZ with the fewest brokers), as
-        MSK's "update broker count" does; existing partitions stay where they are until
-        reassigned. Returns the new broker's id."""
-        if az is None:
-            az = min(self.azs, key=lambda a: sum(1 for i in self.infos if i.rack == a))
-        node_id = max(i.node_id for i in self.infos) + 1
-        info = BrokerInfo(
-            node_id, az, self.host, self.base_port + node_id - 1 if self.base_port else 0
-        )
-        self._controller().register_broker(info)
-        self.infos.append(info)
-        await self._open_broker(self._build_broker(info))
-        assert self._metadata_cache is not None
-        self._metadata_cache.invalidate()
-        return node_id
+        return await self._fault_api().add_broker(az)
 
     async def astop_az(self, az: str) -> None:
-        """An availability-zone outage: every broker in `az` stops."""
-        for info in self.infos:
-            if info.rack == az and info.node_id in self.brokers:
-                await self.astop_broker(info.node_id)
+        await self._fault_api().stop_az(az)
 
     async def astart_az(self, az: str) -> None:
-        for info in self.infos:
-            if info.rack == az and info.node_id not in self.brokers:
-                await self.astart_broker(info.node_id)
+        await self._fault_api().start_az(az)
 
     def pause_replication(self, node_id: int, topic: str | None = None, partition: int = 0) -> None:
         """Make broker `node_id`'s follower replicas stop copying (all, or one partition), so
         they fall behind and leave the ISR after replica.lag.time.max.ms."""
-        self._call(
-            lambda: self.brokers[node_id].fetcher.pause(
-                None if topic is None else (topic, partition)
-            )
-        )
+        self._call(lambda: self._fault_api().pause_replication(node_id, topic, partition))
 
     def resume_replication(
         self, node_id: int, topic: str | None = None, partition: int = 0
     ) -> None:
-        self._call(
-            lambda: self.brokers[node_id].fetcher.resume(
-                None if topic is None else (topic, partition)
-            )
-        )
-
-    def partition(self, topic: str, partition: int) -> PartitionView:
-        def snapshot() -> PartitionView:
-            p = self._controller().topics[topic].partitions[partition]
-            hws, leos = {}, {}
-            for node_id, broker in self.brokers.items():
-                part = broker.replicas.partitions.get((topic, partition))
-                if part is not None:
-                    hws[node_id] = part.high_watermark
-                    leos[node_id] = part.log.log_end_offset
-            return PartitionView(p.leader, p.leader_epoch, list(p.replicas), list(p.isr), hws, leos)
-
-        return self._call(snapshot)
-
-    # ---- lifecycle from synchronous code ----
-
-    def start(self) -> Cluster:
-        """Start on a private event loop in a background thread; returns when listening."""
-        if self._thread is not None:
-            raise RuntimeError("cluster already started")
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-
-            async def main() -> None:
-                try:
-                    await self.astart()
-                except BaseException as e:
-                    ready.set_exception(e)
-                    return
-                ready.set_result(None)
-
-            loop.run_until_complete(main())
-            if ready.exception() is None:
-                loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="msklite", daemon=True)
-        self._thread.start()
-        try:
-            ready.result()
-        except BaseException:
-            self._thread.join()
-            self._thread = None
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        loop = self._loop
-        assert loop is not None
-        asyncio.run_coroutine_threadsafe(self.astop(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join()
-        self._thread = None
-
-    def __enter__(self) -> Cluster:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the cluster's loop: directly when already there, else hop threads."""
-        loop = self._loop
-        if loop is None or not self.started:
-            raise RuntimeError("the cluster is not running")
-        if self._thread is None or threading.current_thread() is self._thread:
-            return fn()
-
-        async def call() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result()
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine of the cluster's from synchronous code (background-thread mode)."""
-        loop = self._loop
-        if loop is None or self._thread is None or threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError(
-                "on the cluster's own event loop, await the a-prefixed method instead "
-                "(e.g. `await cluster.astop_broker(1)`)"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        self._call(lambda: self._fault_api().resume_replication(node_id, topic, partition))
 
     def stop_broker(self, node_id: int) -> None:
         self._run(self.astop_broker(node_id))
@@ -505,10 +248,39 @@ class Cluster:
     def start_az(self, az: str) -> None:
         self._run(self.astart_az(az))
 
+    # ---- lifecycle from synchronous code ----
+
+    def start(self) -> Cluster:
+        """Start on a private event loop in a background thread; returns when listening."""
+        if self._bridge.running:
+            raise RuntimeError("cluster already started")
+        self._bridge.start(self.astart)
+        return self
+
+    def stop(self) -> None:
+        self._bridge.stop(self.astop())
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the cluster's loop: directly when already there, else hop threads."""
+        if not self.started:
+            raise RuntimeError("the cluster is not running")
+        return self._bridge.call(fn)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of the cluster's from synchronous code (background-thread mode)."""
+        return self._bridge.run(coro)
+
     # ---- admin API ----
 
     def _controller(self) -> Controller:
-        assert self.controller is not None
+        if self.controller is None:
+            raise RuntimeError("the cluster has not started")
         return self.controller
 
     def create_topic(
@@ -543,9 +315,23 @@ class Cluster:
             }
         )
 
+    def partition(self, topic: str, partition: int) -> PartitionView:
+        def snapshot() -> PartitionView:
+            name, index = self._fault_api().partition_key(topic, partition)
+            p = self._controller().topics[name].partitions[index]
+            hws, leos = {}, {}
+            for node_id, broker in self.brokers.items():
+                part = broker.replicas.partitions.get((name, index))
+                if part is not None:
+                    hws[node_id] = part.high_watermark
+                    leos[node_id] = part.log.log_end_offset
+            return PartitionView(p.leader, p.leader_epoch, list(p.replicas), list(p.isr), hws, leos)
+
+        return self._call(snapshot)
+
     def waiting_fetches(self) -> int:
         """Fetches parked in the brokers' purgatories (waiting for data)."""
         return self._call(lambda: sum(len(b.replicas.fetch_waiters) for b in self.brokers.values()))
 
     def broker_stats(self, node_id: int) -> BrokerStats:
-        return self.brokers[node_id].ctx.stats
+        return self._call(lambda: self._fault_api().running(node_id).ctx.stats)

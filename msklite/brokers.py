@@ -1,0 +1,171 @@
+"""The running brokers: how one broker is assembled (log manager, replica manager, replica
+fetcher, handler context, listener), opened, closed, and stopped or started again while the
+rest of the cluster runs. The cluster (the composition root) owns one `Brokers`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from msklite.clock import Clock
+from msklite.config import BrokerConfigs
+from msklite.controller import BrokerInfo, Controller
+from msklite.handlers.context import BrokerContext, BrokerStats
+from msklite.handlers.fetch_sessions import FetchSessionCache
+from msklite.handlers.metadata import MetadataCache
+from msklite.log.manager import LogManager
+from msklite.replication.follower import ReplicaFetcher
+from msklite.replication.replica_manager import ReplicaManager
+from msklite.server import BrokerServer
+
+if TYPE_CHECKING:
+    from msklite.coordinator.group_runtime import GroupRuntime
+
+
+@dataclass(slots=True)
+class Broker:
+    """One running broker: what `stop` tears down and `start` builds again."""
+
+    info: BrokerInfo
+    logs: LogManager
+    replicas: ReplicaManager
+    fetcher: ReplicaFetcher
+    ctx: BrokerContext
+    server: BrokerServer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Brokers:
+    def __init__(
+        self,
+        controller: Controller,
+        configs: BrokerConfigs,
+        clock: Clock,
+        data_dir: str,
+        host: str,
+    ) -> None:
+        self.controller = controller
+        self.configs = configs
+        self.clock = clock
+        self.data_dir = data_dir
+        self.host = host
+        self.metadata_cache = MetadataCache(controller)
+        self.running: dict[int, Broker] = {}
+        self._peers: dict[int, ReplicaManager] = {}
+
+    def build(self, info: BrokerInfo) -> Broker:
+        """Open a broker's logs and replicas in the roles the controller gives them."""
+        controller = self.controller
+        logs = LogManager(
+            os.path.join(self.data_dir, f"broker-{info.node_id}"),
+            info.node_id,
+            controller.cluster_id,
+            self.clock,
+        )
+        replicas = ReplicaManager(info.node_id, controller, logs, self.clock)
+        fetcher = ReplicaFetcher(
+            replicas, self._peers, self.configs.get_int("replica.fetch.max.bytes")
+        )
+        replicas.wake_own_fetcher = fetcher.wake
+        replicas.wake_followers = self._wake_followers
+        replicas.replicate_now = self._replicate_now
+        ctx = BrokerContext(
+            info,
+            controller,
+            replicas,
+            self.clock,
+            self.metadata_cache,
+            FetchSessionCache(),
+            functools.partial(self._start_groups, info.node_id),
+            BrokerStats(),
+        )
+        server = BrokerServer(
+            ctx, self.host, info.port, self.configs.get_int("socket.request.max.bytes")
+        )
+        broker = Broker(info, logs, replicas, fetcher, ctx, server)
+        self.running[info.node_id] = broker
+        self._peers[info.node_id] = replicas
+        for topic in list(controller.topics):
+            replicas.sync_topic(topic)
+        replicas.remove_orphans()
+        controller.on_change(replicas.sync_topic)
+        return broker
+
+    async def open(self, broker: Broker) -> None:
+        broker.info.port = await broker.server.start()
+        broker.tasks = [asyncio.get_running_loop().create_task(broker.fetcher.run())]
+
+    async def close(self, broker: Broker) -> None:
+        await broker.server.stop()
+        for task in broker.tasks:
+            task.cancel()
+        for task in broker.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def start(self, info: BrokerInfo) -> None:
+        """Build and open one broker; on failure nothing of it is left running."""
+        broker = self.build(info)
+        try:
+            await self.open(broker)
+        except BaseException:
+            self._forget(broker)
+            raise
+
+    async def stop(self, node_id: int) -> None:
+        """Close one running broker: its listener and replica fetcher stop."""
+        broker = self.running.pop(node_id)
+        self._peers.pop(node_id, None)
+        self.controller.off_change(broker.replicas.sync_topic)
+        await self.close(broker)
+        broker.replicas.shutdown()
+
+    def _forget(self, broker: Broker) -> None:
+        node_id = broker.info.node_id
+        self.running.pop(node_id, None)
+        self._peers.pop(node_id, None)
+        self.controller.off_change(broker.replicas.sync_topic)
+        broker.replicas.shutdown()
+
+    async def shutdown(self) -> None:
+        for broker in self.running.values():
+            await self.close(broker)
+        for broker in self.running.values():
+            broker.replicas.shutdown()
+        self.running.clear()
+        self._peers.clear()
+
+    def _start_groups(self, node_id: int) -> GroupRuntime:
+        """The group coordinator of broker `node_id`, built on first use (BrokerContext.groups
+        says why): it coordinates the groups whose __consumer_offsets partition it leads."""
+        from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
+        from msklite.replication.internal_topic import InternalTopic
+
+        broker = self.running[node_id]
+        runtime = GroupRuntime(
+            GroupCoordinator(
+                CoordinatorConfig.from_broker_configs(self.configs), self.clock.now_ms()
+            ),
+            InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
+            self.clock,
+        )
+        runtime.load_all()
+        broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
+        return runtime
+
+    def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        for node_id in replicas:
+            broker = self.running.get(node_id)
+            if broker is not None:
+                broker.fetcher.wake(tp)
+
+    def _replicate_now(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        for node_id in replicas:
+            broker = self.running.get(node_id)
+            if broker is not None:
+                broker.fetcher.fetch_now(tp)
