@@ -68,7 +68,10 @@ class Brokers:
         )
         replicas = ReplicaManager(info.node_id, controller, logs, self.clock)
         fetcher = ReplicaFetcher(
-            replicas, self._peers, self.configs.get_int("replica.fetch.max.bytes")
+            replicas,
+            self._peers,
+            self.configs.get_int("replica.fetch.max.bytes"),
+            self.configs.get_int("replica.fetch.backoff.ms"),
         )
         replicas.wake_own_fetcher = fetcher.wake
         replicas.wake_followers = self._wake_followers
@@ -97,7 +100,11 @@ class Brokers:
 
     async def open(self, broker: Broker) -> None:
         broker.info.port = await broker.server.start()
-        broker.tasks = [asyncio.get_running_loop().create_task(broker.fetcher.run())]
+        loop = asyncio.get_running_loop()
+        broker.tasks = [
+            loop.create_task(broker.fetcher.run()),
+            loop.create_task(broker.fetcher.recover_log_dir()),
+        ]
 
     async def close(self, broker: Broker) -> None:
         await broker.server.stop()

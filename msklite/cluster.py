@@ -197,9 +197,7 @@ class Cluster:
 
     def enforce_retention(self) -> int:
         """Run one retention pass on every broker now; returns segments removed."""
-        return sum(
-            b.logs.enforce_retention(b.replicas.high_watermarks()) for b in self.brokers.values()
-        )
+        return sum(b.replicas.enforce_retention() for b in self.brokers.values())
 
     # ---- faults (faults.py has the details) ----
 

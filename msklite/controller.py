@@ -155,6 +155,9 @@ class Controller:
         self._placements = 0
         self._observers: list[Callable[[str], None]] = []
         self._save_failing = False
+        # Brokers whose log directory is offline (KRaft: their offline directories, reported
+        # in heartbeats): their replicas neither lead, nor sit in ISRs, nor get new partitions.
+        self.offline_dirs: set[int] = set()
         if state_path and os.path.exists(state_path):
             self._load()
 
@@ -310,7 +313,9 @@ class Controller:
     def _rack_alternating(self) -> list[int]:
         """Broker ids ordered so that neighbours sit in different racks (Kafka's rack-aware
         assignment): replicas taken consecutively from it land in distinct AZs."""
-        brokers = sorted((b for b in self.brokers.values() if b.alive), key=lambda b: b.node_id)
+        brokers = sorted(
+            (b for b in self.brokers.values() if self._alive(b.node_id)), key=lambda b: b.node_id
+        )
         return spread_over_azs([(b.node_id, b.rack) for b in brokers])
 
     def _assign(self, first_partition: int, count: int, replication_factor: int) -> list[list[int]]:
@@ -443,7 +448,7 @@ class Controller:
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                     "Replication factor must be larger than 0, or -1 to use the default value.",
                 )
-            alive = sum(1 for b in self.brokers.values() if b.alive)
+            alive = sum(1 for node_id in self.brokers if self._alive(node_id))
             if replication_factor > alive:
                 raise KafkaError(
                     ErrorCode.INVALID_REPLICATION_FACTOR,
@@ -584,8 +589,12 @@ class Controller:
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----
 
     def _alive(self, node_id: int) -> bool:
+        """Running, with its log directory online: able to host and lead replicas."""
         b = self.brokers.get(node_id)
-        return b is not None and b.alive
+        return b is not None and b.alive and node_id not in self.offline_dirs
+
+    def offline_replicas(self, p: PartitionState) -> list[int]:
+        return [r for r in p.replicas if not self._alive(r)]
 
     def _set_leader(self, p: PartitionState, leader: int, isr: list[int]) -> None:
         p.leader = leader
@@ -622,38 +631,68 @@ class Controller:
         (a controlled shutdown, so that acks=all sees the smaller ISR at once)."""
         snap = self._snapshot()
         self.brokers[node_id].alive = False
+        # A broker that starts again reports its log directory afresh.
+        self.offline_dirs.discard(node_id)
+        self._commit(snap, *self._fence(node_id), fact=True)
+
+    def broker_up(self, node_id: int) -> None:
+        """A broker is back: leaderless partitions it can lead get a leader again."""
+        snap = self._snapshot()
+        self.brokers[node_id].alive = True
+        self._commit(snap, *self._unfence(node_id), fact=True)
+
+    def log_dir_offline(self, node_id: int) -> None:
+        """A broker's log directory failed (KRaft: handleDirectoriesOffline): its replicas go
+        offline — out of the ISRs they can leave, their leaderships moved — while the broker
+        itself keeps running."""
+        if node_id in self.offline_dirs:
+            return
+        snap = self._snapshot()
+        self.offline_dirs.add(node_id)
+        self._commit(snap, *self._fence(node_id), fact=True)
+
+    def log_dir_online(self, node_id: int) -> None:
+        """The broker's log directory works again: its replicas come back as followers and
+        rejoin the ISRs once caught up; leaderless partitions may elect them."""
+        if node_id not in self.offline_dirs:
+            return
+        snap = self._snapshot()
+        self.offline_dirs.discard(node_id)
+        self._commit(snap, *self._unfence(node_id), fact=True)
+
+    def _fence(self, node_id: int) -> list[str]:
+        """Take a replica that can no longer serve out of every ISR it can leave and move its
+        leaderships; returns the topics it has replicas in (their offline replicas changed)."""
         changed: list[str] = []
         for topic in self.topics.values():
             touched = False
             for p in topic.partitions:
                 if node_id not in p.replicas:
                     continue
+                touched = True
                 if p.leader == node_id:
                     self._elect(topic, p, topic.config.unclean_leader_election_enable)
-                    touched = True
                 elif node_id in p.isr and len(p.isr) > 1:
                     p.isr = [r for r in p.isr if r != node_id]
-                    touched = True
             if touched:
                 changed.append(topic.name)
-        self._commit(snap, *changed, fact=True)
+        return changed
 
-    def broker_up(self, node_id: int) -> None:
-        """A broker is back: leaderless partitions it can lead get a leader again."""
-        snap = self._snapshot()
-        self.brokers[node_id].alive = True
+    def _unfence(self, node_id: int) -> list[str]:
+        """Leaderless partitions that `node_id` can lead again elect a leader; returns the
+        topics it has replicas in."""
         changed: list[str] = []
         for topic in self.topics.values():
             touched = False
             for p in topic.partitions:
-                if p.leader == -1 and node_id in p.replicas:
-                    touched = (
-                        self._elect(topic, p, topic.config.unclean_leader_election_enable)
-                        or touched
-                    )
+                if node_id not in p.replicas:
+                    continue
+                touched = True
+                if p.leader == -1:
+                    self._elect(topic, p, topic.config.unclean_leader_election_enable)
             if touched:
                 changed.append(topic.name)
-        self._commit(snap, *changed, fact=True)
+        return changed
 
     def alter_isr(self, topic_name: str, partition: int, isr: list[int]) -> None:
         """The leader's ISR change (KRaft's AlterPartition). A preferred replica rejoining the

@@ -12,7 +12,8 @@ Behavior:
 - Incremental fetch sessions (KIP-227), in fetch_sessions.py.
 - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
   OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a current_leader_epoch
-  older / newer than the partition's (v9+).
+  older / newer than the partition's (v9+), KAFKA_STORAGE_ERROR for a replica in an offline
+  log directory.
 - KIP-392: with replica.selector.class=RackAwareReplicaSelector, a v11+ fetch with a rack_id
   is answered by the leader with preferred_read_replica (an in-sync replica in the client's
   rack holding the offset) and no records; followers serve v11+ consumer fetches up to their
@@ -95,6 +96,8 @@ def _read_partition(
         out.records = part.log.read(req.fetch_offset, limit, hw, min_one)
     except KafkaError as e:
         out.error_code = e.code
+    except OSError as e:  # the log directory failed under this read
+        out.error_code = ctx.replicas.storage_failed(e).code
     except Exception:
         log.exception("fetch from %s-%d failed", *tp)
         out.error_code = ErrorCode.UNKNOWN_SERVER_ERROR

@@ -6,7 +6,8 @@ Behavior:
   MSK) and the request allows it (v4+ flag; always before v4) — created with the defaults.
   Topics requested by id (v10+) that do not exist: UNKNOWN_TOPIC_ID.
 - Brokers: live brokers only; a partition whose leader is down reports leader -1 and
-  LEADER_NOT_AVAILABLE, its dead replicas in offline_replicas (v5+).
+  LEADER_NOT_AVAILABLE; replicas on stopped brokers or in an offline log directory are listed
+  in offline_replicas (v5+).
 - Authorized operations (v8+): every operation is allowed (MSK's
   allow.everyone.if.no.acl.found=true with no ACLs), reported when asked for.
 - Encoded from cached per-topic fragments, invalidated when the controller changes the topic.
@@ -71,7 +72,7 @@ class MetadataCache:
                     p.leader_epoch,
                     p.replicas,
                     p.isr,
-                    [r for r in p.replicas if r not in alive],
+                    self.controller.offline_replicas(p),
                 )
             )
         return codec.encode_topic(

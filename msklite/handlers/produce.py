@@ -13,6 +13,9 @@ Behavior:
   (NOT_ENOUGH_REPLICAS) before appending, then waits until the high watermark passes the
   batch — NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below min.insync.replicas
   meanwhile, REQUEST_TIMED_OUT after timeout_ms.
+- KAFKA_STORAGE_ERROR (retriable: clients refresh metadata and find the new leader) when the
+  leader's log directory is offline or fails under this append; the failure is logged once,
+  with its cause, and waiting acks=all produces of that broker get the same answer.
 - Idempotent batches: sequence and epoch checks, retries of the last five batches answered with
   their original offsets (log/producer_state.py).
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.

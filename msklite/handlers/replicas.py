@@ -13,7 +13,9 @@ Behavior:
   (INVALID_REPLICATION_FACTOR).
 - ListPartitionReassignments: ongoing moves with adding/removing replicas; null topics = all.
 - DescribeLogDirs: this broker's one log directory with the size of each replica and its lag
-  behind the high watermark; total/usable bytes of its file system (v4+).
+  behind the high watermark; total/usable bytes of its file system (v4+). An offline
+  directory (a write or read in it failed) is reported with KAFKA_STORAGE_ERROR, no
+  replicas and total/usable bytes -1, as Kafka reports it.
 """
 
 from __future__ import annotations
@@ -142,6 +144,17 @@ def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     result_cls = resp.DescribeLogDirsResult
     topic_cls = result_cls.DescribeLogDirsTopic
     by_topic: dict[str, list[Any]] = {}
+    root = ctx.replicas.logs.root
+    if ctx.replicas.offline:
+        result = result_cls(
+            error_code=ErrorCode.KAFKA_STORAGE_ERROR,
+            log_dir=root,
+            topics=[],
+            total_bytes=-1,
+            usable_bytes=-1,
+        )
+        body = resp(version=v, throttle_time_ms=0, error_code=0, results=[result])
+        return [messages.encode(body, v)]
     for (name, index), part in sorted(ctx.replicas.partitions.items()):
         if wanted is not None and index not in wanted.get(name, ()):
             continue
@@ -153,7 +166,6 @@ def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
                 is_future_key=False,
             )
         )
-    root = ctx.replicas.logs.root
     fs = os.statvfs(root)
     result = result_cls(
         error_code=0,

@@ -7,10 +7,16 @@
 
 Owns opening (with recovery), creating and deleting partition logs, the checkpoints, and the
 deferred unlink of deleted segment files. Not thread-safe.
+
+A write or read that fails with an OSError (ENOSPC, EIO, …) takes the directory offline
+(Kafka's LogDirFailureChannel): `fail` logs the cause once, lets go of every log without
+writing anything more, and the replication layer stops serving its replicas until `reopen`
+finds the directory usable again. A stop while offline is unclean: the next start recovers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
 HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
 CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
+# A write this large must succeed before an offline directory is used again: about one batch.
+_PROBE_BYTES = 65536
 TopicPartition = tuple[str, int]
 
 
@@ -53,34 +61,88 @@ def read_checkpoint(path: str) -> dict[TopicPartition, int]:
 def write_checkpoint(path: str, offsets: dict[TopicPartition, int]) -> None:
     lines = ["0", str(len(offsets))]
     lines += [f"{t} {p} {o}" for (t, p), o in sorted(offsets.items())]
+    _write_atomically(path, "\n".join(lines) + "\n")
+
+
+def _write_atomically(path: str, text: str) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class LogManager:
     def __init__(self, root: str, node_id: int, cluster_id: str, clock: Clock) -> None:
         self.root = os.path.abspath(root)
         self.clock = clock
+        self.node_id = node_id
+        self.cluster_id = cluster_id
         self.logs: dict[TopicPartition, PartitionLog] = {}
         self._pending_unlink: list[tuple[int, LogSegment]] = []
-        os.makedirs(root, exist_ok=True)
-        self._write_meta(node_id, cluster_id)
-        clean = os.path.exists(os.path.join(root, CLEAN_SHUTDOWN))
+        self._recovery_points: dict[TopicPartition, int] = {}
+        self.high_watermarks: dict[TopicPartition, int] = {}
+        self.offline: OSError | None = None  # why the directory is offline, if it is
+        try:
+            self._start()
+        except OSError as e:
+            self.fail(e)
+
+    def _start(self) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        self._write_meta()
+        clean = os.path.exists(os.path.join(self.root, CLEAN_SHUTDOWN))
         # After a clean stop everything was flushed: recovery can start at the log end.
         self._recovery_points = (
-            read_checkpoint(os.path.join(root, RECOVERY_CHECKPOINT)) if clean else {}
+            read_checkpoint(os.path.join(self.root, RECOVERY_CHECKPOINT)) if clean else {}
         )
         if clean:
-            os.unlink(os.path.join(root, CLEAN_SHUTDOWN))
-        self.high_watermarks = read_checkpoint(os.path.join(root, HIGH_WATERMARK_CHECKPOINT))
+            os.unlink(os.path.join(self.root, CLEAN_SHUTDOWN))
+        self.high_watermarks = read_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT))
 
-    def _write_meta(self, node_id: int, cluster_id: str) -> None:
+    def _write_meta(self) -> None:
         path = os.path.join(self.root, "meta.properties")
-        text = f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
-        with open(path, "w") as f:
-            f.write(text)
+        text = f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.node_id}\n"
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    return  # rewriting it would risk an empty file on a full disk
+        except FileNotFoundError:
+            pass
+        _write_atomically(path, text)
+
+    # ---- failure and recovery of the directory ----
+
+    def fail(self, cause: OSError) -> bool:
+        """Take the directory offline (True if it was online): every log is let go without
+        another write; their files stay for recovery."""
+        if self.offline is not None:
+            return False
+        self.offline = cause
+        log.error("log directory %s is offline: %s", self.root, cause)
+        for plog in self.logs.values():
+            plog.release()
+        self.logs.clear()
+        self._pending_unlink.clear()
+        return True
+
+    def reopen(self) -> None:
+        """Bring an offline directory back: it must take a probe write first; its logs are
+        then opened again (with recovery: the stop was unclean). Raises OSError if not."""
+        probe = os.path.join(self.root, ".msklite-probe")
+        _write_atomically(probe, "x" * _PROBE_BYTES)
+        os.unlink(probe)
+        self.offline = None
+        try:
+            self._start()
+        except OSError as e:
+            self.offline = e
+            raise
+        log.warning("log directory %s is back online", self.root)
 
     def dir_for(self, tp: TopicPartition) -> str:
         return os.path.join(self.root, f"{tp[0]}-{tp[1]}")
@@ -143,15 +205,21 @@ class LogManager:
         return removed
 
     def shutdown(self, high_watermarks: dict[TopicPartition, int]) -> None:
-        """Flush, checkpoint and close everything, then mark the stop clean."""
-        for plog in self.logs.values():
-            plog.flush()
-            plog.close()
-        write_checkpoint(
-            os.path.join(self.root, RECOVERY_CHECKPOINT),
-            {tp: plog.log_end_offset for tp, plog in self.logs.items()},
-        )
-        write_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT), high_watermarks)
-        self.logs.clear()
-        with open(os.path.join(self.root, CLEAN_SHUTDOWN), "w"):
-            pass
+        """Flush, checkpoint and close everything, then mark the stop clean — unless the
+        directory is (or goes) offline: then the next start recovers."""
+        if self.offline is not None:
+            return
+        try:
+            for plog in self.logs.values():
+                plog.flush()
+                plog.close()
+            write_checkpoint(
+                os.path.join(self.root, RECOVERY_CHECKPOINT),
+                {tp: plog.log_end_offset for tp, plog in self.logs.items()},
+            )
+            write_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT), high_watermarks)
+            self.logs.clear()
+            with open(os.path.join(self.root, CLEAN_SHUTDOWN), "w"):
+                pass
+        except OSError as e:
+            self.fail(e)

@@ -96,12 +96,12 @@ class PartitionLog:
                 or (i + 1 < len(bases) and bases[i + 1] > recovery_point)
             )
             if needs_recovery or not seg.load():
-                cut = seg.recover()
-                if cut:
+                torn = seg.recover()
+                if torn:
                     log.warning(
                         "%s: dropped %d bytes of torn or corrupt data after offset %d",
                         seg.path,
-                        cut,
+                        torn,
                         seg.next_offset,
                     )
                     # Everything after a corrupt batch is unreachable: drop later segments.
@@ -351,6 +351,11 @@ class PartitionLog:
             for seg in self.segments:
                 seg.close()
             self.epochs.flush()
+
+    def release(self) -> None:
+        """Let go of every file without another write (the directory failed)."""
+        for seg in self.segments:
+            seg.release()
 
     def delete(self) -> None:
         for seg in self.segments:

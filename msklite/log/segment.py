@@ -20,6 +20,7 @@ Not thread-safe; owned by its PartitionLog.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import resource
@@ -162,7 +163,8 @@ class LogSegment:
 
     def recover(self) -> int:
         """Rebuild the indexes from the data file, keeping the longest valid prefix of
-        CRC-checked batches; returns the number of bytes cut off the tail."""
+        CRC-checked batches, and cut off the rest; returns how many of the bytes cut had been
+        written (torn or corrupt data, not the zeros of the preallocated tail)."""
         end = self.file_size()
         self.capacity = end
         self.offset_index.reset()
@@ -177,11 +179,12 @@ class LogSegment:
             for pos, h in scan_valid_prefix(self._mapped(), 0, written):
                 self._track(pos, h)
                 self.size = pos + h.size
-        cut = end - self.size
-        if cut:
+        # Up to the last non-zero byte: zeros after it are the preallocated tail.
+        torn = len(bytes(self._mapped()[self.size : written]).rstrip(b"\0"))
+        if end > self.size:
             os.ftruncate(self._descriptor(), self.size)
             self.capacity = self.size
-        return cut
+        return torn
 
     def load(self) -> bool:
         """Open a sealed segment from its indexes without reading the data; False when the
@@ -237,9 +240,17 @@ class LogSegment:
         position. The caller has checked that it fits or accepts growing the file."""
         pos = self.size
         end = pos + h.size
-        written = os.pwritev(self._descriptor(), parts, pos)
+        fd = self._descriptor()
+        written = os.pwritev(fd, parts, pos)
         if written != h.size:
-            raise OSError(f"short write to {self.path}: {written} of {h.size}")
+            # A short write (the file system filled up mid-batch): writing the rest meets the
+            # error that stopped it, which is the cause worth reporting.
+            rest = b"".join(parts)[written:]
+            while rest:
+                n = os.pwrite(fd, rest, pos + h.size - len(rest))
+                if n == 0:
+                    raise OSError(errno.EIO, f"short write to {self.path}")
+                rest = rest[n:]
         if end > self.capacity:
             self.capacity = end
         self._track(pos, h)
@@ -327,6 +338,10 @@ class LogSegment:
 
     def close(self) -> None:
         self.trim()
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the descriptor and mapping without writing (the directory failed)."""
         _HELD.descriptors.drop(self)
         _HELD.mappings.drop(self)  # unmapped when the last outstanding view is released
 

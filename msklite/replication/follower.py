@@ -9,6 +9,12 @@ restart cannot starve clients.
 Before the first fetch in a new leader epoch the follower truncates to where its log and the
 leader's agree (KIP-101/279: the leader's end offset for the follower's latest epoch), so an
 old leader that comes back drops the records the new leader never had.
+
+A write that fails in the follower's log directory takes the directory offline (the replica
+manager's storage-error model) and never ends the task; neither does an unexpected error,
+which is logged and retried after `replica.fetch.backoff.ms`. A second task,
+`recover_log_dir`, retries an offline directory at that interval and brings it back once it
+takes writes again.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ class ReplicaFetcher:
         manager: ReplicaManager,
         peers: Mapping[int, ReplicaManager],
         max_bytes: int = 1_048_576,
+        backoff_ms: int = 1000,
     ) -> None:
         self.manager = manager
         self.peers = peers  # live brokers' replica managers, by node id
         self.max_bytes = max_bytes
+        self.backoff_s = backoff_ms / 1000
         self.dirty: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
         self.paused_all = False
@@ -77,14 +85,35 @@ class ReplicaFetcher:
         while True:
             await self._event.wait()
             self._event.clear()
-            self.step()
+            try:
+                self.step()
+            except Exception:
+                log.exception(
+                    "replica fetcher of broker %d failed; retrying in %.1f s",
+                    self.manager.node_id,
+                    self.backoff_s,
+                )
+                await asyncio.sleep(self.backoff_s)
+                self._event.set()
+                continue
             if self.dirty:
                 self._event.set()
                 await asyncio.sleep(0)
 
+    async def recover_log_dir(self) -> None:
+        """While the broker's log directory is offline, try it again every backoff."""
+        while True:
+            await self.manager.log_dir_failed.wait()
+            await asyncio.sleep(self.backoff_s)
+            self.manager.try_log_dir_online()
+
     def step(self) -> None:
         work, self.dirty = self.dirty, set()
-        self.dirty |= self._step(work)
+        try:
+            self.dirty |= self._step(work)
+        except Exception:
+            self.dirty |= work  # copied again on the next pass
+            raise
 
     def _step(self, work: set[TopicPartition]) -> set[TopicPartition]:
         """Fetch each partition of `work` once; returns those with more to copy."""
@@ -105,6 +134,9 @@ class ReplicaFetcher:
                     more.add(tp)
             except KafkaError as e:
                 log.warning("replicating %s-%d failed: %s", *tp, e)
+            except OSError as e:
+                # This broker's own log directory failed: its replicas are offline from now on.
+                self.manager.storage_failed(e)
         return more
 
     def _truncate(self, part: Partition, leader: Partition) -> None:
@@ -145,7 +177,11 @@ class ReplicaFetcher:
             flog.truncate_to(leader_end)
             own_end = flog.log_end_offset
         if own_end < leader_end:  # else this fetch only carries the leader's HW over
-            for view in llog.read(own_end, self.max_bytes, leader_end, True):
+            try:
+                views = llog.read(own_end, self.max_bytes, leader_end, True)
+            except OSError as e:
+                raise leader_manager.storage_failed(e) from e
+            for view in views:
                 pos = 0
                 while pos < len(view):
                     h = read_header(view, pos)

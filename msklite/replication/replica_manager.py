@@ -5,11 +5,19 @@ topic changes — answers "may this broker serve this partition?" (NOT_LEADER_OR
 UNKNOWN_TOPIC_OR_PARTITION), appends as leader under the acks / min.insync.replicas rules,
 takes follower fetch progress (HW, ISR expansion) and checks for ISR shrink. Wakes consumer
 fetches when the HW moves and follower fetchers when the leader's log or HW moves.
+
+Storage errors (Kafka's handleLogDirFailure): an OSError from the log directory takes it
+offline — every replica of this broker goes offline and answers KAFKA_STORAGE_ERROR, the
+controller moves their leaderships and shrinks their ISRs — while the broker keeps running.
+`try_log_dir_online` (retried by the fetcher's recovery task) reopens the directory once it
+takes writes again; the replicas come back as followers and rejoin the ISRs when caught up.
 Synchronous; owned by the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 from msklite.clock import Clock
@@ -20,6 +28,8 @@ from msklite.log.partition_log import AppendInfo
 from msklite.protocol.records import BatchHeader
 from msklite.replication.partition import Partition
 from msklite.replication.purgatory import Purgatory
+
+log = logging.getLogger(__name__)
 
 
 class ReplicaManager:
@@ -38,11 +48,69 @@ class ReplicaManager:
         self.wake_own_fetcher: Callable[[TopicPartition], None] = lambda tp: None
         # Set by the cluster: have `followers` copy a partition right now.
         self.replicate_now: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
+        # Set while the log directory is offline: the fetcher's recovery task waits for it.
+        self.log_dir_failed = asyncio.Event()
+        if logs.offline is not None:  # it failed as it opened
+            self._take_offline()
+
+    # ---- the log directory failing and coming back ----
+
+    @property
+    def offline(self) -> bool:
+        return self.logs.offline is not None
+
+    def storage_failed(self, cause: OSError) -> KafkaError:
+        """The log directory failed (a write or read raised `cause`): take it and every replica
+        in it offline, once. Returns the error to answer the request that met it with."""
+        if self.logs.fail(cause):
+            self._take_offline()
+        return KafkaError(
+            ErrorCode.KAFKA_STORAGE_ERROR, f"log directory {self.logs.root} is offline: {cause}"
+        )
+
+    def _take_offline(self) -> None:
+        parts = list(self.partitions.values())
+        self.partitions.clear()
+        for part in parts:
+            part.fail_delayed(ErrorCode.KAFKA_STORAGE_ERROR)
+            self.fetch_waiters.notify(part.tp)
+        self.log_dir_failed.set()
+        self.controller.log_dir_offline(self.node_id)
+
+    def try_log_dir_online(self) -> bool:
+        """Reopen an offline log directory if it takes writes again (its logs are recovered)
+        and tell the controller; False while it still fails."""
+        if not self.offline:
+            return True
+        try:
+            self.logs.reopen()
+        except OSError as e:
+            log.debug("log directory %s still offline: %s", self.logs.root, e)
+            return False
+        try:
+            for name in list(self.controller.topics):
+                self._sync_topic(name)
+            self._remove_orphans()
+        except OSError as e:
+            self.storage_failed(e)
+            return False
+        self.log_dir_failed.clear()
+        self.controller.log_dir_online(self.node_id)
+        return True
 
     # ---- applying the controller's metadata ----
 
     def sync_topic(self, name: str) -> None:
-        """Bring this broker's replicas of `name` in line with the controller's metadata."""
+        """Bring this broker's replicas of `name` in line with the controller's metadata (none
+        while the log directory is offline: they are opened again when it comes back)."""
+        if self.offline:
+            return
+        try:
+            self._sync_topic(name)
+        except OSError as e:
+            self.storage_failed(e)
+
+    def _sync_topic(self, name: str) -> None:
         topic = self.controller.topics.get(name)
         hosted = {tp for tp in self.partitions if tp[0] == name}
         wanted: set[TopicPartition] = set()
@@ -85,6 +153,14 @@ class ReplicaManager:
     def remove_orphans(self) -> None:
         """Delete partition directories the metadata no longer gives this broker (a topic
         deleted, or a replica moved, while this broker was down)."""
+        if self.offline:
+            return
+        try:
+            self._remove_orphans()
+        except OSError as e:
+            self.storage_failed(e)
+
+    def _remove_orphans(self) -> None:
         for tp in self.logs.on_disk() - set(self.partitions):
             self.logs.delete_log(tp)
 
@@ -103,6 +179,11 @@ class ReplicaManager:
             t = self.controller.topics.get(topic)
             if t is None or not 0 <= partition < len(t.partitions):
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            if self.offline and self.node_id in t.partitions[partition].replicas:
+                raise KafkaError(
+                    ErrorCode.KAFKA_STORAGE_ERROR,
+                    f"partition {topic}-{partition} is in an offline log directory",
+                )
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         return part
 
@@ -130,7 +211,10 @@ class ReplicaManager:
                 f"ISR {part.state.isr} is smaller than min.insync.replicas={min_insync}",
             )
         part.before_append(self.clock.now_ms())
-        info = part.log.append_as_leader(batch, header, part.state.leader_epoch)
+        try:
+            info = part.log.append_as_leader(batch, header, part.state.leader_epoch)
+        except OSError as e:
+            raise self.storage_failed(e) from e
         if not info.duplicate:
             if part.maybe_advance_high_watermark():
                 self._high_watermark_moved(part)
@@ -148,6 +232,16 @@ class ReplicaManager:
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         return {tp: p.high_watermark for tp, p in self.partitions.items()}
+
+    def enforce_retention(self) -> int:
+        """One retention pass over this broker's logs; returns the segments removed."""
+        if self.offline:
+            return 0
+        try:
+            return self.logs.enforce_retention(self.high_watermarks())
+        except OSError as e:
+            self.storage_failed(e)
+            return 0
 
     # ---- replication: leader side ----
 

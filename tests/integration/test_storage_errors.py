@@ -4,45 +4,68 @@ touches pages that were never written (tmpfs would have to allocate them: SIGBUS
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from aiokafka import AIOKafkaProducer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka.protocol.admin.cluster import DescribeLogDirsRequest
 from kafka.protocol.admin.topics import CreateTopicsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
+from msklite.protocol.records import HEADER_SIZE, encode_batch, read_header
 
+from .helpers import wait_until
 from .rawclient import RawClient
 
 REPO = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a file system that really fills up."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
+def mount_tmpfs() -> Iterator[Callable[[Path], Path]]:
+    """Mount a 4 MiB tmpfs — a file system that really fills up — at a directory."""
+    mounted: list[Path] = []
+
+    def mount(at: Path) -> Path:
+        at.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(at)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(at)
+        return at
+
+    yield mount
+    for at in mounted:
+        subprocess.run(["umount", "-l", str(at)], check=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path, mount_tmpfs: Callable[[Path], Path]) -> Path:
+    return mount_tmpfs(tmp_path / "tmpfs")
 
 
 def _fill(fs: Path) -> None:
@@ -144,3 +167,232 @@ def test_recovery_on_a_full_tmpfs_never_reads_the_sparse_tail(tmpfs: Path) -> No
     )
     assert opened.returncode == 0, (opened.returncode, opened.stderr)
     assert opened.stdout.strip() == "1"
+
+
+# ---- a log directory that fills up, with real clients ----
+
+VALUE = b"v" * 2000  # two records cross a page: the first write after the fill fails
+
+
+def _broker_address(cluster: Cluster, node_id: int) -> str:
+    info = cluster.brokers[node_id].info
+    return f"{info.host}:{info.port}"
+
+
+def _create_with_admin(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(10)
+
+
+def _create(cluster: Cluster, topic: str, replicas: list[int]) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    new = NewTopic(topic, num_partitions=1, replica_assignment=[replicas])
+    admin.create_topics([new])[topic].result(10)
+
+
+def _produce_confluent(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    errors: list[object] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for v in values:
+        producer.produce(
+            topic, value=v, on_delivery=lambda err, _msg: errors.append(err) if err else None
+        )
+    assert producer.flush(30) == 0
+    assert errors == []
+
+
+async def _produce_aiokafka(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, request_timeout_ms=10000
+    )
+    await producer.start()
+    try:
+        for v in values:
+            await producer.send_and_wait(topic, v)
+    finally:
+        await producer.stop()
+
+
+def _consume(bootstrap: str, topic: str, n: int) -> list[bytes | None]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "storage"})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    out: list[bytes | None] = []
+    deadline = time.monotonic() + 20
+    try:
+        while len(out) < n and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None:
+                assert m.error() is None, m.error()
+                out.append(m.value())
+    finally:
+        consumer.close()
+    return out
+
+
+def _log_dir_error(address: str) -> int:
+    with RawClient(address) as raw:
+        resp = raw.request(DescribeLogDirsRequest(version=4, topics=None), 4)
+        [result] = resp.results
+        return int(result.error_code)
+
+
+def _offline_replicas(address: str, topic: str) -> list[int]:
+    with RawClient(address) as raw:
+        resp = raw.request(MetadataRequest(version=9, topics=[topic]), 9)
+        [t] = resp.topics
+        return list(t.partitions[0].offline_replicas)
+
+
+def test_a_leader_whose_disk_fills_answers_storage_error_and_clients_move_on(
+    tmp_path: Path, mount_tmpfs: Callable[[Path], Path]
+) -> None:
+    data = tmp_path / "data"
+    full = mount_tmpfs(data / "broker-1")
+    config = {"replica.fetch.backoff.ms": "50"}
+    with Cluster(brokers=3, data_dir=str(data), config=config) as cluster:
+        _create(cluster, "t", [1, 2, 3])
+        before = [b"before-%d-" % i + VALUE for i in range(20)]
+        _produce_confluent(cluster.bootstrap_servers, "t", before)
+        _fill(full)
+
+        # The leader's append fails: KAFKA_STORAGE_ERROR, the clients find the new leader.
+        by_confluent = [b"confluent-%d-" % i + VALUE for i in range(20)]
+        _produce_confluent(cluster.bootstrap_servers, "t", by_confluent)
+        by_aiokafka = [b"aiokafka-%d-" % i + VALUE for i in range(20)]
+        asyncio.run(_produce_aiokafka(cluster.bootstrap_servers, "t", by_aiokafka))
+        view = cluster.partition("t", 0)
+        assert view.leader != 1 and 1 not in view.isr
+        assert _offline_replicas(_broker_address(cluster, 2), "t") == [1]
+        assert _log_dir_error(_broker_address(cluster, 1)) == ErrorCode.KAFKA_STORAGE_ERROR
+        assert _log_dir_error(_broker_address(cluster, 2)) == ErrorCode.NONE
+
+        (full / "filler").unlink()  # space returns: the directory comes back, 1 catches up
+        wait_until(lambda: sorted(cluster.partition("t", 0).isr) == [1, 2, 3], "1 in the ISR")
+        assert _offline_replicas(_broker_address(cluster, 2), "t") == []
+        assert set(cluster.partition("t", 0).log_end_offsets.values()) == {60}
+        got = _consume(cluster.bootstrap_servers, "t", 60)
+        assert got == before + by_confluent + by_aiokafka  # nothing acknowledged was lost
+
+
+def test_a_follower_whose_disk_fills_leaves_the_isr_and_returns_when_space_does(
+    tmp_path: Path, mount_tmpfs: Callable[[Path], Path]
+) -> None:
+    data = tmp_path / "data"
+    full = mount_tmpfs(data / "broker-3")
+    config = {"replica.fetch.backoff.ms": "50"}
+    with Cluster(brokers=3, data_dir=str(data), config=config) as cluster:
+        _create(cluster, "t", [1, 2, 3])
+        _create(cluster, "u", [2, 3, 1])
+        _fill(full)
+        values = [b"%d-" % i + VALUE for i in range(30)]
+        asyncio.run(_produce_aiokafka(cluster.bootstrap_servers, "t", values[:15]))
+        _produce_confluent(cluster.bootstrap_servers, "t", values[15:])
+        assert cluster.partition("t", 0).isr == [1, 2]
+        assert cluster.partition("u", 0).isr == [2, 1]  # every replica in the directory
+        assert _log_dir_error(_broker_address(cluster, 3)) == ErrorCode.KAFKA_STORAGE_ERROR
+        assert _offline_replicas(_broker_address(cluster, 3), "t") == [3]  # still answers
+
+        (full / "filler").unlink()
+        wait_until(lambda: cluster.partition("t", 0).isr == [1, 2, 3], "3 back in the ISR")
+        assert cluster.partition("t", 0).log_end_offsets == {1: 30, 2: 30, 3: 30}
+        assert _log_dir_error(_broker_address(cluster, 3)) == ErrorCode.NONE
+
+
+# ---- `msklite serve` on a file system that fills up ----
+
+
+class Serve:
+    """`python -m msklite serve` in a subprocess, on any free port."""
+
+    def __init__(self, data: Path, brokers: int) -> None:
+        args = ["serve", "--port", "0", "--brokers", str(brokers), "--data-dir", str(data)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "msklite", *args, "--config", "replica.fetch.backoff.ms=50"],
+            env={**os.environ, "PYTHONPATH": REPO},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the first line, once every broker listens
+        if not line.startswith("Bootstrap servers: "):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=30)
+            raise AssertionError(f"serve died ({self.proc.returncode}): {line}{err}")
+        self.bootstrap = line.split(": ", 1)[1].strip()
+
+    def address(self, node_id: int) -> str:
+        return self.bootstrap.split(",")[node_id - 1]
+
+    def terminate(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out + err
+
+
+def _page_aligned_batch(base_offset: int, end: int) -> bytes:
+    """A valid batch that, written at `end`, ends exactly on a page boundary: the next header
+    recovery looks for lies in the following page."""
+    for size in range((-end) % 4096 or 4096, 3 * 4096, 4096):
+        for v in range(size):
+            batch = encode_batch([(None, b"x" * v)], base_offset=base_offset)
+            if len(batch) == size:
+                return batch
+            if len(batch) > size:
+                break
+    raise AssertionError("no batch size fits")
+
+
+def _written_end(segment: Path) -> tuple[int, int]:
+    """(end of the last whole batch, next offset) of a segment file."""
+    data = segment.read_bytes()
+    pos, next_offset = 0, 0
+    while pos + HEADER_SIZE <= len(data):
+        h = read_header(data, pos)
+        if h.magic != 2 or h.batch_length <= 0:
+            break
+        pos += h.size
+        next_offset = h.last_offset + 1
+    return pos, next_offset
+
+
+def test_serve_restarts_on_a_full_file_system_without_dying_of_sigbus(
+    tmp_path: Path, mount_tmpfs: Callable[[Path], Path]
+) -> None:
+    data = mount_tmpfs(tmp_path / "data")
+    server = Serve(data, brokers=1)
+    _create_with_admin(server.bootstrap, "t")
+    _produce_confluent(server.bootstrap, "t", [b"kept-%d" % i for i in range(10)])
+    server.proc.kill()  # a crash: the active segment keeps its sparse tail
+    server.proc.communicate(timeout=30)
+
+    [segment] = (data / "broker-1" / "t-0").glob("*.log")
+    end, next_offset = _written_end(segment)
+    with open(segment, "r+b") as f:  # one more batch had reached the file before the crash
+        f.seek(end)
+        f.write(_page_aligned_batch(next_offset, end))
+    _fill(data)
+
+    server = Serve(data, brokers=1)  # recovery on the full file system
+    with RawClient(server.address(1)) as raw:
+        meta = raw.request(MetadataRequest(version=9, topics=None), 9)
+        assert [t.name for t in meta.topics] == ["t"]
+    code, output = server.terminate()
+    assert code == 0, output
+    assert "Traceback" not in output
+
+
+def test_serve_with_a_full_follower_disk_stops_with_status_zero(
+    tmp_path: Path, mount_tmpfs: Callable[[Path], Path]
+) -> None:
+    data = tmp_path / "data"
+    full = mount_tmpfs(data / "broker-3")
+    server = Serve(data, brokers=3)
+    _create_with_admin(server.bootstrap, "t")
+    _fill(full)
+    _produce_confluent(server.bootstrap, "t", [b"%d-" % i + VALUE for i in range(10)])
+    assert _log_dir_error(server.address(3)) == ErrorCode.KAFKA_STORAGE_ERROR
+    code, output = server.terminate()
+    assert code == 0, output
+    assert output.count("is offline") == 1 and "Traceback" not in output
