@@ -12,6 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KpTopicPartition
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.api_versions import ApiVersionsResponse
 from kafka.protocol.metadata.metadata import MetadataRequest
@@ -326,3 +328,27 @@ async def test_poison_batch_is_refused_and_aiokafka_reads_past_it(
         assert await consumer.position(tp) == len(_GOOD)
     finally:
         await consumer.stop()
+
+
+@pytest.mark.parametrize(("kind", "code"), _POISONS)
+def test_poison_batch_is_refused_and_kafka_python_reads_past_it(
+    cluster: Cluster, topic_name: str, kind: str, code: ErrorCode
+) -> None:
+    _produce_around_poison(cluster, topic_name, kind, code)
+    consumer = KafkaConsumer(
+        bootstrap_servers=cluster.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    tp = KpTopicPartition(topic_name, 0)
+    consumer.assign([tp])
+    got: list[tuple[int, bytes | None]] = []
+    deadline = time.monotonic() + 15
+    while len(got) < len(_GOOD) and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            got += [(r.offset, r.value) for r in records]
+    position = consumer.position(tp)
+    consumer.close()
+    assert got == list(enumerate(_GOOD))
+    assert position == len(_GOOD)
