@@ -21,6 +21,7 @@ from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.server import BrokerServer
+from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
@@ -165,13 +166,13 @@ class Brokers:
         broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
         return runtime
 
-    def _wake_followers(self, tp: tuple[str, int], replicas: list[int]) -> None:
+    def _wake_followers(self, tp: TopicPartition, replicas: list[int]) -> None:
         for node_id in replicas:
             broker = self.running.get(node_id)
             if broker is not None:
                 broker.fetcher.wake(tp)
 
-    def _replicate_now(self, tp: tuple[str, int], replicas: list[int]) -> None:
+    def _replicate_now(self, tp: TopicPartition, replicas: list[int]) -> None:
         for node_id in replicas:
             broker = self.running.get(node_id)
             if broker is not None:

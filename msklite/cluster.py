@@ -315,11 +315,11 @@ class Cluster:
 
     def partition(self, topic: str, partition: int) -> PartitionView:
         def snapshot() -> PartitionView:
-            name, index = self._fault_api().partition_key(topic, partition)
-            p = self._controller().topics[name].partitions[index]
+            tp = self._fault_api().partition_key(topic, partition)
+            p = self._controller().topics[tp.topic].partitions[tp.partition]
             hws, leos = {}, {}
             for node_id, broker in self.brokers.items():
-                part = broker.replicas.partitions.get((name, index))
+                part = broker.replicas.partitions.get(tp)
                 if part is not None:
                     hws[node_id] = part.high_watermark
                     leos[node_id] = part.log.log_end_offset

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from msklite.brokers import Broker, Brokers
 from msklite.controller import BrokerInfo
+from msklite.topic_partition import TopicPartition
 
 
 class Faults:
@@ -106,7 +107,7 @@ class Faults:
         broker = self.running(node_id)
         broker.fetcher.resume(None if topic is None else self.partition_key(topic, partition))
 
-    def partition_key(self, topic: str, partition: int) -> tuple[str, int]:
+    def partition_key(self, topic: str, partition: int) -> TopicPartition:
         state = self.brokers.controller.topics.get(topic)
         if state is None:
             raise ValueError(f"no topic {topic!r}")
@@ -115,4 +116,4 @@ class Faults:
             raise ValueError(
                 f"no partition {partition!r} in topic {topic!r}: it has partitions 0-{count - 1}"
             )
-        return topic, partition
+        return TopicPartition(topic, partition)

@@ -35,6 +35,7 @@ from msklite.coordinator.records import (
     encode_offset_value,
 )
 from msklite.errors import ErrorCode, ProtocolError
+from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 E = ErrorCode
@@ -166,7 +167,7 @@ class GroupCoordinator:
         key = decode_key(key_bytes)
         if isinstance(key, OffsetKey):
             group = self._get_or_create(key.group_id, now_ms)
-            tp = (key.topic, key.partition)
+            tp = TopicPartition(key.topic, key.partition)
             if value is None:
                 group.offsets.pop(tp, None)
             else:
@@ -268,7 +269,7 @@ class GroupCoordinator:
             encode_group_value(value),
         )
 
-    def _offset_tombstone(self, group: Group, tp: tuple[str, int]) -> Record:
+    def _offset_tombstone(self, group: Group, tp: TopicPartition) -> Record:
         return (group.partition, encode_offset_key(OffsetKey(group.group_id, *tp)), None)
 
     # ---- membership helpers ----
@@ -687,7 +688,7 @@ class GroupCoordinator:
                 errors.append(E.OFFSET_METADATA_TOO_LARGE)
                 continue
             expire = now_ms + retention_ms if retention_ms >= 0 else None
-            group.offsets[(o.topic, o.partition)] = CommittedOffset(
+            group.offsets[TopicPartition(o.topic, o.partition)] = CommittedOffset(
                 o.offset, o.leader_epoch, metadata, now_ms, expire
             )
             out.records.append(
@@ -726,17 +727,17 @@ class GroupCoordinator:
         return E.NONE
 
     def fetch_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]] | None
+        self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:
         """Committed offsets of the given partitions (None: every partition with one)."""
         group = self.groups.get(group_id)
         offsets = group.offsets if group is not None else {}
         if partitions is None:
             return [(t, p, o) for (t, p), o in sorted(offsets.items())]
-        return [(t, p, offsets.get((t, p))) for t, p in partitions]
+        return [(t, p, offsets.get(TopicPartition(t, p))) for t, p in partitions]
 
     def delete_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]]
+        self, group_id: str, partitions: list[TopicPartition]
     ) -> tuple[ErrorCode, list[ErrorCode], Output]:
         """OffsetDelete (KIP-496): offsets of topics the group does not subscribe to."""
         out = Output()
@@ -753,7 +754,7 @@ class GroupCoordinator:
             subscribed = topics
         errors = []
         for tp in partitions:
-            if tp[0] in subscribed:
+            if tp.topic in subscribed:
                 errors.append(E.GROUP_SUBSCRIBED_TO_TOPIC)
                 continue
             if group.offsets.pop(tp, None) is not None:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from msklite.coordinator.offsets import CommittedOffset
 from msklite.errors import ProtocolError
 from msklite.protocol.primitives import Reader
+from msklite.topic_partition import TopicPartition
 
 
 class GroupState(StrEnum):
@@ -84,7 +85,7 @@ class Group:
     # join phase of an empty group may still be extended, and whether anyone joined since.
     initial_delay_remaining: int | None = None
     joined_during_delay: bool = False
-    offsets: dict[tuple[str, int], CommittedOffset] = field(default_factory=dict)
+    offsets: dict[TopicPartition, CommittedOffset] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         return not self.members

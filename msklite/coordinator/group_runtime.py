@@ -22,6 +22,7 @@ from msklite.coordinator.group import Group
 from msklite.coordinator.offsets import CommittedOffset
 from msklite.coordinator.runtime import CoordinatorRuntime, CoordinatorTopic
 from msklite.errors import ErrorCode
+from msklite.topic_partition import TopicPartition
 
 OFFSETS_TOPIC = "__consumer_offsets"
 A = TypeVar("A")
@@ -145,12 +146,12 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
         return _fold(errors, write_error)
 
     def fetch_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]] | None
+        self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:
         return self._machine.fetch_offsets(group_id, partitions)
 
     def delete_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]]
+        self, group_id: str, partitions: list[TopicPartition]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         (error, errors), write_error = self._write(
             lambda now: _split3(self._machine.delete_offsets(group_id, partitions))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msklite.topic_partition import TopicPartition
+
 
 @dataclass(frozen=True, slots=True)
 class CommittedOffset:
@@ -23,12 +25,12 @@ class CommittedOffset:
 
 
 def expired(
-    offsets: dict[tuple[str, int], CommittedOffset],
+    offsets: dict[TopicPartition, CommittedOffset],
     *,
     now_ms: int,
     retention_ms: int,
     empty_since: int | None,
-) -> list[tuple[str, int]]:
+) -> list[TopicPartition]:
     """The keys of `offsets` that have expired. `empty_since` is when a coordinator-managed
     group became Empty, None for standalone groups; active groups must not be passed."""
     out = []

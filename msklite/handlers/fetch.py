@@ -35,13 +35,14 @@ from collections.abc import Awaitable
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.fetch_sessions import FetchContext, TopicPartition
+from msklite.handlers.fetch_sessions import FetchContext
 from msklite.handlers.registry import handles
 from msklite.protocol import fetch as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.partition import Partition
+from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _read_partition(
     client_metadata: bool,
     rack_id: str,
 ) -> codec.PartitionData:
-    out = codec.PartitionData(tp[1])
+    out = codec.PartitionData(tp.partition)
     try:
         part = ctx.replicas.readable_partition(*tp, from_followers=client_metadata)
         part.check_leader_epoch(req.current_leader_epoch)
@@ -180,6 +181,6 @@ def _respond(
             data.last_stable_offset,
             data.log_start_offset,
         ):
-            by_topic.setdefault(tp[0], []).append(data)
+            by_topic.setdefault(tp.topic, []).append(data)
     ctx.stats.bytes_out += total
     return codec.encode_response(v, ErrorCode.NONE, fc.response_session_id, list(by_topic.items()))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.protocol.fetch import FetchPartition, FetchRequest
+from msklite.topic_partition import TopicPartition
 
-TopicPartition = tuple[str, int]
 MAX_SLOTS = 1000
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
@@ -99,7 +99,7 @@ class FetchSessionCache:
         self._ids = itertools.count(1)
 
     def _requested(self, req: FetchRequest) -> list[tuple[TopicPartition, FetchPartition]]:
-        return [((t.topic, p.partition), p) for t in req.topics for p in t.partitions]
+        return [(TopicPartition(t.topic, p.partition), p) for t in req.topics for p in t.partitions]
 
     def new_context(self, req: FetchRequest) -> FetchContext:
         sid, epoch = req.session_id, req.session_epoch
@@ -124,7 +124,7 @@ class FetchSessionCache:
                 cached.request = part
         for topic, indexes in req.forgotten_topics_data:
             for index in indexes:
-                session.partitions.pop((topic, index), None)
+                session.partitions.pop(TopicPartition(topic, index), None)
         session.epoch = _next_epoch(session.epoch)
         self.sessions.move_to_end(sid)
         items = [(tp, c.request) for tp, c in session.partitions.items()]

@@ -38,6 +38,7 @@ from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
+from msklite.topic_partition import TopicPartition
 
 
 def _partition_exists(ctx: BrokerContext, topic: str, partition: int) -> bool:
@@ -113,7 +114,11 @@ def _fetch_group(
     error = coordinator_error(ctx, group_id)
     if error != ErrorCode.NONE:
         return error, []
-    wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
+    wanted = (
+        None
+        if topics is None
+        else [TopicPartition(t.name, p) for t in topics for p in t.partition_indexes]
+    )
     by_topic: dict[str, list[tuple[int, int, int, str]]] = {}
     for topic, partition, o in ctx.groups.fetch_offsets(group_id, wanted):
         row = (
@@ -191,7 +196,9 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     v, req, resp = spec_request(ApiKey.OFFSET_DELETE, header, r)
     topic_cls = resp.OffsetDeleteResponseTopic
     part_cls = topic_cls.OffsetDeleteResponsePartition
-    requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
+    requested = [
+        TopicPartition(t.name, p.partition_index) for t in req.topics for p in t.partitions
+    ]
     errors: dict[tuple[str, int], ErrorCode] = {}
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error == ErrorCode.NONE:

@@ -27,6 +27,7 @@ from msklite.config import TopicConfig
 from msklite.log.partition_log import PartitionLog
 from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import kafka_uuid_str
+from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
 CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
 # A write this large must succeed before an offline directory is used again: about one batch.
 _PROBE_BYTES = 65536
-TopicPartition = tuple[str, int]
 
 
 def read_checkpoint(path: str) -> dict[TopicPartition, int]:
@@ -51,7 +51,7 @@ def read_checkpoint(path: str) -> dict[TopicPartition, int]:
             return {}
         for line in lines[2 : 2 + int(lines[1])]:
             topic, partition, offset = line.split(" ")
-            out[(topic, int(partition))] = int(offset)
+            out[TopicPartition(topic, int(partition))] = int(offset)
     except (IndexError, ValueError):
         log.warning("ignoring malformed checkpoint %s", path)
         return {}
@@ -145,7 +145,7 @@ class LogManager:
         log.warning("log directory %s is back online", self.root)
 
     def dir_for(self, tp: TopicPartition) -> str:
-        return os.path.join(self.root, f"{tp[0]}-{tp[1]}")
+        return os.path.join(self.root, str(tp))
 
     def on_disk(self) -> set[TopicPartition]:
         out = set()
@@ -153,7 +153,7 @@ class LogManager:
             if os.path.isdir(os.path.join(self.root, name)) and "-" in name:
                 topic, _, part = name.rpartition("-")
                 if part.isdigit():
-                    out.add((topic, int(part)))
+                    out.add(TopicPartition(topic, int(part)))
         return out
 
     def open_log(

@@ -25,10 +25,10 @@ from collections.abc import Mapping
 
 from msklite.errors import KafkaError
 from msklite.log.leader_epoch import UNDEFINED_EPOCH
-from msklite.log.manager import TopicPartition
 from msklite.protocol.records import read_header
 from msklite.replication.partition import Partition
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 

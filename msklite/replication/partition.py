@@ -19,6 +19,7 @@ from msklite.config import TopicConfig
 from msklite.controller import PartitionState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.partition_log import PartitionLog
+from msklite.topic_partition import TopicPartition
 
 
 @dataclass(eq=False, slots=True)
@@ -44,6 +45,7 @@ class Partition:
         self.topic = topic
         self.topic_id = topic_id
         self.state = state
+        self.tp = TopicPartition(topic, state.partition)
         self.log = log
         self.high_watermark = max(min(high_watermark, log.log_end_offset), log.log_start_offset)
         self.configure(config)
@@ -52,10 +54,6 @@ class Partition:
         self.delayed: list[DelayedProduce] = []
         self.role_epoch: int | None = None  # the leader epoch of the role last taken
         self.needs_truncation = False
-
-    @property
-    def tp(self) -> tuple[str, int]:
-        return self.topic, self.state.partition
 
     @property
     def is_leader(self) -> bool:

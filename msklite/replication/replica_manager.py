@@ -23,11 +23,12 @@ from collections.abc import Callable
 from msklite.clock import Clock
 from msklite.controller import Controller
 from msklite.errors import ErrorCode, KafkaError
-from msklite.log.manager import LogManager, TopicPartition
+from msklite.log.manager import LogManager
 from msklite.log.partition_log import AppendInfo
 from msklite.protocol.records import BatchHeader
 from msklite.replication.partition import Partition
 from msklite.replication.purgatory import Purgatory
+from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,14 @@ class ReplicaManager:
 
     def _sync_topic(self, name: str) -> None:
         topic = self.controller.topics.get(name)
-        hosted = {tp for tp in self.partitions if tp[0] == name}
+        hosted = {tp for tp in self.partitions if tp.topic == name}
         wanted: set[TopicPartition] = set()
         if topic is not None:
             config = topic.config
             for state in topic.partitions:
                 if self.node_id not in state.replicas:
                     continue
-                tp = (name, state.partition)
+                tp = TopicPartition(name, state.partition)
                 wanted.add(tp)
                 part = self.partitions.get(tp)
                 if part is None:
@@ -174,7 +175,7 @@ class ReplicaManager:
     # ---- serving clients ----
 
     def _hosted(self, topic: str, partition: int) -> Partition:
-        part = self.partitions.get((topic, partition))
+        part = self.partitions.get(TopicPartition(topic, partition))
         if part is None:
             t = self.controller.topics.get(topic)
             if t is None or not 0 <= partition < len(t.partitions):

@@ -19,6 +19,7 @@ from msklite.coordinator.coordinator import (
     Output,
 )
 from msklite.coordinator.group import GroupState
+from msklite.topic_partition import TopicPartition
 
 GROUPS = st.sampled_from(["g1", "g2", ""])
 INSTANCES = st.sampled_from([None, None, "i1", "i2"])
@@ -145,7 +146,7 @@ class CoordinatorMachine(RuleBasedStateMachine):
 
     @rule(group=GROUPS, partition=st.integers(0, 2))
     def delete_offset(self, group: str, partition: int) -> None:
-        self._run(self.gc.delete_offsets(group, [("t", partition)])[2])
+        self._run(self.gc.delete_offsets(group, [TopicPartition("t", partition)])[2])
 
     @rule(ms=st.sampled_from([1, 50, 1000, 6000, 30_000]))
     def advance(self, ms: int) -> None:

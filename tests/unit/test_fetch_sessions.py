@@ -7,6 +7,7 @@ import pytest
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.protocol.fetch import FetchPartition, FetchRequest, FetchTopic
+from msklite.topic_partition import TopicPartition
 
 
 def _req(
@@ -33,7 +34,7 @@ def test_sessionless_fetch_opens_nothing() -> None:
     cache = FetchSessionCache()
     fc = cache.new_context(_req(0, -1, [("a", 0, 5)]))
     assert fc.response_session_id == 0 and not cache.sessions
-    assert fc.must_respond(("a", 0), 0, False, 1, 1, 0)
+    assert fc.must_respond(TopicPartition("a", 0), 0, False, 1, 1, 0)
 
 
 def test_incremental_fetch_sends_only_changes() -> None:
@@ -42,14 +43,14 @@ def test_incremental_fetch_sends_only_changes() -> None:
     sid = full.response_session_id
     assert sid > 0
     for p in (0, 1):
-        assert full.must_respond(("a", p), 0, False, 10, 10, 0)  # full: everything
+        assert full.must_respond(TopicPartition("a", p), 0, False, 10, 10, 0)  # full: everything
     inc = cache.new_context(_req(sid, 1, []))
     assert [tp for tp, _ in inc.partitions] == [("a", 0), ("a", 1)]
-    assert not inc.must_respond(("a", 0), 0, False, 10, 10, 0)  # nothing new
-    assert inc.must_respond(("a", 1), 0, False, 11, 11, 0)  # HW moved
+    assert not inc.must_respond(TopicPartition("a", 0), 0, False, 10, 10, 0)  # nothing new
+    assert inc.must_respond(TopicPartition("a", 1), 0, False, 11, 11, 0)  # HW moved
     inc2 = cache.new_context(_req(sid, 2, [("a", 0, 7)], forgotten=[("a", [1])]))
     assert [(tp, r.fetch_offset) for tp, r in inc2.partitions] == [(("a", 0), 7)]
-    assert inc2.must_respond(("a", 0), 0, True, 10, 10, 0)  # records
+    assert inc2.must_respond(TopicPartition("a", 0), 0, True, 10, 10, 0)  # records
 
 
 def test_session_errors() -> None:

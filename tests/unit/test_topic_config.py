@@ -16,6 +16,7 @@ from msklite.log.manager import LogManager
 from msklite.msk import MSK_BROKER_DEFAULTS
 from msklite.protocol.records import encode_batch, validate_produced_batch
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
 
 
 def test_one_typed_field_per_topic_config_with_kafkas_default() -> None:
@@ -70,7 +71,7 @@ def _rig(tmp_path: Path) -> tuple[Controller, ReplicaManager]:
 def test_alter_topic_configs_pushes_one_new_config_to_logs_and_replicas(tmp_path: Path) -> None:
     controller, rm = _rig(tmp_path)
     topic = controller.create_topic("t", 2, 1)
-    parts = [rm.partitions[("t", p)] for p in (0, 1)]
+    parts = [rm.partitions[TopicPartition("t", p)] for p in (0, 1)]
     assert all(p.config is topic.config and p.log.config is topic.config for p in parts)
 
     controller.alter_topic_configs("t", {"segment.bytes": "2000", "min.insync.replicas": "2"})
@@ -105,4 +106,4 @@ def test_alter_topic_configs_refuses_bad_input_and_changes_nothing(tmp_path: Pat
         assert e.value.code == code
     controller.alter_topic_configs("t", {"retention.ms": "1"}, validate_only=True)
     assert controller.topics["t"].config is before and controller.topics["t"].configs == {}
-    assert rm.partitions[("t", 0)].config is before
+    assert rm.partitions[TopicPartition("t", 0)].config is before

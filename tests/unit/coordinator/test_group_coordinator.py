@@ -30,6 +30,7 @@ from msklite.coordinator.records import (
     decode_offset_value,
 )
 from msklite.errors import ErrorCode as E
+from msklite.topic_partition import TopicPartition
 
 SESSION = 10_000
 REBALANCE = 30_000
@@ -458,7 +459,7 @@ def test_standalone_commit_creates_a_group_and_writes_records() -> None:
     assert value is not None
     v = decode_offset_value(value)
     assert (v.offset, v.leader_epoch, v.metadata, v.commit_timestamp) == (5, 3, "meta", h.now)
-    fetched = h.gc.fetch_offsets("g", [("t", 0), ("t", 1)])
+    fetched = h.gc.fetch_offsets("g", [TopicPartition("t", 0), TopicPartition("t", 1)])
     assert [(t, p, o.offset if o else None) for t, p, o in fetched] == [("t", 0, 5), ("t", 1, None)]
     assert [(t, p) for t, p, _ in h.gc.fetch_offsets("g", None)] == [("t", 0)]
     assert h.gc.fetch_offsets("none", None) == []
@@ -487,7 +488,9 @@ def test_offset_delete() -> None:
     assert h.gc.delete_offsets("g", [])[0] == E.GROUP_ID_NOT_FOUND
     (a,) = h.stable_group(1)  # subscribed to "t"
     commit(h, OffsetCommit("t", 0, 1), OffsetCommit("u", 0, 2), gen=1, member=a)
-    error, errors, out = h.gc.delete_offsets("g", [("t", 0), ("u", 0), ("u", 1)])
+    error, errors, out = h.gc.delete_offsets(
+        "g", [TopicPartition("t", 0), TopicPartition("u", 0), TopicPartition("u", 1)]
+    )
     h.run(out)
     assert (error, errors) == (E.NONE, [E.GROUP_SUBSCRIBED_TO_TOPIC, E.NONE, E.NONE])
     assert [r[2] for r in out.records] == [None]
@@ -497,7 +500,7 @@ def test_offset_delete() -> None:
     w = other.join(protocol_type="connect", protocols=[("v1", b"")], v4=False)
     other.advance(DELAY)
     other.sync(other.join_response(w).member_id, 1)
-    assert other.gc.delete_offsets("g", [("t", 0)])[0] == E.NON_EMPTY_GROUP
+    assert other.gc.delete_offsets("g", [TopicPartition("t", 0)])[0] == E.NON_EMPTY_GROUP
 
 
 def test_delete_groups() -> None:
@@ -546,10 +549,10 @@ def test_offsets_of_an_active_group_never_expire_and_an_empty_groups_do() -> Non
     h.sync(a, 1)
     commit(h, OffsetCommit("t", 0, 1), gen=1, member=a)
     h.advance(2 * RETENTION)
-    assert h.gc.fetch_offsets("g", [("t", 0)])[0][2] is not None
+    assert h.gc.fetch_offsets("g", [TopicPartition("t", 0)])[0][2] is not None
     h.run(h.gc.leave("g", [(a, None)], h.now)[2])
     h.advance(RETENTION - CHECK)
-    assert h.gc.fetch_offsets("g", [("t", 0)])[0][2] is not None
+    assert h.gc.fetch_offsets("g", [TopicPartition("t", 0)])[0][2] is not None
     h.advance(CHECK)
     assert "g" not in h.gc.groups
 
@@ -572,7 +575,7 @@ def test_replay_restores_offsets_and_groups() -> None:
     commit(h, OffsetCommit("t", 0, 7, 2, "x"), gen=1, member=a)
     commit(h, OffsetCommit("s", 0, 1), group="simple")
     commit(h, OffsetCommit("s", 1, 1), group="simple")
-    h.run(h.gc.delete_offsets("simple", [("s", 1)])[2])
+    h.run(h.gc.delete_offsets("simple", [TopicPartition("s", 1)])[2])
     commit(h, OffsetCommit("d", 0, 1), group="deleted")
     h.run(h.gc.delete_groups(["deleted"])[1])
 
@@ -592,7 +595,10 @@ def test_replay_restores_offsets_and_groups() -> None:
         a: a.encode(),
         b: b.encode(),
     }
-    assert restored.fetch_offsets("g", [("t", 0)])[0][2] == h.gc.groups["g"].offsets[("t", 0)]
+    assert (
+        restored.fetch_offsets("g", [TopicPartition("t", 0)])[0][2]
+        == h.gc.groups["g"].offsets[TopicPartition("t", 0)]
+    )
     assert [(t, p) for t, p, _ in restored.fetch_offsets("simple", None)] == [("s", 0)]
     # restored members keep heartbeating, and expire like any member when they stop
     assert restored.heartbeat("g", 1, a, None, h.now) == E.NONE
@@ -616,4 +622,7 @@ def test_load_skips_records_it_cannot_read() -> None:
     foreign = [(b"\x00\x03\x00\x01g", b"\x00\x00"), (key, b"\x00\x03\x00"), (key, value)]
     restored = GroupCoordinator(h.config, h.now)
     restored.load(partition, foreign, h.now)
-    assert restored.fetch_offsets("g", [("t", 0)])[0][2] == h.gc.groups["g"].offsets[("t", 0)]
+    assert (
+        restored.fetch_offsets("g", [TopicPartition("t", 0)])[0][2]
+        == h.gc.groups["g"].offsets[TopicPartition("t", 0)]
+    )

@@ -16,6 +16,7 @@ from msklite.coordinator.coordinator import (
 from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
 from msklite.coordinator.records import OffsetKey, decode_key
 from msklite.errors import ErrorCode, KafkaError
+from msklite.topic_partition import TopicPartition
 
 
 class MemoryTopic:
@@ -81,7 +82,10 @@ def test_failed_writes_come_back_as_coordinator_errors() -> None:
         ErrorCode.COORDINATOR_NOT_AVAILABLE
     ]
     # An error of the operation itself is kept, not replaced by the write's.
-    assert groups.delete_offsets("nope", [("t", 0)]) == (ErrorCode.GROUP_ID_NOT_FOUND, [])
+    assert groups.delete_offsets("nope", [TopicPartition("t", 0)]) == (
+        ErrorCode.GROUP_ID_NOT_FOUND,
+        [],
+    )
     assert groups.delete_group("nope") == ErrorCode.GROUP_ID_NOT_FOUND
 
 
@@ -90,7 +94,10 @@ def test_deletes_write_tombstones() -> None:
     groups = _runtime(topic)
     groups.owns("g")
     groups.commit("g", -1, "", None, [OffsetCommit("t", 0, 1), OffsetCommit("t", 1, 2)])
-    assert groups.delete_offsets("g", [("t", 0)]) == (ErrorCode.NONE, [ErrorCode.NONE])
+    assert groups.delete_offsets("g", [TopicPartition("t", 0)]) == (
+        ErrorCode.NONE,
+        [ErrorCode.NONE],
+    )
     assert groups.delete_group("g") == ErrorCode.NONE
     tombstones = [decode_key(k) for rs in topic.data.values() for k, v in rs if v is None]
     assert OffsetKey("g", "t", 0) in tombstones and OffsetKey("g", "t", 1) in tombstones

@@ -18,6 +18,7 @@ from msklite.protocol.records import (
 )
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
 
 
 class Rig:
@@ -43,7 +44,7 @@ class Rig:
             rm.sync_topic(name)
         self.controller.on_change(rm.sync_topic)
 
-    def wake(self, tp: tuple[str, int], replicas: list[int]) -> None:
+    def wake(self, tp: TopicPartition, replicas: list[int]) -> None:
         for r in replicas:
             if r in self.fetchers:
                 self.fetchers[r].wake(tp)
@@ -68,7 +69,7 @@ class Rig:
         rm.append(part, batch, validate_produced_batch(batch, 10**6), acks=1)
 
     def values(self, i: int) -> list[bytes | None]:
-        log = self.managers[i].partitions[("t", 0)].log
+        log = self.managers[i].partitions[TopicPartition("t", 0)].log
         out: list[bytes | None] = []
         offset = log.log_start_offset
         while offset < log.log_end_offset:  # a read covers one segment
@@ -89,7 +90,7 @@ def test_followers_copy_and_propagate_the_high_watermark(tmp_path: Path) -> None
         rig.produce(b"%d" % i)
     rig.pump()
     for i in (1, 2, 3):
-        part = rig.managers[i].partitions[("t", 0)]
+        part = rig.managers[i].partitions[TopicPartition("t", 0)]
         assert part.log.log_end_offset == 5 and part.high_watermark == 5
 
 
@@ -115,7 +116,10 @@ def test_a_returning_leader_truncates_what_the_new_leader_never_had(tmp_path: Pa
     expected = [b"common0", b"common1", b"common2", b"new-epoch"]
     assert rig.values(old) == expected == rig.values(new)
     assert sorted(p.isr) == [1, 2, 3]  # the returning broker caught up and rejoined
-    assert rig.managers[old].partitions[("t", 0)].log.epochs.entries == [(0, 0), (1, 3)]
+    assert rig.managers[old].partitions[TopicPartition("t", 0)].log.epochs.entries == [
+        (0, 0),
+        (1, 3),
+    ]
 
 
 def test_idle_in_sync_followers_stay_in_the_isr_when_data_arrives(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import Buffer
 from msklite.protocol.records import BatchHeader
 from msklite.replication.follower import ReplicaFetcher
+from msklite.topic_partition import TopicPartition
 
 from .test_follower import Rig
 
@@ -157,7 +158,7 @@ async def test_the_fetcher_task_survives_an_unexpected_error(tmp_path: Path) -> 
         task = asyncio.get_running_loop().create_task(fetcher.run())
         rig.fetchers[p.replicas[2]].pause()
         rig.produce(b"z")
-        follower_log = rig.managers[follower].partitions[("t", 0)].log
+        follower_log = rig.managers[follower].partitions[TopicPartition("t", 0)].log
         while follower_log.log_end_offset < 2:
             assert not task.done()
             await asyncio.sleep(0)
