@@ -88,7 +88,11 @@ class Brokers:
             BrokerStats(),
         )
         server = BrokerServer(
-            ctx, self.host, info.port, self.configs.get_int("socket.request.max.bytes")
+            ctx,
+            self.host,
+            info.port,
+            self.configs.get_int("socket.request.max.bytes"),
+            self.configs.get_int("queued.max.request.bytes"),
         )
         broker = Broker(info, logs, replicas, fetcher, ctx, server)
         self.running[info.node_id] = broker

@@ -211,6 +211,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("offsets.topic.num.partitions", T.INT, "50", minimum=1),
     ConfigDef("offsets.topic.replication.factor", T.SHORT, "3", minimum=1),
     ConfigDef("offsets.topic.segment.bytes", T.INT, "104857600", minimum=1),
+    # Kafka's default is -1 (unbounded); msklite bounds it (DEVIATIONS.md).
+    ConfigDef("queued.max.request.bytes", T.LONG, "268435456"),
     ConfigDef("replica.fetch.backoff.ms", T.INT, "1000", minimum=0),
     ConfigDef("replica.fetch.max.bytes", T.INT, "1048576", minimum=0),
     ConfigDef("replica.lag.time.max.ms", T.LONG, "30000"),

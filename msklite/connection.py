@@ -8,7 +8,8 @@ the responses leave in one `writelines` (one system call for a whole pipelined b
 handler that must wait (acks=all, a long-polling fetch, a group join) returns an awaitable
 instead; a task then awaits it, and the requests queued behind it wait their turn, as in Kafka.
 
-Reading pauses while too many requests are queued or the transport's write buffer is full.
+Reading pauses while too many requests are queued, the transport's write buffer is full, or
+a large request must wait for the broker's request memory (protocol/frame.py, MemoryPool).
 
 Closing the connection is Kafka's answer to bytes it cannot use: an oversize or negative frame,
 a malformed header or body, an unknown API key, an unsupported version of any API but
@@ -18,6 +19,7 @@ ApiVersions (which gets the KIP-511 answer instead).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import struct
@@ -30,7 +32,7 @@ from msklite.handlers import HANDLERS
 from msklite.handlers.api_versions import unsupported_version_body
 from msklite.handlers.context import BrokerContext
 from msklite.protocol.api_keys import ApiKey
-from msklite.protocol.frame import FrameDecoder
+from msklite.protocol.frame import FrameDecoder, MemoryPool
 from msklite.protocol.header import parse_request_header, response_header
 from msklite.protocol.primitives import Buffer
 
@@ -43,9 +45,16 @@ Response = list[Buffer] | None
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
-    def __init__(self, ctx: BrokerContext, max_frame: int, on_close: set[KafkaConnection]) -> None:
+    def __init__(
+        self,
+        ctx: BrokerContext,
+        max_frame: int,
+        on_close: set[KafkaConnection],
+        pool: MemoryPool | None = None,
+    ) -> None:
         self.ctx = ctx
-        self.decoder = FrameDecoder(max_frame)
+        self.decoder = FrameDecoder(max_frame, pool)
+        self.pool = self.decoder.pool
         self.queue: deque[memoryview] = deque()
         self.transport: asyncio.Transport | None = None
         self._registry = on_close
@@ -81,14 +90,32 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as e:
             self._abort(f"bad frame: {e}")
             return
+        if self.decoder.waiting:
+            self.pool.wait(self._memory_granted)
+            self._flow_control()
         if frames:
             self.queue.extend(frames)
             self._pump()
 
+    def _memory_granted(self) -> None:
+        # Called from inside another connection's release: reserve now, read on the next turn.
+        frames = self.decoder.admit()
+        asyncio.get_running_loop().call_soon(self._resume_granted, frames)
+
+    def _resume_granted(self, frames: list[memoryview]) -> None:
+        if self._closed:
+            for frame in frames:
+                self._release(frame)
+            return
+        if self.decoder.waiting:
+            self.pool.wait(self._memory_granted)
+        self.queue.extend(frames)
+        self._pump()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._registry.discard(self)
-        self.queue.clear()
+        self._drop_queue()
         if self._waiting is not None:
             self._waiting.cancel()
 
@@ -104,9 +131,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _abort(self, why: str) -> None:
         log.info("closing connection from %s: %s", self.peer, why)
         self._closed = True
-        self.queue.clear()
+        self._drop_queue()
         if self.transport is not None:
             self.transport.abort()
+
+    def _release(self, frame: memoryview) -> None:
+        self.pool.release(len(frame), len(frame))
+
+    def _release_after(self, frame: memoryview, _: asyncio.Task[None]) -> None:
+        self._release(frame)
+
+    def _drop_queue(self) -> None:
+        """Give back the memory of every request not yet handled and of a partial one."""
+        while self.queue:
+            self._release(self.queue.popleft())
+        self.pool.forget(self._memory_granted)
+        self.decoder.discard()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -120,20 +160,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             try:
                 result = self._dispatch(frame)
             except ProtocolError as e:
+                self._release(frame)
                 self._abort(str(e))
                 return
             except Exception:
+                self._release(frame)
                 log.exception("request from %s failed; closing the connection", self.peer)
                 self._abort("internal error")
                 return
-            if result is None:
-                continue
-            if type(result) is list:
-                out += result
+            if result is None or type(result) is list:
+                self._release(frame)
+                if result is not None:
+                    out += result
             else:
                 self._waiting = asyncio.get_running_loop().create_task(
                     self._finish(cast(Awaitable[Response], result))
                 )
+                # Done callbacks run even for a task cancelled before it started.
+                self._waiting.add_done_callback(functools.partial(self._release_after, frame))
         if out and self.transport is not None and not self._closed:
             self.transport.writelines(out)
         self._flow_control()
@@ -141,11 +185,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _flow_control(self) -> None:
         if self.transport is None or self._closed:
             return
-        backlog = len(self.queue) >= MAX_QUEUED_REQUESTS
-        if backlog and not self._read_paused:
+        hold = len(self.queue) >= MAX_QUEUED_REQUESTS or self.decoder.waiting
+        if hold and not self._read_paused:
             self.transport.pause_reading()
             self._read_paused = True
-        elif not backlog and self._read_paused:
+        elif not hold and self._read_paused:
             self.transport.resume_reading()
             self._read_paused = False
 
