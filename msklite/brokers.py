@@ -1,6 +1,7 @@
 """The running brokers: how one broker is assembled (log manager, replica manager, replica
 fetcher, handler context, listener), opened, closed, and stopped or started again while the
-rest of the cluster runs. The cluster (the composition root) owns one `Brokers`."""
+rest of the cluster runs. The cluster (the composition root) owns one `Brokers`; it is also
+the replica managers' notifier, waking the replica fetchers of the running brokers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
 from msklite.handlers.context import BrokerContext, BrokerStats
 from msklite.handlers.fetch_sessions import FetchSessionCache
-from msklite.handlers.metadata import MetadataCache
+from msklite.handlers.metadata_cache import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
@@ -67,16 +68,13 @@ class Brokers:
             controller.cluster_id,
             self.clock,
         )
-        replicas = ReplicaManager(info.node_id, controller, logs, self.clock)
+        replicas = ReplicaManager(info.node_id, controller, logs, self.clock, self)
         fetcher = ReplicaFetcher(
             replicas,
             self._peers,
             self.configs.get_int("replica.fetch.max.bytes"),
             self.configs.get_int("replica.fetch.backoff.ms"),
         )
-        replicas.wake_own_fetcher = fetcher.wake
-        replicas.wake_followers = self._wake_followers
-        replicas.replicate_now = self._replicate_now
         ctx = BrokerContext(
             info,
             controller,
@@ -170,14 +168,16 @@ class Brokers:
         broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
         return runtime
 
-    def _wake_followers(self, tp: TopicPartition, replicas: list[int]) -> None:
-        for node_id in replicas:
+    # ---- the replica managers' notifier (ReplicaNotifier) ----
+
+    def wake(self, tp: TopicPartition, brokers: list[int]) -> None:
+        for node_id in brokers:
             broker = self.running.get(node_id)
             if broker is not None:
                 broker.fetcher.wake(tp)
 
-    def _replicate_now(self, tp: TopicPartition, replicas: list[int]) -> None:
-        for node_id in replicas:
+    def replicate_now(self, tp: TopicPartition, brokers: list[int]) -> None:
+        for node_id in brokers:
             broker = self.running.get(node_id)
             if broker is not None:
                 broker.fetcher.fetch_now(tp)

@@ -165,7 +165,6 @@ class Cluster:
         except BaseException:
             await self._shutdown()
             raise
-        brokers.metadata_cache.invalidate()
         self._timers.every(
             self.broker_configs.get_int("log.retention.check.interval.ms"), self.enforce_retention
         )

@@ -56,7 +56,6 @@ class Faults:
         self.running(node_id)
         await self.brokers.stop(node_id)
         self.brokers.controller.broker_down(node_id)
-        self.brokers.metadata_cache.invalidate()
 
     async def start_broker(self, node_id: int) -> None:
         """Start a stopped broker again on its old port: it recovers its logs, truncates where
@@ -66,7 +65,6 @@ class Faults:
             raise ValueError(f"broker {node_id} is already running")
         await self.brokers.start(info)
         self.brokers.controller.broker_up(node_id)
-        self.brokers.metadata_cache.invalidate()
 
     async def add_broker(self, az: str | None = None) -> int:
         """Add a broker (the next id) in `az` (by default the AZ with the fewest brokers), as
@@ -81,7 +79,6 @@ class Faults:
         self.brokers.controller.register_broker(info)
         self.infos.append(info)
         await self.brokers.start(info)
-        self.brokers.metadata_cache.invalidate()
         return node_id
 
     async def stop_az(self, az: str) -> None:

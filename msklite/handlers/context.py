@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
+from msklite.handlers.metadata_cache import MetadataCache
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
-    from msklite.handlers.metadata import MetadataCache
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 
-from msklite.controller import Controller, TopicState, validate_topic_name
+from msklite.controller import validate_topic_name
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
@@ -32,58 +32,8 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 # AclOperation codes (READ=3 … ALTER_CONFIGS=11, IDEMPOTENT_WRITE=12, tokens 13-14).
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
 _NO_ID = uuid.UUID(int=0)
-
-
-class MetadataCache:
-    """Encoded topic fragments by (topic, version, with authorized operations)."""
-
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self._fragments: dict[tuple[str, int, bool], bytes] = {}
-        controller.on_change(self.invalidate)
-
-    def invalidate(self, topic: str | None = None) -> None:
-        if topic is None:
-            self._fragments.clear()
-        else:
-            for key in [k for k in self._fragments if k[0] == topic]:
-                del self._fragments[key]
-
-    def fragment(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
-        key = (topic.name, version, with_ops)
-        cached = self._fragments.get(key)
-        if cached is None:
-            cached = self._fragments[key] = self._encode(topic, version, with_ops)
-        return cached
-
-    def _encode(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
-        alive = {node_id for node_id, b in self.controller.brokers.items() if b.alive}
-        parts = []
-        for p in topic.partitions:
-            leader_alive = p.leader in alive
-            parts.append(
-                codec.PartitionMetadata(
-                    ErrorCode.NONE if leader_alive else ErrorCode.LEADER_NOT_AVAILABLE,
-                    p.partition,
-                    p.leader if leader_alive else -1,
-                    p.leader_epoch,
-                    p.replicas,
-                    p.isr,
-                    self.controller.offline_replicas(p),
-                )
-            )
-        return codec.encode_topic(
-            version,
-            ErrorCode.NONE,
-            topic.name,
-            topic.topic_id,
-            topic.internal,
-            parts,
-            TOPIC_OPERATIONS if with_ops else codec.AUTHORIZED_OPERATIONS_OMITTED,
-        )
 
 
 def _error_fragment(version: int, code: ErrorCode, name: str, topic_id: uuid.UUID) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 from msklite.clock import Clock
 from msklite.controller import Controller
@@ -33,22 +33,33 @@ from msklite.topic_partition import TopicPartition
 log = logging.getLogger(__name__)
 
 
+class ReplicaNotifier(Protocol):
+    """How a replica manager reaches the replica fetchers of the cluster's brokers, its own
+    broker's included (the composition root implements it over the running brokers)."""
+
+    def wake(self, tp: TopicPartition, brokers: list[int]) -> None:
+        """Have the fetchers of `brokers` look at `tp` on their next pass."""
+
+    def replicate_now(self, tp: TopicPartition, brokers: list[int]) -> None:
+        """Have the fetchers of `brokers` copy `tp` at once."""
+
+
 class ReplicaManager:
     def __init__(
-        self, node_id: int, controller: Controller, logs: LogManager, clock: Clock
+        self,
+        node_id: int,
+        controller: Controller,
+        logs: LogManager,
+        clock: Clock,
+        notifier: ReplicaNotifier,
     ) -> None:
         self.node_id = node_id
         self.controller = controller
         self.logs = logs
         self.clock = clock
+        self.notifier = notifier
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetch_waiters: Purgatory[TopicPartition] = Purgatory()
-        # Set by the cluster: wake the fetchers of `followers` for a partition.
-        self.wake_followers: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
-        # Set by the cluster: wake this broker's own fetcher for a partition it follows.
-        self.wake_own_fetcher: Callable[[TopicPartition], None] = lambda tp: None
-        # Set by the cluster: have `followers` copy a partition right now.
-        self.replicate_now: Callable[[TopicPartition, list[int]], None] = lambda tp, r: None
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
         if logs.offline is not None:  # it failed as it opened
@@ -146,7 +157,7 @@ class ReplicaManager:
                 part.become_leader(self.clock.now_ms())
             else:
                 part.become_follower()
-                self.wake_own_fetcher(part.tp)
+                self.notifier.wake(part.tp, [self.node_id])
             self.fetch_waiters.notify(part.tp)  # parked consumers learn of the change
         elif part.is_leader and part.maybe_advance_high_watermark():
             self._high_watermark_moved(part)
@@ -222,14 +233,14 @@ class ReplicaManager:
             if acks == -1:
                 # The producer waits for the followers: let them fetch at once instead of on
                 # the next turns of the event loop (152 -> 70 us a request, measured).
-                self.replicate_now(part.tp, part.followers)
+                self.notifier.replicate_now(part.tp, part.followers)
             else:
-                self.wake_followers(part.tp, part.followers)
+                self.notifier.wake(part.tp, part.followers)
         return info
 
     def _high_watermark_moved(self, part: Partition) -> None:
         self.fetch_waiters.notify(part.tp)
-        self.wake_followers(part.tp, part.followers)
+        self.notifier.wake(part.tp, part.followers)
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         return {tp: p.high_watermark for tp, p in self.partitions.items()}

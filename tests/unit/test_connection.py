@@ -19,11 +19,12 @@ from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
 from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.fetch_sessions import FetchSessionCache
-from msklite.handlers.metadata import MetadataCache
+from msklite.handlers.metadata_cache import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import MSK_BROKER_DEFAULTS
 from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
+from tests.fakes import NoFetchers
 
 
 class FakeTransport(asyncio.Transport):
@@ -69,7 +70,7 @@ def _context(root: str) -> BrokerContext:
     controller = Controller([info], BrokerConfigs(dict(MSK_BROKER_DEFAULTS)), None)
     clock = ManualClock()
     logs = LogManager(root, 1, controller.cluster_id, clock)
-    replicas = ReplicaManager(1, controller, logs, clock)
+    replicas = ReplicaManager(1, controller, logs, clock, NoFetchers())
     controller.on_change(replicas.sync_topic)
     controller.create_topic("t", 2)
     groups = GroupRuntime(

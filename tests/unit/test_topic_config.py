@@ -17,6 +17,7 @@ from msklite.msk import MSK_BROKER_DEFAULTS
 from msklite.protocol.records import encode_batch, validate_produced_batch
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.topic_partition import TopicPartition
+from tests.fakes import NoFetchers
 
 
 def test_one_typed_field_per_topic_config_with_kafkas_default() -> None:
@@ -63,7 +64,8 @@ def _rig(tmp_path: Path) -> tuple[Controller, ReplicaManager]:
         BrokerConfigs(dict(MSK_BROKER_DEFAULTS)),
         str(tmp_path / "meta.json"),
     )
-    rm = ReplicaManager(1, controller, LogManager(str(tmp_path / "b1"), 1, "c", clock), clock)
+    logs = LogManager(str(tmp_path / "b1"), 1, "c", clock)
+    rm = ReplicaManager(1, controller, logs, clock, NoFetchers())
     controller.on_change(rm.sync_topic)
     return controller, rm
 

@@ -35,19 +35,20 @@ class Rig:
 
     def start(self, i: int) -> None:
         logs = LogManager(str(self.root / f"b{i}"), i, self.controller.cluster_id, self.clock)
-        rm = ReplicaManager(i, self.controller, logs, self.clock)
+        rm = ReplicaManager(i, self.controller, logs, self.clock, self)
         fetcher = ReplicaFetcher(rm, self.managers)
-        rm.wake_own_fetcher = fetcher.wake
-        rm.wake_followers = self.wake
         self.managers[i], self.fetchers[i] = rm, fetcher
         for name in list(self.controller.topics):
             rm.sync_topic(name)
         self.controller.on_change(rm.sync_topic)
 
-    def wake(self, tp: TopicPartition, replicas: list[int]) -> None:
-        for r in replicas:
+    # The rig is the replica managers' notifier; `pump` does the copying.
+    def wake(self, tp: TopicPartition, brokers: list[int]) -> None:
+        for r in brokers:
             if r in self.fetchers:
                 self.fetchers[r].wake(tp)
+
+    replicate_now = wake
 
     def stop(self, i: int) -> None:
         rm = self.managers.pop(i)

@@ -1,0 +1,54 @@
+"""MetadataCache: encoded topic fragments stay until the controller reports a change of their
+topic — its own changes, and a broker holding replicas of it stopping or starting — with no
+invalidation by hand."""
+
+from __future__ import annotations
+
+from msklite.config import BrokerConfigs
+from msklite.controller import BrokerInfo, Controller
+from msklite.handlers.metadata_cache import MetadataCache
+from msklite.msk import MSK_BROKER_DEFAULTS
+
+V = 12
+
+
+def _setup() -> tuple[Controller, MetadataCache]:
+    infos = [BrokerInfo(i, f"az{i}") for i in (1, 2, 3)]
+    config = {**MSK_BROKER_DEFAULTS, "auto.leader.rebalance.enable": "false"}
+    controller = Controller(infos, BrokerConfigs(config), None)
+    return controller, MetadataCache(controller)
+
+
+def _fresh(controller: Controller, name: str) -> bytes:
+    return MetadataCache(controller).fragment(controller.topics[name], V, False)
+
+
+def test_fragments_are_kept_until_their_topic_changes() -> None:
+    controller, cache = _setup()
+    controller.create_topic("a", assignments={0: [1, 2, 3]})
+    controller.create_topic("b", assignments={0: [2, 3, 1]})
+    a, b = (cache.fragment(controller.topics[n], V, False) for n in ("a", "b"))
+    assert cache.fragment(controller.topics["a"], V, False) is a  # cached
+
+    controller.alter_isr("a", 0, [1, 2])
+    assert cache.fragment(controller.topics["a"], V, False) == _fresh(controller, "a") != a
+    assert cache.fragment(controller.topics["b"], V, False) is b  # untouched
+
+    controller.create_partitions("a", 2, None, False)
+    assert cache.fragment(controller.topics["a"], V, False) == _fresh(controller, "a")
+
+
+def test_a_broker_stopping_or_starting_refreshes_the_topics_it_replicates() -> None:
+    controller, cache = _setup()
+    # Broker 3 is a replica of "t" outside its ISR: its stop changes no leader or ISR of "t",
+    # only what Metadata reports (offline_replicas).
+    controller.create_topic("t", assignments={0: [1, 2, 3]})
+    controller.alter_isr("t", 0, [1, 2])
+    before = cache.fragment(controller.topics["t"], V, False)
+
+    controller.broker_down(3)
+    down = cache.fragment(controller.topics["t"], V, False)
+    assert down == _fresh(controller, "t") != before
+
+    controller.broker_up(3)
+    assert cache.fragment(controller.topics["t"], V, False) == before
