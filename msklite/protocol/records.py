@@ -1,13 +1,15 @@
 """Record batches (magic v2) as opaque bytes.
 
-The broker reads only the 61-byte batch header below; the records after it stay untouched on
-the produce/fetch path. The CRC-32C covers `attributes` to the end of the batch, so the two
-fields the broker assigns — `base_offset` and `partition_leader_epoch` — are rewritten without
-recomputing it. Only `LogAppendTime` changes covered bytes (attributes, max timestamp), and
-only then is the CRC recomputed.
+The broker stores and serves batches as received; it writes only into the 61-byte batch header
+below. The CRC-32C covers `attributes` to the end of the batch, so the two fields the broker
+assigns — `base_offset` and `partition_leader_epoch` — are rewritten without recomputing it.
+Only `LogAppendTime` changes covered bytes (attributes, max timestamp), and only then is the
+CRC recomputed.
 
-Record-level decoding (`iter_records`) exists for the few places Kafka must look inside a batch
-(ListOffsets by timestamp); it decompresses with cramjam.
+The records inside are read, never rewritten: on the produce path `validate_produced_batch`
+walks every record as Kafka's LogValidator does (decompressing with cramjam into a reused
+buffer), and `iter_records` decodes them for the few places Kafka looks inside a batch
+(ListOffsets by timestamp, the internal topics). Both use the one walker, `walk_records`.
 """
 
 from __future__ import annotations
@@ -393,11 +395,11 @@ def _walk_headers(data: Buffer, p: int, keep: bool) -> tuple[HeaderSpans, int]:
         key_len = zigzag(raw)
         if key_len < 0:
             raise _invalid(f"negative header key length {key_len}")
-        key_at = p + key_len
-        raw, p = decode_uvarint(data, key_at)
+        key_at = p
+        raw, p = decode_uvarint(data, key_at + key_len)
         value_len = zigzag(raw)
         if keep:
-            out.append((key_at - key_len, key_len, p, value_len))
+            out.append((key_at, key_len, p, value_len))
         if value_len > 0:
             p += value_len
     return out, p
