@@ -26,6 +26,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
 from kafka.protocol.admin.cluster import DescribeLogDirsRequest
 from kafka.protocol.admin.topics import CreateTopicsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
@@ -213,6 +214,17 @@ async def _produce_aiokafka(bootstrap: str, topic: str, values: list[bytes]) -> 
         await producer.stop()
 
 
+def _produce_kafka_python(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, retries=10
+    )
+    try:
+        for future in [producer.send(topic, v) for v in values]:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+
+
 def _consume(bootstrap: str, topic: str, n: int) -> list[bytes | None]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "storage"})
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
@@ -244,34 +256,46 @@ def _offline_replicas(address: str, topic: str) -> list[int]:
 
 
 def test_a_leader_whose_disk_fills_answers_storage_error_and_clients_move_on(
-    tmp_path: Path, mount_tmpfs: Callable[[Path], Path]
+    tmp_path: Path, mount_tmpfs: Callable[[Path], Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     data = tmp_path / "data"
     full = mount_tmpfs(data / "broker-1")
     config = {"replica.fetch.backoff.ms": "50"}
+    clients: list[tuple[str, Callable[[str, str, list[bytes]], None]]] = [
+        ("confluent", _produce_confluent),
+        ("aiokafka", lambda b, t, v: asyncio.run(_produce_aiokafka(b, t, v))),
+        ("kafka-python", _produce_kafka_python),
+    ]
     with Cluster(brokers=3, data_dir=str(data), config=config) as cluster:
         _create(cluster, "t", [1, 2, 3])
-        before = [b"before-%d-" % i + VALUE for i in range(20)]
-        _produce_confluent(cluster.bootstrap_servers, "t", before)
-        _fill(full)
+        expected = [b"before-%d-" % i + VALUE for i in range(20)]
+        _produce_confluent(cluster.bootstrap_servers, "t", expected)
+        for name, produce in clients:
+            _fill(full)
+            # The leader's append fails: KAFKA_STORAGE_ERROR; the client finds the new leader.
+            values = [name.encode() + b"-%d-" % i + VALUE for i in range(20)]
+            produce(cluster.bootstrap_servers, "t", values)
+            expected += values
+            view = cluster.partition("t", 0)
+            assert view.leader != 1 and 1 not in view.isr
+            assert _offline_replicas(_broker_address(cluster, 2), "t") == [1]
+            assert _log_dir_error(_broker_address(cluster, 1)) == ErrorCode.KAFKA_STORAGE_ERROR
+            assert _log_dir_error(_broker_address(cluster, 2)) == ErrorCode.NONE
 
-        # The leader's append fails: KAFKA_STORAGE_ERROR, the clients find the new leader.
-        by_confluent = [b"confluent-%d-" % i + VALUE for i in range(20)]
-        _produce_confluent(cluster.bootstrap_servers, "t", by_confluent)
-        by_aiokafka = [b"aiokafka-%d-" % i + VALUE for i in range(20)]
-        asyncio.run(_produce_aiokafka(cluster.bootstrap_servers, "t", by_aiokafka))
-        view = cluster.partition("t", 0)
-        assert view.leader != 1 and 1 not in view.isr
-        assert _offline_replicas(_broker_address(cluster, 2), "t") == [1]
-        assert _log_dir_error(_broker_address(cluster, 1)) == ErrorCode.KAFKA_STORAGE_ERROR
-        assert _log_dir_error(_broker_address(cluster, 2)) == ErrorCode.NONE
-
-        (full / "filler").unlink()  # space returns: the directory comes back, 1 catches up
-        wait_until(lambda: sorted(cluster.partition("t", 0).isr) == [1, 2, 3], "1 in the ISR")
-        assert _offline_replicas(_broker_address(cluster, 2), "t") == []
-        assert set(cluster.partition("t", 0).log_end_offsets.values()) == {60}
-        got = _consume(cluster.bootstrap_servers, "t", 60)
-        assert got == before + by_confluent + by_aiokafka  # nothing acknowledged was lost
+            # Space returns: the directory comes back, 1 catches up and, as the preferred
+            # replica, leads again.
+            (full / "filler").unlink()
+            wait_until(
+                lambda: (p := cluster.partition("t", 0)).leader == 1 and len(p.isr) == 3,
+                "1 leading again",
+            )
+            assert _offline_replicas(_broker_address(cluster, 2), "t") == []
+        offline = [r for r in caplog.records if r.name.startswith("msklite") and "offline" in r.msg]
+        assert len(offline) == len(clients)  # once per failure, not once per batch
+        total = len(expected)
+        assert set(cluster.partition("t", 0).log_end_offsets.values()) == {total}
+        # Nothing acknowledged was lost, nothing was written twice.
+        assert _consume(cluster.bootstrap_servers, "t", total) == expected
 
 
 def test_a_follower_whose_disk_fills_leaves_the_isr_and_returns_when_space_does(
