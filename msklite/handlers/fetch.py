@@ -139,20 +139,27 @@ def handle(
         return codec.encode_response(v, e.code, 0, [])
     reads, total, errors = _read_all(ctx, fc, req, v)
     if total < req.min_bytes and req.max_wait_ms > 0 and not errors and fc.partitions:
-        return _long_poll(ctx, fc, req, v)
+        # Watch now, in the same step as the read: the coroutine starts on a later turn of
+        # the loop, after requests read in this one (a produce that wakes it) have run.
+        keys = [tp for tp, _ in fc.partitions]
+        return _long_poll(ctx, fc, req, v, keys, ctx.replicas.fetch_waiters.watch(keys))
     return _respond(ctx, fc, v, reads, total)
 
 
 async def _long_poll(
-    ctx: BrokerContext, fc: FetchContext, req: codec.FetchRequest, v: int
+    ctx: BrokerContext,
+    fc: FetchContext,
+    req: codec.FetchRequest,
+    v: int,
+    keys: list[TopicPartition],
+    waiter: asyncio.Future[None],
 ) -> list[Buffer]:
-    """Wait in the purgatory until min_bytes are there or max_wait_ms has passed; every
-    append to a fetched partition wakes it to read again."""
+    """Wait in the purgatory (`waiter`, watching `keys` since the first read) until
+    min_bytes are there or max_wait_ms has passed; every append to a fetched partition wakes
+    it to read again."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.max_wait_ms / 1000
-    keys = [tp for tp, _ in fc.partitions]
     while True:
-        waiter = ctx.replicas.fetch_waiters.watch(keys)
         try:
             await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
         except TimeoutError:
@@ -162,6 +169,7 @@ async def _long_poll(
         reads, total, errors = _read_all(ctx, fc, req, v)
         if total >= req.min_bytes or errors or loop.time() >= deadline:
             return _respond(ctx, fc, v, reads, total)
+        waiter = ctx.replicas.fetch_waiters.watch(keys)
 
 
 def _respond(
