@@ -1,8 +1,9 @@
 """The controller: cluster metadata and the decisions that change it — topics and their ids,
 partition assignment across brokers and AZs, topic configs, producer-id allocation.
 
-Synchronous and pure apart from persisting its state to one JSON file (a stand-in for KRaft's
-metadata log, DEVIATIONS.md). A change counts only once that file is saved: a change whose save
+Synchronous and pure apart from persisting its state (metadata_log.py: a snapshot and the
+changes since, a stand-in for KRaft's metadata log, DEVIATIONS.md). A change counts only once
+it is written: a change whose save
 fails is rolled back before anyone sees it and answers KAFKA_STORAGE_ERROR, as a KRaft
 controller that cannot append to its log applies nothing. Observers registered with
 `on_change` hear each topic change after it is committed; the cluster uses that to open or
@@ -11,17 +12,16 @@ delete logs and to invalidate cached Metadata fragments.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from msklite.config import TOPIC_CONFIGS, BrokerConfigs, TopicConfig
 from msklite.errors import ErrorCode, KafkaError
+from msklite.metadata_log import MetadataLog
 from msklite.msk import spread_over_azs
 from msklite.protocol.primitives import kafka_uuid_str
 
@@ -93,6 +93,7 @@ class _Snapshot:
     topics: dict[str, TopicState]
     partitions: list[tuple[TopicState, list[PartitionState], dict[str, str], TopicConfig]]
     fields: list[_PartitionFields]
+    owners: list[TopicState]  # the topic of each entry of `fields`
     placements: int
     producer_id_block_end: int
     brokers: dict[int, BrokerInfo]
@@ -155,18 +156,21 @@ class Controller:
         self._placements = 0
         self._observers: list[Callable[[str], None]] = []
         self._save_failing = False
+        self._unsaved = False  # a change kept in memory is not on disk: write everything next
         # Brokers whose log directory is offline (KRaft: their offline directories, reported
         # in heartbeats): their replicas neither lead, nor sit in ISRs, nor get new partitions.
         self.offline_dirs: set[int] = set()
-        if state_path and os.path.exists(state_path):
+        self._store = MetadataLog(state_path) if state_path else None
+        if self._store is not None:
             self._load()
 
     # ---- persistence ----
 
     def _load(self) -> None:
-        assert self.state_path is not None
-        with open(self.state_path) as f:
-            state = json.load(f)
+        assert self._store is not None
+        state = self._store.load()
+        if state is None:
+            return
         self.cluster_id = state["cluster_id"]
         # Ids below a persisted block end may have been handed out before the stop.
         self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
@@ -186,45 +190,60 @@ class Controller:
             self.topics[topic.name] = topic
             self.topics_by_id[topic.topic_id] = topic
 
-    def _save(self) -> None:
-        if not self.state_path:
-            return
-        state = {
-            "cluster_id": self.cluster_id,
+    def _globals(self) -> dict[str, Any]:
+        return {
             "producer_id_block_end": self._producer_id_block_end,
             "placements": self._placements,
             "brokers": [{"node_id": b.node_id, "rack": b.rack} for b in self.brokers.values()],
-            "topics": [
-                {
-                    "name": t.name,
-                    "topic_id": str(t.topic_id),
-                    "internal": t.internal,
-                    "configs": t.configs,
-                    "partitions": [
-                        {
-                            "partition": p.partition,
-                            "replicas": p.replicas,
-                            "leader": p.leader,
-                            "isr": p.isr,
-                            "leader_epoch": p.leader_epoch,
-                            "adding_replicas": p.adding_replicas,
-                            "removing_replicas": p.removing_replicas,
-                        }
-                        for p in t.partitions
-                    ],
-                }
-                for t in self.topics.values()
-            ],
         }
-        tmp = self.state_path + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                f.write(json.dumps(state))  # C encoder: json.dump is ≈4x slower
-            os.replace(tmp, self.state_path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # a partial file would hold on to the space that ran out
-            raise
+
+    def _save(self, snap: _Snapshot) -> None:
+        """Write the change made since `snap`: one line of the metadata log (what changed),
+        or a whole new snapshot when the log has outgrown the last one or an earlier change
+        (a fact) could not be written."""
+        store = self._store
+        if store is None:
+            return
+        if self._unsaved or store.wants_snapshot:
+            store.write_snapshot(
+                {
+                    "cluster_id": self.cluster_id,
+                    **self._globals(),
+                    "topics": [_topic_json(t) for t in self.topics.values()],
+                }
+            )
+        else:
+            store.append(self._change(snap))
+        self._unsaved = False
+
+    def _change(self, snap: _Snapshot) -> dict[str, Any]:
+        """What changed since `snap`: whole topics created, deleted or reshaped (configs,
+        partition count), single partitions for the rest."""
+        topics: dict[str, Any] = {
+            name: _topic_json(t)
+            for name, t in self.topics.items()
+            if snap.topics.get(name) is not t
+        }
+        topics.update(dict.fromkeys(snap.topics.keys() - self.topics.keys()))
+        for topic, parts, configs, _ in snap.partitions:
+            reshaped = topic.configs is not configs or len(topic.partitions) != len(parts)
+            if reshaped and topic.name not in topics and self.topics.get(topic.name) is topic:
+                topics[topic.name] = _topic_json(topic)
+        partitions = []
+        for topic, (p, *before) in zip(snap.owners, snap.fields, strict=True):
+            if topic.name in topics or self.topics.get(topic.name) is not topic:
+                continue
+            now = [
+                p.replicas,
+                p.leader,
+                p.isr,
+                p.leader_epoch,
+                p.adding_replicas,
+                p.removing_replicas,
+            ]
+            if before != now:
+                partitions.append([topic.name, str(topic.topic_id), _partition_json(p)])
+        return {**self._globals(), "topics": topics, "partitions": partitions}
 
     def _commit_code(self, snap: _Snapshot, topic: str) -> ErrorCode:
         """`_commit` for the APIs that answer an error code per partition."""
@@ -242,9 +261,17 @@ class Controller:
     def off_change(self, observer: Callable[[str], None]) -> None:
         self._observers.remove(observer)
 
-    def _snapshot(self, topics: list[TopicState] | None = None) -> _Snapshot:
-        """Undo information for a change of `topics` (None: every topic)."""
+    def _snapshot(
+        self, topics: list[TopicState] | None = None, only: PartitionState | None = None
+    ) -> _Snapshot:
+        """Undo information for a change of `topics` (None: every topic) — of the one
+        partition `only` of the one topic, when given (an ISR or leader change)."""
         touched = list(self.topics.values()) if topics is None else topics
+        owned = (
+            [(touched[0], only)]
+            if only is not None
+            else [(t, p) for t in touched for p in t.partitions]
+        )
         return _Snapshot(
             dict(self.topics),
             [(t, list(t.partitions), t.configs, t.config) for t in touched],
@@ -258,9 +285,9 @@ class Controller:
                     list(p.adding_replicas),
                     list(p.removing_replicas),
                 )
-                for t in touched
-                for p in t.partitions
+                for _, p in owned
             ],
+            [t for t, _ in owned],
             self._placements,
             self._producer_id_block_end,
             dict(self.brokers),
@@ -288,13 +315,14 @@ class Controller:
         (a broker or log directory went away or came back), which holds whether or not it is
         saved: it stays applied and reaches the file with the next change that saves."""
         try:
-            self._save()
+            self._save(snap)
         except OSError as e:
             # Once per spell of failures: every request would otherwise log it again.
             (log.debug if self._save_failing else log.error)(
                 "cannot save cluster metadata to %s: %s", self.state_path, e
             )
             self._save_failing = True
+            self._unsaved = fact
             if not fact:
                 self._restore(snap)
                 raise KafkaError(
@@ -700,7 +728,7 @@ class Controller:
         KafkaError (KAFKA_STORAGE_ERROR) when it cannot be saved: the ISR stays as it was."""
         topic = self.topics[topic_name]
         p = topic.partitions[partition]
-        snap = self._snapshot([topic])
+        snap = self._snapshot([topic], p)
         p.isr = [r for r in p.replicas if r in isr]
         if not self._maybe_complete_reassignment(topic, p) and self.configs.get_bool(
             "auto.leader.rebalance.enable"
@@ -714,7 +742,7 @@ class Controller:
         if topic is None or not 0 <= partition < len(topic.partitions):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         p = topic.partitions[partition]
-        snap = self._snapshot([topic])
+        snap = self._snapshot([topic], p)
         if unclean:
             if p.leader != -1:
                 return ErrorCode.ELECTION_NOT_NEEDED
@@ -748,7 +776,7 @@ class Controller:
         if topic is None or not 0 <= partition < len(topic.partitions):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         p = topic.partitions[partition]
-        snap = self._snapshot([topic])
+        snap = self._snapshot([topic], p)
         if target is None:
             if not p.adding_replicas and not p.removing_replicas:
                 return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
@@ -814,3 +842,25 @@ class Controller:
 
 def _new_cluster_id() -> str:
     return kafka_uuid_str(uuid.uuid4())
+
+
+def _partition_json(p: PartitionState) -> dict[str, Any]:
+    return {
+        "partition": p.partition,
+        "replicas": p.replicas,
+        "leader": p.leader,
+        "isr": p.isr,
+        "leader_epoch": p.leader_epoch,
+        "adding_replicas": p.adding_replicas,
+        "removing_replicas": p.removing_replicas,
+    }
+
+
+def _topic_json(t: TopicState) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "topic_id": str(t.topic_id),
+        "internal": t.internal,
+        "configs": t.configs,
+        "partitions": [_partition_json(p) for p in t.partitions],
+    }

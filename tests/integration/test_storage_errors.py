@@ -32,7 +32,7 @@ from kafka.protocol.admin.topics import CreateTopicsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
 
-from msklite import Cluster
+from msklite import Cluster, metadata_log
 from msklite.errors import ErrorCode
 from msklite.protocol.records import HEADER_SIZE, encode_batch, read_header
 
@@ -94,16 +94,16 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def metadata_disk_full(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """`full[0] = True` makes every save of cluster-metadata.json fail with ENOSPC."""
+    """`full[0] = True` makes every write of cluster metadata fail with ENOSPC."""
     full = [False]
-    real_replace = os.replace
+    real_write = metadata_log.write_all
 
-    def replace(src: str, dst: str) -> None:
-        if full[0] and dst.endswith("cluster-metadata.json"):
+    def write_all(fd: int, data: bytes) -> None:
+        if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(src, dst)
+        real_write(fd, data)
 
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(metadata_log, "write_all", write_all)
     yield full
 
 

@@ -4,15 +4,15 @@ fails leaves no trace in memory (nor on disk) and answers KAFKA_STORAGE_ERROR.""
 from __future__ import annotations
 
 import errno
-import json
-import os
 from pathlib import Path
 
 import pytest
 
+from msklite import metadata_log
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
 from msklite.errors import ErrorCode, KafkaError
+from msklite.metadata_log import MetadataLog
 from msklite.msk import MSK_BROKER_DEFAULTS
 
 
@@ -23,21 +23,22 @@ def _controller(path: Path) -> Controller:
 
 @pytest.fixture
 def disk_full(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Set `full[0] = True` to make every save of the metadata file fail with ENOSPC."""
+    """Set `full[0] = True` to make every write of cluster metadata fail with ENOSPC."""
     full = [False]
-    real_replace = os.replace
+    real_write = metadata_log.write_all
 
-    def replace(src: str, dst: str) -> None:
+    def write_all(fd: int, data: bytes) -> None:
         if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(src, dst)
+        real_write(fd, data)
 
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(metadata_log, "write_all", write_all)
     return full
 
 
 def _saved(path: Path) -> dict[str, object]:
-    state: dict[str, object] = json.loads(path.read_text())
+    state = MetadataLog(str(path)).load()
+    assert state is not None
     return state
 
 
