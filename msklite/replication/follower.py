@@ -44,7 +44,7 @@ class ReplicaFetcher:
         self.manager = manager
         self.peers = peers  # live brokers' replica managers, by node id
         self.max_bytes = max_bytes
-        self.backoff_s = backoff_ms / 1000
+        self.backoff_ms = backoff_ms
         self.dirty: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
         self.paused_all = False
@@ -89,11 +89,11 @@ class ReplicaFetcher:
                 self.step()
             except Exception:
                 log.exception(
-                    "replica fetcher of broker %d failed; retrying in %.1f s",
+                    "replica fetcher of broker %d failed; retrying in %d ms",
                     self.manager.node_id,
-                    self.backoff_s,
+                    self.backoff_ms,
                 )
-                await asyncio.sleep(self.backoff_s)
+                await self.manager.clock.sleep(self.backoff_ms)
                 self._event.set()
                 continue
             if self.dirty:
@@ -104,7 +104,7 @@ class ReplicaFetcher:
         """While the broker's log directory is offline, try it again every backoff."""
         while True:
             await self.manager.log_dir_failed.wait()
-            await asyncio.sleep(self.backoff_s)
+            await self.manager.clock.sleep(self.backoff_ms)
             self.manager.try_log_dir_online()
 
     def step(self) -> None:

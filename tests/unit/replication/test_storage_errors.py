@@ -138,12 +138,13 @@ def test_a_broker_restarted_with_an_offline_directory_opens_it_again(
     assert rig.values(old) == [b"before"]
 
 
-async def test_the_fetcher_task_survives_an_unexpected_error(tmp_path: Path) -> None:
+async def test_the_fetcher_task_logs_an_unexpected_error_and_retries_after_a_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rig = _rig(tmp_path)
     p = rig.controller.topics["t"].partitions[0]
     follower = p.replicas[1]
     fetcher = rig.fetchers[follower]
-    fetcher.backoff_s = 0
     real: Callable[..., bool] = ReplicaFetcher._fetch
     failures = [RuntimeError("a bug")]
 
@@ -152,17 +153,18 @@ async def test_the_fetcher_task_survives_an_unexpected_error(tmp_path: Path) -> 
             raise failures.pop()
         return real(self, *args)
 
-    ReplicaFetcherFetch = "_fetch"
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(ReplicaFetcher, ReplicaFetcherFetch, flaky)
+        m.setattr(ReplicaFetcher, "_fetch", flaky)
         task = asyncio.get_running_loop().create_task(fetcher.run())
-        rig.fetchers[p.replicas[2]].pause()
         rig.produce(b"z")
         follower_log = rig.managers[follower].partitions[TopicPartition("t", 0)].log
         while follower_log.log_end_offset < 2:
             assert not task.done()
             await asyncio.sleep(0)
+            rig.clock.advance(fetcher.backoff_ms)  # the retry waits on the injected clock
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     assert not failures
+    [logged] = [r for r in caplog.records if "replica fetcher" in r.getMessage()]
+    assert logged.levelno == logging.ERROR and logged.exc_info is not None
