@@ -98,7 +98,7 @@ class Brokers:
         for topic in list(controller.topics):
             replicas.sync_topic(topic)
         replicas.remove_orphans()
-        controller.on_change(replicas.sync_topic)
+        controller.on_change(replicas.topic_changed)
         return broker
 
     async def open(self, broker: Broker) -> None:
@@ -130,7 +130,7 @@ class Brokers:
         """Close one running broker: its listener and replica fetcher stop."""
         broker = self.running.pop(node_id)
         self._peers.pop(node_id, None)
-        self.controller.off_change(broker.replicas.sync_topic)
+        self.controller.off_change(broker.replicas.topic_changed)
         await self.close(broker)
         broker.replicas.shutdown()
 
@@ -138,7 +138,7 @@ class Brokers:
         node_id = broker.info.node_id
         self.running.pop(node_id, None)
         self._peers.pop(node_id, None)
-        self.controller.off_change(broker.replicas.sync_topic)
+        self.controller.off_change(broker.replicas.topic_changed)
         broker.replicas.shutdown()
 
     async def shutdown(self) -> None:
