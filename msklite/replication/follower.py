@@ -105,7 +105,12 @@ class ReplicaFetcher:
         while True:
             await self.manager.log_dir_failed.wait()
             await self.manager.clock.sleep(self.backoff_ms)
-            self.manager.try_log_dir_online()
+            try:
+                self.manager.try_log_dir_online()
+            except Exception:
+                log.exception(
+                    "reopening the log directory of broker %d failed", self.manager.node_id
+                )
 
     def step(self) -> None:
         work, self.dirty = self.dirty, set()

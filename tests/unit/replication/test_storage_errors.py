@@ -168,3 +168,35 @@ async def test_the_fetcher_task_logs_an_unexpected_error_and_retries_after_a_bac
     assert not failures
     [logged] = [r for r in caplog.records if "replica fetcher" in r.getMessage()]
     assert logged.levelno == logging.ERROR and logged.exc_info is not None
+
+
+async def test_the_recovery_task_survives_an_unexpected_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = _rig(tmp_path)
+    p = rig.controller.topics["t"].partitions[0]
+    old = p.leader
+    manager = rig.managers[old]
+    disk = DiskFull(monkeypatch, tmp_path / f"b{old}")
+    with pytest.raises(KafkaError):
+        rig.produce(b"lost")
+    disk.full = False
+    real = manager.try_log_dir_online
+    attempts: list[int] = []
+
+    def flaky() -> bool:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("a bug")
+        return real()
+
+    monkeypatch.setattr(manager, "try_log_dir_online", flaky)
+    task = asyncio.get_running_loop().create_task(rig.fetchers[old].recover_log_dir())
+    while manager.offline:
+        assert not task.done()
+        await asyncio.sleep(0)
+        rig.clock.advance(rig.fetchers[old].backoff_ms)
+    assert len(attempts) == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
