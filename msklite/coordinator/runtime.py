@@ -145,14 +145,12 @@ class CoordinatorRuntime(Generic[M]):
         """Fire the machine's timers until cancelled."""
         while True:
             self._wakeup.clear()
-            delay = max(self._machine.next_deadline() - self.clock.now_ms(), 0) / 1000
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
-            # that arrives just as the event is set, and the cluster's stop then waits forever.
+            delay = max(self._machine.next_deadline() - self.clock.now_ms(), 0)
+            timer = self.clock.call_later(delay, self._wakeup.set)
             try:
-                async with asyncio.timeout(delay):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()
             try:
                 self._apply(self._machine.tick(self.clock.now_ms()))
             except Exception:

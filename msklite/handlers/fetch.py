@@ -155,21 +155,29 @@ async def _long_poll(
     waiter: asyncio.Future[None],
 ) -> list[Buffer]:
     """Wait in the purgatory (`waiter`, watching `keys` since the first read) until
-    min_bytes are there or max_wait_ms has passed; every append to a fetched partition wakes
-    it to read again."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + req.max_wait_ms / 1000
-    while True:
-        try:
-            await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
-        except TimeoutError:
-            pass
-        finally:
-            ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-        reads, total, errors = _read_all(ctx, fc, req, v)
-        if total >= req.min_bytes or errors or loop.time() >= deadline:
-            return _respond(ctx, fc, v, reads, total)
-        waiter = ctx.replicas.fetch_waiters.watch(keys)
+    min_bytes are there or max_wait_ms has passed on the injected clock; every append to a
+    fetched partition wakes it to read again."""
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = ctx.clock.call_later(req.max_wait_ms, expire)
+    try:
+        while True:
+            try:
+                await waiter
+            finally:
+                ctx.replicas.fetch_waiters.unwatch(keys, waiter)
+            reads, total, errors = _read_all(ctx, fc, req, v)
+            if total >= req.min_bytes or errors or expired:
+                return _respond(ctx, fc, v, reads, total)
+            waiter = ctx.replicas.fetch_waiters.watch(keys)
+    finally:
+        timer.cancel()
 
 
 def _respond(

@@ -96,6 +96,7 @@ def _produce_one(
 
 
 async def _await_replication(
+    ctx: BrokerContext,
     version: int,
     responses: list[tuple[str, list[codec.PartitionProduceResponse]]],
     waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
@@ -120,7 +121,7 @@ async def _await_replication(
 
     for fut in pending:
         fut.add_done_callback(one_done)
-    timer = loop.call_later(max(timeout_ms, 0) / 1000, expire)
+    timer = ctx.clock.call_later(max(timeout_ms, 0), expire)
     try:
         await done
     finally:
@@ -174,7 +175,7 @@ def handle(
         ]
         pending = {fut for _, fut in waits if not fut.done()}
         if pending:
-            return _await_replication(v, responses, waits, pending, req.timeout_ms)
+            return _await_replication(ctx, v, responses, waits, pending, req.timeout_ms)
         _settle(waits)
     if req.acks == 0:
         return None

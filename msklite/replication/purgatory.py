@@ -1,6 +1,6 @@
 """Where long-polling fetches wait: a future per waiting request, keyed by the partitions it
 reads, resolved by the first append to any of them (Kafka's DelayedFetch purgatory, without
-polling). Timeouts belong to the waiter (`asyncio.wait_for`)."""
+polling). Timeouts belong to the waiter (a timer on the injected clock)."""
 
 from __future__ import annotations
 

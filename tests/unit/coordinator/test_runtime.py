@@ -4,6 +4,8 @@ failed write comes back in the operation's errors."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator, Sequence
 
 from msklite.clock import ManualClock
@@ -41,8 +43,8 @@ class MemoryTopic:
         return iter(list(self.data.get(partition, [])))
 
 
-def _runtime(topic: MemoryTopic) -> GroupRuntime:
-    clock = ManualClock()
+def _runtime(topic: MemoryTopic, clock: ManualClock | None = None) -> GroupRuntime:
+    clock = clock or ManualClock()
     return GroupRuntime(
         GroupCoordinator(CoordinatorConfig(num_partitions=4), clock.now_ms()), topic, clock
     )
@@ -122,3 +124,28 @@ def test_leadership_moving_away_unloads_the_groups() -> None:
     topic.leader = False
     assert not groups.owns("g")
     assert groups.group("g") is None
+
+
+async def test_the_rebalance_delay_runs_on_the_injected_clock() -> None:
+    clock = ManualClock()
+    groups = _runtime(MemoryTopic(), clock)
+    groups.owns("g")
+    timers = asyncio.get_running_loop().create_task(groups.run())
+    req = JoinRequest("g", "", None, 10_000, 10_000, "consumer", [("range", b"")])
+    member = (await groups.join(req)).member_id
+    join = asyncio.get_running_loop().create_task(
+        groups.join(JoinRequest("g", member, None, 10_000, 10_000, "consumer", [("range", b"")]))
+    )
+    try:
+        for ms in (0, 2_999):  # group.initial.rebalance.delay.ms is 3000
+            clock.advance(ms)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not join.done()
+        clock.advance(1)
+        response = await asyncio.wait_for(join, 1)  # the old real-time wait took 3 s
+        assert response.error == ErrorCode.NONE and response.leader == member
+    finally:
+        timers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timers
