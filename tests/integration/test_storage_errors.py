@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -36,6 +37,7 @@ from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster, metadata_log
 from msklite.errors import ErrorCode
+from msklite.log.partition_log import PartitionLog
 from msklite.protocol.records import HEADER_SIZE, encode_batch, read_header
 
 from .helpers import wait_until
@@ -478,3 +480,23 @@ def test_serve_with_a_full_follower_disk_stops_with_status_zero(
     code, output = server.terminate()
     assert code == 0, output
     assert output.count("is offline") == 1 and "Traceback" not in output
+
+
+def test_a_read_that_fails_takes_the_directory_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Cluster(brokers=3, data_dir=str(tmp_path)) as cluster:
+        _create(cluster, "t", [1, 2, 3])
+        _produce_confluent(cluster.bootstrap_servers, "t", [b"a", b"b"])
+        real_read = PartitionLog.read
+
+        def read(log: PartitionLog, *args: Any) -> list[memoryview]:
+            if "broker-1" in log.directory:
+                raise OSError(errno.EIO, "Input/output error")
+            return real_read(log, *args)
+
+        monkeypatch.setattr(PartitionLog, "read", read)
+        fetched, produced = _fetch_and_produce_errors(_broker_address(cluster, 1), "t")
+        assert fetched == produced == ErrorCode.KAFKA_STORAGE_ERROR
+        view = cluster.partition("t", 0)
+        assert view.leader != 1 and 1 not in view.isr
