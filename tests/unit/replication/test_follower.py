@@ -137,3 +137,33 @@ def test_idle_in_sync_followers_stay_in_the_isr_when_data_arrives(tmp_path: Path
     assert sorted(p.isr) == [1, 2, 3]
     rig.pump()
     assert sorted(p.isr) == [1, 2, 3]
+
+
+def test_acks_all_wakes_only_the_follower_that_lacks_the_new_high_watermark(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    rig.controller.create_topic("t", 1, 3)
+    tp = TopicPartition("t", 0)
+    leader = rig.controller.topics["t"].partitions[0].leader
+    first, last = (r for r in (1, 2, 3) if r != leader)
+
+    def replicate_now(tp: TopicPartition, brokers: list[int]) -> None:
+        for r in (first, last):  # as the brokers do: each copies at once, in turn
+            rig.fetchers[r].fetch_now(tp)
+
+    rig.replicate_now = replicate_now  # type: ignore[method-assign]
+    rig.pump()
+    for fetcher in rig.fetchers.values():
+        fetcher._event.clear()  # what their tasks would do; the rig runs none
+    rm = rig.managers[leader]
+    batch = memoryview(encode_batch([(None, b"v")]))
+    rm.append(rm.leader_partition("t", 0), batch, validate_produced_batch(batch, 10**6), -1)
+    # the last copy moved the HW and took it in the same fetch: its task has nothing to do
+    # and is not even scheduled; the first copied before the HW moved and must learn it
+    assert rig.managers[last].partitions[tp].high_watermark == 1
+    assert not rig.fetchers[last]._event.is_set() and not rig.fetchers[last].dirty
+    assert rig.managers[first].partitions[tp].high_watermark == 0
+    assert rig.fetchers[first].dirty == {tp}
+    rig.pump()
+    assert rig.managers[first].partitions[tp].high_watermark == 1
