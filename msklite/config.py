@@ -9,7 +9,7 @@ server.properties), so DescribeConfigs reports them as STATIC_BROKER_CONFIG.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -32,11 +32,21 @@ class ConfigType(IntEnum):
 
 class ConfigSource(IntEnum):
     UNKNOWN = 0
-    TOPIC_CONFIG = 1
+    TOPIC_CONFIG = 1  # clients call it DYNAMIC_TOPIC_CONFIG
     DYNAMIC_BROKER_CONFIG = 2
     DYNAMIC_DEFAULT_BROKER_CONFIG = 3
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+
+
+class AlterOp(IntEnum):
+    """IncrementalAlterConfigs' config_operation."""
+
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
 
 
 _INT_RANGE = {ConfigType.INT: (-(2**31), 2**31 - 1), ConfigType.LONG: (-(2**63), 2**63 - 1)}
@@ -91,6 +101,37 @@ class ConfigDef:
         if self.check is not None and not self.check(value):
             return bad
         return None
+
+
+def apply_ops(
+    current: Mapping[str, str],
+    ops: Iterable[tuple[str, int, str | None]],
+    defs: Mapping[str, ConfigDef],
+) -> dict[str, str]:
+    """`current` overrides after IncrementalAlterConfigs' (name, operation, value) `ops`, as
+    Kafka's controller applies them: APPEND and SUBTRACT start from the config's default when
+    it is not set and only apply to LIST configs. Raises ValueError with Kafka's message."""
+    out = dict(current)
+    for name, op, value in ops:
+        if op == AlterOp.SET:
+            assert value is not None  # the handler refuses null values first, as Kafka does
+            out[name] = value
+        elif op == AlterOp.DELETE:
+            out.pop(name, None)
+        else:
+            d = defs.get(name)
+            verb = AlterOp(op).name
+            if d is None or d.type != ConfigType.LIST:
+                raise ValueError(f"Can't {verb} to key {name} because its type is not LIST.")
+            old = out.get(name, d.default) or ""
+            parts = [v for v in old.split(",") if v]
+            for v in (value or "").split(","):
+                if op == AlterOp.APPEND and v not in parts:
+                    parts.append(v)
+                elif op == AlterOp.SUBTRACT and v in parts:
+                    parts.remove(v)
+            out[name] = ",".join(parts)
+    return out
 
 
 def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from msklite.config import TOPIC_CONFIGS, BrokerConfigs, TopicConfig
+from msklite.config import TOPIC_CONFIGS, BrokerConfigs, TopicConfig, apply_ops
 from msklite.errors import ErrorCode, KafkaError
 from msklite.metadata_log import MetadataLog
 from msklite.msk import spread_over_azs
@@ -492,7 +492,7 @@ class Controller:
                 name,
                 uuid.UUID(int=0),
                 [PartitionState(p, [], -1, []) for p in range(count)],
-                TopicConfig.build(self.configs, clean_configs),
+                self._topic_config(clean_configs),
                 clean_configs,
                 internal,
             )
@@ -502,7 +502,7 @@ class Controller:
             name,
             uuid.uuid4(),
             [PartitionState(p, r, r[0], list(r)) for p, r in enumerate(replica_lists)],
-            TopicConfig.build(self.configs, clean_configs),
+            self._topic_config(clean_configs),
             clean_configs,
             internal,
         )
@@ -598,21 +598,60 @@ class Controller:
     ) -> TopicState:
         """Replace a topic's config overrides with `configs` (AlterConfigs' semantics: a config
         left out returns to its default) and push the new TopicConfig to every observer —
-        open logs, replicas and the produce path — in this one call."""
+        open logs, replicas and the produce path — in this one call. Checked in the order
+        Kafka's controller checks: the name, the configs, then that the topic exists."""
+        if not name:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "Default topic resources are not allowed.")
+        validate_topic_name(name)
+        clean = validate_topic_configs(configs)
+        config = self._topic_config(clean)
         topic = self.topics.get(name)
         if topic is None:
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
             )
-        clean = validate_topic_configs(configs)
-        config = TopicConfig.build(self.configs, clean)
         if validate_only:
             return topic
         snap = self._snapshot([topic])
+        was_unclean = topic.config.unclean_leader_election_enable
         topic.configs = clean
         topic.config = config
+        if config.unclean_leader_election_enable and not was_unclean:
+            # Kafka's controller, too, elects leaderless partitions at once when a topic's
+            # unclean.leader.election.enable turns true.
+            for p in topic.partitions:
+                if p.leader == -1:
+                    self._elect(topic, p, True)
         self._commit(snap, name)
         return topic
+
+    def incremental_alter_topic_configs(
+        self,
+        name: str,
+        ops: list[tuple[str, int, str | None]],
+        validate_only: bool = False,
+    ) -> TopicState:
+        """IncrementalAlterConfigs on a topic: `ops` (name, AlterOp, value) applied to its
+        current overrides, then as `alter_topic_configs`."""
+        topic = self.topics.get(name)
+        try:
+            configs = apply_ops(topic.configs if topic else {}, ops, TOPIC_CONFIGS)
+        except ValueError as e:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from e
+        return self.alter_topic_configs(name, configs, validate_only)
+
+    def _topic_config(self, overrides: Mapping[str, str]) -> TopicConfig:
+        """The typed config of a topic with these (validated) overrides, refused as Kafka's
+        LogConfig.validateValues refuses contradictory settings."""
+        config = TopicConfig.build(self.configs, overrides)
+        if config.min_compaction_lag_ms > config.max_compaction_lag_ms:
+            raise KafkaError(
+                ErrorCode.INVALID_CONFIG,
+                "conflict topic config setting min.compaction.lag.ms "
+                f"({config.min_compaction_lag_ms}) > max.compaction.lag.ms "
+                f"({config.max_compaction_lag_ms})",
+            )
+        return config
 
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----
 

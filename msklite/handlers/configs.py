@@ -12,7 +12,6 @@ Behavior:
 - Any other resource type: INVALID_REQUEST.
 
 Deviations from Kafka/MSK:
-- Read-only: AlterConfigs / IncrementalAlterConfigs are not served yet.
 - The broker list covers the configs msklite knows, not all of Kafka's ~250.
 """
 

@@ -28,6 +28,8 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DELETE_TOPICS: ("kafka.protocol.admin.topics", "DeleteTopics"),
     ApiKey.CREATE_PARTITIONS: ("kafka.protocol.admin.topics", "CreatePartitions"),
     ApiKey.DESCRIBE_CONFIGS: ("kafka.protocol.admin.configs", "DescribeConfigs"),
+    ApiKey.ALTER_CONFIGS: ("kafka.protocol.admin.configs", "AlterConfigs"),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: ("kafka.protocol.admin.configs", "IncrementalAlterConfigs"),
     ApiKey.INIT_PRODUCER_ID: ("kafka.protocol.producer.transaction", "InitProducerId"),
     ApiKey.DESCRIBE_CLUSTER: ("kafka.protocol.admin.cluster", "DescribeCluster"),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: ("kafka.protocol.consumer.offsets", "OffsetForLeaderEpoch"),
