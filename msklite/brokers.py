@@ -18,6 +18,7 @@ from msklite.controller import BrokerInfo, Controller
 from msklite.handlers.context import BrokerContext, BrokerStats
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
+from msklite.handlers.registry import RequestHook
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
@@ -57,6 +58,7 @@ class Brokers:
         self.host = host
         self.metadata_cache = MetadataCache(controller)
         self.running: dict[int, Broker] = {}
+        self.request_hook: RequestHook | None = None
         self._peers: dict[int, ReplicaManager] = {}
 
     def build(self, info: BrokerInfo) -> Broker:
@@ -84,6 +86,7 @@ class Brokers:
             FetchSessionCache(),
             functools.partial(self._start_groups, info.node_id),
             BrokerStats(),
+            request_hook=self.request_hook,
         )
         server = BrokerServer(
             ctx,
@@ -100,6 +103,12 @@ class Brokers:
         replicas.remove_orphans()
         controller.on_change(replicas.topic_changed)
         return broker
+
+    def set_request_hook(self, hook: RequestHook | None) -> None:
+        """Put `hook` between connections and handlers on every broker, restarted ones too."""
+        self.request_hook = hook
+        for broker in self.running.values():
+            broker.ctx.request_hook = hook
 
     async def open(self, broker: Broker) -> None:
         broker.info.port = await broker.server.start()

@@ -23,6 +23,7 @@ from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
 from msklite.faults import Faults
 from msklite.handlers.context import BrokerStats
+from msklite.handlers.registry import RequestHook
 from msklite.loop_thread import LoopThread
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
 from msklite.timers import Timers
@@ -325,6 +326,11 @@ class Cluster:
             return PartitionView(p.leader, p.leader_epoch, list(p.replicas), list(p.isr), hws, leos)
 
         return self._call(snapshot)
+
+    def set_request_hook(self, hook: RequestHook | None) -> None:
+        """Route every request of every broker through `hook` (None: straight to the handlers).
+        msklite.testing.control builds hooks that intercept, delay or fail one request kind."""
+        self._call(lambda: self._fault_api().brokers.set_request_hook(hook))
 
     def waiting_fetches(self) -> int:
         """Fetches parked in the brokers' purgatories (waiting for data)."""

@@ -228,7 +228,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             reader.skip_tagged_fields()
         # ApiVersions answers with header v0 whatever its version (KIP-511).
         flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
-        result = spec.handler(self.ctx, header, reader)
+        hook = self.ctx.request_hook
+        if hook is None:
+            result = spec.handler(self.ctx, header, reader)
+        else:
+            result = hook(spec.handler, self.ctx, header, reader)
         if result is None:
             return None
         if type(result) is list:

@@ -15,6 +15,7 @@ from msklite.replication.replica_manager import ReplicaManager
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
+    from msklite.handlers.registry import RequestHook
 
 
 @dataclass(slots=True)
@@ -36,6 +37,8 @@ class BrokerContext:
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None
+    # the test kit's per-request hook (msklite.testing.control); None: every request is handled
+    request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None
 
     @property

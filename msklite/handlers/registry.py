@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 # never wait are plain functions: the connection then answers without a task switch.
 Response = list[Buffer] | None
 Handler = Callable[["BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]]
+# A hook between the connection and the handlers (msklite.testing.control): it gets each valid
+# request with the handler that serves it and decides whether to call it, wait first, answer
+# otherwise or fail (a ProtocolError closes the connection).
+RequestHook = Callable[
+    [Handler, "BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]
+]
 
 
 @dataclass(frozen=True, slots=True)
