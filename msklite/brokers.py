@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
-from msklite.handlers.context import BrokerContext, BrokerStats
+from msklite.handlers.context import BrokerContext, BrokerStats, RequestHook
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
-from msklite.handlers.registry import RequestHook
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager

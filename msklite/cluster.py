@@ -22,8 +22,7 @@ from msklite.clock import Clock, SystemClock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller, TopicState
 from msklite.faults import Faults
-from msklite.handlers.context import BrokerStats
-from msklite.handlers.registry import RequestHook
+from msklite.handlers.context import BrokerStats, RequestHook
 from msklite.loop_thread import LoopThread
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
 from msklite.timers import Timers

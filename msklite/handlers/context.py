@@ -3,19 +3,34 @@ Built by the cluster (the composition root) once per broker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
 from msklite.handlers.metadata_cache import MetadataCache
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
-    from msklite.handlers.registry import RequestHook
+
+
+# A handler gets the parsed header and a reader positioned at the request body; it returns the
+# response body as buffers, or None when no response is sent (Produce with acks=0) — or, when
+# it must wait (acks=all, a long poll, a group join), an awaitable of either. Handlers that
+# never wait are plain functions: the connection then answers without a task switch.
+Response = list[Buffer] | None
+Handler = Callable[["BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]]
+# A hook between the connection and the handlers (msklite.testing.control): it gets each valid
+# request with the handler that serves it and decides whether to call it, wait first, answer
+# otherwise or fail (a ProtocolError closes the connection).
+RequestHook = Callable[
+    [Handler, "BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]
+]
 
 
 @dataclass(slots=True)

@@ -4,29 +4,14 @@ advertised if and only if a handler serves it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from msklite.handlers.context import Handler
 from msklite.protocol import messages
 from msklite.protocol.header import RequestHeader
-from msklite.protocol.primitives import Buffer, Reader
-
-if TYPE_CHECKING:
-    from msklite.handlers.context import BrokerContext
-
-# A handler gets the parsed header and a reader positioned at the request body; it returns the
-# response body as buffers, or None when no response is sent (Produce with acks=0) — or, when
-# it must wait (acks=all, a long poll, a group join), an awaitable of either. Handlers that
-# never wait are plain functions: the connection then answers without a task switch.
-Response = list[Buffer] | None
-Handler = Callable[["BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]]
-# A hook between the connection and the handlers (msklite.testing.control): it gets each valid
-# request with the handler that serves it and decides whether to call it, wait first, answer
-# otherwise or fail (a ProtocolError closes the connection).
-RequestHook = Callable[
-    [Handler, "BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]
-]
+from msklite.protocol.primitives import Reader
 
 
 @dataclass(frozen=True, slots=True)

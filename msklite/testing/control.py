@@ -25,8 +25,7 @@ from typing import cast
 
 from msklite.cluster import Cluster
 from msklite.errors import ErrorCode, ProtocolError
-from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import Handler, Response
+from msklite.handlers.context import BrokerContext, Handler, Response
 from msklite.protocol import produce as produce_codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
