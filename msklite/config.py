@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 LONG_MAX = "9223372036854775807"
 
@@ -316,7 +317,7 @@ class BrokerConfigs:
         return d.default, ConfigSource.DEFAULT_CONFIG, None
 
 
-def _typed(d: ConfigDef, value: str) -> object:
+def _typed(d: ConfigDef, value: str) -> Any:  # the type of TopicConfig's field
     if d.type in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
         return int(value.strip())
     if d.type == ConfigType.DOUBLE:
@@ -385,9 +386,9 @@ class TopicConfig:
     @classmethod
     def build(cls, broker: BrokerConfigs, overrides: Mapping[str, str]) -> TopicConfig:
         """The topic's overrides (validated) over the brokers' defaults for topic configs."""
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         for name, d in TOPIC_CONFIGS.items():
             value = overrides[name] if name in overrides else broker.topic_default(name)[0]
             if value is not None:
                 kwargs[name.replace(".", "_")] = _typed(d, value)
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
