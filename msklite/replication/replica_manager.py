@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from msklite.clock import Clock
-from msklite.controller import Controller
+from msklite.controller import Controller, PartitionState, TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.manager import LogManager
 from msklite.log.partition_log import AppendInfo
@@ -44,10 +45,10 @@ class ReplicaNotifier(Protocol):
         """Have the fetchers of `brokers` copy `tp` at once."""
 
 
-# Replicas a controller change opens per broker and turn of the event loop (≈45 µs each):
-# creating 10,000 partitions at RF 3 is ≈1.4 s of work, which must not hold the loop in one
-# piece (3 brokers x 300 replicas: ≈40 ms a turn).
-SYNC_CHUNK = 300
+# How long a controller change may spend opening replicas (≈45 µs each) per broker and turn
+# of the event loop: creating 10,000 partitions at RF 3 is ≈1.4 s of work, which must not
+# hold the loop in one piece. Wall time, not the injected clock: this is about the CPU.
+SYNC_SLICE_S = 0.01
 
 
 class ReplicaManager:
@@ -68,7 +69,7 @@ class ReplicaManager:
         self.fetch_waiters: Purgatory[TopicPartition] = Purgatory()
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
-        self._deferred: set[str] = set()  # topics with replicas still to open
+        self._deferred: dict[str, int] = {}  # topic → partition to go on opening from
         self._closed = False
         if logs.offline is not None:  # it failed as it opened
             self._take_offline()
@@ -130,39 +131,69 @@ class ReplicaManager:
         except OSError as e:
             self.storage_failed(e)
 
-    def topic_changed(self, name: str, only_new: bool = False) -> None:
-        """The controller's observer: `sync_topic`, opening at most SYNC_CHUNK new replicas
-        now and the rest on later turns of the loop. Kafka's brokers, too, learn of new
+    def topic_changed(self, name: str) -> None:
+        """The controller's observer: `sync_topic`, opening new replicas for SYNC_SLICE_S now
+        and the rest on later turns of the loop. Kafka's brokers, too, learn of new
         partitions after CreateTopics has answered; a client that asks a replica not open yet
-        gets NOT_LEADER_OR_FOLLOWER and retries. `only_new`: only open replicas still missing
-        (a later turn of the same change)."""
+        gets NOT_LEADER_OR_FOLLOWER and retries."""
         if self.offline or self._closed:
             return
         try:
-            more = self._sync_topic(name, SYNC_CHUNK, only_new)
+            resume = self._sync_topic(name, time.perf_counter() + SYNC_SLICE_S)
         except OSError as e:
             self.storage_failed(e)
             return
-        if more and name not in self._deferred:
-            self._deferred.add(name)
+        self._defer(name, resume)
+
+    def _defer(self, name: str, resume: int | None) -> None:
+        if resume is None:
+            return
+        pending = self._deferred.get(name)
+        self._deferred[name] = resume if pending is None else min(pending, resume)
+        if pending is None:
             asyncio.get_running_loop().call_soon(self._sync_more, name)
 
     def _sync_more(self, name: str) -> None:
-        self._deferred.discard(name)
-        self.topic_changed(name, only_new=True)
+        """The next slice of replicas still missing, from where the last turn stopped."""
+        start = self._deferred.pop(name, None)
+        topic = self.controller.topics.get(name)
+        if start is None or topic is None or self.offline or self._closed:
+            return
+        deadline = time.perf_counter() + SYNC_SLICE_S
+        opened = False
+        try:
+            for state in topic.partitions[start:]:
+                tp = TopicPartition(name, state.partition)
+                if self.node_id not in state.replicas or tp in self.partitions:
+                    continue
+                if opened and time.perf_counter() > deadline:
+                    self._defer(name, state.partition)
+                    return
+                opened = True
+                self._apply_role(self._open(topic, state, tp))
+        except OSError as e:
+            self.storage_failed(e)
 
     @property
     def syncing(self) -> bool:
         """True while replicas of a controller change are still being opened."""
         return bool(self._deferred)
 
-    def _sync_topic(self, name: str, budget: int | None = None, only_new: bool = False) -> bool:
-        """Returns True when `budget` new replicas were opened and more remain. `only_new`:
-        leave the replicas already open alone."""
+    def _open(self, topic: TopicState, state: PartitionState, tp: TopicPartition) -> Partition:
+        plog = self.logs.open_log(tp, topic.topic_id, topic.config)
+        self.controller.ensure_producer_ids_above(plog.producer_state.max_producer_id())
+        hw = self.logs.high_watermarks.get(tp, plog.log_end_offset)
+        part = Partition(self.node_id, tp.topic, topic.topic_id, state, plog, hw, topic.config)
+        self.partitions[tp] = part
+        return part
+
+    def _sync_topic(self, name: str, deadline: float | None = None) -> int | None:
+        """Returns the partition to go on from when `deadline` (perf_counter) passed before
+        every replica was open, else None."""
         topic = self.controller.topics.get(name)
         hosted = {tp for tp in self.partitions if tp.topic == name}
         wanted: set[TopicPartition] = set()
-        more = False
+        resume: int | None = None
         if topic is not None:
             config = topic.config
             for state in topic.partitions:
@@ -172,18 +203,13 @@ class ReplicaManager:
                 wanted.add(tp)
                 part = self.partitions.get(tp)
                 if part is None:
-                    if budget is not None:
-                        if budget == 0:
-                            more = True
-                            continue
-                        budget -= 1
-                    plog = self.logs.open_log(tp, topic.topic_id, config)
-                    self.controller.ensure_producer_ids_above(plog.producer_state.max_producer_id())
-                    hw = self.logs.high_watermarks.get(tp, plog.log_end_offset)
-                    part = Partition(self.node_id, name, topic.topic_id, state, plog, hw, config)
-                    self.partitions[tp] = part
-                elif only_new:
-                    continue
+                    if resume is not None or (
+                        deadline is not None and time.perf_counter() > deadline
+                    ):
+                        if resume is None:
+                            resume = state.partition
+                        continue
+                    part = self._open(topic, state, tp)
                 elif part.config is not config:
                     part.configure(config)
                 part.state = state
@@ -193,7 +219,7 @@ class ReplicaManager:
             part.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
             self.logs.delete_log(tp)
             self.fetch_waiters.notify(tp)
-        return more
+        return resume
 
     def _apply_role(self, part: Partition) -> None:
         state = part.state
