@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 
-from msklite.controller import validate_topic_name
+from msklite.controller import NewTopic, TopicState, validate_topic_name
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
@@ -45,6 +45,34 @@ def controller_id(ctx: BrokerContext) -> int:
     return min(alive) if alive else -1
 
 
+def _auto_create(ctx: BrokerContext, names: list[str | None]) -> dict[str, TopicState | KafkaError]:
+    """Create the unknown topics of one Metadata request as one CreateTopics, as Kafka's
+    AutoTopicCreationManager does: one request too large for a metadata batch (10,000
+    partitions) creates none of them, and they stay LEADER_NOT_AVAILABLE, Kafka's answer for a
+    topic being created."""
+    controller = ctx.controller
+    out: dict[str, TopicState | KafkaError] = {}
+    missing: list[NewTopic] = []
+    for name in dict.fromkeys(names):
+        if name is None or name in controller.topics:
+            continue
+        try:
+            validate_topic_name(name)
+        except KafkaError as e:
+            out[name] = e
+            continue
+        missing.append(NewTopic(name))
+    if not missing:
+        return out
+    try:
+        results = controller.create_topics(missing)
+    except KafkaError as e:
+        too_large = e.code == ErrorCode.POLICY_VIOLATION
+        results = [KafkaError(ErrorCode.LEADER_NOT_AVAILABLE) if too_large else e] * len(missing)
+    out.update(zip((t.name for t in missing), results, strict=True))
+    return out
+
+
 @handles(ApiKey.METADATA, versions=(0, 12), flexible_from=codec.FLEXIBLE_FROM)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
@@ -59,6 +87,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         auto_create = controller.configs.get_bool("auto.create.topics.enable") and (
             req.allow_auto_topic_creation or v < 4
         )
+        created = _auto_create(ctx, [w.name for w in req.topics]) if auto_create else {}
         for wanted in req.topics:
             if wanted.name is None:
                 by_id = controller.topics_by_id.get(wanted.topic_id or _NO_ID)
@@ -72,13 +101,10 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
                     fragments.append(cache.fragment(by_id, v, with_ops))
                 continue
             topic = controller.topics.get(wanted.name)
-            if topic is None and auto_create:
-                try:
-                    validate_topic_name(wanted.name)
-                    topic = controller.create_topic(wanted.name)
-                except KafkaError as e:
-                    fragments.append(_error_fragment(v, e.code, wanted.name, _NO_ID))
-                    continue
+            outcome = created.get(wanted.name)
+            if isinstance(outcome, KafkaError):
+                fragments.append(_error_fragment(v, outcome.code, wanted.name, _NO_ID))
+                continue
             if topic is None:
                 fragments.append(
                     _error_fragment(v, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, wanted.name, _NO_ID)

@@ -18,11 +18,13 @@ from confluent_kafka import KafkaError as CKafkaError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka import KafkaAdminClient
+from kafka.protocol.metadata.metadata import MetadataRequest
 
 from msklite import Cluster
 from msklite.controller import EXCESSIVE_BATCH, EXCESSIVE_PARTITIONS
 from msklite.controller import NewTopic as ControllerNewTopic
 from msklite.errors import ErrorCode
+from tests.integration.rawclient import RawClient
 
 
 def _confluent_error(admin: AdminClient, topics: list[NewTopic], **kw: object) -> list[object]:
@@ -148,3 +150,21 @@ async def test_many_new_partitions_open_a_chunk_per_turn_of_the_loop() -> None:
             turns += 1
         assert turns >= 2
         assert [len(r.partitions) for r in replicas] == [2500] * 3
+
+
+def test_metadata_auto_creation_over_the_cap_creates_nothing() -> None:
+    """Kafka creates a Metadata request's unknown topics with one CreateTopics: 10,001 of them
+    (one partition each) are refused as a whole and answered LEADER_NOT_AVAILABLE."""
+    config = {"auto.create.topics.enable": "true"}
+    with Cluster(brokers=1, config=config) as cluster, RawClient(cluster.bootstrap_servers) as c:
+        names = [f"auto-{i}" for i in range(10_001)]
+        topics = [MetadataRequest.MetadataRequestTopic(name=n) for n in names]
+        req = MetadataRequest(version=4, topics=topics, allow_auto_topic_creation=True)
+        resp = c.request(req, 4)
+        assert {t.error_code for t in resp.topics} == {ErrorCode.LEADER_NOT_AVAILABLE}
+        assert cluster.topics() == {}
+        # Within the cap they are created.
+        req = MetadataRequest(version=4, topics=topics[:3], allow_auto_topic_creation=True)
+        resp = c.request(req, 4)
+        assert [(t.name, t.error_code) for t in resp.topics] == [(n, 0) for n in names[:3]]
+        assert cluster.topics() == dict.fromkeys(names[:3], 1)
