@@ -10,13 +10,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 
-from msklite.cluster import Cluster, default_data_dir
+from msklite import __version__
+from msklite.cluster import Cluster, default_data_dir, stored_brokers
 from msklite.console import execute
-from msklite.msk import DEFAULT_AZS, broker_name
+from msklite.msk import DEFAULT_AZS, broker_name, host_port
 
 
 def _parse_config(items: list[str]) -> dict[str, str]:
@@ -31,9 +33,15 @@ def _parse_config(items: list[str]) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="msklite", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"msklite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run an emulated MSK cluster")
-    serve.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
+    serve.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="number of brokers (default: as many as the data directory holds, else 3)",
+    )
     serve.add_argument(
         "--port",
         type=int,
@@ -61,15 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a broker config, e.g. auto.create.topics.enable=true (repeatable)",
     )
-    serve.add_argument("--log-level", default="WARNING")
+    serve.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="how much the brokers log to standard error (default WARNING)",
+    )
     return parser
 
 
 async def serve(args: argparse.Namespace) -> int:
     data_dir = None if args.ephemeral else (args.data_dir or default_data_dir())
+    brokers = args.brokers
+    if brokers is None:
+        brokers = (stored_brokers(data_dir) if data_dir else None) or 3
     try:
         cluster = Cluster(
-            brokers=args.brokers,
+            brokers=brokers,
             data_dir=data_dir,
             config=_parse_config(args.config),
             host=args.host,
@@ -85,13 +102,17 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await cluster.astart()
+    except ValueError as e:
+        print(f"msklite: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"msklite: cannot listen: {e}", file=sys.stderr)
         return 1
     print(f"Bootstrap servers: {cluster.bootstrap_servers}", flush=True)
     for b in cluster.brokers.values():
         print(
-            f"  {broker_name(b.info.node_id)}  id={b.info.node_id}  {b.info.host}:{b.info.port}"
+            f"  {broker_name(b.info.node_id)}  id={b.info.node_id}  "
+            f"{host_port(b.info.host, b.info.port)}"
             f"  rack={b.info.rack}"
         )
     assert cluster.controller is not None
@@ -111,12 +132,20 @@ async def serve(args: argparse.Namespace) -> int:
 async def _console(cluster: Cluster, stop: asyncio.Event) -> None:
     """Read fault commands from standard input (msklite/console.py) until it closes. A daemon
     thread reads, so a terminal waiting for input never holds up the shutdown."""
+    if not _stdin_is_ours():
+        print(
+            "  (no console: standard input is a terminal this process does not own, "
+            "e.g. `msklite serve &`)",
+            flush=True,
+        )
+        return
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str] = asyncio.Queue()
 
     def read() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lines.put_nowait, line)
+        with contextlib.suppress(OSError):  # EIO: moved to the background while reading
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
         loop.call_soon_threadsafe(lines.put_nowait, "")
 
     threading.Thread(target=read, name="msklite-console", daemon=True).start()
@@ -127,10 +156,29 @@ async def _console(cluster: Cluster, stop: asyncio.Event) -> None:
         await execute(cluster, line, lambda text: print(text, flush=True))
 
 
+def _stdin_is_ours() -> bool:
+    """Whether standard input may be read: a pipe or a file, or a terminal whose foreground
+    process group is ours. A process in the background that reads its terminal is stopped
+    (SIGTTIN), and with it the whole cluster."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not os.isatty(fd):
+        return True
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # a terminal, but not our controlling one
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A terminal read from the background then fails (EIO) instead of stopping the cluster.
+    if hasattr(signal, "SIGTTIN"):
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     runner: asyncio.Runner
     try:

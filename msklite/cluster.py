@@ -19,15 +19,17 @@ from typing import Any, TypeVar
 
 from msklite.brokers import Broker, Brokers
 from msklite.clock import Clock, SystemClock
-from msklite.config import BrokerConfigs
+from msklite.config import BrokerConfigs, ConfigValue, config_text
 from msklite.controller import BrokerInfo, Controller, TopicState
 from msklite.faults import Faults
 from msklite.handlers.context import BrokerStats, RequestHook
 from msklite.loop_thread import LoopThread
+from msklite.metadata_log import MetadataLog
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
 from msklite.timers import Timers
 
 T = TypeVar("T")
+METADATA_FILE = "cluster-metadata.json"
 
 __all__ = ["Broker", "Cluster", "PartitionView", "default_data_dir", "msk_defaults"]
 
@@ -67,25 +69,60 @@ def msk_defaults(brokers: int, azs: int) -> dict[str, str]:
     }
 
 
+def stored_brokers(data_dir: str) -> int | None:
+    """How many brokers the cluster saved in `data_dir` has (None: no cluster there yet)."""
+    state = MetadataLog(os.path.join(data_dir, METADATA_FILE)).load()
+    return None if state is None else len(state.get("brokers", []))
+
+
+def _whole_number(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} is an int, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _az_ids(azs: object) -> tuple[str, ...]:
+    if isinstance(azs, str):
+        azs = [a.strip() for a in azs.split(",")]
+    if not isinstance(azs, list | tuple) or not azs:
+        raise TypeError(f"azs is a list of AZ ids (or a comma-separated str), got {azs!r}")
+    for az in azs:
+        if not isinstance(az, str) or not az:
+            raise ValueError(f"an AZ id is a non-empty str, got {az!r} in azs={azs!r}")
+    if len(set(azs)) != len(azs):
+        raise ValueError(f"azs names an AZ twice: {azs!r}")
+    return tuple(azs)
+
+
 class Cluster:
     def __init__(
         self,
         brokers: int = 3,
         data_dir: str | None = None,
-        config: Mapping[str, str] | None = None,
+        config: Mapping[str, ConfigValue] | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        azs: tuple[str, ...] | list[str] = DEFAULT_AZS,
+        azs: str | tuple[str, ...] | list[str] = DEFAULT_AZS,
         clock: Clock | None = None,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
-        broker to a free port, otherwise broker i listens on `port + i - 1`."""
+        broker to a free port, otherwise broker i listens on `port + i - 1`. `azs` is a list
+        of AZ ids (or one comma-separated string). Config values may be str, int, float,
+        bool (Kafka's true/false) or a list of str."""
+        brokers = _whole_number("brokers", brokers)
         if brokers < 1:
-            raise ValueError("a cluster needs at least one broker")
+            raise ValueError(f"a cluster needs at least one broker, got brokers={brokers}")
+        port = _whole_number("port", port)
+        if port and not 1 <= port <= 65536 - brokers:
+            raise ValueError(
+                f"port {port} does not fit {brokers} broker(s): broker i listens on port+i-1, "
+                f"so port must be 1-{65536 - brokers} (or 0 for free ports)"
+            )
+        azs = _az_ids(azs)
         self.host = host
         self.base_port = port
-        self.azs = tuple(azs) or DEFAULT_AZS
+        self.azs = azs
         self.clock = clock or SystemClock()
         self._ephemeral = data_dir is None
         self._data_dir = data_dir
@@ -143,16 +180,22 @@ class Cluster:
         for info in self.infos:
             info.alive = True
         controller = Controller(
-            self.infos, self.broker_configs, os.path.join(self.data_dir, "cluster-metadata.json")
+            self.infos, self.broker_configs, os.path.join(self.data_dir, METADATA_FILE)
         )
         self.controller = controller
-        # Brokers added at run time in an earlier life of this data directory come back too.
+        controller.save_new_cluster()
         known = {i.node_id for i in self.infos}
-        for node_id, info in sorted(controller.brokers.items()):
-            if node_id not in known:
-                info.host = self.host
-                info.port = self._port_of(node_id)
-                self.infos.append(info)
+        stored = sorted(n for n in controller.brokers if n not in known)
+        if stored:
+            # Kafka clusters do not shrink: the partitions on the brokers left out would be
+            # offline. (`msklite serve` without --brokers starts as many as were saved.)
+            self.controller = None
+            total = len(controller.brokers)
+            raise ValueError(
+                f"{self.data_dir} holds a cluster of {total} brokers; brokers={len(known)} "
+                f"would leave out broker(s) {', '.join(map(str, stored))}: start it with "
+                f"brokers={total}, or use another data directory"
+            )
         brokers = self._brokers = Brokers(
             controller, self.broker_configs, self.clock, self.data_dir, self.host
         )
@@ -285,16 +328,18 @@ class Cluster:
         name: str,
         partitions: int = 1,
         replication_factor: int | None = None,
-        configs: Mapping[str, str] | None = None,
+        configs: Mapping[str, ConfigValue] | None = None,
     ) -> TopicState:
-        """Create a topic (raises KafkaError as CreateTopics would report it)."""
+        """Create a topic (raises KafkaError as CreateTopics would report it). Config values
+        may be str, int, float, bool or a list of str, as for the cluster's configs."""
+        texts = {k: config_text(k, v) for k, v in (configs or {}).items()}
         return self._call(
             lambda: self._controller().create_topic(
                 name,
                 partitions,
                 -1 if replication_factor is None else replication_factor,
                 None,
-                dict(configs or {}),
+                texts,
             )
         )
 

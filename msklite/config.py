@@ -272,17 +272,38 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
 _HOURS_ALIASES = {"log.retention.ms": "log.retention.hours", "log.roll.ms": "log.roll.hours"}
 
 
+# What the Python API takes as a config value (Kafka's configs are text on the wire).
+ConfigValue = str | int | float | bool | list[str] | tuple[str, ...]
+
+
+def config_text(name: str, value: object) -> str:
+    """A config value given from Python as Kafka writes it: booleans as true/false, numbers in
+    decimal, lists comma-separated; the registry then validates the text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    raise TypeError(
+        f"config {name}: {value!r} ({type(value).__name__}) is not a config value; "
+        "use a str, int, float, bool or a list of str"
+    )
+
+
 class BrokerConfigs:
     """Effective broker configuration: static settings (MSK's defaults plus the user's
     `--config`) over Kafka's defaults."""
 
-    def __init__(self, static: dict[str, str]) -> None:
+    def __init__(self, static: Mapping[str, object]) -> None:
         unknown = [
             k for k in static if k not in BROKER_CONFIGS and k not in _HOURS_ALIASES.values()
         ]
         if unknown:
             raise ValueError(f"unknown broker config(s): {', '.join(sorted(unknown))}")
-        self.static = dict(static)
+        self.static = {k: config_text(k, v) for k, v in static.items()}
         for ms_name, hours_name in _HOURS_ALIASES.items():
             if hours_name in self.static and ms_name not in self.static:
                 self.static[ms_name] = str(int(self.static.pop(hours_name)) * 3_600_000)

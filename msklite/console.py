@@ -2,6 +2,7 @@
 
     stop-broker N | start-broker N | stop-az AZ | start-az AZ | add-broker [AZ]
     pause N | resume N          (make broker N's follower replicas stop / resume copying)
+    create-topic NAME [PARTITIONS [RF]] [KEY=VALUE ...]
     status | help
 
 Each command takes effect at once and prints what the cluster looks like afterwards.
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from msklite.cluster import Cluster
+from msklite.errors import KafkaError
+from msklite.msk import host_port
 
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 
@@ -22,7 +25,7 @@ def status(cluster: Cluster) -> str:
     lines = []
     for info in cluster.infos:
         state = "up" if info.node_id in cluster.brokers else "DOWN"
-        lines.append(f"  b-{info.node_id}  {info.host}:{info.port}  {info.rack}  {state}")
+        lines.append(f"  b-{info.node_id}  {host_port(info.host, info.port)}  {info.rack}  {state}")
     partitions = sum(len(t.partitions) for t in controller.topics.values())
     under = sum(
         1 for t in controller.topics.values() for p in t.partitions if len(p.isr) < len(p.replicas)
@@ -34,6 +37,13 @@ def status(cluster: Cluster) -> str:
     return "\n".join(lines)
 
 
+def _number(what: str, word: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise ValueError(f"{what} is a number, got {word!r}") from None
+
+
 async def execute(cluster: Cluster, line: str, write: Callable[[str], None]) -> None:
     words = line.split()
     if not words:
@@ -41,9 +51,9 @@ async def execute(cluster: Cluster, line: str, write: Callable[[str], None]) -> 
     command, args = words[0], words[1:]
     try:
         if command == "stop-broker" and len(args) == 1:
-            await cluster.astop_broker(int(args[0]))
+            await cluster.astop_broker(_number("a broker id", args[0]))
         elif command == "start-broker" and len(args) == 1:
-            await cluster.astart_broker(int(args[0]))
+            await cluster.astart_broker(_number("a broker id", args[0]))
         elif command == "stop-az" and len(args) == 1:
             await cluster.astop_az(args[0])
         elif command == "start-az" and len(args) == 1:
@@ -52,15 +62,32 @@ async def execute(cluster: Cluster, line: str, write: Callable[[str], None]) -> 
             node_id = await cluster.aadd_broker(args[0] if args else None)
             write(f"added broker {node_id}")
         elif command == "pause" and len(args) == 1:
-            cluster.brokers[int(args[0])].fetcher.pause()
+            cluster.pause_replication(_number("a broker id", args[0]))
         elif command == "resume" and len(args) == 1:
-            cluster.brokers[int(args[0])].fetcher.resume()
+            cluster.resume_replication(_number("a broker id", args[0]))
+        elif command == "create-topic" and args:
+            _create_topic(cluster, args, write)
         elif command == "status":
             pass
         else:
             write(HELP)
             return
-    except (ValueError, KeyError) as e:
+    except (ValueError, TypeError) as e:
         write(f"error: {e}")
         return
+    except KafkaError as e:
+        write(f"error: {e.code.name}: {e}")
+        return
     write(status(cluster))
+
+
+def _create_topic(cluster: Cluster, args: list[str], write: Callable[[str], None]) -> None:
+    name, rest = args[0], args[1:]
+    numbers = [w for w in rest if "=" not in w]
+    if len(numbers) > 2:
+        raise ValueError(f"create-topic takes NAME [PARTITIONS [RF]] [KEY=VALUE ...], got {args}")
+    configs = dict(w.split("=", 1) for w in rest if "=" in w)
+    partitions = _number("PARTITIONS", numbers[0]) if numbers else 1
+    rf = _number("RF", numbers[1]) if len(numbers) > 1 else None
+    topic = cluster.create_topic(name, partitions, rf, configs)
+    write(f"created topic {name}: {len(topic.partitions)} partition(s)")

@@ -12,6 +12,7 @@ delete logs and to invalidate cached Metadata fragments.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -161,6 +162,7 @@ class Controller:
         # in heartbeats): their replicas neither lead, nor sit in ISRs, nor get new partitions.
         self.offline_dirs: set[int] = set()
         self._store = MetadataLog(state_path) if state_path else None
+        self._never_saved = False
         if self._store is not None:
             self._load()
 
@@ -170,6 +172,7 @@ class Controller:
         assert self._store is not None
         state = self._store.load()
         if state is None:
+            self._never_saved = True
             return
         self.cluster_id = state["cluster_id"]
         # Ids below a persisted block end may have been handed out before the stop.
@@ -189,6 +192,19 @@ class Controller:
             )
             self.topics[topic.name] = topic
             self.topics_by_id[topic.topic_id] = topic
+
+    def save_new_cluster(self) -> None:
+        """Save a cluster that has nothing saved yet, so that its id survives a restart before
+        the first change (clients compare cluster ids). The first change still writes a whole
+        snapshot, as it would without this one; a failed write is retried by that change."""
+        if self._store is None or not self._never_saved:
+            return
+        self._never_saved = False
+        with contextlib.suppress(OSError):
+            self._store.write_snapshot(
+                {"cluster_id": self.cluster_id, **self._globals(), "topics": []}
+            )
+        self._unsaved = True
 
     def _globals(self) -> dict[str, Any]:
         return {

@@ -75,7 +75,10 @@ class Faults:
         else:
             az = self.az(az)
         node_id = max(i.node_id for i in self.infos) + 1
-        info = BrokerInfo(node_id, az, self.brokers.host, self._port_of(node_id))
+        port = self._port_of(node_id)
+        if port > 65535:
+            raise ValueError(f"broker {node_id} would listen on port {port}, past 65535")
+        info = BrokerInfo(node_id, az, self.brokers.host, port)
         self.brokers.controller.register_broker(info)
         self.infos.append(info)
         await self.brokers.start(info)

@@ -51,4 +51,9 @@ def bootstrap_string(addresses: list[tuple[str, int, str | None]]) -> str:
     """`host:port,...` for MSK-style bootstrap: every broker, one per AZ in turn (MSK's
     bootstrap strings list one broker per AZ first)."""
     ordered = spread_over_azs([((host, port), rack) for host, port, rack in addresses])
-    return ",".join(f"{h}:{p}" for h, p in ordered)
+    return ",".join(host_port(h, p) for h, p in ordered)
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port` as clients parse it: an IPv6 address goes in brackets (`[::1]:9092`)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
