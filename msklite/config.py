@@ -1,18 +1,24 @@
-"""Configuration: the registry of broker and topic configs (type, Kafka default, the broker
-config a topic config falls back to, validation) and the cluster's own settings.
+"""Configuration: the registry of every broker and topic config Kafka 3.9 documents (type,
+Kafka default, validation, update mode, whether msklite applies it) and the brokers' layered
+configuration (static, dynamic cluster default, dynamic per broker).
 
-One registry serves validation (CreateTopics), effective values (the log, the handlers) and
-DescribeConfigs (values, sources, synonyms). MSK's overrides of Kafka's defaults live in
+One registry serves validation (CreateTopics, AlterConfigs, `--config`), effective values
+(the log, the handlers) and DescribeConfigs (values, sources, synonyms in Kafka's order). The
+table itself is data (`msklite.config_table`). MSK's overrides of Kafka's defaults live in
 `msklite.msk`; they count as the brokers' static configuration (MSK writes them to
 server.properties), so DescribeConfigs reports them as STATIC_BROKER_CONFIG.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+from msklite import config_table
 
 LONG_MAX = "9223372036854775807"
 
@@ -50,7 +56,12 @@ class AlterOp(IntEnum):
     SUBTRACT = 3
 
 
-_INT_RANGE = {ConfigType.INT: (-(2**31), 2**31 - 1), ConfigType.LONG: (-(2**63), 2**63 - 1)}
+READ_ONLY, PER_BROKER, CLUSTER_WIDE = "read-only", "per-broker", "cluster-wide"
+_INT_RANGE = {
+    ConfigType.SHORT: (-(2**15), 2**15 - 1),
+    ConfigType.INT: (-(2**31), 2**31 - 1),
+    ConfigType.LONG: (-(2**63), 2**63 - 1),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,50 +69,245 @@ class ConfigDef:
     name: str
     type: ConfigType
     default: str | None
-    synonym: str | None = None  # the broker config a topic config defaults to
     minimum: float | None = None
+    maximum: float | None = None
     choices: tuple[str, ...] | None = None
-    sensitive: bool = False
-    check: Callable[[str], bool] | None = field(default=None, compare=False)
+    check: Callable[[str], str | None] | None = field(default=None, compare=False)
+    mode: str | None = None  # a broker config's update mode; None for topic configs
+    applied: bool = True  # False: accepted, stored and reported, but nothing acts on it
+
+    @property
+    def sensitive(self) -> bool:
+        return self.type == ConfigType.PASSWORD
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode == READ_ONLY
 
     def validate(self, value: str | None) -> str | None:
-        """None if `value` is acceptable, else why not (Kafka's ConfigException text, roughly)."""
+        """None if `value` is acceptable, else why not (Kafka's ConfigException text)."""
         if value is None:
             return (
                 None
-                if self.type in (ConfigType.PASSWORD, ConfigType.STRING)
+                if self.type in (ConfigType.PASSWORD, ConfigType.STRING, ConfigType.CLASS)
                 else (f"Invalid value null for configuration {self.name}")
             )
         bad = f"Invalid value {value} for configuration {self.name}"
-        if self.type in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
+        number: float | None = None
+        if self.type in _INT_RANGE:
             try:
-                n = int(value.strip())
+                number = int(value.strip())
             except ValueError:
                 return f"{bad}: Not a number of type {self.type.name}"
-            lo, hi = _INT_RANGE.get(self.type, (-(2**15), 2**15 - 1))
-            if not lo <= n <= hi:
+            lo, hi = _INT_RANGE[self.type]
+            if not lo <= number <= hi:
                 return f"{bad}: Not a number of type {self.type.name}"
-            if self.minimum is not None and n < self.minimum:
-                return f"{bad}: Value must be at least {int(self.minimum)}"
         elif self.type == ConfigType.DOUBLE:
             try:
-                d = float(value)
+                number = float(value.strip())
             except ValueError:
                 return f"{bad}: Not a number of type DOUBLE"
-            if self.minimum is not None and d < self.minimum:
-                return f"{bad}: Value must be at least {self.minimum}"
         elif self.type == ConfigType.BOOLEAN and value.strip().lower() not in ("true", "false"):
             return f"{bad}: Expected value to be either true or false"
+        if number is not None:
+            if self.minimum is not None and number < self.minimum:
+                return f"{bad}: Value must be at least {_num(self.minimum)}"
+            if self.maximum is not None and number > self.maximum:
+                return f"{bad}: Value must be no more than {_num(self.maximum)}"
         if self.choices is not None:
             items = (
-                [v.strip() for v in value.split(",")] if self.type == ConfigType.LIST else [value]
+                [v.strip() for v in value.split(",") if v.strip()]
+                if self.type == ConfigType.LIST
+                else [value.strip()]
             )
             for item in items:
                 if item not in self.choices:
                     return f"{bad}: String must be one of: {', '.join(self.choices)}"
-        if self.check is not None and not self.check(value):
-            return bad
+        if self.check is not None:
+            why = self.check(value)
+            if why is not None:
+                return f"{bad}: {why}"
         return None
+
+
+def _num(n: float) -> str:
+    return str(int(n)) if n == int(n) else str(n)
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "String must be non-empty"
+
+
+def _non_empty_list(value: str) -> str | None:
+    return None if [v for v in value.split(",") if v.strip()] else "Empty list"
+
+
+def _gzip_level(value: str) -> str | None:
+    return None if int(value) == -1 or 1 <= int(value) <= 9 else "Value must be between 1 and 9"
+
+
+_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "non-empty string": _non_empty,
+    "non-null string": lambda _: None,
+    "non-empty list": _non_empty_list,
+    "[1,...,9] or -1": _gzip_level,
+}
+_RANGE = re.compile(r"^\[(-?[\d.]+),\.\.\.(?:,(-?[\d.]+))?\]$")
+_TYPES = {t.name.lower(): t for t in ConfigType}
+
+
+def _from_row(row: config_table.Row, applied: frozenset[str]) -> ConfigDef:
+    name, type_name, default, valid, mode = row
+    minimum = maximum = None
+    choices = None
+    check = _CHECKS.get(valid)
+    if m := _RANGE.match(valid):
+        minimum = float(m.group(1))
+        maximum = float(m.group(2)) if m.group(2) is not None else None
+    elif valid.startswith("[") and valid.endswith("]") and ":" not in valid:
+        choices = tuple(v.strip() for v in valid[1:-1].split(","))
+    return ConfigDef(
+        name,
+        _TYPES[type_name],
+        default,
+        minimum,
+        maximum,
+        choices,
+        check,
+        mode,
+        name in applied,
+    )
+
+
+# The configs msklite acts on; every other one is accepted, stored and reported only
+# (DEVIATIONS.md).
+APPLIED_TOPIC_CONFIGS = frozenset(
+    {
+        "cleanup.policy",
+        "compression.type",
+        "file.delete.delay.ms",
+        "flush.messages",
+        "index.interval.bytes",
+        "max.message.bytes",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.type",
+        "min.insync.replicas",
+        "retention.bytes",
+        "retention.ms",
+        "segment.bytes",
+        "segment.ms",
+        "unclean.leader.election.enable",
+    }
+)
+
+# Topic config -> the broker configs its default comes from, in Kafka's order
+# (ServerTopicConfigSynonyms), each with the factor that turns its unit into the topic's.
+TOPIC_SYNONYMS: dict[str, tuple[tuple[str, int], ...]] = {
+    "segment.bytes": (("log.segment.bytes", 1),),
+    "segment.ms": (("log.roll.ms", 1), ("log.roll.hours", 3_600_000)),
+    "segment.jitter.ms": (("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)),
+    "segment.index.bytes": (("log.index.size.max.bytes", 1),),
+    "flush.messages": (("log.flush.interval.messages", 1),),
+    "flush.ms": (("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1)),
+    "retention.bytes": (("log.retention.bytes", 1),),
+    "retention.ms": (
+        ("log.retention.ms", 1),
+        ("log.retention.minutes", 60_000),
+        ("log.retention.hours", 3_600_000),
+    ),
+    "max.message.bytes": (("message.max.bytes", 1),),
+    "index.interval.bytes": (("log.index.interval.bytes", 1),),
+    "delete.retention.ms": (("log.cleaner.delete.retention.ms", 1),),
+    "min.compaction.lag.ms": (("log.cleaner.min.compaction.lag.ms", 1),),
+    "max.compaction.lag.ms": (("log.cleaner.max.compaction.lag.ms", 1),),
+    "file.delete.delay.ms": (("log.segment.delete.delay.ms", 1),),
+    "min.cleanable.dirty.ratio": (("log.cleaner.min.cleanable.ratio", 1),),
+    "cleanup.policy": (("log.cleanup.policy", 1),),
+    "unclean.leader.election.enable": (("unclean.leader.election.enable", 1),),
+    "min.insync.replicas": (("min.insync.replicas", 1),),
+    "compression.type": (("compression.type", 1),),
+    "compression.gzip.level": (("compression.gzip.level", 1),),
+    "compression.lz4.level": (("compression.lz4.level", 1),),
+    "compression.zstd.level": (("compression.zstd.level", 1),),
+    "preallocate": (("log.preallocate", 1),),
+    "message.format.version": (("log.message.format.version", 1),),
+    "message.timestamp.type": (("log.message.timestamp.type", 1),),
+    "message.timestamp.difference.max.ms": (("log.message.timestamp.difference.max.ms", 1),),
+    "message.timestamp.before.max.ms": (("log.message.timestamp.before.max.ms", 1),),
+    "message.timestamp.after.max.ms": (("log.message.timestamp.after.max.ms", 1),),
+    "message.downconversion.enable": (("log.message.downconversion.enable", 1),),
+    "local.retention.ms": (("log.local.retention.ms", 1),),
+    "local.retention.bytes": (("log.local.retention.bytes", 1),),
+}
+
+# Broker configs that are one setting in several units (DynamicBrokerConfig's
+# brokerConfigSynonyms): the first one set wins, in this order.
+_FAMILIES = [
+    [name for name, _ in TOPIC_SYNONYMS[t]]
+    for t in ("segment.ms", "segment.jitter.ms", "flush.ms", "retention.ms")
+]
+BROKER_SYNONYMS: dict[str, list[str]] = {name: f for f in _FAMILIES for name in f}
+_FACTORS = {name: factor for chain in TOPIC_SYNONYMS.values() for name, factor in chain}
+
+# Broker configs msklite acts on, besides the topic defaults of applied topic configs.
+_APPLIED_BROKER = {
+    "auto.create.topics.enable",
+    "auto.leader.rebalance.enable",
+    "broker.id",
+    "broker.rack",
+    "default.replication.factor",
+    "delete.topic.enable",
+    "group.initial.rebalance.delay.ms",
+    "group.max.session.timeout.ms",
+    "group.min.session.timeout.ms",
+    "log.retention.check.interval.ms",
+    "num.partitions",
+    "offset.metadata.max.bytes",
+    "offsets.retention.check.interval.ms",
+    "offsets.retention.minutes",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "offsets.topic.segment.bytes",
+    "queued.max.request.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.fetch.max.bytes",
+    "replica.lag.time.max.ms",
+    "replica.selector.class",
+    "socket.request.max.bytes",
+}
+APPLIED_BROKER_CONFIGS = frozenset(
+    _APPLIED_BROKER | {name for t in APPLIED_TOPIC_CONFIGS for name, _ in TOPIC_SYNONYMS.get(t, ())}
+)
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = {
+    row[0]: _from_row(row, APPLIED_TOPIC_CONFIGS) for row in config_table.TOPIC
+}
+BROKER_CONFIGS: dict[str, ConfigDef] = {
+    row[0]: _from_row(row, APPLIED_BROKER_CONFIGS) for row in config_table.BROKER
+}
+# Read by Kafka's authorizer (StandardAuthorizer), so absent from KafkaConfig's table; MSK
+# sets and lets you set them.
+for _extra in (
+    ConfigDef("allow.everyone.if.no.acl.found", ConfigType.BOOLEAN, "false", mode=READ_ONLY),
+    ConfigDef("super.users", ConfigType.STRING, None, mode=READ_ONLY),
+):
+    BROKER_CONFIGS[_extra.name] = _extra
+# Kafka's default is -1 (unbounded); msklite bounds it (DEVIATIONS.md).
+BROKER_CONFIGS["queued.max.request.bytes"] = ConfigDef(
+    "queued.max.request.bytes", ConfigType.LONG, "268435456", mode=READ_ONLY
+)
+COMPRESSION_TYPES = TOPIC_CONFIGS["compression.type"].choices
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """` (did you mean x?)` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_broker_config(name: str) -> str:
+    return f"Unknown broker config name: {name}{suggest(name, BROKER_CONFIGS)}"
 
 
 def apply_ops(
@@ -135,141 +341,7 @@ def apply_ops(
     return out
 
 
-def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
-    return {d.name: d for d in defs}
-
-
-T = ConfigType
-COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
-
-TOPIC_CONFIGS: dict[str, ConfigDef] = _defs(
-    ConfigDef(
-        "cleanup.policy", T.LIST, "delete", "log.cleanup.policy", choices=("compact", "delete")
-    ),
-    ConfigDef(
-        "compression.type", T.STRING, "producer", "compression.type", choices=COMPRESSION_TYPES
-    ),
-    ConfigDef("delete.retention.ms", T.LONG, "86400000", "log.cleaner.delete.retention.ms", 0),
-    ConfigDef("file.delete.delay.ms", T.LONG, "60000", "log.segment.delete.delay.ms", 0),
-    ConfigDef("flush.messages", T.LONG, LONG_MAX, "log.flush.interval.messages", 1),
-    ConfigDef("flush.ms", T.LONG, LONG_MAX, "log.flush.interval.ms", 0),
-    ConfigDef(
-        "follower.replication.throttled.replicas",
-        T.LIST,
-        "",
-        "follower.replication.throttled.replicas",
-    ),
-    ConfigDef("index.interval.bytes", T.INT, "4096", "log.index.interval.bytes", 0),
-    ConfigDef(
-        "leader.replication.throttled.replicas", T.LIST, "", "leader.replication.throttled.replicas"
-    ),
-    ConfigDef("local.retention.bytes", T.LONG, "-2", "log.local.retention.bytes", -2),
-    ConfigDef("local.retention.ms", T.LONG, "-2", "log.local.retention.ms", -2),
-    ConfigDef("max.compaction.lag.ms", T.LONG, LONG_MAX, "log.cleaner.max.compaction.lag.ms", 1),
-    ConfigDef("max.message.bytes", T.INT, "1048588", "message.max.bytes", 0),
-    ConfigDef(
-        "message.timestamp.after.max.ms", T.LONG, LONG_MAX, "log.message.timestamp.after.max.ms", 0
-    ),
-    ConfigDef(
-        "message.timestamp.before.max.ms",
-        T.LONG,
-        LONG_MAX,
-        "log.message.timestamp.before.max.ms",
-        0,
-    ),
-    ConfigDef(
-        "message.timestamp.type",
-        T.STRING,
-        "CreateTime",
-        "log.message.timestamp.type",
-        choices=("CreateTime", "LogAppendTime"),
-    ),
-    ConfigDef("min.cleanable.dirty.ratio", T.DOUBLE, "0.5", "log.cleaner.min.cleanable.ratio", 0),
-    ConfigDef("min.compaction.lag.ms", T.LONG, "0", "log.cleaner.min.compaction.lag.ms", 0),
-    ConfigDef("min.insync.replicas", T.INT, "1", "min.insync.replicas", 1),
-    ConfigDef("preallocate", T.BOOLEAN, "false", "log.preallocate"),
-    ConfigDef("remote.storage.enable", T.BOOLEAN, "false", None),
-    ConfigDef("retention.bytes", T.LONG, "-1", "log.retention.bytes"),
-    ConfigDef("retention.ms", T.LONG, "604800000", "log.retention.ms", -1),
-    ConfigDef("segment.bytes", T.INT, "1073741824", "log.segment.bytes", 14),
-    ConfigDef("segment.index.bytes", T.INT, "10485760", "log.index.size.max.bytes", 4),
-    ConfigDef("segment.jitter.ms", T.LONG, "0", "log.roll.jitter.ms", 0),
-    ConfigDef("segment.ms", T.LONG, "604800000", "log.roll.ms", 1),
-    ConfigDef(
-        "unclean.leader.election.enable", T.BOOLEAN, "false", "unclean.leader.election.enable"
-    ),
-)
-
-BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
-    ConfigDef("allow.everyone.if.no.acl.found", T.BOOLEAN, "false"),
-    ConfigDef("auto.create.topics.enable", T.BOOLEAN, "true"),
-    ConfigDef("auto.leader.rebalance.enable", T.BOOLEAN, "true"),
-    ConfigDef("broker.id", T.INT, "-1"),
-    ConfigDef("broker.rack", T.STRING, None),
-    ConfigDef("compression.type", T.STRING, "producer", choices=COMPRESSION_TYPES),
-    ConfigDef("default.replication.factor", T.INT, "1", minimum=1),
-    ConfigDef("delete.topic.enable", T.BOOLEAN, "true"),
-    ConfigDef("follower.replication.throttled.replicas", T.LIST, ""),
-    ConfigDef("group.initial.rebalance.delay.ms", T.INT, "3000", minimum=0),
-    ConfigDef("group.max.session.timeout.ms", T.INT, "1800000", minimum=0),
-    ConfigDef("group.min.session.timeout.ms", T.INT, "6000", minimum=0),
-    ConfigDef("leader.replication.throttled.replicas", T.LIST, ""),
-    ConfigDef("log.cleaner.delete.retention.ms", T.LONG, "86400000", minimum=0),
-    ConfigDef("log.cleaner.max.compaction.lag.ms", T.LONG, LONG_MAX, minimum=1),
-    ConfigDef("log.cleaner.min.cleanable.ratio", T.DOUBLE, "0.5", minimum=0),
-    ConfigDef("log.cleaner.min.compaction.lag.ms", T.LONG, "0", minimum=0),
-    ConfigDef("log.cleanup.policy", T.LIST, "delete", choices=("compact", "delete")),
-    ConfigDef("log.flush.interval.messages", T.LONG, LONG_MAX, minimum=1),
-    ConfigDef("log.flush.interval.ms", T.LONG, LONG_MAX, minimum=0),
-    ConfigDef("log.index.interval.bytes", T.INT, "4096", minimum=0),
-    ConfigDef("log.index.size.max.bytes", T.INT, "10485760", minimum=4),
-    ConfigDef("log.local.retention.bytes", T.LONG, "-2", minimum=-2),
-    ConfigDef("log.local.retention.ms", T.LONG, "-2", minimum=-2),
-    ConfigDef("log.message.timestamp.after.max.ms", T.LONG, LONG_MAX, minimum=0),
-    ConfigDef("log.message.timestamp.before.max.ms", T.LONG, LONG_MAX, minimum=0),
-    ConfigDef(
-        "log.message.timestamp.type",
-        T.STRING,
-        "CreateTime",
-        choices=("CreateTime", "LogAppendTime"),
-    ),
-    ConfigDef("log.preallocate", T.BOOLEAN, "false"),
-    ConfigDef("log.retention.bytes", T.LONG, "-1"),
-    ConfigDef("log.retention.check.interval.ms", T.LONG, "300000", minimum=1),
-    ConfigDef("log.retention.ms", T.LONG, "604800000", minimum=-1),
-    ConfigDef("log.roll.jitter.ms", T.LONG, "0", minimum=0),
-    ConfigDef("log.roll.ms", T.LONG, "604800000", minimum=1),
-    ConfigDef("log.segment.bytes", T.INT, "1073741824", minimum=14),
-    ConfigDef("log.segment.delete.delay.ms", T.LONG, "60000", minimum=0),
-    ConfigDef("message.max.bytes", T.INT, "1048588", minimum=0),
-    ConfigDef("min.insync.replicas", T.INT, "1", minimum=1),
-    ConfigDef("num.io.threads", T.INT, "8", minimum=1),
-    ConfigDef("num.network.threads", T.INT, "3", minimum=1),
-    ConfigDef("num.partitions", T.INT, "1", minimum=1),
-    ConfigDef("num.replica.fetchers", T.INT, "1"),
-    ConfigDef("offset.metadata.max.bytes", T.INT, "4096", minimum=0),
-    ConfigDef("offsets.retention.minutes", T.INT, "10080", minimum=1),
-    ConfigDef("offsets.retention.check.interval.ms", T.LONG, "600000", minimum=1),
-    ConfigDef("offsets.topic.num.partitions", T.INT, "50", minimum=1),
-    ConfigDef("offsets.topic.replication.factor", T.SHORT, "3", minimum=1),
-    ConfigDef("offsets.topic.segment.bytes", T.INT, "104857600", minimum=1),
-    # Kafka's default is -1 (unbounded); msklite bounds it (DEVIATIONS.md).
-    ConfigDef("queued.max.request.bytes", T.LONG, "268435456"),
-    ConfigDef("replica.fetch.backoff.ms", T.INT, "1000", minimum=0),
-    ConfigDef("replica.fetch.max.bytes", T.INT, "1048576", minimum=0),
-    ConfigDef("replica.lag.time.max.ms", T.LONG, "30000"),
-    ConfigDef("replica.selector.class", T.CLASS, None),
-    ConfigDef("socket.receive.buffer.bytes", T.INT, "102400"),
-    ConfigDef("socket.request.max.bytes", T.INT, "104857600", minimum=1),
-    ConfigDef("socket.send.buffer.bytes", T.INT, "102400"),
-    ConfigDef("transaction.state.log.min.isr", T.INT, "2", minimum=1),
-    ConfigDef("transaction.state.log.replication.factor", T.SHORT, "3", minimum=1),
-    ConfigDef("unclean.leader.election.enable", T.BOOLEAN, "false"),
-    ConfigDef("zookeeper.set.acl", T.BOOLEAN, "false"),
-)
-
-# Kafka accepts these coarser broker settings and derives the *.ms ones from them.
-_HOURS_ALIASES = {"log.retention.ms": "log.retention.hours", "log.roll.ms": "log.roll.hours"}
+Synonym = tuple[str, str | None, ConfigSource]
 
 
 # What the Python API takes as a config value (Kafka's configs are text on the wire).
@@ -294,28 +366,57 @@ def config_text(name: str, value: object) -> str:
 
 
 class BrokerConfigs:
-    """Effective broker configuration: static settings (MSK's defaults plus the user's
-    `--config`) over Kafka's defaults."""
+    """The brokers' configuration in Kafka's layers: per-broker dynamic configs over the
+    dynamic cluster-wide default over the static settings (MSK's defaults plus the user's
+    `--config`) over Kafka's defaults. The dynamic layers change through AlterConfigs (the
+    controller keeps and saves them)."""
 
     def __init__(self, static: Mapping[str, object]) -> None:
-        unknown = [
-            k for k in static if k not in BROKER_CONFIGS and k not in _HOURS_ALIASES.values()
-        ]
-        if unknown:
-            raise ValueError(f"unknown broker config(s): {', '.join(sorted(unknown))}")
-        self.static = {k: config_text(k, v) for k, v in static.items()}
-        for ms_name, hours_name in _HOURS_ALIASES.items():
-            if hours_name in self.static and ms_name not in self.static:
-                self.static[ms_name] = str(int(self.static.pop(hours_name)) * 3_600_000)
-        for name, value in self.static.items():
-            err = BROKER_CONFIGS[name].validate(value)
+        texts = {k: config_text(k, v) for k, v in static.items()}
+        for name, value in texts.items():
+            d = BROKER_CONFIGS.get(name)
+            if d is None:
+                raise ValueError(unknown_broker_config(name))
+            err = d.validate(value)
             if err:
                 raise ValueError(err)
+        self.static = texts
+        self.dynamic_default: dict[str, str] = {}
+        self.dynamic: dict[int, dict[str, str]] = {}
 
-    def get(self, name: str) -> str | None:
-        if name in self.static:
-            return self.static[name]
+    def _layers(self, node_id: int | None) -> list[tuple[Mapping[str, str], ConfigSource]]:
+        layers: list[tuple[Mapping[str, str], ConfigSource]] = []
+        if node_id is not None:
+            layers.append((self.dynamic.get(node_id, {}), ConfigSource.DYNAMIC_BROKER_CONFIG))
+        layers.append((self.dynamic_default, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG))
+        layers.append((self.static, ConfigSource.STATIC_BROKER_CONFIG))
+        return layers
+
+    def value(self, name: str, node_id: int | None) -> str | None:
+        """The value as set in the layers (no unit family resolved), as Kafka describes it."""
+        for layer, _ in self._layers(node_id):
+            if name in layer:
+                return layer[name]
         return BROKER_CONFIGS[name].default
+
+    def get(self, name: str, node_id: int | None = None) -> str | None:
+        """The effective value (on broker `node_id`, or cluster-wide), with the unit
+        families resolved as Kafka resolves them: `log.retention.ms` comes from the first of
+        `.ms`, `.minutes`, `.hours` that is set anywhere, else from the first with a
+        default."""
+        family = BROKER_SYNONYMS.get(name)
+        if family is None or family[0] != name:
+            return self.value(name, node_id)
+        for source in (True, False):
+            for member in family:
+                value = (
+                    next((lay[member] for lay, _ in self._layers(node_id) if member in lay), None)
+                    if source
+                    else BROKER_CONFIGS[member].default
+                )
+                if value is not None:
+                    return str(int(value.strip()) * _FACTORS[member])
+        return None
 
     def get_int(self, name: str) -> int:
         return int(self.get(name) or 0)
@@ -323,19 +424,41 @@ class BrokerConfigs:
     def get_bool(self, name: str) -> bool:
         return (self.get(name) or "").lower() == "true"
 
-    def source(self, name: str) -> ConfigSource:
-        return (
-            ConfigSource.STATIC_BROKER_CONFIG
-            if name in self.static
-            else ConfigSource.DEFAULT_CONFIG
-        )
+    def synonyms(self, name: str, node_id: int | None) -> list[Synonym]:
+        """Kafka's synonym chain of broker config `name` (ConfigHelper.configSynonyms): per
+        source in precedence order, each of its unit family that the source sets, then
+        Kafka's defaults; entries before the first of `name` itself are dropped."""
+        family = BROKER_SYNONYMS.get(name, [name])
+        chain: list[Synonym] = []
+        for layer, source in self._layers(node_id):
+            chain += [(n, layer[n], source) for n in family if n in layer]
+        chain += [
+            (n, BROKER_CONFIGS[n].default, ConfigSource.DEFAULT_CONFIG)
+            for n in family
+            if BROKER_CONFIGS[n].default is not None
+        ]
+        while chain and chain[0][0] != name:
+            chain.pop(0)
+        if BROKER_CONFIGS[name].sensitive:
+            chain = [(n, None, s) for n, _, s in chain]
+        return chain
+
+    def topic_synonyms(self, name: str, node_id: int | None = None) -> list[Synonym]:
+        """The broker side of topic config `name`'s chain (empty when no broker config
+        backs it)."""
+        chain = TOPIC_SYNONYMS.get(name)
+        return self.synonyms(chain[0][0], node_id) if chain else []
 
     def topic_default(self, name: str) -> tuple[str | None, ConfigSource, str | None]:
         """(value, source, broker synonym) of topic config `name` when the topic sets none."""
-        d = TOPIC_CONFIGS[name]
-        if d.synonym is not None and d.synonym in BROKER_CONFIGS:
-            return self.get(d.synonym), self.source(d.synonym), d.synonym
-        return d.default, ConfigSource.DEFAULT_CONFIG, None
+        chain = TOPIC_SYNONYMS.get(name)
+        if chain is None:
+            return TOPIC_CONFIGS[name].default, ConfigSource.DEFAULT_CONFIG, None
+        head = chain[0][0]
+        synonyms = self.synonyms(head, None)
+        source = synonyms[0][2] if synonyms else ConfigSource.DEFAULT_CONFIG
+        value = self.get(head)
+        return (value if value is not None else TOPIC_CONFIGS[name].default), source, head
 
 
 def _typed(d: ConfigDef, value: str) -> Any:  # the type of TopicConfig's field
@@ -360,7 +483,10 @@ class TopicConfig:
     Frozen: a config change builds a new one."""
 
     cleanup_policy: tuple[str, ...] = ("delete",)
+    compression_gzip_level: int = -1
+    compression_lz4_level: int = 9
     compression_type: str = "producer"
+    compression_zstd_level: int = 3
     delete_retention_ms: int = 86_400_000
     file_delete_delay_ms: int = 60_000
     flush_messages: int = 2**63 - 1
@@ -372,13 +498,18 @@ class TopicConfig:
     local_retention_ms: int = -2
     max_compaction_lag_ms: int = 2**63 - 1
     max_message_bytes: int = 1_048_588
+    message_downconversion_enable: bool = True
+    message_format_version: str = "3.0-IV1"
     message_timestamp_after_max_ms: int = 2**63 - 1
     message_timestamp_before_max_ms: int = 2**63 - 1
+    message_timestamp_difference_max_ms: int = 2**63 - 1
     message_timestamp_type: str = "CreateTime"
     min_cleanable_dirty_ratio: float = 0.5
     min_compaction_lag_ms: int = 0
     min_insync_replicas: int = 1
     preallocate: bool = False
+    remote_log_copy_disable: bool = False
+    remote_log_delete_on_disable: bool = False
     remote_storage_enable: bool = False
     retention_bytes: int = -1
     retention_ms: int = 604_800_000

@@ -20,7 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from msklite.config import TOPIC_CONFIGS, BrokerConfigs, TopicConfig, apply_ops
+from msklite.config import (
+    BROKER_CONFIGS,
+    PER_BROKER,
+    TOPIC_CONFIGS,
+    BrokerConfigs,
+    TopicConfig,
+    apply_ops,
+    unknown_broker_config,
+)
 from msklite.errors import ErrorCode, KafkaError
 from msklite.metadata_log import MetadataLog
 from msklite.msk import spread_over_azs
@@ -178,6 +186,7 @@ class Controller:
         # Ids below a persisted block end may have been handed out before the stop.
         self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
         self._placements = state.get("placements", 0)
+        self._set_dynamic_configs(state.get("broker_configs", {}))
         for b in state.get("brokers", []):
             if b["node_id"] not in self.brokers:
                 self.brokers[b["node_id"]] = BrokerInfo(b["node_id"], b["rack"])
@@ -211,7 +220,18 @@ class Controller:
             "producer_id_block_end": self._producer_id_block_end,
             "placements": self._placements,
             "brokers": [{"node_id": b.node_id, "rack": b.rack} for b in self.brokers.values()],
+            "broker_configs": self._dynamic_configs(),
         }
+
+    def _dynamic_configs(self) -> dict[str, dict[str, str]]:
+        """The dynamic broker configs as saved: "" for the cluster default, else node ids."""
+        out = {"": dict(self.configs.dynamic_default)}
+        out.update({str(n): dict(c) for n, c in self.configs.dynamic.items() if c})
+        return out
+
+    def _set_dynamic_configs(self, saved: Mapping[str, Mapping[str, str]]) -> None:
+        self.configs.dynamic_default = dict(saved.get("", {}))
+        self.configs.dynamic = {int(n): dict(c) for n, c in saved.items() if n}
 
     def _save(self, snap: _Snapshot) -> None:
         """Write the change made since `snap`: one line of the metadata log (what changed),
@@ -668,6 +688,53 @@ class Controller:
                 f"({config.max_compaction_lag_ms})",
             )
         return config
+
+    def alter_broker_configs(
+        self, node_id: int | None, configs: Mapping[str, str], validate_only: bool = False
+    ) -> None:
+        """Replace the dynamic configs of broker `node_id` (None: the cluster-wide default)
+        with `configs`, checked as Kafka's DynamicBrokerConfig checks them. Saved before it
+        applies; topic configs that default to a changed broker config are rebuilt and pushed
+        to the open logs at once (from the cluster-wide layers: DEVIATIONS.md)."""
+        for name in configs:
+            if name not in BROKER_CONFIGS:
+                raise KafkaError(ErrorCode.INVALID_CONFIG, unknown_broker_config(name))
+        fixed = sorted(n for n in configs if BROKER_CONFIGS[n].read_only)
+        if fixed:
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST,
+                f"Cannot update these configs dynamically: Set({', '.join(fixed)})",
+            )
+        for name, value in configs.items():
+            err = BROKER_CONFIGS[name].validate(value)
+            if err:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, err)
+        if node_id is None:
+            per_broker = sorted(n for n in configs if BROKER_CONFIGS[n].mode == PER_BROKER)
+            if per_broker:
+                raise KafkaError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Cannot update these configs at default cluster level, broker id must be "
+                    f"specified: Set({', '.join(per_broker)})",
+                )
+        saved = self._dynamic_configs()
+        self._set_dynamic_configs({**saved, "" if node_id is None else str(node_id): configs})
+        try:
+            rebuilt = {t.name: self._topic_config(t.configs) for t in self.topics.values()}
+        except KafkaError:
+            self._set_dynamic_configs(saved)
+            raise
+        if validate_only:
+            self._set_dynamic_configs(saved)
+            return
+        snap = self._snapshot()
+        for name, config in rebuilt.items():
+            self.topics[name].config = config
+        try:
+            self._commit(snap, *rebuilt)
+        except KafkaError:
+            self._set_dynamic_configs(saved)
+            raise
 
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----
 

@@ -111,7 +111,7 @@ class MetadataLog:
 
 
 def _apply(state: State, topics: dict[str, Any], change: Change) -> None:
-    for key in ("producer_id_block_end", "placements", "brokers"):
+    for key in ("producer_id_block_end", "placements", "brokers", "broker_configs"):
         if key in change:
             state[key] = change[key]
     for name, topic in change.get("topics", {}).items():

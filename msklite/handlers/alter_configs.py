@@ -11,7 +11,23 @@ Behavior (Kafka 3.9 in KRaft mode: the broker's preprocessing, then the controll
   unknown or invalid configs: INVALID_CONFIG with Kafka's message; a missing topic:
   UNKNOWN_TOPIC_OR_PARTITION. The change is saved before it applies, and takes effect at once
   on the topic's open logs, replicas and produce path. validate_only checks without changing.
+- BROKER: a broker id (only the broker receiving the request: else INVALID_REQUEST
+  "Unexpected broker id, expected 1, but received 2") or "" for the cluster-wide default.
+  The new dynamic set (incremental: the current one with the operations applied; legacy: the
+  given set, what is left out deleted) is checked as DynamicBrokerConfig checks it:
+  read-only configs answer INVALID_REQUEST "Cannot update these configs dynamically:
+  Set(...)", per-broker configs at the default level likewise, bad values INVALID_REQUEST
+  with ConfigException's text, APPEND/SUBTRACT on a non-list INVALID_CONFIG. Topics whose
+  defaults come from a changed config take the new value at once.
+- BROKER_LOGGER (IncrementalAlterConfigs only): SET a logger's level or DELETE it (back to
+  its parent's), as RuntimeLoggerManager checks: unknown logger INVALID_CONFIG, a level
+  outside FATAL..TRACE INVALID_CONFIG, root's DELETE and APPEND/SUBTRACT INVALID_REQUEST.
+- An unknown operation: INVALID_REQUEST "Unknown operations type N".
 - Every resource succeeds or fails on its own; each is all-or-nothing.
+
+Deviations from Kafka/MSK:
+- An unknown broker config name is refused (INVALID_CONFIG, with the closest known name);
+  Kafka keeps custom keys.
 """
 
 from __future__ import annotations
@@ -19,7 +35,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from msklite.config import BROKER_CONFIGS, AlterOp, ConfigType, apply_ops
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers import loggers
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
@@ -29,6 +47,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 DELETE = 1
+LIST = ConfigType.LIST
 
 # (name, operation, value); AlterConfigs' entries are SET operations.
 Ops = list[tuple[str, int, str | None]]
@@ -45,21 +64,80 @@ def _preprocess(res: Any, ops: Ops, incremental: bool) -> None:
         raise KafkaError(
             ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls)
         )
-    if res.resource_type not in (TOPIC, BROKER, BROKER_LOGGER):
+    if res.resource_type not in (TOPIC, BROKER, BROKER_LOGGER if incremental else TOPIC):
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown resource type {res.resource_type}")
+    unknown_ops = [op for _, op, _ in ops if op not in set(AlterOp)]
+    if unknown_ops:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operations type {unknown_ops[0]}")
+
+
+def _node_id(ctx: BrokerContext, name: str, what: str) -> int:
+    """A broker resource names the broker that receives it, as Kafka checks."""
+    try:
+        node_id = int(name)
+    except ValueError:
+        raise KafkaError(
+            ErrorCode.INVALID_REQUEST, f"Node id must be an integer, but it is: {name}"
+        ) from None
+    if node_id != ctx.node_id:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, what.format(ctx.node_id, name))
+    return node_id
+
+
+def _alter_broker(
+    ctx: BrokerContext, name: str, ops: Ops, incremental: bool, validate_only: bool
+) -> None:
+    node_id = (
+        _node_id(ctx, name, "Unexpected broker id, expected {}, but received {}") if name else None
+    )
+    configs = ctx.controller.configs
+    current = configs.dynamic_default if node_id is None else configs.dynamic.get(node_id, {})
+    if incremental:
+        for key, op, _ in ops:
+            d = BROKER_CONFIGS.get(key)
+            if op in (AlterOp.APPEND, AlterOp.SUBTRACT) and d is not None and d.type != LIST:
+                raise KafkaError(
+                    ErrorCode.INVALID_CONFIG,
+                    f"Config value {AlterOp(op).name.lower()} is not allowed for config key: {key}",
+                )
+        try:
+            new = apply_ops(current, ops, BROKER_CONFIGS)
+        except ValueError as e:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from e
+    else:
+        new = {key: value for key, _, value in ops if value is not None}
+    ctx.controller.alter_broker_configs(node_id, new, validate_only)
+
+
+def _alter_loggers(ctx: BrokerContext, name: str, ops: Ops, validate_only: bool) -> None:
+    # Kafka's RuntimeLoggerManager prints its own id where the received one belongs.
+    _node_id(ctx, name, "Unexpected node id. Expected {0}, but received {0}")
+    for logger, op, level in ops:
+        if op in (AlterOp.APPEND, AlterOp.SUBTRACT):
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST,
+                f"{AlterOp(op).name} operation is not allowed for the BROKER_LOGGER resource",
+            )
+        loggers.check(logger, level if op == AlterOp.SET else None)
+    if not validate_only:
+        for logger, op, level in ops:
+            loggers.set_level(logger, level if op == AlterOp.SET else None)
 
 
 def _alter(ctx: BrokerContext, res: Any, ops: Ops, incremental: bool, validate_only: bool) -> None:
     _preprocess(res, ops, incremental)
     controller = ctx.controller
+    name = res.resource_name
     if res.resource_type == TOPIC:
         if incremental:
-            controller.incremental_alter_topic_configs(res.resource_name, ops, validate_only)
+            controller.incremental_alter_topic_configs(name, ops, validate_only)
         else:
-            configs = {name: value for name, _, value in ops}
-            controller.alter_topic_configs(res.resource_name, configs, validate_only)
+            configs = {key: value for key, _, value in ops}
+            controller.alter_topic_configs(name, configs, validate_only)
+    elif res.resource_type == BROKER:
+        _alter_broker(ctx, name, ops, incremental, validate_only)
     else:
-        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown resource type {res.resource_type}")
+        _alter_loggers(ctx, name, ops, validate_only)
 
 
 def _respond(ctx: BrokerContext, header: RequestHeader, r: Reader, api_key: int) -> list[Buffer]:

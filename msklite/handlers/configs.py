@@ -1,26 +1,34 @@
 """DescribeConfigs (key 32), versions 1-4.
 
 Behavior:
-- TOPIC (2) resources: every topic config with its effective value and source —
-  TOPIC_CONFIG for the topic's own settings, STATIC_BROKER_CONFIG for values from the brokers'
-  static configuration (MSK's defaults and `--config`), DEFAULT_CONFIG for Kafka's defaults —
-  and, with include_synonyms, the chain of broker configs behind it. Unknown topic:
-  UNKNOWN_TOPIC_OR_PARTITION.
-- BROKER (4) resources: a broker id of this cluster, or "" for the cluster-wide defaults;
-  other names: INVALID_REQUEST. broker.id and broker.rack are per broker.
+- TOPIC (2) resources: every topic config with its effective value and source, and with
+  include_synonyms the chain behind it in Kafka's order (ConfigHelper): the topic's own
+  setting (DYNAMIC_TOPIC_CONFIG), then per source (DYNAMIC_BROKER_CONFIG,
+  DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG — MSK's defaults and `--config` —,
+  DEFAULT_CONFIG) each broker config of its unit family (`log.retention.ms`, `.minutes`,
+  `.hours`), dropping those before the first of the family's head, as Kafka does. Unknown
+  topic: UNKNOWN_TOPIC_OR_PARTITION.
+- BROKER (4) resources: a broker id of this cluster — every broker config Kafka 3.9
+  documents, its value as set (unit families unresolved), read_only from its update mode,
+  passwords null — or "" for the cluster-wide dynamic defaults, only those set (synonyms of
+  that source only). Other names: INVALID_REQUEST. broker.id and broker.rack are per broker.
+- BROKER_LOGGER (8) resources: `root` and msklite's loggers with log4j level names
+  (DYNAMIC_BROKER_LOGGER_CONFIG); an empty name: INVALID_REQUEST.
 - configuration_keys filters by name; config_type (v3+) from the registry.
 - Any other resource type: INVALID_REQUEST.
 
 Deviations from Kafka/MSK:
-- The broker list covers the configs msklite knows, not all of Kafka's ~250.
+- A broker resource may name any broker of the cluster, not only the one asked (one process
+  holds them all).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource
+from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from msklite.errors import ErrorCode
+from msklite.handlers import loggers
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request
 from msklite.protocol import messages
@@ -28,7 +36,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 
 
 def _entry(
@@ -59,45 +67,70 @@ def _topic_configs(ctx: BrokerContext, name: str, cls: Any, synonyms: bool) -> l
     broker = ctx.controller.configs
     out = []
     for d in TOPIC_CONFIGS.values():
-        chain: list[tuple[str, str | None, ConfigSource]] = []
+        chain = broker.topic_synonyms(d.name, ctx.node_id)
         if d.name in topic.configs:
-            chain.append((d.name, topic.configs[d.name], ConfigSource.TOPIC_CONFIG))
-        if d.synonym in BROKER_CONFIGS:
-            assert d.synonym is not None
-            if d.synonym in broker.static:
-                chain.append(
-                    (d.synonym, broker.static[d.synonym], ConfigSource.STATIC_BROKER_CONFIG)
-                )
-            chain.append(
-                (d.synonym, BROKER_CONFIGS[d.synonym].default, ConfigSource.DEFAULT_CONFIG)
-            )
+            value: str | None = topic.configs[d.name]
+            chain.insert(0, (d.name, value, ConfigSource.TOPIC_CONFIG))
         else:
-            chain.append((d.name, d.default, ConfigSource.DEFAULT_CONFIG))
-        _, value, source = chain[0]
+            value = broker.topic_default(d.name)[0]
+        source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
         out.append(_entry(cls, d, value, source, False, chain if synonyms else []))
     return out
 
 
-def _broker_configs(ctx: BrokerContext, node_id: int | None, cls: Any, synonyms: bool) -> list[Any]:
+def _broker_configs(ctx: BrokerContext, node_id: int, cls: Any, synonyms: bool) -> list[Any]:
     broker = ctx.controller.configs
-    info = ctx.controller.brokers.get(node_id) if node_id is not None else None
+    info = ctx.controller.brokers.get(node_id)
     per_broker = {
-        "broker.id": str(node_id) if node_id is not None else None,
+        "broker.id": str(node_id),
         "broker.rack": info.rack if info is not None else None,
     }
     out = []
     for d in BROKER_CONFIGS.values():
         if d.name in per_broker:
-            if node_id is None:
-                continue
-            value, source = per_broker[d.name], ConfigSource.STATIC_BROKER_CONFIG
+            value = per_broker[d.name]
+            chain = [(d.name, value, ConfigSource.STATIC_BROKER_CONFIG)]
         else:
-            value, source = broker.get(d.name), broker.source(d.name)
-        chain = [(d.name, value, source)]
-        if source != ConfigSource.DEFAULT_CONFIG and d.name not in per_broker:
-            chain.append((d.name, d.default, ConfigSource.DEFAULT_CONFIG))
-        out.append(_entry(cls, d, value, source, True, chain if synonyms else []))
+            value = broker.value(d.name, node_id)
+            chain = broker.synonyms(d.name, node_id)
+        source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
+        value = None if d.sensitive else value
+        out.append(_entry(cls, d, value, source, d.read_only, chain if synonyms else []))
     return out
+
+
+def _default_configs(ctx: BrokerContext, cls: Any, synonyms: bool) -> list[Any]:
+    """The cluster-wide dynamic defaults: only those set, as Kafka lists them."""
+    broker = ctx.controller.configs
+    out = []
+    for name, set_value in broker.dynamic_default.items():
+        d = BROKER_CONFIGS[name]
+        chain = [
+            s
+            for s in broker.synonyms(name, None)
+            if s[2] == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+        ]
+        source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
+        value = None if d.sensitive else set_value
+        out.append(_entry(cls, d, value, source, d.read_only, chain if synonyms else []))
+    return out
+
+
+def _logger_configs(cls: Any) -> list[Any]:
+    return [
+        cls(
+            name=name,
+            value=level,
+            read_only=False,
+            config_source=int(ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG),
+            is_default=False,
+            is_sensitive=False,
+            synonyms=[],
+            config_type=int(ConfigType.STRING),
+            documentation=None,
+        )
+        for name, level in loggers.current().items()
+    ]
 
 
 @handles(ApiKey.DESCRIBE_CONFIGS, versions=(1, 4), flexible_from=4)
@@ -117,9 +150,18 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         elif res.resource_type == BROKER:
             name = res.resource_name
             if name == "":
-                configs = _broker_configs(ctx, None, entry_cls, req.include_synonyms)
+                configs = _default_configs(ctx, entry_cls, req.include_synonyms)
             elif name.isdigit() and int(name) in ctx.controller.brokers:
                 configs = _broker_configs(ctx, int(name), entry_cls, req.include_synonyms)
+            else:
+                code = ErrorCode.INVALID_REQUEST
+                message = f"Unexpected broker id, expected one of the cluster's ids, got {name}"
+        elif res.resource_type == BROKER_LOGGER:
+            name = res.resource_name
+            if name == "":
+                code, message = ErrorCode.INVALID_REQUEST, "Broker id must not be empty"
+            elif name.isdigit() and int(name) in ctx.controller.brokers:
+                configs = _logger_configs(entry_cls)
             else:
                 code = ErrorCode.INVALID_REQUEST
                 message = f"Unexpected broker id, expected one of the cluster's ids, got {name}"

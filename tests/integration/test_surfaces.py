@@ -79,7 +79,7 @@ def test_cli_rejects_unknown_config() -> None:
         timeout=30,
     )
     assert proc.returncode == 2
-    assert "unknown broker config" in proc.stderr
+    assert "Unknown broker config name: no.such.config" in proc.stderr
 
 
 async def test_async_api() -> None:
