@@ -58,3 +58,28 @@ def test_peers_dir_is_found_beside_the_repository_or_named(tmp_path: Path) -> No
             procs.mock_command(3, [])
     finally:
         procs.set_peers_dir(None)
+
+
+def test_throughput_reports_a_cold_row_beside_the_warm_one() -> None:
+    from benchmarks import throughput
+
+    load = throughput.Load(100, 1, "1")
+    section = throughput.run(
+        1000,
+        1000,
+        1,
+        readback_s=0.05,
+        timeout=60,
+        loads=(load,),
+        with_rf3=False,
+        peers=(),
+        cold_loads=(load.name,),
+    )
+    assert section.errors == []
+    [warm_run] = section.data["produce"]["msklite"][load.name]
+    [cold_run] = section.data["produce_cold"]["msklite"][load.name]
+    assert warm_run["preparation"] == warm_run["preparation"] | {"warm": True, "mib": 64}
+    assert cold_run["preparation"] == {"warm": False, "settle_s": 0.0}  # small: no pause
+    assert section.data["consume"]["msklite"][load.name]  # read back after the warm run only
+    rows = [figure for figure, _, _ in section.rows]
+    assert f"produce {load.name}" in rows and f"produce {load.name} cold" in rows
