@@ -18,7 +18,7 @@ import threading
 from msklite import __version__
 from msklite.cluster import Cluster, default_data_dir, stored_brokers
 from msklite.console import execute
-from msklite.msk import DEFAULT_AZS, broker_name, host_port
+from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
 
 
 def _parse_config(items: list[str]) -> dict[str, str]:
@@ -29,6 +29,16 @@ def _parse_config(items: list[str]) -> dict[str, str]:
             raise SystemExit(f"--config expects key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def _configs(args: argparse.Namespace) -> dict[str, str]:
+    """`--config-file` (MSK's rules) under `--config`."""
+    config: dict[str, str] = {}
+    if args.config_file is not None:
+        with open(args.config_file, encoding="utf-8") as f:
+            config = msk_configuration(f.read())
+    config.update(_parse_config(args.config))
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a broker config, e.g. auto.create.topics.enable=true (repeatable)",
     )
     serve.add_argument(
+        "--config-file",
+        default=None,
+        metavar="FILE",
+        help="an MSK custom configuration: server.properties text, as its serverProperties "
+        "holds (MSK's rules apply; --config wins over it)",
+    )
+    serve.add_argument(
         "--log-level",
         default="WARNING",
         type=str.upper,
@@ -88,12 +105,12 @@ async def serve(args: argparse.Namespace) -> int:
         cluster = Cluster(
             brokers=brokers,
             data_dir=data_dir,
-            config=_parse_config(args.config),
+            config=_configs(args),
             host=args.host,
             port=args.port,
             azs=[a for a in args.azs.split(",") if a],
         )
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
