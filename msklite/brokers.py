@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
+from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext, BrokerStats, RequestHook
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
@@ -26,6 +27,7 @@ from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
+    from msklite.coordinator.txn_runtime import TxnRuntime
 
 
 @dataclass(slots=True)
@@ -84,6 +86,7 @@ class Brokers:
             self.metadata_cache,
             FetchSessionCache(),
             functools.partial(self._start_groups, info.node_id),
+            functools.partial(self._start_txn, info.node_id),
             BrokerStats(),
             request_hook=self.request_hook,
         )
@@ -116,6 +119,10 @@ class Brokers:
             loop.create_task(broker.fetcher.run()),
             loop.create_task(broker.fetcher.recover_log_dir()),
         ]
+        if "__transaction_state" in self.controller.topics:
+            # Transactions left open or half-completed must time out or complete even if no
+            # transactional client comes back.
+            broker.ctx.txn.load_all()
 
     async def close(self, broker: Broker) -> None:
         await broker.server.stop()
@@ -176,6 +183,28 @@ class Brokers:
         broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
         return runtime
 
+    def _start_txn(self, node_id: int) -> TxnRuntime:
+        """The transaction coordinator of broker `node_id`, built on first use: it
+        coordinates the transactional ids whose __transaction_state partition it leads."""
+        from msklite.coordinator.transaction import TxnConfig, TxnCoordinator
+        from msklite.coordinator.txn_runtime import TXN_TOPIC, TxnRuntime
+        from msklite.replication.internal_topic import InternalTopic
+
+        broker = self.running[node_id]
+        runtime = TxnRuntime(
+            TxnCoordinator(
+                TxnConfig.from_broker_configs(self.configs),
+                self.controller.allocate_producer_id,
+                self.clock.now_ms(),
+            ),
+            InternalTopic(broker.replicas, TXN_TOPIC, self.clock),
+            self.clock,
+            _Markers(self),
+        )
+        runtime.load_all()
+        broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
+        return runtime
+
     # ---- the replica managers' notifier (ReplicaNotifier) ----
 
     def wake(self, tp: TopicPartition, brokers: list[int]) -> None:
@@ -189,3 +218,47 @@ class Brokers:
             broker = self.running.get(node_id)
             if broker is not None:
                 broker.fetcher.fetch_now(tp)
+
+
+class _Markers:
+    """The transaction coordinators' MarkerWriter: a marker goes to the partition's current
+    leader, wherever it runs — a control batch for a data partition, the group coordinator's
+    pending offsets for a `__consumer_offsets` partition."""
+
+    def __init__(self, brokers: Brokers) -> None:
+        self._brokers = brokers
+
+    async def write_marker(
+        self,
+        tp: TopicPartition,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        txn_partition: int,
+    ) -> ErrorCode:
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC
+        from msklite.coordinator.txn_runtime import TXN_TOPIC
+        from msklite.replication.markers import write_marker
+
+        topics = self._brokers.controller.topics
+        topic = topics.get(tp.topic)
+        if topic is None or not 0 <= tp.partition < len(topic.partitions):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        leader = self._brokers.running.get(topic.partitions[tp.partition].leader)
+        if leader is None:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if tp.topic == OFFSETS_TOPIC:
+            return leader.ctx.groups.complete_txn(tp.partition, producer_id, commit)
+        txn_topic = topics.get(TXN_TOPIC)
+        coordinator_epoch = (
+            txn_topic.partitions[txn_partition].leader_epoch if txn_topic is not None else 0
+        )
+        return await write_marker(
+            leader.replicas,
+            self._brokers.clock,
+            tp,
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+        )

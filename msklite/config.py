@@ -275,6 +275,14 @@ _APPLIED_BROKER = {
     "replica.lag.time.max.ms",
     "replica.selector.class",
     "socket.request.max.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.segment.bytes",
+    "transactional.id.expiration.ms",
 }
 APPLIED_BROKER_CONFIGS = frozenset(
     _APPLIED_BROKER | {name for t in APPLIED_TOPIC_CONFIGS for name, _ in TOPIC_SYNONYMS.get(t, ())}

@@ -703,6 +703,76 @@ class GroupCoordinator:
             errors.append(E.NONE)
         return errors, out
 
+    def txn_commit(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        offsets: list[OffsetCommit],
+        now_ms: int,
+    ) -> list[ErrorCode]:
+        """TxnOffsetCommit: the offsets wait, pending, for the transaction's marker. An epoch
+        older than one already seen is a fenced producer."""
+        known = self.groups.get(group_id)
+        pending_before = known.pending_txn.get(producer_id) if known is not None else None
+        if pending_before is not None and producer_epoch < pending_before[0]:
+            return [E.PRODUCER_FENCED] * len(offsets)
+        error = self._validate_commit(group_id, generation, member_id, instance_id, now_ms)
+        if error != E.NONE:
+            return [error] * len(offsets)
+        group = self.groups[group_id]
+        epoch, pending = group.pending_txn.get(producer_id, (producer_epoch, {}))
+        if epoch != producer_epoch:
+            pending = {}  # a newer epoch: the older transaction was aborted
+        group.pending_txn[producer_id] = (producer_epoch, pending)
+        errors = []
+        for o in offsets:
+            metadata = o.metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors.append(E.OFFSET_METADATA_TOO_LARGE)
+                continue
+            pending[TopicPartition(o.topic, o.partition)] = CommittedOffset(
+                o.offset, o.leader_epoch, metadata, now_ms
+            )
+            errors.append(E.NONE)
+        return errors
+
+    def complete_txn(
+        self, partition: int, producer_id: int, commit: bool, now_ms: int
+    ) -> tuple[None, Output]:
+        """The transaction marker of `producer_id` reached this `__consumer_offsets`
+        partition: its pending offsets are committed (written) or dropped."""
+        out = Output()
+        for group in self.groups.values():
+            if group.partition != partition:
+                continue
+            pending = group.pending_txn.pop(producer_id, None)
+            if pending is None or not commit:
+                continue
+            for tp, o in pending[1].items():
+                o = CommittedOffset(o.offset, o.leader_epoch, o.metadata, now_ms)
+                group.offsets[tp] = o
+                out.records.append(
+                    (
+                        group.partition,
+                        encode_offset_key(OffsetKey(group.group_id, tp.topic, tp.partition)),
+                        encode_offset_value(
+                            OffsetValue(o.offset, o.leader_epoch, o.metadata, now_ms)
+                        ),
+                    )
+                )
+        return None, out
+
+    def unstable_partitions(self, group_id: str) -> set[TopicPartition]:
+        """Partitions with transactional offsets not yet committed or aborted."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return set()
+        return {tp for _, pending in group.pending_txn.values() for tp in pending}
+
     def _validate_commit(
         self, group_id: str, generation: int, member_id: str, instance_id: str | None, now_ms: int
     ) -> ErrorCode:

@@ -86,6 +86,11 @@ class Group:
     initial_delay_remaining: int | None = None
     joined_during_delay: bool = False
     offsets: dict[TopicPartition, CommittedOffset] = field(default_factory=dict)
+    # TxnOffsetCommit: producer id -> (its epoch, offsets that become committed when its
+    # transaction commits, and vanish when it aborts)
+    pending_txn: dict[int, tuple[int, dict[TopicPartition, CommittedOffset]]] = field(
+        default_factory=dict
+    )
 
     def is_empty(self) -> bool:
         return not self.members

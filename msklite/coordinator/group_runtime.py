@@ -145,6 +145,39 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
         )
         return _fold(errors, write_error)
 
+    def txn_commit(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        offsets: list[OffsetCommit],
+    ) -> list[ErrorCode]:
+        return self._machine.txn_commit(
+            group_id,
+            producer_id,
+            producer_epoch,
+            generation,
+            member_id,
+            instance_id,
+            offsets,
+            self.clock.now_ms(),
+        )
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> ErrorCode:
+        """A transaction marker for `__consumer_offsets` partition `partition`."""
+        if not self._owns_partition(partition):
+            return ErrorCode.NOT_COORDINATOR
+        _, write_error = self._write(
+            lambda now: self._machine.complete_txn(partition, producer_id, commit, now)
+        )
+        return write_error
+
+    def unstable_partitions(self, group_id: str) -> set[TopicPartition]:
+        return self._machine.unstable_partitions(group_id)
+
     def fetch_offsets(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:

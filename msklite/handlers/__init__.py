@@ -19,6 +19,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     producer_id,
     replicas,
     topics,
+    transactions,
 )
 from msklite.handlers.registry import HANDLERS, HandlerSpec, advertised_versions
 

@@ -16,6 +16,7 @@ from msklite.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
+    from msklite.coordinator.txn_runtime import TxnRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
 
 
@@ -49,12 +50,14 @@ class BrokerContext:
     metadata_cache: MetadataCache
     fetch_sessions: FetchSessionCache
     start_groups: Callable[[], GroupRuntime]
+    start_txn: Callable[[], TxnRuntime]
     stats: BrokerStats = field(default_factory=BrokerStats)
     # api key -> highest version to advertise (`--kafka-version`); None: all we serve
     version_cap: dict[int, int] | None = None
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None
+    _txn: TxnRuntime | None = None
 
     @property
     def groups(self) -> GroupRuntime:
@@ -64,6 +67,15 @@ class BrokerContext:
         runtime = self._groups
         if runtime is None:
             runtime = self._groups = self.start_groups()
+        return runtime
+
+    @property
+    def txn(self) -> TxnRuntime:
+        """This broker's transaction coordinator, started by the first request that needs
+        one (or at start, when `__transaction_state` exists)."""
+        runtime = self._txn
+        if runtime is None:
+            runtime = self._txn = self.start_txn()
         return runtime
 
     @property

@@ -1,8 +1,12 @@
 """Fetch (key 1), versions 4-12.
 
 Behavior:
-- Consumers read up to the high watermark (= last stable offset: no transactions yet), whole
-  batches only, from the batch holding the fetch offset (the client skips records before it).
+- Consumers read up to the high watermark (read_uncommitted) or the last stable offset
+  (isolation_level=1, read_committed: below the first open transaction), whole batches only,
+  from the batch holding the fetch offset (the client skips records before it). A
+  read_committed answer lists the aborted transactions overlapping what it returns (from the
+  aborted-transaction index), so that the client drops their records; transaction markers
+  are returned as the control batches they are, which clients skip.
 - Limits: the response's max_bytes across partitions, each partition's partition_max_bytes;
   until some partition has returned data, the first batch is returned whole even if it is
   larger (KIP-74), so a consumer never stalls on a big batch.
@@ -76,13 +80,15 @@ def _read_partition(
     min_one: bool,
     client_metadata: bool,
     rack_id: str,
+    read_committed: bool,
 ) -> codec.PartitionData:
     out = codec.PartitionData(tp.partition)
     try:
         part = ctx.replicas.readable_partition(*tp, from_followers=client_metadata)
         part.check_leader_epoch(req.current_leader_epoch)
         hw = part.high_watermark
-        out.high_watermark = out.last_stable_offset = hw
+        out.high_watermark = hw
+        out.last_stable_offset = lso = part.log.producer_state.last_stable_offset(hw)
         out.log_start_offset = part.log.log_start_offset
         if (
             part.is_leader
@@ -94,7 +100,14 @@ def _read_partition(
             )
             if out.preferred_read_replica != -1:
                 return out
-        out.records = part.log.read(req.fetch_offset, limit, hw, min_one)
+        if read_committed:
+            out.records = part.log.read(req.fetch_offset, limit, lso, min_one)
+            out.aborted_transactions = [
+                (a.producer_id, a.first_offset)
+                for a in part.log.producer_state.aborted_between(req.fetch_offset, lso)
+            ]
+        else:
+            out.records = part.log.read(req.fetch_offset, limit, hw, min_one)
     except KafkaError as e:
         out.error_code = e.code
     except OSError as e:  # the log directory failed under this read
@@ -111,12 +124,15 @@ def _read_all(
     remaining = req.max_bytes
     min_one = True
     client_metadata = version >= 11
+    read_committed = req.isolation_level == 1
     total = 0
     errors = False
     out = []
     for tp, preq in fc.partitions:
         limit = max(min(preq.partition_max_bytes, remaining), 0)
-        data = _read_partition(ctx, tp, preq, limit, min_one, client_metadata, req.rack_id)
+        data = _read_partition(
+            ctx, tp, preq, limit, min_one, client_metadata, req.rack_id, read_committed
+        )
         size = sum(len(v) for v in data.records)
         if size:
             min_one = False

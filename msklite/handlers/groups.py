@@ -4,7 +4,9 @@ ListGroups (key 16) v0-5, DeleteGroups (key 42) v0-2.
 
 Behavior:
 - FindCoordinator: a GROUP key's coordinator is the leader of `__consumer_offsets` partition
-  abs(Java hashCode(group id)) % partitions, as in Kafka; v4+ answers each batched key.
+  abs(Java hashCode(group id)) % partitions, a TRANSACTION key's the leader of
+  `__transaction_state`'s (each topic created on its first lookup), as in Kafka; v4+ answers
+  each batched key.
 - Every group request sent to another broker than the group's coordinator gets
   NOT_COORDINATOR (per group for DescribeGroups and DeleteGroups).
 - Join/Sync/Heartbeat/Leave follow Kafka's classic GroupCoordinator (`msklite.coordinator`):
@@ -22,8 +24,7 @@ Behavior:
   tombstones for the group and its offsets.
 
 Deviations from Kafka/MSK:
-- FindCoordinator for a TRANSACTION key answers COORDINATOR_NOT_AVAILABLE until
-  transactions are emulated; SHARE keys (KIP-932) get INVALID_REQUEST.
+- FindCoordinator for SHARE keys (KIP-932) gets INVALID_REQUEST.
 - The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not served, so every group is
   classic.
 
@@ -73,17 +74,23 @@ def _find(
     ctx: BrokerContext, key: str, key_type: int
 ) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for one key."""
-    if key_type == TRANSACTION_KEY:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "transactions are not emulated yet", -1, "", -1
-    if key_type != GROUP_KEY:
-        return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
     from msklite.coordinator.group_runtime import ensure_offsets_topic  # lazily: see ctx.groups
+    from msklite.coordinator.txn_runtime import ensure_txn_topic
 
+    if key_type not in (GROUP_KEY, TRANSACTION_KEY):
+        return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
+    if key_type == TRANSACTION_KEY and not key:
+        return ErrorCode.INVALID_REQUEST, "empty transactional id", -1, "", -1
     try:
-        topic = ensure_offsets_topic(ctx.controller)
+        if key_type == GROUP_KEY:
+            topic = ensure_offsets_topic(ctx.controller)
+            partition = ctx.groups.partition_for(key)
+        else:
+            topic = ensure_txn_topic(ctx.controller)
+            partition = ctx.txn.partition_for(key)
     except KafkaError as e:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, e.message, -1, "", -1
-    leader = topic.partitions[ctx.groups.partition_for(key)].leader
+    leader = topic.partitions[partition].leader
     broker = ctx.controller.brokers.get(leader)
     if broker is None or not broker.alive:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None, -1, "", -1

@@ -1,12 +1,12 @@
 """ListOffsets (key 2), versions 1-8.
 
 Behavior:
-- timestamp -1 (latest): the high watermark (the last stable offset under read_committed,
-  equal until transactions exist); -2 (earliest) and -4 (earliest local, KIP-1005, no tiered
-  storage): the log start offset; -3 (max timestamp, KIP-734): the offset and timestamp of the
-  record carrying the largest timestamp; any other value: the first record with a timestamp at
-  or after it, found through the time index then by reading inside that one batch — or offset
-  -1 / timestamp -1 when none exists.
+- timestamp -1 (latest): the high watermark, or the last stable offset for
+  isolation_level=1 (read_committed; lookups by timestamp also stop there); -2 (earliest) and
+  -4 (earliest local, KIP-1005, no tiered storage): the log start offset; -3 (max timestamp,
+  KIP-734): the offset and timestamp of the record carrying the largest timestamp; any other
+  value: the first record with a timestamp at or after it, found through the time index then
+  by reading inside that one batch — or offset -1 / timestamp -1 when none exists.
 - Leader-only (NOT_LEADER_OR_FOLLOWER), current_leader_epoch fencing (v4+) as in Fetch.
 - Other negative timestamps find nothing (offset -1, timestamp -1).
 """
@@ -29,13 +29,15 @@ log = logging.getLogger(__name__)
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
 
 
-def _lookup(ctx: BrokerContext, topic: str, p: Any) -> tuple[int, int, int]:
+def _lookup(ctx: BrokerContext, topic: str, p: Any, read_committed: bool) -> tuple[int, int, int]:
     """(offset, timestamp, leader_epoch) for one partition request."""
     part = ctx.replicas.leader_partition(topic, p.partition_index)
     part.check_leader_epoch(p.current_leader_epoch)
     epoch = part.state.leader_epoch
     plog = part.log
     hw = part.high_watermark
+    if read_committed:
+        hw = plog.producer_state.last_stable_offset(hw)
     ts = p.timestamp
     if ts == LATEST:
         return hw, -1, epoch
@@ -57,13 +59,14 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
     v, req, resp = spec_request(ApiKey.LIST_OFFSETS, header, r)
     topic_cls = resp.ListOffsetsTopicResponse
     part_cls = topic_cls.ListOffsetsPartitionResponse
+    read_committed = v >= 2 and req.isolation_level == 1
     topics = []
     for t in req.topics:
         parts = []
         for p in t.partitions:
             code, offset, timestamp, epoch = ErrorCode.NONE, -1, -1, -1
             try:
-                offset, timestamp, epoch = _lookup(ctx, t.name, p)
+                offset, timestamp, epoch = _lookup(ctx, t.name, p, read_committed)
             except KafkaError as e:
                 code = e.code
             except Exception:

@@ -17,7 +17,10 @@ Behavior:
 
 Deviations from Kafka/MSK:
 - OffsetCommit v10 and OffsetFetch v10 (topic ids, Kafka 4.1) are not served.
-- require_stable (OffsetFetch v7+) never waits: without transactions no offset is pending.
+- require_stable (OffsetFetch v7+): UNSTABLE_OFFSET_COMMIT for a partition with a pending
+  transactional offset, as Kafka answers (clients retry until the marker lands). Pending
+  transactional offsets are held in the coordinator's memory, not written to
+  `__consumer_offsets` before their marker (Kafka writes them as transactional records).
 
 Version notes:
 - OffsetCommit: v2-v4 retention_time_ms, v6 committed_leader_epoch, v7 group_instance_id,
@@ -107,25 +110,31 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
 
 
+Row = tuple[int, int, int, str, ErrorCode]
+
+
 def _fetch_group(
-    ctx: BrokerContext, group_id: str, topics: list[Any] | None
-) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, int, int, str]]]]]:
-    """(group error, [(topic, [(partition, offset, leader epoch, metadata)])])."""
+    ctx: BrokerContext, group_id: str, topics: list[Any] | None, require_stable: bool
+) -> tuple[ErrorCode, list[tuple[str, list[Row]]]]:
+    """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])])."""
     error = coordinator_error(ctx, group_id)
     if error != ErrorCode.NONE:
         return error, []
+    unstable = ctx.groups.unstable_partitions(group_id) if require_stable else set()
     wanted = (
         None
         if topics is None
         else [TopicPartition(t.name, p) for t in topics for p in t.partition_indexes]
     )
-    by_topic: dict[str, list[tuple[int, int, int, str]]] = {}
+    by_topic: dict[str, list[Row]] = {}
     for topic, partition, o in ctx.groups.fetch_offsets(group_id, wanted):
-        row = (
-            (partition, -1, -1, "")
-            if o is None
-            else (partition, o.offset, o.leader_epoch, o.metadata)
-        )
+        row: Row
+        if (topic, partition) in unstable:
+            row = (partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
+        elif o is None:
+            row = (partition, -1, -1, "", ErrorCode.NONE)
+        else:
+            row = (partition, o.offset, o.leader_epoch, o.metadata, ErrorCode.NONE)
         by_topic.setdefault(topic, []).append(row)
     return ErrorCode.NONE, list(by_topic.items())
 
@@ -139,7 +148,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         part_cls = topic_cls.OffsetFetchResponsePartitions
         groups = []
         for g in req.groups:
-            error, rows = _fetch_group(ctx, g.group_id, g.topics)
+            error, rows = _fetch_group(ctx, g.group_id, g.topics, req.require_stable)
             groups.append(
                 group_cls(
                     group_id=g.group_id,
@@ -153,9 +162,9 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
                                     committed_offset=off,
                                     committed_leader_epoch=epoch,
                                     metadata=meta,
-                                    error_code=ErrorCode.NONE,
+                                    error_code=code,
                                 )
-                                for p, off, epoch, meta in parts
+                                for p, off, epoch, meta, code in parts
                             ],
                         )
                         for topic, parts in rows
@@ -165,11 +174,13 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         return [messages.encode(resp(version=v, throttle_time_ms=0, groups=groups), v)]
     topic_cls = resp.OffsetFetchResponseTopic
     part_cls = topic_cls.OffsetFetchResponsePartition
-    error, rows = _fetch_group(ctx, req.group_id, req.topics)
+    error, rows = _fetch_group(ctx, req.group_id, req.topics, v >= 7 and req.require_stable)
     if error != ErrorCode.NONE and v < 2:
         # v1 has no group-level error: every requested partition carries it
-        rows = [(t.name, [(p, -1, -1, "") for p in t.partition_indexes]) for t in req.topics or []]
-    part_error = error if v < 2 else ErrorCode.NONE
+        rows = [
+            (t.name, [(p, -1, -1, "", error) for p in t.partition_indexes])
+            for t in req.topics or []
+        ]
     topics = [
         topic_cls(
             name=topic,
@@ -179,9 +190,9 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
                     committed_offset=off,
                     committed_leader_epoch=epoch,
                     metadata=meta,
-                    error_code=part_error,
+                    error_code=code,
                 )
-                for p, off, epoch, meta in parts
+                for p, off, epoch, meta, code in parts
             ],
         )
         for topic, parts in rows

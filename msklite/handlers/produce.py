@@ -18,13 +18,17 @@ Behavior:
   with its cause, and waiting acks=all produces of that broker get the same answer.
 - Idempotent batches: sequence and epoch checks, retries of the last five batches answered with
   their original offsets (log/producer_state.py).
+- Transactional batches open the producer's transaction on the partition (the LSO stops
+  there until its marker); a batch older than the epoch a marker or a newer batch brought
+  (a fenced producer) is INVALID_PRODUCER_EPOCH; control batches from clients are INVALID_RECORD
+  (only the transaction coordinator writes markers).
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
 - message.timestamp.before/after.max.ms (CreateTime): checked against every record's timestamp
   (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is refused the same way.
 
 Deviations from Kafka/MSK:
-- Transactional and control batches are refused with INVALID_RECORD: transactions are not
-  emulated yet.
+- The leader does not ask the transaction coordinator whether a transactional batch's
+  partition was added to the transaction (KIP-890 part 1 verification).
 - A topic `compression.type` other than `producer` is not applied: batches are stored as sent.
 - Records that do not decompress are CORRUPT_MESSAGE (Kafka: UNKNOWN_SERVER_ERROR); compressed
   records whose offset deltas are not 0..n-1 are INVALID_RECORD (Kafka rewrites the batch); a
@@ -78,8 +82,10 @@ def _produce_one(
             timestamp_window=window,
             keys_required="compact" in config.cleanup_policy,
         )
-        if h.is_transactional or h.is_control:
-            raise KafkaError(ErrorCode.INVALID_RECORD, "transactions are not supported yet")
+        if h.is_control:
+            raise KafkaError(
+                ErrorCode.INVALID_RECORD, "client produce requests cannot contain control records"
+            )
         info = ctx.replicas.append(replica, records, h, acks)
         if acks == -1:
             waits.append((resp, replica.wait_for(info.last_offset + 1)))
@@ -153,17 +159,6 @@ def handle(
         for t in req.topic_data:
             parts = [
                 codec.PartitionProduceResponse(p.index, ErrorCode.INVALID_REQUIRED_ACKS)
-                for p in t.partition_data
-            ]
-            responses.append((t.name, parts))
-    elif req.transactional_id is not None:
-        for t in req.topic_data:
-            parts = [
-                codec.PartitionProduceResponse(
-                    p.index,
-                    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    error_message="transactions are not supported yet",
-                )
                 for p in t.partition_data
             ]
             responses.append((t.name, parts))

@@ -7,12 +7,20 @@ Behavior:
   controller and are never reused across restarts. When a new block cannot be saved:
   COORDINATOR_LOAD_IN_PROGRESS (retriable), as Kafka answers while its next block is not ready.
 
-Deviations from Kafka/MSK:
-- With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (a fatal error clients report
-  at once) until transactions are emulated.
+- With a transactional id (the transaction coordinator, `msklite.coordinator.transaction`):
+  NOT_COORDINATOR from another broker than the id's coordinator; INVALID_TRANSACTION_TIMEOUT
+  outside 1..transaction.max.timeout.ms; the first call gets a new producer id at epoch 0,
+  later ones bump the epoch (fencing the previous producer: its requests get PRODUCER_FENCED,
+  INVALID_PRODUCER_EPOCH before v4), a new producer id once the epoch would pass 32766. An
+  open transaction is aborted first: CONCURRENT_TRANSACTIONS until its markers are written
+  (the client retries). v3+ (KIP-360): the producer's current id and epoch may be named,
+  INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED when they are not the coordinator's, and a
+  retry of a bump that succeeded gets the same answer.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
@@ -23,16 +31,35 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 
+def _transactional(ctx: BrokerContext, req: Any, v: int) -> tuple[ErrorCode, int, int]:
+    from msklite.handlers.transactions import fenced, txn_coordinator_error
+
+    error = txn_coordinator_error(ctx, req.transactional_id)
+    if error != ErrorCode.NONE:
+        return error, -1, -1
+    try:
+        error, producer_id, epoch = ctx.txn.init_producer_id(
+            req.transactional_id,
+            req.transaction_timeout_ms,
+            req.producer_id if v >= 3 else -1,
+            req.producer_epoch if v >= 3 else -1,
+        )
+    except KafkaError:  # no producer id block could be saved
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1, -1
+    return fenced(error, v, 4), producer_id, epoch
+
+
 @handles(ApiKey.INIT_PRODUCER_ID, versions=(0, 5), flexible_from=2)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v, req, resp = spec_request(ApiKey.INIT_PRODUCER_ID, header, r)
     if req.transactional_id is not None:
+        error, producer_id, epoch = _transactional(ctx, req, v)
         body = resp(
             version=v,
             throttle_time_ms=0,
-            error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            producer_id=-1,
-            producer_epoch=-1,
+            error_code=error,
+            producer_id=producer_id,
+            producer_epoch=epoch,
         )
     else:
         try:

@@ -22,11 +22,12 @@ from typing import NamedTuple
 from msklite.clock import Clock
 from msklite.config import TopicConfig
 from msklite.errors import ErrorCode, KafkaError
+from msklite.log import txn_index
 from msklite.log.leader_epoch import LeaderEpochCache
-from msklite.log.producer_state import ProducerStateManager
+from msklite.log.producer_state import AbortedTxn, ProducerStateManager
 from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import Buffer
-from msklite.protocol.records import BatchHeader, assign, iter_records
+from msklite.protocol.records import BatchHeader, assign, iter_records, marker_type
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,15 @@ class PartitionLog:
         self.epochs.truncate_from_end(self.log_end_offset)
         for seg in self.segments:
             seg.created_ms = self._segment_time(seg)
-            for _, h in seg.batches():
-                self.producer_state.update(h)
+            aborted: list[AbortedTxn] = []
+            for pos, h in seg.batches():
+                marker = marker_type(seg.view(pos, pos + h.size)) if h.is_control else -1
+                entry = self.producer_state.update(h, marker)
+                if entry is not None:
+                    aborted.append(entry)
                 self.epochs.assign(h.partition_leader_epoch, h.base_offset)
+            # derived from the log: rebuilt whole, so a crash can never leave it behind
+            txn_index.rewrite(txn_index.path_for(seg.path), aborted)
         self.active.preallocate(self._capacity_for(self.active, 0))
 
     def _make_on_disk(self) -> None:
@@ -214,7 +221,12 @@ class PartitionLog:
         seg = self._maybe_roll(h.size)
         seg.append(parts, h)
         self.log_end_offset = seg.next_offset
-        self.producer_state.update(h)
+        if h.is_control:
+            entry = self.producer_state.update(h, marker_type(b"".join(parts)))
+            if entry is not None:
+                txn_index.append(txn_index.path_for(seg.path), entry)
+        else:
+            self.producer_state.update(h)
         if h.partition_leader_epoch > self.epochs.latest_epoch:
             self.epochs.assign(h.partition_leader_epoch, h.base_offset)
         self._unflushed += h.records_count
@@ -324,6 +336,7 @@ class PartitionLog:
         del self.segments[: len(doomed)]
         del self._bases[: len(doomed)]
         self._segments_changed()
+        self.producer_state.drop_aborted_below(self.log_start_offset)
         return doomed
 
     def truncate_to(self, offset: int) -> None:
@@ -336,6 +349,12 @@ class PartitionLog:
         self._segments_changed()
         self.producer_state.truncate_to(offset)
         self.epochs.truncate_from_end(offset)
+        if self.on_disk:
+            active = self.active
+            txn_index.rewrite(
+                txn_index.path_for(active.path),
+                [a for a in self.producer_state.aborted if a.last_offset >= active.base_offset],
+            )
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop every segment and continue with an empty log at `offset` (a follower that fell

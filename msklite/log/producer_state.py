@@ -9,7 +9,16 @@ Rules, from Kafka's ProducerAppendInfo:
 - otherwise its first sequence must follow the last one (wrapping at 2^31 - 1), or
   OUT_OF_ORDER_SEQUENCE_NUMBER;
 - a producer we know nothing about (new, or its batches were deleted) may start anywhere.
-It reads batch headers only, so it is rebuilt at start-up by scanning the log's headers.
+It reads batch headers only (and a marker's type), so it is rebuilt at start-up by scanning
+the log's headers.
+
+Transactions (Kafka's ProducerStateManager / TxnMetadata on the partition side): a producer's
+first transactional batch opens its transaction here; a control batch (COMMIT or ABORT marker)
+closes it. The first offset of the earliest open transaction — or of a completed one whose marker
+is not yet under the high watermark — is the first unstable offset, which bounds the last stable
+offset (LSO) that read_committed consumers may read up to. An aborted transaction becomes an
+entry of the aborted-transaction index (what `.txnindex` files hold), which read_committed
+fetches return so that clients drop its records.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from msklite.errors import ErrorCode, KafkaError
-from msklite.protocol.records import NO_PRODUCER_ID, BatchHeader
+from msklite.protocol.records import COMMIT_MARKER, NO_PRODUCER_ID, BatchHeader
 
 MAX_CACHED_BATCHES = 5
 
@@ -42,9 +51,30 @@ def _in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == 0x7FFFFFFF)
 
 
+class AbortedTxn(NamedTuple):
+    """One entry of the aborted-transaction index (Kafka's AbortedTxn)."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the ABORT marker's offset
+    last_stable_offset: int  # the LSO once this transaction was complete
+
+
+class CompletedTxn(NamedTuple):
+    producer_id: int
+    first_offset: int
+    marker_offset: int
+    aborted: bool
+
+
 class ProducerStateManager:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        # producer id -> first offset of its open transaction
+        self.ongoing: dict[int, int] = {}
+        # completed transactions whose marker may still be above the high watermark
+        self._completed: list[CompletedTxn] = []
+        self.aborted: list[AbortedTxn] = []
 
     def check(self, h: BatchHeader) -> BatchMetadata | None:
         """Validate an incoming batch; returns the original metadata if it is a duplicate."""
@@ -58,6 +88,8 @@ class ProducerStateManager:
                 ErrorCode.INVALID_PRODUCER_EPOCH,
                 f"epoch {h.producer_epoch} is older than the current {entry.epoch}",
             )
+        if h.is_control:
+            return None
         if h.producer_epoch > entry.epoch:
             if h.base_sequence != 0:
                 raise KafkaError(
@@ -75,18 +107,62 @@ class ProducerStateManager:
             )
         return None
 
-    def update(self, h: BatchHeader) -> None:
-        """Record a batch that is now in the log (at its final offsets)."""
+    def update(self, h: BatchHeader, marker: int = -1) -> AbortedTxn | None:
+        """Record a batch that is now in the log (at its final offsets); `marker` is a control
+        batch's type (records.COMMIT_MARKER / ABORT_MARKER). Returns the aborted-index entry
+        an ABORT marker makes."""
         if h.producer_id == NO_PRODUCER_ID:
-            return
+            return None
         entry = self.producers.get(h.producer_id)
         if entry is None or h.producer_epoch > entry.epoch:
             entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
+        if h.is_control:
+            return self._end_txn(h, marker)
+        if h.is_transactional:
+            self.ongoing.setdefault(h.producer_id, h.base_offset)
         entry.batches.append(
             BatchMetadata(
                 h.base_sequence, h.last_sequence, h.base_offset, h.last_offset, h.max_timestamp
             )
         )
+        return None
+
+    def _end_txn(self, h: BatchHeader, marker: int) -> AbortedTxn | None:
+        first = self.ongoing.pop(h.producer_id, None)
+        if first is None:
+            return None  # a marker for a transaction with nothing here (a retried write)
+        aborted = marker != COMMIT_MARKER
+        self._completed.append(CompletedTxn(h.producer_id, first, h.base_offset, aborted))
+        if not aborted:
+            return None
+        entry = AbortedTxn(
+            h.producer_id,
+            first,
+            h.base_offset,
+            min(self.ongoing.values(), default=h.base_offset + 1),
+        )
+        self.aborted.append(entry)
+        return entry
+
+    def last_stable_offset(self, high_watermark: int) -> int:
+        """The LSO: the high watermark, or the first unstable offset below it."""
+        completed = self._completed
+        if completed and completed[0].marker_offset < high_watermark:
+            # markers under the HW are stable for good (the HW never moves back)
+            self._completed = completed = [
+                c for c in completed if c.marker_offset >= high_watermark
+            ]
+        lso = high_watermark
+        if self.ongoing:
+            lso = min(lso, min(self.ongoing.values()))
+        if completed:
+            lso = min(lso, min(c.first_offset for c in completed))
+        return lso
+
+    def aborted_between(self, start: int, end: int) -> list[AbortedTxn]:
+        """Aborted transactions that overlap [start, end): what a read_committed fetch from
+        `start` up to `end` must be told about."""
+        return [a for a in self.aborted if a.last_offset >= start and a.first_offset < end]
 
     def truncate_to(self, offset: int) -> None:
         """Forget batches at or past `offset` (the log was truncated there)."""
@@ -96,6 +172,16 @@ class ProducerStateManager:
                 entry.batches.pop()
             if not entry.batches:
                 del self.producers[pid]
+        self.ongoing = {pid: first for pid, first in self.ongoing.items() if first < offset}
+        for c in self._completed:
+            if c.marker_offset >= offset and c.first_offset < offset:
+                self.ongoing[c.producer_id] = c.first_offset  # its marker is gone: open again
+        self._completed = [c for c in self._completed if c.marker_offset < offset]
+        self.aborted = [a for a in self.aborted if a.last_offset < offset]
+
+    def drop_aborted_below(self, offset: int) -> None:
+        """Retention removed everything below `offset`."""
+        self.aborted = [a for a in self.aborted if a.last_offset >= offset]
 
     def max_producer_id(self) -> int:
         return max(self.producers, default=-1)

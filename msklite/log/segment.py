@@ -350,7 +350,8 @@ class LogSegment:
         _HELD.descriptors.drop(self)
         _HELD.mappings.drop(self)
         out = []
-        for path in (self.path, self.offset_index.path, self.time_index.path):
+        txn_index = self.path[: -len(".log")] + ".txnindex"
+        for path in (self.path, self.offset_index.path, self.time_index.path, txn_index):
             if os.path.exists(path):
                 os.rename(path, path + ".deleted")
                 out.append(path + ".deleted")

@@ -113,6 +113,8 @@ class PartitionData:
     log_start_offset: int = -1
     preferred_read_replica: int = -1
     records: list[memoryview] = field(default_factory=list)
+    # (producer id, first offset) of aborted transactions, read_committed only; None: null
+    aborted_transactions: list[tuple[int, int]] | None = None
 
 
 def encode_response(
@@ -139,7 +141,13 @@ def encode_response(
             w.int64(p.last_stable_offset)
             if version >= 5:
                 w.int64(p.log_start_offset)
-            w.array_len(None, flex)  # aborted_transactions: null, no transactions yet
+            aborted = p.aborted_transactions
+            w.array_len(None if aborted is None else len(aborted), flex)
+            for producer_id, first_offset in aborted or ():
+                w.int64(producer_id)
+                w.int64(first_offset)
+                if flex:
+                    w.empty_tagged_fields()
             if version >= 11:
                 w.int32(p.preferred_read_replica)
             size = sum(len(v) for v in p.records)

@@ -600,6 +600,39 @@ def _varint(w: Writer, v: int) -> None:
     w.uvarint((v << 1) ^ (v >> 63))
 
 
+COMMIT_MARKER, ABORT_MARKER = 1, 0
+
+
+def control_batch(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp: int
+) -> bytes:
+    """A transaction marker as Kafka writes it: a transactional control batch of one record,
+    key (int16 version 0, int16 type: 0 abort, 1 commit), value (int16 version 0, int32
+    coordinator epoch)."""
+    key = struct.pack(">hh", 0, COMMIT_MARKER if commit else ABORT_MARKER)
+    value = struct.pack(">hi", 0, coordinator_epoch)
+    return encode_batch(
+        [(key, value)],
+        timestamp=timestamp,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        attributes=TRANSACTIONAL | CONTROL,
+    )
+
+
+def marker_type(batch: Buffer) -> int:
+    """COMMIT_MARKER or ABORT_MARKER, from a control batch's first record's key; -1 when the
+    key is not a marker's."""
+    for record in iter_records(batch):
+        key = record.key
+        if key is not None and len(key) >= 4:
+            version, kind = struct.unpack_from(">hh", key)
+            if version == 0 and kind in (COMMIT_MARKER, ABORT_MARKER):
+                return int(kind)
+        break
+    return -1
+
+
 def encode_batch(
     records: Sequence[tuple[bytes | None, bytes | None]],
     *,
@@ -611,6 +644,7 @@ def encode_batch(
     base_sequence: int = NO_SEQUENCE,
     headers: Sequence[Sequence[tuple[str, bytes | None]]] | None = None,
     timestamp_deltas: Sequence[int] | None = None,
+    attributes: int = 0,
 ) -> bytes:
     """A v2 batch of (key, value) records, with `headers` and `timestamp_deltas` per record if
     given: for tests, golden frames and benchmark loads."""
@@ -645,7 +679,7 @@ def encode_batch(
         base_offset=base_offset,
         timestamp=timestamp,
         max_timestamp=timestamp + max_delta,
-        attributes=codec,
+        attributes=codec | attributes,
         producer_id=producer_id,
         producer_epoch=producer_epoch,
         base_sequence=base_sequence,

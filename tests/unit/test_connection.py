@@ -86,7 +86,12 @@ def _context(root: str) -> BrokerContext:
         MetadataCache(controller),
         FetchSessionCache(),
         lambda: groups,
+        _no_transactions,
     )
+
+
+def _no_transactions() -> Any:
+    raise AssertionError("no transactional requests here")
 
 
 def _frame(api_key: int, version: int, correlation: int, body: bytes = b"") -> bytes:

@@ -49,6 +49,7 @@ def _context(tmp_path: Path, clock: ManualClock) -> BrokerContext:
         MetadataCache(controller),
         FetchSessionCache(),
         no_groups,
+        no_groups,
     )
 
 

@@ -1,0 +1,245 @@
+"""AddPartitionsToTxn (key 24) v0-5, AddOffsetsToTxn (key 25) v0-4, EndTxn (key 26) v0-4,
+TxnOffsetCommit (key 28) v0-4; InitProducerId with a transactional id (producer_id.py).
+
+Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
+- Each request goes to the transactional id's coordinator, the leader of its
+  `__transaction_state` partition (FindCoordinator key_type 1); elsewhere NOT_COORDINATOR.
+- AddPartitionsToTxn / AddOffsetsToTxn: INVALID_PRODUCER_ID_MAPPING for an unknown id or
+  producer id, PRODUCER_FENCED for another epoch (INVALID_PRODUCER_EPOCH before v2),
+  CONCURRENT_TRANSACTIONS while the previous transaction's markers are being written;
+  UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist (the others of the request get
+  OPERATION_NOT_ATTEMPTED). v4+ batches several transactions; `verify_only` (KIP-890) answers
+  whether each partition is in the ongoing transaction without adding it.
+- EndTxn: commit or abort; the PrepareCommit/PrepareAbort record is written before the answer,
+  then the markers are written (data partitions: a control batch through the leader's
+  replicated append; a group's offsets partition: its pending offsets committed or dropped) and
+  the transaction completes. A retry after completion succeeds; the other outcome is
+  INVALID_TXN_STATE.
+- TxnOffsetCommit goes to the group coordinator: the offsets stay pending (OffsetFetch with
+  require_stable answers UNSTABLE_OFFSET_COMMIT for them) until the transaction's marker.
+
+Deviations from Kafka/MSK:
+- Answers once the `__transaction_state` record is on the coordinator's log, as the group
+  coordinator does, not after it is replicated.
+- EndTxn v5 / TxnOffsetCommit v5 (KIP-890 part 2, transaction version 2) are not served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.groups import coordinator_error
+from msklite.handlers.registry import handles, spec_request
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+from msklite.topic_partition import TopicPartition
+
+
+def fenced(error: ErrorCode, version: int, first_fenced_version: int) -> ErrorCode:
+    """PRODUCER_FENCED exists for clients from `first_fenced_version`; older ones get
+    INVALID_PRODUCER_EPOCH, as Kafka maps it."""
+    if error == ErrorCode.PRODUCER_FENCED and version < first_fenced_version:
+        return ErrorCode.INVALID_PRODUCER_EPOCH
+    return error
+
+
+def txn_coordinator_error(ctx: BrokerContext, transactional_id: str) -> ErrorCode:
+    if not transactional_id:
+        return ErrorCode.INVALID_REQUEST
+    return ErrorCode.NONE if ctx.txn.owns(transactional_id) else ErrorCode.NOT_COORDINATOR
+
+
+def _encode(v: int, resp: Any, **fields: Any) -> list[Buffer]:
+    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
+
+
+# ---- AddPartitionsToTxn ----
+
+
+def _add_partitions(
+    ctx: BrokerContext,
+    v: int,
+    transactional_id: str,
+    producer_id: int,
+    epoch: int,
+    topics: list[Any],
+    verify_only: bool,
+) -> dict[TopicPartition, ErrorCode]:
+    wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
+    error = txn_coordinator_error(ctx, transactional_id)
+    if error != ErrorCode.NONE:
+        return dict.fromkeys(wanted, error)
+    unknown = {
+        tp
+        for tp in wanted
+        if tp.topic not in ctx.controller.topics
+        or not 0 <= tp.partition < len(ctx.controller.topics[tp.topic].partitions)
+    }
+    if unknown:
+        return {
+            tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if tp in unknown
+            else ErrorCode.OPERATION_NOT_ATTEMPTED
+            for tp in wanted
+        }
+    if verify_only:
+        error, per_partition = ctx.txn.verify_partitions(
+            transactional_id, producer_id, epoch, wanted
+        )
+        if error != ErrorCode.NONE:
+            return dict.fromkeys(wanted, fenced(error, v, 2))
+        return per_partition
+    error = ctx.txn.add_partitions(transactional_id, producer_id, epoch, wanted)
+    return dict.fromkeys(wanted, fenced(error, v, 2))
+
+
+def _topic_results(resp: Any, results: dict[TopicPartition, ErrorCode]) -> list[Any]:
+    topic_cls = resp.AddPartitionsToTxnTopicResult
+    part_cls = topic_cls.AddPartitionsToTxnPartitionResult
+    by_topic: dict[str, list[Any]] = {}
+    for tp, e in results.items():
+        by_topic.setdefault(tp.topic, []).append(
+            part_cls(partition_index=tp.partition, partition_error_code=e)
+        )
+    return [topic_cls(name=t, results_by_partition=parts) for t, parts in by_topic.items()]
+
+
+@handles(ApiKey.ADD_PARTITIONS_TO_TXN, versions=(0, 5), flexible_from=3)
+def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v, req, resp = spec_request(ApiKey.ADD_PARTITIONS_TO_TXN, header, r)
+    if v <= 3:
+        results = _add_partitions(
+            ctx,
+            v,
+            req.v3_and_below_transactional_id,
+            req.v3_and_below_producer_id,
+            req.v3_and_below_producer_epoch,
+            req.v3_and_below_topics,
+            False,
+        )
+        return _encode(v, resp, results_by_topic_v3_and_below=_topic_results(resp, results))
+    out = []
+    for t in req.transactions:
+        results = _add_partitions(
+            ctx,
+            v,
+            t.transactional_id,
+            t.producer_id,
+            t.producer_epoch,
+            t.topics,
+            t.verify_only,
+        )
+        out.append(
+            resp.AddPartitionsToTxnResult(
+                transactional_id=t.transactional_id, topic_results=_topic_results(resp, results)
+            )
+        )
+    return _encode(v, resp, error_code=ErrorCode.NONE, results_by_transaction=out)
+
+
+# ---- AddOffsetsToTxn ----
+
+
+@handles(ApiKey.ADD_OFFSETS_TO_TXN, versions=(0, 4), flexible_from=3)
+def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.group_runtime import OFFSETS_TOPIC, ensure_offsets_topic
+
+    v, req, resp = spec_request(ApiKey.ADD_OFFSETS_TO_TXN, header, r)
+    error = txn_coordinator_error(ctx, req.transactional_id)
+    if error == ErrorCode.NONE:
+        # Kafka adds the group's __consumer_offsets partition to the transaction: its marker
+        # is what makes the transaction's offsets visible.
+        try:
+            ensure_offsets_topic(ctx.controller)
+            tp = TopicPartition(OFFSETS_TOPIC, ctx.groups.partition_for(req.group_id))
+            error = fenced(
+                ctx.txn.add_partitions(
+                    req.transactional_id, req.producer_id, req.producer_epoch, [tp]
+                ),
+                v,
+                2,
+            )
+        except KafkaError:
+            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    return _encode(v, resp, error_code=error)
+
+
+# ---- EndTxn ----
+
+
+@handles(ApiKey.END_TXN, versions=(0, 4), flexible_from=3)
+def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v, req, resp = spec_request(ApiKey.END_TXN, header, r)
+    error = txn_coordinator_error(ctx, req.transactional_id)
+    if error == ErrorCode.NONE:
+        error = fenced(
+            ctx.txn.end_txn(
+                req.transactional_id, req.producer_id, req.producer_epoch, req.committed
+            ),
+            v,
+            2,
+        )
+    return _encode(v, resp, error_code=error)
+
+
+# ---- TxnOffsetCommit ----
+
+
+@handles(ApiKey.TXN_OFFSET_COMMIT, versions=(0, 4), flexible_from=3)
+def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
+
+    v, req, resp = spec_request(ApiKey.TXN_OFFSET_COMMIT, header, r)
+    topic_cls = resp.TxnOffsetCommitResponseTopic
+    part_cls = topic_cls.TxnOffsetCommitResponsePartition
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    valid: list[OffsetCommit] = []
+    group_error = coordinator_error(ctx, req.group_id)
+    for t in req.topics:
+        for p in t.partitions:
+            key = (t.name, p.partition_index)
+            topic = ctx.controller.topics.get(t.name)
+            if group_error != ErrorCode.NONE:
+                errors[key] = group_error
+            elif topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                valid.append(
+                    OffsetCommit(
+                        t.name,
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch if v >= 2 else -1,
+                        p.committed_metadata,
+                    )
+                )
+    if valid:
+        results = ctx.groups.txn_commit(
+            req.group_id,
+            req.producer_id,
+            req.producer_epoch,
+            req.generation_id if v >= 3 else -1,
+            req.member_id if v >= 3 else "",
+            req.group_instance_id if v >= 3 else None,
+            valid,
+        )
+        for o, e in zip(valid, results, strict=True):
+            errors[(o.topic, o.partition)] = fenced(e, v, 3)
+    topics = [
+        topic_cls(
+            name=t.name,
+            partitions=[
+                part_cls(
+                    partition_index=p.partition_index,
+                    error_code=errors[(t.name, p.partition_index)],
+                )
+                for p in t.partitions
+            ],
+        )
+        for t in req.topics
+    ]
+    return _encode(v, resp, topics=topics)

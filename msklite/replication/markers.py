@@ -1,0 +1,46 @@
+"""Transaction markers on data partitions: the transaction coordinator's WriteTxnMarkers,
+in-process. A marker is a control batch appended through the leader's normal replicated append
+(min.insync.replicas checked, acks=all); it counts as written once the high watermark passes
+it, as Kafka's coordinator waits for its WriteTxnMarkers answers."""
+
+from __future__ import annotations
+
+from msklite.clock import Clock
+from msklite.errors import ErrorCode, KafkaError
+from msklite.protocol.records import control_batch, read_header
+from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
+
+# How long a marker may wait for its followers before the coordinator tries again
+# (Kafka's request.timeout.ms for WriteTxnMarkers).
+MARKER_TIMEOUT_MS = 30_000
+
+
+async def write_marker(
+    replicas: ReplicaManager,
+    clock: Clock,
+    tp: TopicPartition,
+    producer_id: int,
+    producer_epoch: int,
+    commit: bool,
+    coordinator_epoch: int,
+) -> ErrorCode:
+    try:
+        part = replicas.leader_partition(*tp)
+        batch = control_batch(
+            producer_id, producer_epoch, commit, coordinator_epoch, clock.now_ms()
+        )
+        info = replicas.append(part, memoryview(batch), read_header(batch), acks=-1)
+    except KafkaError as e:
+        return e.code
+    done = part.wait_for(info.last_offset + 1)
+
+    def expire() -> None:
+        if not done.done():
+            done.set_result(ErrorCode.REQUEST_TIMED_OUT)
+
+    timer = clock.call_later(MARKER_TIMEOUT_MS, expire)
+    try:
+        return await done
+    finally:
+        timer.cancel()

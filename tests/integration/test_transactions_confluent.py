@@ -1,0 +1,136 @@
+"""Transactions with confluent-kafka (librdkafka): commit and abort as read_committed and
+read_uncommitted consumers see them, consume-transform-produce with
+send_offsets_to_transaction, and a zombie producer fenced by a second instance."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from msklite import Cluster
+
+DEADLINE_S = 30.0
+
+
+def _txn_producer(cluster: Cluster, txn_id: str, **extra: object) -> Producer:
+    conf: dict[str, object] = {
+        "bootstrap.servers": cluster.bootstrap_servers,
+        "transactional.id": txn_id,
+        "linger.ms": 0,
+    }
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(DEADLINE_S)
+    return p
+
+
+def _read_all(cluster: Cluster, topic: str, isolation: str, expect: int) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record an assigned consumer at `isolation` sees, polling
+    until `expect` records arrived and then a little longer to catch extras."""
+    c = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": f"reader-{isolation}-{time.monotonic_ns()}",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+        }
+    )
+    c.assign([TopicPartition(topic, 0, 0)])
+    out: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + DEADLINE_S
+    quiet_until = None
+    try:
+        while True:
+            m = c.poll(0.1)
+            if m is not None and m.error() is None:
+                offset, value = m.offset(), m.value()
+                assert offset is not None and value is not None
+                out.append((offset, value))
+            if len(out) >= expect and quiet_until is None:
+                quiet_until = time.monotonic() + 0.5
+            if quiet_until is not None and time.monotonic() > quiet_until:
+                return out
+            assert time.monotonic() < deadline, f"read {len(out)} of {expect}"
+    finally:
+        c.close()
+
+
+def test_commit_and_abort_as_read_committed_and_uncommitted_see_them(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    p = _txn_producer(msk_cluster, "txn-commit-abort")
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic_name, value=b"c1-%d" % i, partition=0)
+    p.commit_transaction(DEADLINE_S)
+    p.begin_transaction()
+    for i in range(2):
+        p.produce(topic_name, value=b"a-%d" % i, partition=0)
+    p.flush(DEADLINE_S)
+    p.abort_transaction(DEADLINE_S)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"c2-0", partition=0)
+    p.commit_transaction(DEADLINE_S)
+
+    committed = _read_all(msk_cluster, topic_name, "read_committed", 4)
+    # Kafka's offsets: 3 records, COMMIT marker at 3, 2 aborted at 4-5, ABORT marker at 6,
+    # 1 record at 7, COMMIT marker at 8. Markers are never records.
+    assert committed == [(0, b"c1-0"), (1, b"c1-1"), (2, b"c1-2"), (7, b"c2-0")]
+    uncommitted = _read_all(msk_cluster, topic_name, "read_uncommitted", 6)
+    assert uncommitted == [
+        (0, b"c1-0"),
+        (1, b"c1-1"),
+        (2, b"c1-2"),
+        (4, b"a-0"),
+        (5, b"a-1"),
+        (7, b"c2-0"),
+    ]
+    c = Consumer({"bootstrap.servers": msk_cluster.bootstrap_servers, "group.id": "wm"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic_name, 0), 10) == (0, 9)
+    finally:
+        c.close()
+
+
+def test_an_open_transaction_holds_read_committed_back(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    plain = Producer({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    plain.produce(topic_name, value=b"before", partition=0)
+    assert plain.flush(10) == 0
+    p = _txn_producer(msk_cluster, "txn-open")
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open", partition=0)
+    p.flush(DEADLINE_S)
+    plain.produce(topic_name, value=b"after", partition=0)
+    assert plain.flush(10) == 0
+    # the LSO stops at the open transaction's first offset: only "before" is stable
+    assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 1)] == [b"before"]
+    p.commit_transaction(DEADLINE_S)
+    assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 3)] == [
+        b"before",
+        b"open",
+        b"after",
+    ]
+
+
+def test_a_zombie_producer_is_fenced(msk_cluster: Cluster, topic_name: str) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    zombie = _txn_producer(msk_cluster, "txn-zombie")
+    zombie.begin_transaction()
+    zombie.produce(topic_name, value=b"zombie", partition=0)
+    zombie.flush(DEADLINE_S)
+    # a second instance with the same transactional.id aborts the zombie's transaction
+    fresh = _txn_producer(msk_cluster, "txn-zombie")
+    fresh.begin_transaction()
+    fresh.produce(topic_name, value=b"fresh", partition=0)
+    fresh.commit_transaction(DEADLINE_S)
+    with pytest.raises(KafkaException) as raised:
+        zombie.produce(topic_name, value=b"late", partition=0)
+        zombie.commit_transaction(DEADLINE_S)
+    assert raised.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)
+    assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 1)] == [b"fresh"]
