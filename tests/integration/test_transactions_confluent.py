@@ -5,6 +5,7 @@ send_offsets_to_transaction, and a zombie producer fenced by a second instance."
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -134,3 +135,91 @@ def test_a_zombie_producer_is_fenced(msk_cluster: Cluster, topic_name: str) -> N
         zombie.commit_transaction(DEADLINE_S)
     assert raised.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)
     assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 1)] == [b"fresh"]
+
+
+# ---- consume-transform-produce, exactly once ----
+
+
+def _rewind(consumer: Consumer) -> None:
+    """After an abort: back to the group's committed offsets."""
+    for tp in consumer.committed(consumer.assignment(), DEADLINE_S):
+        consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+
+
+def _transform(
+    cluster: Cluster,
+    src: str,
+    dst: str,
+    total: int,
+    after_commit: Callable[[int], None] = lambda n: None,
+) -> int:
+    """Copy `src` to `dst` in transactions that also commit the input offsets, until
+    `total` inputs are committed; returns the number of transactions aborted on the way."""
+    group = f"ctp-{dst}"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": group,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000,
+        }
+    )
+    producer = _txn_producer(cluster, f"ctp-{dst}", **{"transaction.timeout.ms": 20000})
+    consumer.subscribe([src])
+    committed = aborted = batches = 0
+    deadline = time.monotonic() + 90
+    try:
+        while committed < total:
+            assert time.monotonic() < deadline, f"{committed} of {total} committed"
+            msgs = [m for m in consumer.consume(100, 0.2) if m.error() is None]
+            if not msgs:
+                continue
+            producer.begin_transaction()
+            for m in msgs:
+                producer.produce(dst, value=b"out-" + (m.value() or b""), partition=0)
+            try:
+                producer.send_offsets_to_transaction(
+                    consumer.position(consumer.assignment()),
+                    consumer.consumer_group_metadata(),
+                    DEADLINE_S,
+                )
+                producer.commit_transaction(DEADLINE_S)
+            except KafkaException as e:
+                if not e.args[0].txn_requires_abort():
+                    raise
+                producer.abort_transaction(DEADLINE_S)
+                _rewind(consumer)
+                aborted += 1
+                continue
+            committed += len(msgs)
+            batches += 1
+            after_commit(batches)
+    finally:
+        consumer.close()
+    return aborted
+
+
+def _produce_inputs(cluster: Cluster, src: str, total: int) -> None:
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 5})
+    for i in range(total):
+        p.produce(src, value=b"%d" % i, partition=i % 3)
+    assert p.flush(DEADLINE_S) == 0
+
+
+def _assert_exactly_once(cluster: Cluster, dst: str, total: int) -> None:
+    out = _read_all(cluster, dst, "read_committed", total)
+    values = sorted(v for _, v in out)
+    assert values == sorted(b"out-%d" % i for i in range(total)), (
+        f"{len(values)} outputs, {len(set(values))} distinct, for {total} inputs"
+    )
+
+
+def test_consume_transform_produce_exactly_once(msk_cluster: Cluster, topic_name: str) -> None:
+    src, dst = topic_name + "-in", topic_name + "-out"
+    msk_cluster.create_topic(src, partitions=3)
+    msk_cluster.create_topic(dst, partitions=1)
+    _produce_inputs(msk_cluster, src, 300)
+    _transform(msk_cluster, src, dst, 300)
+    _assert_exactly_once(msk_cluster, dst, 300)
