@@ -21,7 +21,9 @@ S = ConfigSource
 def test_every_documented_config_is_known_with_its_type_default_and_mode() -> None:
     assert len(BROKER_CONFIGS) >= 300 and len(TOPIC_CONFIGS) == 36
     d = BROKER_CONFIGS["transaction.max.timeout.ms"]
-    assert (d.type, d.default, d.mode, d.applied) == (ConfigType.INT, "900000", "read-only", False)
+    assert (d.type, d.default, d.mode, d.applied) == (ConfigType.INT, "900000", "read-only", True)
+    d = BROKER_CONFIGS["transaction.state.log.load.buffer.size"]
+    assert (d.type, d.default, d.mode, d.applied) == (ConfigType.INT, "5242880", "read-only", False)
     assert BROKER_CONFIGS["log.retention.ms"].mode == "cluster-wide"
     assert BROKER_CONFIGS["listeners"].mode == "per-broker"
     assert BROKER_CONFIGS["ssl.keystore.password"].sensitive
