@@ -184,6 +184,8 @@ def _from_row(row: config_table.Row, applied: frozenset[str]) -> ConfigDef:
 APPLIED_TOPIC_CONFIGS = frozenset(
     {
         "cleanup.policy",
+        "compression.gzip.level",
+        "compression.zstd.level",
         "compression.type",
         "file.delete.delay.ms",
         "flush.messages",
@@ -350,6 +352,9 @@ def apply_ops(
 
 
 Synonym = tuple[str, str | None, ConfigSource]
+
+# compression.type -> the codec id of a batch's attributes ("producer": none to impose).
+_CODEC_IDS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 # What the Python API takes as a config value (Kafka's configs are text on the wire).
@@ -528,11 +533,20 @@ class TopicConfig:
     unclean_leader_election_enable: bool = False
     # Derived once, for the append and produce paths.
     log_append_time: bool = field(init=False, repr=False, compare=False)
+    # The codec batches are stored with (a wire id; None: as the producer sent them), and the
+    # level to compress with (None: the codec's default).
+    target_codec: int | None = field(init=False, repr=False, compare=False)
+    target_level: int | None = field(init=False, repr=False, compare=False)
     checks_timestamps: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         log_append_time = self.message_timestamp_type == "LogAppendTime"
         object.__setattr__(self, "log_append_time", log_append_time)
+        codec = _CODEC_IDS.get(self.compression_type)
+        object.__setattr__(self, "target_codec", codec)
+        levels = {1: self.compression_gzip_level, 4: self.compression_zstd_level}
+        level = levels.get(codec or 0)
+        object.__setattr__(self, "target_level", None if level == -1 else level)
         object.__setattr__(
             self,
             "checks_timestamps",

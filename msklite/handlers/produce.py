@@ -23,13 +23,18 @@ Behavior:
   (a fenced producer) is INVALID_PRODUCER_EPOCH; control batches from clients are INVALID_RECORD
   (only the transaction coordinator writes markers).
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
+- A topic `compression.type` other than `producer` stores the batch recompressed with that
+  codec (compression.gzip/zstd.level applied) after validation, only when the codecs differ,
+  the CRC recomputed; the rebuilt batch is checked against max.message.bytes again.
 - message.timestamp.before/after.max.ms (CreateTime): checked against every record's timestamp
   (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is refused the same way.
 
 Deviations from Kafka/MSK:
 - The leader does not ask the transaction coordinator whether a transactional batch's
   partition was added to the transaction (KIP-890 part 1 verification).
-- A topic `compression.type` other than `producer` is not applied: batches are stored as sent.
+- A recompressed batch (topic `compression.type`) keeps its records' bytes and the
+  producer's max timestamp (Kafka rebuilds the records); snappy is written raw, as librdkafka
+  writes it (Kafka's Java code writes the xerial framing); compression.lz4.level is not applied.
 - Records that do not decompress are CORRUPT_MESSAGE (Kafka: UNKNOWN_SERVER_ERROR); compressed
   records whose offset deltas are not 0..n-1 are INVALID_RECORD (Kafka rewrites the batch); a
   batch that decompresses beyond 256 MiB is MESSAGE_TOO_LARGE; the batch's max timestamp is kept
@@ -49,7 +54,12 @@ from msklite.protocol import produce as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
-from msklite.protocol.records import validate_produced_batch
+from msklite.protocol.records import (
+    COMPRESSION_MASK,
+    read_header,
+    recompress,
+    validate_produced_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,17 @@ def _produce_one(
             raise KafkaError(
                 ErrorCode.INVALID_RECORD, "client produce requests cannot contain control records"
             )
+        target = config.target_codec
+        if target is not None and target != h.attributes & COMPRESSION_MASK:
+            records = recompress(records, h, target, config.target_level)
+            h = read_header(records)
+            if len(records) > config.max_message_bytes:
+                raise KafkaError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"Message batch size is {len(records)} bytes in append to partition "
+                    f"{topic}-{part.index} which exceeds the maximum configured size of "
+                    f"{config.max_message_bytes}.",
+                )
         info = ctx.replicas.append(replica, records, h, acks)
         if acks == -1:
             waits.append((resp, replica.wait_for(info.last_offset + 1)))

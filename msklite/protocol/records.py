@@ -582,18 +582,50 @@ def iter_records(batch: Buffer) -> Iterator[Record]:
         )
 
 
-def _compress(codec: int, data: bytes) -> bytes:
+def _compress(codec: int, data: Buffer, level: int | None = None) -> bytes:
+    """Records compressed as Kafka's clients write them (snappy raw, as librdkafka does; lz4
+    framed). `level` for gzip and zstd; None: Kafka's defaults (6 and 3)."""
     import cramjam
 
     if codec == 1:
-        return bytes(cramjam.gzip.compress(data))
+        return bytes(cramjam.gzip.compress(data, level=6 if level is None else level))
     if codec == 2:
         return bytes(cramjam.snappy.compress_raw(data))
     if codec == 3:
         return bytes(cramjam.lz4.compress(data))
     if codec == 4:
-        return bytes(cramjam.zstd.compress(data))
-    return data
+        return bytes(cramjam.zstd.compress(data, level=3 if level is None else level))
+    return bytes(data)
+
+
+def recompress(batch: memoryview, h: BatchHeader, codec: int, level: int | None) -> memoryview:
+    """A validated batch with its records compressed with `codec` instead (a topic's
+    compression.type, as Kafka's LogValidator rebuilds it): the records and every header field
+    but the codec bits are kept, the CRC is recomputed."""
+    data = batch_records(batch, h, reuse=True)
+    # Validation checked a compressed batch's offset deltas; once compressed, an uncompressed
+    # batch's must be 0..n-1 too (Kafka rebuilds the records, we keep them).
+    if (
+        not h.attributes & COMPRESSION_MASK
+        and not walk_records(data, h.records_count).offsets_in_order
+    ):
+        raise KafkaError(
+            ErrorCode.INVALID_RECORD, "offset deltas of compressed records are not 0..n-1"
+        )
+    payload = _compress(codec, data, level)
+    return memoryview(
+        seal_batch(
+            payload,
+            h.records_count,
+            base_offset=h.base_offset,
+            timestamp=h.base_timestamp,
+            max_timestamp=h.max_timestamp,
+            attributes=(h.attributes & ~COMPRESSION_MASK) | codec,
+            producer_id=h.producer_id,
+            producer_epoch=h.producer_epoch,
+            base_sequence=h.base_sequence,
+        )
+    )
 
 
 def _varint(w: Writer, v: int) -> None:
