@@ -649,17 +649,20 @@ class Controller:
         if validate_only:
             return topic
         snap = self._snapshot([topic])
-        was_unclean = topic.config.unclean_leader_election_enable
         topic.configs = clean
+        self._reconfigure(topic, config)
+        self._commit(snap, name)
+        return topic
+
+    def _reconfigure(self, topic: TopicState, config: TopicConfig) -> None:
+        """Give a topic its new typed config (the caller commits). Kafka's controller, too,
+        elects leaderless partitions at once when unclean.leader.election.enable turns true."""
+        was_unclean = topic.config.unclean_leader_election_enable
         topic.config = config
         if config.unclean_leader_election_enable and not was_unclean:
-            # Kafka's controller, too, elects leaderless partitions at once when a topic's
-            # unclean.leader.election.enable turns true.
             for p in topic.partitions:
                 if p.leader == -1:
                     self._elect(topic, p, True)
-        self._commit(snap, name)
-        return topic
 
     def incremental_alter_topic_configs(
         self,
@@ -729,7 +732,7 @@ class Controller:
             return
         snap = self._snapshot()
         for name, config in rebuilt.items():
-            self.topics[name].config = config
+            self._reconfigure(self.topics[name], config)
         try:
             self._commit(snap, *rebuilt)
         except KafkaError:

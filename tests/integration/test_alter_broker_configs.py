@@ -260,3 +260,16 @@ async def test_aiokafka_legacy_broker_alter(msk_cluster: Cluster) -> None:
         assert msk_cluster._controller().configs.dynamic[1] == {"log.cleaner.threads": "2"}
     finally:
         await admin.close()
+
+
+def test_unclean_election_turned_on_cluster_wide_elects_at_once() -> None:
+    with Cluster(brokers=3, config={"unclean.leader.election.enable": False}) as cluster:
+        cluster.create_topic("stranded", replication_factor=2)
+        leader, follower = cluster.partition("stranded", 0).replicas
+        # the follower leaves the ISR first; once the leader is gone no clean candidate is left
+        cluster.stop_broker(follower)
+        cluster.stop_broker(leader)
+        cluster.start_broker(follower)
+        assert cluster.partition("stranded", 0).leader == -1
+        assert _alter_default(cluster, [("unclean.leader.election.enable", 0, "true")]) == (0, None)
+        assert cluster.partition("stranded", 0).leader == follower
