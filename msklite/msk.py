@@ -28,6 +28,7 @@ MSK_BROKER_DEFAULTS: dict[str, str] = {
     "socket.request.max.bytes": "104857600",
     "socket.send.buffer.bytes": "102400",
     "unclean.leader.election.enable": "true",
+    "zookeeper.session.timeout.ms": "18000",
     "zookeeper.set.acl": "false",
 }
 

@@ -3,6 +3,9 @@ resolved as Kafka resolves them, and synonym chains in Kafka's order."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from msklite.config import (
@@ -127,3 +130,11 @@ def test_incremental_ops() -> None:
         ValueError, match=r"Can't SUBTRACT to key retention\.ms because its type is not LIST\."
     ):
         apply_ops({}, [("retention.ms", 3, "1")], defs)
+
+
+def test_deviations_lists_exactly_the_configs_msklite_does_not_apply() -> None:
+    text = (Path(__file__).parents[2] / "DEVIATIONS.md").read_text()
+    section = text.split("## Configs accepted, stored and reported, not applied", 1)[1]
+    listed = set(re.findall(r"`([A-Za-z0-9.]+)`", section.split("\n## ", 1)[0]))
+    stored_only = {n for n, d in {**BROKER_CONFIGS, **TOPIC_CONFIGS}.items() if not d.applied}
+    assert listed - {"APPLIED_TOPIC_CONFIGS", "APPLIED_BROKER_CONFIGS"} == stored_only
