@@ -193,6 +193,7 @@ APPLIED_TOPIC_CONFIGS = frozenset(
         "max.message.bytes",
         "message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms",
+        "message.timestamp.difference.max.ms",
         "message.timestamp.type",
         "min.insync.replicas",
         "retention.bytes",
@@ -538,6 +539,10 @@ class TopicConfig:
     target_codec: int | None = field(init=False, repr=False, compare=False)
     target_level: int | None = field(init=False, repr=False, compare=False)
     checks_timestamps: bool = field(init=False, repr=False, compare=False)
+    # How far before and after the broker's clock a CreateTime record may be: the
+    # .before/.after.max.ms configs, else the deprecated .difference.max.ms (Kafka's LogConfig).
+    timestamp_before_ms: int = field(init=False, repr=False, compare=False)
+    timestamp_after_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         log_append_time = self.message_timestamp_type == "LogAppendTime"
@@ -547,14 +552,14 @@ class TopicConfig:
         levels = {1: self.compression_gzip_level, 4: self.compression_zstd_level}
         level = levels.get(codec or 0)
         object.__setattr__(self, "target_level", None if level == -1 else level)
+        unset, difference = 2**63 - 1, self.message_timestamp_difference_max_ms
+        before, after = self.message_timestamp_before_max_ms, self.message_timestamp_after_max_ms
+        before = difference if before == unset else before
+        after = difference if after == unset else after
+        object.__setattr__(self, "timestamp_before_ms", before)
+        object.__setattr__(self, "timestamp_after_ms", after)
         object.__setattr__(
-            self,
-            "checks_timestamps",
-            not log_append_time
-            and (
-                self.message_timestamp_before_max_ms < 2**63 - 1
-                or self.message_timestamp_after_max_ms < 2**63 - 1
-            ),
+            self, "checks_timestamps", not log_append_time and (before < unset or after < unset)
         )
 
     @classmethod

@@ -26,8 +26,10 @@ Behavior:
 - A topic `compression.type` other than `producer` stores the batch recompressed with that
   codec (compression.gzip/zstd.level applied) after validation, only when the codecs differ,
   the CRC recomputed; the rebuilt batch is checked against max.message.bytes again.
-- message.timestamp.before/after.max.ms (CreateTime): checked against every record's timestamp
-  (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is refused the same way.
+- message.timestamp.before/after.max.ms (CreateTime; each, when unset, falls back to the
+  deprecated message.timestamp.difference.max.ms as in Kafka): checked against every
+  record's timestamp (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is
+  refused the same way.
 
 Deviations from Kafka/MSK:
 - The leader does not ask the transaction coordinator whether a transactional batch's
@@ -82,8 +84,8 @@ def _produce_one(
         if config.checks_timestamps:
             now = ctx.clock.now_ms()
             window = (
-                now - config.message_timestamp_before_max_ms,
-                now + config.message_timestamp_after_max_ms,
+                now - config.timestamp_before_ms,
+                now + config.timestamp_after_ms,
             )
         h = validate_produced_batch(
             records,

@@ -236,3 +236,25 @@ def test_a_recompressed_batch_over_max_message_bytes_is_refused(msk_cluster: Clu
     [p] = t.partition_responses
     assert p.error_code == 10  # MESSAGE_TOO_LARGE
     assert "exceeds the maximum configured size of 2000" in p.error_message
+
+
+def test_deprecated_timestamp_difference_still_bounds_create_time(msk_cluster: Cluster) -> None:
+    # MSK lets a configuration set log.message.timestamp.difference.max.ms; Kafka 3.9 still
+    # applies it when .before/.after.max.ms are unset.
+    msk_cluster.create_topic(
+        "bounded",
+        replication_factor=1,
+        configs={"message.timestamp.difference.max.ms": "60000", "min.insync.replicas": "1"},
+    )
+    p = Producer({"bootstrap.servers": msk_cluster.bootstrap_servers, "retries": 0})
+    errors: list[str | None] = []
+    now = int(time.time() * 1000)
+    for ts in (now, now - 3_600_000, now + 3_600_000):
+        p.produce(
+            "bounded",
+            value=b"v",
+            timestamp=ts,
+            on_delivery=lambda err, _m: errors.append(err.name() if err else None),
+        )
+        assert p.flush(15) == 0
+    assert errors == [None, "INVALID_TIMESTAMP", "INVALID_TIMESTAMP"]
