@@ -273,3 +273,29 @@ def test_unclean_election_turned_on_cluster_wide_elects_at_once() -> None:
         assert cluster.partition("stranded", 0).leader == -1
         assert _alter_default(cluster, [("unclean.leader.election.enable", 0, "true")]) == (0, None)
         assert cluster.partition("stranded", 0).leader == follower
+
+
+def test_describe_configs_documentation(msk_cluster: Cluster, topic_name: str) -> None:
+    msk_cluster.create_topic(topic_name)
+    req_cls = DescribeConfigsRequest
+    resources = [
+        req_cls.DescribeConfigsResource(resource_type=t, resource_name=n, configuration_keys=[key])
+        for t, n, key in [(2, topic_name, "retention.ms"), (4, "1", "log.retention.hours")]
+    ]
+    req = req_cls(
+        version=4, resources=resources, include_synonyms=False, include_documentation=True
+    )
+    with RawClient(msk_cluster.bootstrap_servers) as c:
+        topic, broker = c.request(req, 4).results
+    [retention] = topic.configs
+    assert retention.documentation.startswith(
+        "This configuration controls the maximum time we will retain a log"
+    )
+    [hours] = broker.configs
+    assert hours.documentation.startswith("The number of hours to keep a log file")
+    req = req_cls(
+        version=4, resources=resources, include_synonyms=False, include_documentation=False
+    )
+    with RawClient(msk_cluster.bootstrap_servers) as c:
+        topic, _ = c.request(req, 4).results
+    assert topic.configs[0].documentation is None
