@@ -29,7 +29,8 @@ Behavior:
 - message.timestamp.before/after.max.ms (CreateTime; each, when unset, falls back to the
   deprecated message.timestamp.difference.max.ms as in Kafka): checked against every
   record's timestamp (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is
-  refused the same way.
+  refused the same way. Refused records are named in `record_errors` (index and message), as
+  Kafka names them.
 
 Deviations from Kafka/MSK:
 - The leader does not ask the transaction coordinator whether a transactional batch's
@@ -58,6 +59,7 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.protocol.records import (
     COMPRESSION_MASK,
+    RecordErrors,
     read_header,
     recompress,
     validate_produced_batch,
@@ -115,6 +117,10 @@ def _produce_one(
         resp.base_offset = info.base_offset
         resp.log_append_time_ms = info.log_append_time
         resp.log_start_offset = replica.log.log_start_offset
+    except RecordErrors as e:
+        resp.error_code = e.code
+        resp.error_message = e.message
+        resp.record_errors = e.record_errors
     except KafkaError as e:
         resp.error_code = e.code
         resp.error_message = e.message

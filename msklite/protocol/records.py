@@ -173,12 +173,13 @@ def validate_produced_batch(
         raise KafkaError(
             ErrorCode.INVALID_RECORD, "offset deltas of compressed records are not 0..n-1"
         )
-    if keys_required and summary.null_key:
-        raise KafkaError(
-            ErrorCode.INVALID_RECORD, "Compacted topic cannot accept message without key"
-        )
-    check_record_timestamps(
-        h, summary, data, log_append_time=log_append_time, window=timestamp_window
+    check_records(
+        h,
+        summary,
+        data,
+        log_append_time=log_append_time,
+        window=timestamp_window,
+        keys_required=keys_required,
     )
     return h
 
@@ -405,48 +406,93 @@ def _walk_headers(data: Buffer, p: int, keep: bool) -> tuple[HeaderSpans, int]:
     return out, p
 
 
-def check_record_timestamps(
+class RecordErrors(KafkaError):
+    """Records a topic's rules refuse (Kafka's RecordValidationException): the batch's code and
+    message, and (record index, message) per refused record for the response's record_errors."""
+
+    def __init__(self, code: ErrorCode, message: str, errors: list[tuple[int, str | None]]) -> None:
+        super().__init__(code, message)
+        self.record_errors = errors
+
+
+def _may_refuse(
+    h: BatchHeader,
+    summary: RecordSummary,
+    log_append_time: bool,
+    window: tuple[int, int] | None,
+    keys_required: bool,
+) -> bool:
+    """Whether a record can break a rule of `check_records`, from the walk's summary alone."""
+    if keys_required and summary.null_key:
+        return True
+    if h.attributes & TIMESTAMP_TYPE_LOG_APPEND:
+        # Each record then reads as the batch's max timestamp (DefaultRecordBatch).
+        if log_append_time or h.max_timestamp == NO_TIMESTAMP:
+            return True
+        first = last = h.max_timestamp
+    elif log_append_time or window is None:
+        return False
+    else:
+        first = h.base_timestamp + summary.min_timestamp_delta
+        last = h.base_timestamp + summary.max_timestamp_delta
+    return window is not None and not window[0] <= first <= last <= window[1]
+
+
+def check_records(
     h: BatchHeader,
     summary: RecordSummary,
     records: Buffer,
     *,
     log_append_time: bool,
     window: tuple[int, int] | None,
+    keys_required: bool,
 ) -> None:
-    """Kafka's per-record timestamp rule (LogValidator.validateTimestamp) for a produced batch:
-    with CreateTime, every record stamped other than -1 lies in `window` (earliest, latest), if
-    the topic bounds it; a producer never sets LogAppendTime itself. `records` are the batch's
-    (decompressed) records, walked again only in the rare case that decides on the -1 exemption.
-    Raises INVALID_TIMESTAMP."""
-    if h.attributes & TIMESTAMP_TYPE_LOG_APPEND:
-        # Each record then reads as the batch's max timestamp (DefaultRecordBatch).
-        if log_append_time or h.max_timestamp == NO_TIMESTAMP:
-            raise KafkaError(
-                ErrorCode.INVALID_TIMESTAMP, "a producer must not set the LogAppendTime type"
-            )
-        stamps = [h.max_timestamp]
-    elif log_append_time or window is None:
+    """The topic's rules for each record of a produced batch (LogValidator.validateRecord): a
+    key on a compacted topic (`keys_required`); with CreateTime, a timestamp (other than -1) in
+    `window` (earliest, latest) if the topic bounds it; never a LogAppendTime type set by the
+    producer. Decided from the walk's `summary`; only a batch that may break a rule is walked
+    again (`records`: the batch's decompressed records) to name each refused record as Kafka
+    does. Raises `RecordErrors`: INVALID_TIMESTAMP if any timestamp is refused, else
+    INVALID_RECORD."""
+    if not _may_refuse(h, summary, log_append_time, window, keys_required):
         return
-    else:
-        stamps = [
-            h.base_timestamp + summary.min_timestamp_delta,
-            h.base_timestamp + summary.max_timestamp_delta,
-        ]
-    if window is None:
+    spans: list[RecordSpan] = []
+    walk_records(records, h.records_count, spans)
+    log_append_batch = h.attributes & TIMESTAMP_TYPE_LOG_APPEND
+    errors: list[tuple[int, str | None]] = []
+    bad_timestamp = False
+    for index, (ts_delta, offset_delta, _, key_len, _, _, _) in enumerate(spans):
+        if keys_required and key_len < 0:
+            errors.append((index, "Compacted topic cannot accept message without key"))
+            continue
+        ts = h.max_timestamp if log_append_batch else h.base_timestamp + ts_delta
+        if not log_append_time and ts != NO_TIMESTAMP:
+            if window is not None and not window[0] <= ts <= window[1]:
+                bad_timestamp = True
+                errors.append(
+                    (
+                        index,
+                        f"Timestamp {ts} of message with offset {h.base_offset + offset_delta} "
+                        f"is out of range. The timestamp should be within [{window[0]}, "
+                        f"{window[1]}]",
+                    )
+                )
+        elif log_append_batch:
+            bad_timestamp = True
+            errors.append((index, "Producer should not set timestamp type to LogAppendTime."))
+    if not errors:
         return
-    earliest, latest = window
-    if earliest <= stamps[0] and stamps[-1] <= latest:
-        return
-    if stamps[0] <= NO_TIMESTAMP <= stamps[-1]:
-        spans: list[RecordSpan] = []
-        walk_records(records, h.records_count, spans)
-        stamps = [h.base_timestamp + s[0] for s in spans]
-        if all(ts == NO_TIMESTAMP or earliest <= ts <= latest for ts in stamps):
-            return
-    raise KafkaError(
-        ErrorCode.INVALID_TIMESTAMP,
-        "Timestamp of a record is out of the range allowed by "
-        f"message.timestamp.before.max.ms / message.timestamp.after.max.ms: [{earliest}, {latest}]",
+    if bad_timestamp:
+        raise RecordErrors(
+            ErrorCode.INVALID_TIMESTAMP,
+            "One or more records have been rejected due to invalid timestamp",
+            errors,
+        )
+    raise RecordErrors(
+        ErrorCode.INVALID_RECORD,
+        f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: {[m for _, m in errors[:3]]}",
+        errors,
     )
 
 

@@ -352,3 +352,26 @@ def test_poison_batch_is_refused_and_kafka_python_reads_past_it(
     consumer.close()
     assert got == list(enumerate(_GOOD))
     assert position == len(_GOOD)
+
+
+def test_records_refused_by_topic_rules_are_named(cluster: Cluster, topic_name: str) -> None:
+    """A null key on a compacted topic: INVALID_RECORD, with the record's index in the answer's
+    record_errors (Produce v8+), as Kafka reports a RecordValidationException."""
+    cluster.create_topic(topic_name, configs={"cleanup.policy": "compact"})
+    batch = encode_batch([(b"k", b"kept?"), (None, b"no key")])
+    data = ProduceRequest.TopicProduceData(
+        name=topic_name,
+        partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
+        ],
+    )
+    req = ProduceRequest(
+        version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
+    )
+    with RawClient(_leader_of(cluster, topic_name, 0)) as c:
+        [p] = c.request(req, 9).responses[0].partition_responses
+    assert p.error_code == ErrorCode.INVALID_RECORD
+    assert [
+        (e.batch_index, "without key" in e.batch_index_error_message) for e in p.record_errors
+    ] == [(1, True)]
+    assert set(cluster.partition(topic_name, 0).log_end_offsets.values()) == {0}

@@ -21,6 +21,7 @@ from msklite.protocol.primitives import (
 from msklite.protocol.records import (
     HEADER_SIZE,
     XERIAL_MAGIC,
+    RecordErrors,
     encode_batch,
     iter_records,
     seal_batch,
@@ -254,3 +255,23 @@ def test_a_snappy_length_beyond_what_its_size_allows_is_corrupt() -> None:
     claim = encode_uvarint(2**32 - 1)  # raw snappy starts with the decompressed length
     body = bytes(records_module._compress(2, record()))
     assert code(seal_batch(claim + body[1:], 1, attributes=2)) == ErrorCode.CORRUPT_MESSAGE
+
+
+def test_refused_records_are_named_by_index() -> None:
+    keys = encode_batch([(b"k", b"1"), (None, b"2"), (b"k", b"3"), (None, b"4")])
+    with pytest.raises(RecordErrors) as refused:
+        validate_produced_batch(memoryview(keys), 1 << 30, keys_required=True)
+    assert refused.value.code == ErrorCode.INVALID_RECORD
+    assert [i for i, _ in refused.value.record_errors] == [1, 3]
+    # A timestamp error makes the batch's code INVALID_TIMESTAMP; record 0 is fine, 1 is late
+    # and 2 (null key) is named for its key only.
+    payload = record(key=zz(1) + b"k") + record(ts=zz(50), off=zz(1), key=zz(1) + b"k")
+    payload += record(ts=zz(50), off=zz(2))
+    batch = seal_batch(payload, 3, timestamp=1000)
+    with pytest.raises(RecordErrors) as refused:
+        validate_produced_batch(
+            memoryview(batch), 1 << 30, timestamp_window=(0, 1010), keys_required=True
+        )
+    assert refused.value.code == ErrorCode.INVALID_TIMESTAMP
+    assert [i for i, _ in refused.value.record_errors] == [1, 2]
+    assert "1050" in str(refused.value.record_errors[0][1])
