@@ -20,6 +20,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     replicas,
     topics,
     transactions,
+    unserved,
 )
 from msklite.handlers.registry import HANDLERS, HandlerSpec, advertised_versions
 

@@ -25,8 +25,7 @@ Behavior:
 
 Deviations from Kafka/MSK:
 - FindCoordinator for SHARE keys (KIP-932) gets INVALID_REQUEST.
-- The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not served, so every group is
-  classic.
+- The KIP-848 consumer protocol is refused (handlers/unserved.py), so every group is classic.
 
 Version notes:
 - FindCoordinator: v1 key_type, v3 flexible, v4 batched coordinator_keys.

@@ -1,0 +1,37 @@
+"""What msklite does not serve yet fails at once with a clear error, never by a timeout:
+KIP-848 (`group.protocol=consumer`) consumers."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, KafkaError
+
+from msklite import Cluster
+
+FAST = 5.0  # seconds; without an error the consumer would wait forever
+
+
+def test_confluent_kip848_consumer_fails_fast(
+    msk_cluster_session: Cluster, topic_name: str
+) -> None:
+    msk_cluster_session.create_topic(topic_name)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": msk_cluster_session.bootstrap_servers,
+            "group.id": topic_name,
+            "group.protocol": "consumer",
+        }
+    )
+    try:
+        consumer.subscribe([topic_name])
+        start = time.monotonic()
+        error = None
+        while error is None and time.monotonic() - start < FAST:
+            msg = consumer.poll(0.2)
+            error = None if msg is None else msg.error()
+        assert error is not None, "no error within the deadline"
+        assert error.code() == KafkaError._FATAL
+        assert "ConsumerGroupHeartbeat" in error.str() and "version not supported" in error.str()
+    finally:
+        consumer.close()
