@@ -85,6 +85,18 @@ class LeaderEpochCache:
             self.entries = keep
             self._dirty = True
 
+    def truncate_from_start(self, start_offset: int) -> None:
+        """The log now starts at `start_offset`: epochs that began below it begin there, the
+        latest of them kept (Kafka's truncateFromStart)."""
+        below = [i for i, (_, o) in enumerate(self.entries) if o <= start_offset]
+        if not below:
+            return
+        last = below[-1]
+        kept = [(self.entries[last][0], start_offset), *self.entries[last + 1 :]]
+        if kept != self.entries:
+            self.entries = kept
+            self._dirty = True
+
     def clear(self) -> None:
         self.entries = []
         self._dirty = True

@@ -2,6 +2,7 @@
 
     <root>/meta.properties                      cluster.id, node.id
     <root>/recovery-point-offset-checkpoint     where recovery starts after an unclean stop
+    <root>/log-start-offset-checkpoint          log starts inside a first segment (DeleteRecords)
     <root>/.kafka_cleanshutdown                 present only after a clean stop
     <root>/<topic>-<partition>/                 a PartitionLog, plus partition.metadata (topic id)
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
 HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
+LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
 CLEAN_SHUTDOWN = ".kafka_cleanshutdown"
 # A write this large must succeed before an offline directory is used again: about one batch.
 _PROBE_BYTES = 65536
@@ -86,6 +88,7 @@ class LogManager:
         self._pending_unlink: list[tuple[int, LogSegment]] = []
         self._recovery_points: dict[TopicPartition, int] = {}
         self.high_watermarks: dict[TopicPartition, int] = {}
+        self._log_starts: dict[TopicPartition, int] = {}  # checkpointed, until opened
         self.offline: OSError | None = None  # why the directory is offline, if it is
         try:
             self._start()
@@ -103,6 +106,7 @@ class LogManager:
         if clean:
             os.unlink(os.path.join(self.root, CLEAN_SHUTDOWN))
         self.high_watermarks = read_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT))
+        self._log_starts = read_checkpoint(os.path.join(self.root, LOG_START_CHECKPOINT))
 
     def _write_meta(self) -> None:
         path = os.path.join(self.root, "meta.properties")
@@ -172,7 +176,14 @@ class LogManager:
                     f.write(f"version: 0\ntopic_id: {kafka_uuid_str(topic_id)}\n")
 
         recovery_point = self._recovery_points.get(tp)
-        plog = PartitionLog(directory, config, self.clock, recovery_point, create_directory)
+        plog = PartitionLog(
+            directory,
+            config,
+            self.clock,
+            recovery_point,
+            create_directory,
+            self._log_starts.pop(tp, 0),
+        )
         if plog.on_disk:
             create_directory()  # a directory from a version that wrote no partition.metadata
         self.logs[tp] = plog
@@ -180,6 +191,7 @@ class LogManager:
 
     def delete_log(self, tp: TopicPartition) -> None:
         plog = self.logs.pop(tp, None)
+        self._log_starts.pop(tp, None)
         if plog is not None:
             plog.delete()
         # Open views of the deleted files stay valid: their mmaps pin the unlinked inodes.
@@ -204,6 +216,19 @@ class LogManager:
                     pass
         return removed
 
+    def checkpoint_log_starts(self) -> None:
+        """Write `log-start-offset-checkpoint`: the logs whose start lies inside their first
+        segment (with the ones not opened yet). Kafka writes it every
+        log.flush.start.offset.checkpoint.interval.ms; msklite whenever a start moves that
+        way, so a DeleteRecords survives even a crash."""
+        starts = dict(self._log_starts)
+        starts.update(
+            (tp, plog.log_start_offset)
+            for tp, plog in self.logs.items()
+            if plog.start_inside_segment
+        )
+        write_checkpoint(os.path.join(self.root, LOG_START_CHECKPOINT), starts)
+
     def shutdown(self, high_watermarks: dict[TopicPartition, int]) -> None:
         """Flush, checkpoint and close everything, then mark the stop clean — unless the
         directory is (or goes) offline: then the next start recovers."""
@@ -218,6 +243,7 @@ class LogManager:
                 {tp: plog.log_end_offset for tp, plog in self.logs.items()},
             )
             write_checkpoint(os.path.join(self.root, HIGH_WATERMARK_CHECKPOINT), high_watermarks)
+            self.checkpoint_log_starts()
             self.logs.clear()
             with open(os.path.join(self.root, CLEAN_SHUTDOWN), "w"):
                 pass

@@ -5,6 +5,13 @@ retention (`retention.ms`, `retention.bytes`), the log start offset, recovery on
 idempotent-producer state. Knows nothing of high watermarks, leaders or requests: callers
 bound reads with `max_offset` (the replication layer's HW). Not thread-safe.
 
+The log start offset is the first readable offset. Retention moves it to the new first
+segment; DeleteRecords (and a follower copying its leader's) moves it inside a segment, and the
+records below it are then unreadable even though their segment stays until the next
+retention pass deletes every segment wholly below it (Kafka's
+deleteLogStartOffsetBreachedSegments). Such a start is not implied by the files: the log
+manager keeps it in `log-start-offset-checkpoint` and hands it back on open.
+
 A new partition touches no disk until its first append (or a truncation that moves its start):
 its directory and first segment's files are made then. Creating 10,000 partitions at RF 3 would
 otherwise make 30,000 directories and 120,000 files up front, for partitions many of which
@@ -57,9 +64,11 @@ class PartitionLog:
         clock: Clock,
         recovery_point: int | None = None,
         create_directory: Callable[[], None] | None = None,
+        log_start_offset: int = 0,
     ) -> None:
         """Opens (and recovers) the log in `directory`; when there is none, the log starts
-        empty and `create_directory` (by default a plain mkdir) makes it at the first write."""
+        empty and `create_directory` (by default a plain mkdir) makes it at the first write.
+        `log_start_offset`: the checkpointed start, applied if the log is on disk."""
         self.directory = directory
         # The topic's current config: replaced whole (never mutated) when the topic changes.
         self.config = config
@@ -79,6 +88,18 @@ class PartitionLog:
         self._create_directory = create_directory or (lambda: os.makedirs(directory, exist_ok=True))
         if self.on_disk:
             self._open(recovery_point)
+            if log_start_offset > self.log_end_offset:
+                # Kafka's LogLoader: the records the start points past are gone (lost in a
+                # crash, or deleted by hand); what is below it was deleted anyway.
+                log.warning(
+                    "%s: log end %d is below the checkpointed log start %d; starting empty",
+                    directory,
+                    self.log_end_offset,
+                    log_start_offset,
+                )
+                self.truncate_fully_and_start_at(log_start_offset)
+            else:
+                self._start_at(log_start_offset)
         else:
             self._add_segment(
                 LogSegment(directory, 0, config.index_interval_bytes, clock.now_ms(), create=False)
@@ -158,13 +179,42 @@ class PartitionLog:
         """Re-read the positions after segments were added, removed or truncated."""
         if self.segments:
             self.active = self.segments[-1]
-            self.log_start_offset = self.segments[0].base_offset
+            # Never backwards: the start may lie inside the first segment (DeleteRecords).
+            self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
             self.log_end_offset = self.active.next_offset
 
     # ---- positions ----
 
     def size_in_bytes(self) -> int:
         return sum(seg.size for seg in self.segments)
+
+    @property
+    def start_inside_segment(self) -> bool:
+        """Whether the log start lies past its first segment's base (only then has it to be
+        checkpointed, as Kafka's LogManager checkpoints it)."""
+        return self.log_start_offset > self.segments[0].base_offset
+
+    def increment_log_start_offset(self, offset: int, max_offset: int) -> bool:
+        """Move the log start up to `offset` (Kafka's maybeIncrementLogStartOffset); the
+        records below it become unreadable. OFFSET_OUT_OF_RANGE past `max_offset` (the
+        caller's high watermark). True if it moved."""
+        if offset > max_offset:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"Cannot increment the log start offset to {offset} since it is larger than "
+                f"the high watermark {max_offset}",
+            )
+        if offset <= self.log_start_offset:
+            return False
+        self._start_at(offset)
+        return True
+
+    def _start_at(self, offset: int) -> None:
+        if offset <= self.log_start_offset:
+            return
+        self.log_start_offset = offset
+        self.epochs.truncate_from_start(offset)
+        self.producer_state.drop_aborted_below(offset)
 
     # ---- appending ----
 
@@ -272,21 +322,25 @@ class PartitionLog:
             return [seg.view(start, end)]
         return []
 
-    def _find_record(self, seg: LogSegment, start_pos: int, pred_ts: int) -> TimestampOffset | None:
+    def _find_record(
+        self, seg: LogSegment, start_pos: int, pred_ts: int, min_offset: int = 0
+    ) -> TimestampOffset | None:
         for pos, h in seg.batches(start_pos):
-            if h.max_timestamp >= pred_ts:
+            if h.max_timestamp >= pred_ts and h.last_offset >= min_offset:
                 for rec in iter_records(seg.view(pos, pos + h.size)):
-                    if rec.timestamp >= pred_ts:
+                    if rec.timestamp >= pred_ts and rec.offset >= min_offset:
                         return TimestampOffset(rec.offset, rec.timestamp, h.partition_leader_epoch)
         return None
 
     def offset_for_timestamp(self, timestamp: int, max_offset: int) -> TimestampOffset | None:
-        """The first record (below `max_offset`) whose timestamp is ≥ `timestamp`."""
+        """The first record (from the log start, below `max_offset`) whose timestamp is ≥
+        `timestamp`."""
+        start_offset = self.log_start_offset
         for seg in self.segments:
-            if seg.max_timestamp < timestamp:
+            if seg.max_timestamp < timestamp or seg.next_offset <= start_offset:
                 continue
-            start = seg.find_position(seg.time_index.lookup(timestamp))
-            found = self._find_record(seg, start, timestamp)
+            start = seg.find_position(max(seg.time_index.lookup(timestamp), start_offset))
+            found = self._find_record(seg, start, timestamp, start_offset)
             if found is not None and found.offset < max_offset:
                 return found
             return None
@@ -310,18 +364,24 @@ class PartitionLog:
 
     def enforce_retention(self, max_offset: int) -> list[LogSegment]:
         """Remove the segments that `retention.ms` / `retention.bytes` expire and that lie
-        wholly below `max_offset`; returns them, renamed `*.deleted`, for deferred unlink."""
+        wholly below `max_offset`, and those wholly below the log start offset; returns them,
+        renamed `*.deleted`, for deferred unlink."""
         now = self.clock.now_ms()
         doomed: list[LogSegment] = []
+        for seg, following in zip(self.segments, self.segments[1:], strict=False):
+            if following.base_offset > self.log_start_offset:
+                break
+            doomed.append(seg)
         if self.config.retention_ms >= 0:
-            for seg in self.segments:
+            for seg in self.segments[len(doomed) :]:
                 if seg.size == 0 or seg.max_timestamp >= now - self.config.retention_ms:
                     break
                 if seg.next_offset > max_offset:
                     break
                 doomed.append(seg)
         if self.config.retention_bytes >= 0:
-            excess = self.size_in_bytes() - self.config.retention_bytes
+            excess = self.size_in_bytes() - sum(seg.size for seg in doomed)
+            excess -= self.config.retention_bytes
             for seg in self.segments[len(doomed) : -1]:
                 if excess - seg.size < 0 or seg.next_offset > max_offset:
                     break
@@ -341,6 +401,9 @@ class PartitionLog:
 
     def truncate_to(self, offset: int) -> None:
         """Drop everything at or after `offset` (a batch boundary)."""
+        if offset < self.log_start_offset:
+            self.truncate_fully_and_start_at(offset)  # as Kafka's UnifiedLog.truncateTo does
+            return
         while len(self.segments) > 1 and self.segments[-1].base_offset >= offset:
             self.segments.pop().rename_for_deletion()
             self._bases.pop()
@@ -367,6 +430,7 @@ class PartitionLog:
         self.epochs.clear()
         if not self.on_disk:
             self._make_on_disk()  # the new start offset must survive a restart
+        self.log_start_offset = offset
         self._add_segment(self._new_segment(offset))
         self.active.preallocate(self._capacity_for(self.active, 0))
 
