@@ -13,7 +13,11 @@ a large request must wait for the broker's request memory (protocol/frame.py, Me
 
 Closing the connection is Kafka's answer to bytes it cannot use: an oversize or negative frame,
 a malformed header or body, an unknown API key, an unsupported version of any API but
-ApiVersions (which gets the KIP-511 answer instead).
+ApiVersions (which gets the KIP-511 answer instead). Those are the peer's errors
+(`ProtocolError`), logged at INFO. An exception of a handler's own is ours: it is counted per
+broker (`BrokerStats.internal_errors`), logged with its traceback, and answered as Kafka answers
+it, with UNKNOWN_SERVER_ERROR where the response has a top-level error code, and otherwise by
+closing the connection.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from msklite.errors import ProtocolError
 from msklite.handlers import HANDLERS
 from msklite.handlers.api_versions import unsupported_version_body
 from msklite.handlers.context import BrokerContext
+from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder, MemoryPool
-from msklite.protocol.header import parse_request_header, response_header
+from msklite.protocol.header import RequestHeader, parse_request_header, response_header
 from msklite.protocol.primitives import Buffer
 
 log = logging.getLogger(__name__)
@@ -128,8 +133,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # ---- request processing ----
 
-    def _abort(self, why: str) -> None:
-        log.info("closing connection from %s: %s", self.peer, why)
+    def _abort(self, why: str, quiet: bool = False) -> None:
+        if not quiet:
+            log.info("closing connection from %s: %s", self.peer, why)
         self._closed = True
         self._drop_queue()
         if self.transport is not None:
@@ -163,10 +169,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._release(frame)
                 self._abort(str(e))
                 return
+            except _Failed:
+                self._release(frame)
+                self._abort("internal error", quiet=True)
+                return
             except Exception:
                 self._release(frame)
-                log.exception("request from %s failed; closing the connection", self.peer)
-                self._abort("internal error")
+                self._failed("handling a request")
+                self._abort("internal error", quiet=True)
                 return
             if result is None or type(result) is list:
                 self._release(frame)
@@ -200,10 +210,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._waiting = None
             self._abort(str(e))
             return
+        except _Failed:
+            self._waiting = None
+            self._abort("internal error", quiet=True)
+            return
         except Exception:
             self._waiting = None
-            log.exception("request from %s failed; closing the connection", self.peer)
-            self._abort("internal error")
+            self._failed("handling a request")
+            self._abort("internal error", quiet=True)
             return
         self._waiting = None
         if out is not None and self.transport is not None and not self._closed:
@@ -229,27 +243,67 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # ApiVersions answers with header v0 whatever its version (KIP-511).
         flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
         hook = self.ctx.request_hook
-        if hook is None:
-            result = spec.handler(self.ctx, header, reader)
-        else:
-            result = hook(spec.handler, self.ctx, header, reader)
+        try:
+            if hook is None:
+                result = spec.handler(self.ctx, header, reader)
+            else:
+                result = hook(spec.handler, self.ctx, header, reader)
+        except ProtocolError:
+            raise
+        except Exception:
+            return self._error_response(header, flexible_response)
         if result is None:
             return None
         if type(result) is list:
             return _framed(header.correlation_id, flexible_response, result)
-        return _framed_later(
-            header.correlation_id, flexible_response, cast(Awaitable[Response], result)
-        )
+        return self._framed_later(header, flexible_response, cast(Awaitable[Response], result))
+
+    async def _framed_later(
+        self, header: RequestHeader, flexible: bool, pending: Awaitable[Response]
+    ) -> Response:
+        try:
+            body = await pending
+        except ProtocolError:
+            raise
+        except Exception:
+            return self._error_response(header, flexible)
+        return None if body is None else _framed(header.correlation_id, flexible, body)
+
+    # ---- our own failures ----
+
+    def _failed(self, doing: str) -> None:
+        """Count and log (with its traceback) an exception of ours: a bug, never the peer's
+        fault; the peer's bad bytes are ProtocolErrors and are logged at INFO."""
+        self.ctx.stats.internal_errors += 1
+        log.exception("internal error %s from %s", doing, self.peer)
+
+    def _error_response(self, header: RequestHeader, flexible: bool) -> list[Buffer]:
+        """Kafka's answer to a handler's own exception: UNKNOWN_SERVER_ERROR where the
+        response has a top-level error code; where it has none, the connection closes."""
+        name = _api_name(header.api_key)
+        self._failed(f"in {name} v{header.api_version}")
+        try:
+            body = messages.error_response(header.api_key, header.api_version)
+        except Exception:
+            self._failed(f"building the error response to {name}")
+            body = None
+        if body is None:
+            raise _Failed
+        return _framed(header.correlation_id, flexible, [body])
+
+
+class _Failed(Exception):
+    """A request failed on our own error (already counted and logged) and got no answer."""
+
+
+def _api_name(api_key: int) -> str:
+    try:
+        return ApiKey(api_key).name
+    except ValueError:
+        return str(api_key)
 
 
 def _framed(correlation_id: int, flexible: bool, body: list[Buffer]) -> list[Buffer]:
     head = response_header(correlation_id, flexible)
     size = len(head) + sum(len(b) for b in body)
     return [_SIZE.pack(size) + head, *body]
-
-
-async def _framed_later(
-    correlation_id: int, flexible: bool, pending: Awaitable[Response]
-) -> Response:
-    body = await pending
-    return None if body is None else _framed(correlation_id, flexible, body)

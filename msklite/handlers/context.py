@@ -39,6 +39,8 @@ class BrokerStats:
     """Per-broker counters the Python API exposes (and tests read)."""
 
     bytes_out: int = 0  # fetched record bytes (tests see which replica served a consumer)
+    # requests that failed on an exception of ours (a bug), not on the peer's bytes
+    internal_errors: int = 0
 
 
 @dataclass(slots=True)

@@ -155,7 +155,7 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
             rebalance_timeout_ms=req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,
             protocol_type=req.protocol_type,
             protocols=[(p.name, bytes(p.metadata)) for p in req.protocols],
-            client_id=header.client_id or "",
+            client_id=header.client_id,
             client_host="/" + header.client_host,  # Kafka's "/1.2.3.4" form
             require_known_member_id=v >= 4,
         )

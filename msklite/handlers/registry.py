@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from msklite.handlers.context import Handler
-from msklite.protocol import messages
+from msklite.protocol import messages, schemas
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Reader
 
@@ -44,7 +44,8 @@ def handles(
 def spec_request(api_key: int, header: RequestHeader, r: Reader) -> tuple[int, Any, Any]:
     """(version, decoded request, response class) for an API served by the spec codec."""
     v = header.api_version
-    return v, messages.decode_request(api_key, v, r.data[r.pos :]), messages.response_class(api_key)
+    req = messages.decode_request(schemas.REQUESTS[api_key], v, r.data[r.pos :])
+    return v, req, messages.response_class(api_key)
 
 
 def advertised_versions(cap: dict[int, int] | None = None) -> list[tuple[int, int, int]]:

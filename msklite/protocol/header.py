@@ -22,7 +22,7 @@ class RequestHeader:
     api_key: int
     api_version: int
     correlation_id: int
-    client_id: str | None
+    client_id: str
     client_host: str = ""  # the peer's address, filled in by the connection (not on the wire)
 
 
@@ -31,7 +31,10 @@ def parse_request_header(frame: memoryview) -> tuple[RequestHeader, Reader]:
     (it alone knows, from the handler registry, which versions are flexible)."""
     r = Reader(frame)
     api_key, api_version, correlation_id = _FIXED.unpack_from(frame, r._take(8))
-    client_id = r.nullable_string()
+    n = r.int16()
+    # As Kafka reads it: a null client id is the empty one, and bytes that are not UTF-8 are
+    # replaced (U+FFFD) rather than refused, since a client id is only ever shown back.
+    client_id = "" if n < 0 else str(r.raw(n), "utf-8", "replace")
     return RequestHeader(api_key, api_version, correlation_id, client_id), r
 
 

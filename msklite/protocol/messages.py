@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib
 import warnings
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from msklite.errors import ProtocolError
+from msklite.errors import ErrorCode, ProtocolError
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 
 # api key -> (module, message name without Request/Response)
@@ -80,17 +81,78 @@ def response_class(api_key: int) -> Any:
     return _classes(api_key)[1]
 
 
-def decode_request(api_key: int, version: int, body: memoryview) -> Any:
+M = TypeVar("M", bound=schemas.Message)
+S = TypeVar("S", bound=schemas.Struct)
+
+
+def kafka_class(message: type[schemas.Message]) -> Any:
+    """kafka-python's class for one of the schemas' top-level request or response types."""
+    request, response = _classes(message.API_KEY)
+    return request if message.__name__.endswith("Request") else response
+
+
+def decode_request(message: type[M], version: int, body: memoryview) -> M:
+    """Decode a request body into its typed form; every way the bytes can be wrong (truncated,
+    a null where the spec forbids one, text that is not UTF-8) raises ProtocolError."""
     try:
-        return request_class(api_key).decode(body, version=version)
+        raw = kafka_class(message).decode(body, version=version)
     except Exception as e:
         # The generated decoders raise whatever struct/index/unicode error the bytes provoke;
         # all of them mean the same: the peer sent a malformed request.
-        raise ProtocolError(f"malformed {ApiKey(api_key).name} v{version}: {e!r}") from e
+        raise ProtocolError(f"malformed {message.__name__} v{version}: {e!r}") from e
+    return _typed(raw, message, version)
+
+
+def _typed(raw: Any, cls: type[S], version: int) -> S:
+    # kafka-python decodes a null wherever the bytes say null; Kafka's own readers refuse one
+    # in a field the spec makes non-nullable ("non-nullable field X was serialized as null"),
+    # and the request then fails to parse, which closes the connection. So do we, here and
+    # only here: no handler ever sees a null that the spec forbids.
+    values: dict[str, Any] = {}
+    for f in cls.FIELDS:
+        if not f.versions[0] <= version <= f.versions[1]:
+            continue
+        value = getattr(raw, f.name)
+        if value is None:
+            if f.kind == schemas.UUID:
+                values[f.name] = schemas.ZERO_UUID
+            elif f.nullable is not None and f.nullable[0] <= version <= f.nullable[1]:
+                values[f.name] = None
+            elif f.tagged is None or f.name in (raw.tags or ()):
+                raise ProtocolError(
+                    f"non-nullable field {f.name} of {cls.__qualname__} v{version} is null"
+                )
+            # else: an absent tagged field; the dataclass default stands
+            continue
+        kind = f.kind
+        if kind == schemas.STRUCT_ARRAY:
+            value = [_typed(item, f.struct, version) for item in value]  # type: ignore[arg-type]
+        elif kind == schemas.STRUCT:
+            value = _typed(value, f.struct, version)  # type: ignore[arg-type]
+        elif kind == schemas.BYTES:
+            value = bytes(value)  # a view of the receive buffer: not kept past the request
+        elif kind == schemas.STRING_ARRAY and None in value:
+            raise ProtocolError(f"null element in {f.name} of {cls.__qualname__} v{version}")
+        values[f.name] = value
+    return cls(**values)
 
 
 def encode(message: Any, version: int) -> bytes:
     return bytes(message.encode(version=version))
+
+
+def error_response(api_key: int, version: int) -> bytes | None:
+    """The response Kafka's `getErrorResponse` gives for a request that failed on the broker's
+    own error: UNKNOWN_SERVER_ERROR in the top-level error code, everything else at its
+    default; None when this version of the response has no top-level error code."""
+    schema = schemas.RESPONSES.get(api_key)
+    if schema is None or not any(
+        f.name == "error_code" and f.versions[0] <= version <= f.versions[1] for f in schema.FIELDS
+    ):
+        return None
+    return encode(
+        kafka_class(schema)(version=version, error_code=ErrorCode.UNKNOWN_SERVER_ERROR), version
+    )
 
 
 def spec_versions(api_key: int) -> tuple[int, int, int | None]:

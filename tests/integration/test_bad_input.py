@@ -148,6 +148,27 @@ def test_malformed_requests_close_only_that_connection(cluster: Cluster, garbage
     _still_serving(cluster)
 
 
+def test_a_null_where_the_spec_forbids_one_closes_that_connection_only(cluster: Cluster) -> None:
+    from kafka.protocol.admin.groups import DeleteGroupsRequest
+
+    body = DeleteGroupsRequest(version=0, groups_names=None).encode(version=0)
+    with RawClient(cluster.bootstrap_servers) as bystander:
+        with RawClient(cluster.bootstrap_servers) as bad:
+            bad.send_frame(header(42, 0, 1) + bytes(body))
+            assert bad.is_closed_by_peer()
+        assert bystander.api_versions().error_code == 0
+    # the peer's fault, not ours
+    assert all(cluster.broker_stats(n).internal_errors == 0 for n in cluster.brokers)
+
+
+def test_a_client_id_that_is_not_utf8_is_answered(cluster: Cluster) -> None:
+    with RawClient(cluster.bootstrap_servers) as c:
+        c.send_frame(header(18, 0, 7, client_id=b"app-\xff\xfe"))
+        frame = c.read_frame()
+    correlation, error = struct.unpack_from(">ih", frame)
+    assert (correlation, error) == (7, 0)
+
+
 def test_api_versions_at_an_unknown_version_gets_the_kip511_answer(cluster: Cluster) -> None:
     with RawClient(cluster.bootstrap_servers) as c:
         c.send_frame(header(18, 99, 42) + b"\x00garbage")

@@ -4,10 +4,14 @@ pipelining, and arbitrary bytes that must never escape as an exception."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import struct
 import tempfile
+import uuid
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +21,19 @@ from msklite.connection import KafkaConnection
 from msklite.controller import BrokerInfo, Controller
 from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
 from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
-from msklite.handlers.context import BrokerContext
+from msklite.coordinator.transaction import TxnConfig, TxnCoordinator
+from msklite.coordinator.txn_runtime import TXN_TOPIC, TxnRuntime
+from msklite.errors import ErrorCode
+from msklite.handlers import HANDLERS
+from msklite.handlers.context import BrokerContext, BrokerStats, Handler
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
 from msklite.log.manager import LogManager
 from msklite.msk import MSK_BROKER_DEFAULTS
+from msklite.protocol import messages, schemas
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader, parse_request_header
+from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
 from tests.fakes import NoFetchers
@@ -78,6 +90,12 @@ def _context(root: str) -> BrokerContext:
         InternalTopic(replicas, OFFSETS_TOPIC, clock),
         clock,
     )
+    txn = TxnRuntime(
+        TxnCoordinator(TxnConfig(), controller.allocate_producer_id, clock.now_ms()),
+        InternalTopic(replicas, TXN_TOPIC, clock),
+        clock,
+        _NoMarkers(),
+    )
     return BrokerContext(
         info,
         controller,
@@ -86,12 +104,13 @@ def _context(root: str) -> BrokerContext:
         MetadataCache(controller),
         FetchSessionCache(),
         lambda: groups,
-        _no_transactions,
+        lambda: txn,
     )
 
 
-def _no_transactions() -> Any:
-    raise AssertionError("no transactional requests here")
+class _NoMarkers:
+    async def write_marker(self, *args: object) -> ErrorCode:
+        return ErrorCode.NONE
 
 
 def _frame(api_key: int, version: int, correlation: int, body: bytes = b"") -> bytes:
@@ -111,11 +130,18 @@ def _receive(conn: KafkaConnection, data: bytes) -> None:
 
 
 async def _drive(chunks: list[bytes]) -> tuple[FakeTransport, list[object]]:
+    transport, errors, _ = await _drive_stats(chunks)
+    return transport, errors
+
+
+async def _drive_stats(chunks: list[bytes]) -> tuple[FakeTransport, list[object], BrokerStats]:
+    """Feed the chunks to one connection; (its transport, loop errors, the broker's stats)."""
     loop = asyncio.get_running_loop()
     errors: list[object] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     with tempfile.TemporaryDirectory() as root:
-        conn = KafkaConnection(_context(root), 1 << 20, set())
+        ctx = _context(root)
+        conn = KafkaConnection(ctx, 1 << 20, set())
         transport = FakeTransport()
         conn.connection_made(transport)
         for chunk in chunks:
@@ -126,7 +152,7 @@ async def _drive(chunks: list[bytes]) -> tuple[FakeTransport, list[object]]:
             await asyncio.sleep(0)
         conn.connection_lost(None)
         await asyncio.sleep(0)
-    return transport, errors
+    return transport, errors, ctx.stats
 
 
 async def test_pipelined_requests_are_answered_in_order() -> None:
@@ -168,8 +194,74 @@ async def test_unknown_api_key_aborts() -> None:
     )
 )
 def test_arbitrary_input_never_escapes_as_an_exception(chunks: list[bytes]) -> None:
-    _, errors = asyncio.run(_drive(chunks))
+    _, errors, stats = asyncio.run(_drive_stats(chunks))
     assert errors == []
+    assert stats.internal_errors == 0
+
+
+def _failing_handler(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    raise TypeError("a bug of ours")
+
+
+async def _failing_later(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    await asyncio.sleep(0)
+    raise KeyError("a bug of ours, after a wait")
+
+
+@pytest.mark.parametrize("handler", [_failing_handler, _failing_later])
+async def test_a_handlers_own_error_is_counted_logged_and_answered_as_kafka_does(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, handler: Handler
+) -> None:
+    for key in (ApiKey.HEARTBEAT, ApiKey.CREATE_TOPICS):
+        monkeypatch.setitem(HANDLERS, key, dataclasses.replace(HANDLERS[key], handler=handler))
+    heartbeat = _encode(schemas.HeartbeatRequest(group_id="g", generation_id=1, member_id="m"), 0)
+    # Heartbeat has a top-level error code: UNKNOWN_SERVER_ERROR, and the connection stays
+    transport, errors, stats = await _drive_stats(
+        [_frame(ApiKey.HEARTBEAT, 0, 1, heartbeat) + _frame(ApiKey.API_VERSIONS, 0, 2)]
+    )
+    assert not errors and not transport.aborted
+    [answer, versions] = transport.responses()
+    assert answer == struct.pack(">ih", 1, ErrorCode.UNKNOWN_SERVER_ERROR)
+    assert struct.unpack_from(">i", versions)[0] == 2
+    assert stats.internal_errors == 1
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert "HEARTBEAT v0" in record.getMessage()
+    # CreateTopics has none (errors are per topic): the connection closes, as in Kafka when
+    # no error response can be built
+    topics = _encode(schemas.CreateTopicsRequest(topics=[], timeout_ms=1), 2)
+    transport, errors, stats = await _drive_stats([_frame(ApiKey.CREATE_TOPICS, 2, 1, topics)])
+    assert not errors and transport.aborted and not transport.responses()
+    assert stats.internal_errors == 1
+
+
+async def test_a_null_where_the_spec_forbids_one_is_bad_input(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "msklite.connection")
+    body = _encode(schemas.DeleteGroupsRequest(groups_names=None), 0)  # type: ignore[arg-type]
+    transport, errors, stats = await _drive_stats([_frame(ApiKey.DELETE_GROUPS, 0, 1, body)])
+    assert not errors and transport.aborted and not transport.responses()
+    assert stats.internal_errors == 0
+    [record] = caplog.records
+    assert record.levelno == logging.INFO
+    assert (
+        "non-nullable field groups_names of DeleteGroupsRequest v0 is null" in record.getMessage()
+    )
+
+
+async def test_a_client_id_is_read_as_kafka_reads_it() -> None:
+    # bytes that are not UTF-8 are replaced, a null client id is the empty one; both answered
+    frames = b""
+    for correlation, (client_id, read) in enumerate(
+        [(b"\x00\x04a\xff\xfeb", "a\ufffd\ufffdb"), (b"\xff\xff", "")]
+    ):
+        payload = struct.pack(">hhi", ApiKey.API_VERSIONS, 0, correlation) + client_id
+        assert parse_request_header(memoryview(payload))[0].client_id == read
+        frames += struct.pack(">i", len(payload)) + payload
+    transport, errors, _ = await _drive_stats([frames])
+    assert not errors and not transport.aborted
+    assert [struct.unpack_from(">i", r)[0] for r in transport.responses()] == [0, 1]
 
 
 async def test_every_spec_codec_handler_answers_a_valid_request() -> None:
@@ -196,3 +288,93 @@ async def test_every_spec_codec_handler_answers_a_valid_request() -> None:
     transport, errors = await _drive([b"".join(frames)])
     assert not errors and not transport.aborted
     assert len(transport.responses()) == len(frames)
+
+
+# ---- well-framed requests of every served API with mutated bodies ----
+
+_TEXT = st.one_of(
+    st.sampled_from(["", "t", "g", "__consumer_offsets", "a.b", "a_b", "-"]), st.text(max_size=6)
+)
+_INT = st.one_of(st.integers(-2, 4), st.integers(-128, 127))  # fits every width, int8 included
+
+
+def _scalar(annotation: str) -> st.SearchStrategy[object]:
+    if annotation.startswith("bool"):
+        return st.booleans()
+    if annotation.startswith("uuid"):
+        return st.one_of(st.just(uuid.UUID(int=0)), st.uuids())
+    if annotation.startswith("float"):
+        return st.floats(-1e3, 1e3)
+    return _INT
+
+
+def _or_null(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Null now and then, where the spec allows it and where it forbids it alike: the broker
+    must refuse the forbidden ones as bad input, never trip over them."""
+    return st.one_of(st.none(), *[values] * 15)
+
+
+def _struct(cls: type[schemas.Struct], version: int) -> st.SearchStrategy[Any]:
+    parts: dict[str, st.SearchStrategy[Any]] = {}
+    for f in cls.FIELDS:
+        if not f.versions[0] <= version <= f.versions[1]:
+            continue
+        annotation = cls.__annotations__[f.name]
+        inner = annotation.removeprefix("list[")
+        if f.kind in (schemas.SCALAR, schemas.UUID):
+            parts[f.name] = _scalar(annotation)
+        elif f.kind == schemas.STRING:
+            parts[f.name] = _or_null(_TEXT)
+        elif f.kind == schemas.BYTES:
+            parts[f.name] = _or_null(st.binary(max_size=12))
+        elif f.kind == schemas.ARRAY:
+            parts[f.name] = _or_null(st.lists(_scalar(inner), max_size=3))
+        elif f.kind == schemas.STRING_ARRAY:
+            parts[f.name] = _or_null(st.lists(_or_null(_TEXT), max_size=3))
+        elif f.kind == schemas.STRUCT:
+            # kafka-python cannot write a null for a struct the spec makes non-nullable
+            parts[f.name] = _struct(f.struct, version)  # type: ignore[arg-type]
+        else:
+            parts[f.name] = _or_null(st.lists(_struct(f.struct, version), max_size=3))  # type: ignore[arg-type]
+    return st.fixed_dictionaries(parts).map(lambda values: cls(**values))
+
+
+def _encode(message: schemas.Message, version: int) -> bytes:
+    present = {
+        f.name: getattr(message, f.name)
+        for f in message.FIELDS
+        if f.versions[0] <= version <= f.versions[1]
+    }
+    # kafka-python's encoder reads nested structs by attribute, so the schemas' objects serve
+    kafka = messages.kafka_class(type(message))(version=version, **present)
+    return bytes(kafka.encode(version=version))
+
+
+@st.composite
+def _mutated_request(draw: st.DrawFn, correlation: int) -> bytes:
+    key = draw(st.sampled_from(sorted(schemas.REQUESTS)))
+    version = draw(st.integers(HANDLERS[key].min_version, HANDLERS[key].max_version))
+    body = bytearray(_encode(draw(_struct(schemas.REQUESTS[key], version)), version))
+    mode = draw(st.sampled_from(["as built", "as built", "patched", "cut"]))
+    if mode == "patched":  # random lengths: overwrite a few bytes, length prefixes among them
+        for pos, patch in draw(
+            st.lists(
+                st.tuples(st.integers(0, 1 << 16), st.binary(min_size=1, max_size=4)),
+                min_size=1,
+                max_size=2,
+            )
+        ):
+            at = pos % (len(body) + 1)
+            body[at : at + len(patch)] = patch
+    elif mode == "cut":
+        del body[draw(st.integers(0, max(len(body) - 1, 0))) :]
+    tags = b"\x00" if HANDLERS[key].is_flexible(version) else b""
+    return _frame(key, version, correlation, tags + bytes(body))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.integers(0, 1000).flatmap(_mutated_request), min_size=1, max_size=4))
+def test_well_framed_requests_of_every_api_never_trip_a_handler(frames: list[bytes]) -> None:
+    _, errors, stats = asyncio.run(_drive_stats(frames))
+    assert errors == []
+    assert stats.internal_errors == 0
