@@ -546,7 +546,10 @@ class Controller:
         self.topics_by_id[topic.topic_id] = topic
         return topic
 
-    def delete_topic(self, name: str) -> TopicState:
+    def delete_topic(self, name: str, room: int = MAX_RECORDS_PER_USER_OP) -> TopicState:
+        """`room`: topics the DeleteTopics request may still remove (one KRaft record each, at
+        most MAX_RECORDS_PER_USER_OP per request); past it Kafka 4.0 answers
+        UNKNOWN_SERVER_ERROR without a message and keeps the topic."""
         topic = self.topics.get(name)
         if topic is None:
             raise KafkaError(
@@ -555,6 +558,13 @@ class Controller:
             )
         if not self.configs.get_bool("delete.topic.enable"):
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED)
+        if room <= 0:
+            log.warning(
+                "DeleteTopics for %s refused: at most %d topics per request",
+                name,
+                MAX_RECORDS_PER_USER_OP,
+            )
+            raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, None)
         snap = self._snapshot([])
         del self.topics[name]
         del self.topics_by_id[topic.topic_id]

@@ -11,7 +11,8 @@ Behavior:
 - CreatePartitions: INVALID_PARTITIONS when not growing, assignments checked, validate_only.
 - One request creates at most 10,000 partitions, as in KRaft (Controller.create_topics,
   create_partitions): a larger CreateTopics fails as a whole with POLICY_VIOLATION, a
-  CreatePartitions topic past the limit with UNKNOWN_SERVER_ERROR, validate_only included.
+  CreatePartitions topic past the limit with UNKNOWN_SERVER_ERROR, validate_only included;
+  DeleteTopics removes at most 10,000 topics, the rest answer UNKNOWN_SERVER_ERROR.
 - The controller answers synchronously, so timeout_ms never expires.
 
 Deviations from Kafka/MSK:
@@ -123,6 +124,7 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         else [(name, _NO_ID) for name in req.topic_names]
     )
     results = []
+    room = MAX_RECORDS_PER_USER_OP  # topics the request may still remove
     for name, topic_id in wanted:
         code, message = ErrorCode.NONE, None
         try:
@@ -131,7 +133,8 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
                 if by_id is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID)
                 name = by_id.name
-            topic_id = ctx.controller.delete_topic(name).topic_id
+            topic_id = ctx.controller.delete_topic(name, room).topic_id
+            room -= 1
         except KafkaError as e:
             code, message = e.code, e.message
         results.append(

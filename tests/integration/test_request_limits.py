@@ -24,6 +24,7 @@ from msklite import Cluster
 from msklite.controller import EXCESSIVE_BATCH, EXCESSIVE_PARTITIONS
 from msklite.controller import NewTopic as ControllerNewTopic
 from msklite.errors import ErrorCode
+from msklite.handlers import topics as topics_handler
 from tests.integration.rawclient import RawClient
 
 
@@ -168,3 +169,26 @@ def test_metadata_auto_creation_over_the_cap_creates_nothing() -> None:
         resp = c.request(req, 4)
         assert [(t.name, t.error_code) for t in resp.topics] == [(n, 0) for n in names[:3]]
         assert cluster.topics() == dict.fromkeys(names[:3], 1)
+
+
+def test_delete_topics_past_the_request_records(
+    msk_cluster: Cluster, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DeleteTopics request removes at most MAX_RECORDS_PER_USER_OP topics (one record each);
+    Kafka 4.0 answers the rest UNKNOWN_SERVER_ERROR and keeps them. The limit is lowered to 2
+    here: 10,001 topics would make a slow test."""
+    monkeypatch.setattr(topics_handler, "MAX_RECORDS_PER_USER_OP", 2)
+    names = [f"{topic_name}-{i}" for i in range(3)]
+    for name in names:
+        msk_cluster.create_topic(name, partitions=1)
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    futures = admin.delete_topics([*names, f"{topic_name}-missing"], request_timeout=30)
+    futures[names[0]].result(30)
+    futures[names[1]].result(30)
+    with pytest.raises(KafkaException) as info:
+        futures[names[2]].result(30)
+    assert info.value.args[0].code() == CKafkaError.UNKNOWN
+    with pytest.raises(KafkaException) as info:
+        futures[f"{topic_name}-missing"].result(30)
+    assert info.value.args[0].code() == CKafkaError.UNKNOWN_TOPIC_OR_PART
+    assert [n for n in msk_cluster.topics() if n.startswith(topic_name)] == [names[2]]
