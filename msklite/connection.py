@@ -274,8 +274,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _failed(self, doing: str) -> None:
         """Count and log (with its traceback) an exception of ours: a bug, never the peer's
         fault; the peer's bad bytes are ProtocolErrors and are logged at INFO."""
-        self.ctx.stats.internal_errors += 1
-        log.exception("internal error %s from %s", doing, self.peer)
+        self.ctx.internal_error("%s from %s", doing, self.peer)
 
     def _error_response(self, header: RequestHeader, flexible: bool) -> list[Buffer]:
         """Kafka's answer to a handler's own exception: UNKNOWN_SERVER_ERROR where the

@@ -33,14 +33,15 @@ Deviations from Kafka/MSK:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from msklite.config import BROKER_CONFIGS, AlterOp, ConfigType, apply_ops
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers import loggers
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -53,7 +54,7 @@ LIST = ConfigType.LIST
 Ops = list[tuple[str, int, str | None]]
 
 
-def _preprocess(res: Any, ops: Ops, incremental: bool) -> None:
+def _preprocess(res: _Resource, ops: Ops, incremental: bool) -> None:
     """The checks Kafka's broker makes before it forwards a resource to the controller."""
     if any(n > 1 for n in Counter(name for name, _, _ in ops).values()):
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
@@ -124,7 +125,9 @@ def _alter_loggers(ctx: BrokerContext, name: str, ops: Ops, validate_only: bool)
             loggers.set_level(logger, level if op == AlterOp.SET else None)
 
 
-def _alter(ctx: BrokerContext, res: Any, ops: Ops, incremental: bool, validate_only: bool) -> None:
+def _alter(
+    ctx: BrokerContext, res: _Resource, ops: Ops, incremental: bool, validate_only: bool
+) -> None:
     _preprocess(res, ops, incremental)
     controller = ctx.controller
     name = res.resource_name
@@ -140,40 +143,81 @@ def _alter(ctx: BrokerContext, res: Any, ops: Ops, incremental: bool, validate_o
         _alter_loggers(ctx, name, ops, validate_only)
 
 
-def _respond(ctx: BrokerContext, header: RequestHeader, r: Reader, api_key: int) -> list[Buffer]:
-    incremental = api_key == ApiKey.INCREMENTAL_ALTER_CONFIGS
-    v, req, resp = spec_request(api_key, header, r)
-    seen = Counter((res.resource_type, res.resource_name) for res in req.resources)
-    results = []
-    for res in req.resources:
-        ops: Ops = [
-            (c.name, c.config_operation if incremental else 0, c.value) for c in res.configs
-        ]
+# (error, message) per resource, in the request's order
+Outcome = tuple[ErrorCode, str | None]
+
+
+class _Resource(Protocol):
+    """A resource of AlterConfigs or IncrementalAlterConfigs."""
+
+    @property
+    def resource_type(self) -> int: ...
+
+    @property
+    def resource_name(self) -> str: ...
+
+
+def _outcomes(
+    ctx: BrokerContext,
+    resources: Sequence[tuple[_Resource, Ops]],
+    incremental: bool,
+    validate_only: bool,
+) -> list[Outcome]:
+    seen = Counter((res.resource_type, res.resource_name) for res, _ in resources)
+    out: list[Outcome] = []
+    for res, ops in resources:
         code, message = ErrorCode.NONE, None
         try:
             if seen[res.resource_type, res.resource_name] > 1:
                 raise KafkaError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
-            _alter(ctx, res, ops, incremental, req.validate_only)
+            _alter(ctx, res, ops, incremental, validate_only)
         except KafkaError as e:
             code, message = e.code, e.message
-        results.append(
-            resp.AlterConfigsResourceResponse(
+        out.append((code, message))
+    return out
+
+
+@handles(ApiKey.ALTER_CONFIGS, versions=(0, 2), flexible_from=2)
+def handle_alter(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    req = spec_request(schemas.AlterConfigsRequest, header, r)
+    resources = [(res, [(c.name, 0, c.value) for c in res.configs]) for res in req.resources]
+    outcomes = _outcomes(ctx, resources, False, req.validate_only)
+    result = schemas.AlterConfigsResponse.AlterConfigsResourceResponse
+    body = schemas.AlterConfigsResponse(
+        throttle_time_ms=0,
+        responses=[
+            result(
                 error_code=code,
                 error_message=message,
                 resource_type=res.resource_type,
                 resource_name=res.resource_name,
             )
-        )
-    return [messages.encode(resp(version=v, throttle_time_ms=0, responses=results), v)]
-
-
-@handles(ApiKey.ALTER_CONFIGS, versions=(0, 2), flexible_from=2)
-def handle_alter(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    return _respond(ctx, header, r, ApiKey.ALTER_CONFIGS)
+            for (code, message), res in zip(outcomes, req.resources, strict=True)
+        ],
+    )
+    return spec_response(header, body)
 
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS, versions=(0, 1), flexible_from=1)
 def handle_incremental(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    return _respond(ctx, header, r, ApiKey.INCREMENTAL_ALTER_CONFIGS)
+    req = spec_request(schemas.IncrementalAlterConfigsRequest, header, r)
+    resources = [
+        (res, [(c.name, c.config_operation, c.value) for c in res.configs]) for res in req.resources
+    ]
+    outcomes = _outcomes(ctx, resources, True, req.validate_only)
+    result = schemas.IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
+    body = schemas.IncrementalAlterConfigsResponse(
+        throttle_time_ms=0,
+        responses=[
+            result(
+                error_code=code,
+                error_message=message,
+                resource_type=res.resource_type,
+                resource_name=res.resource_name,
+            )
+            for (code, message), res in zip(outcomes, req.resources, strict=True)
+        ],
+    )
+    return spec_response(header, body)

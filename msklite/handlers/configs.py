@@ -25,45 +25,44 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
-from typing import Any
-
 from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from msklite.errors import ErrorCode
 from msklite.handlers import loggers
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 
+Result = schemas.DescribeConfigsResponse.DescribeConfigsResult
+Entry = Result.DescribeConfigsResourceResult
+
 
 def _entry(
-    cls: Any,
     d: ConfigDef,
     value: str | None,
     source: ConfigSource,
     read_only: bool,
     synonyms: list[tuple[str, str | None, ConfigSource]],
-) -> Any:
-    return cls(
+) -> Entry:
+    return Entry(
         name=d.name,
         value=value,
         read_only=read_only,
         config_source=int(source),
-        is_default=source == ConfigSource.DEFAULT_CONFIG,
         is_sensitive=d.sensitive,
         synonyms=[
-            cls.DescribeConfigsSynonym(name=n, value=val, source=int(s)) for n, val, s in synonyms
+            Entry.DescribeConfigsSynonym(name=n, value=val, source=int(s)) for n, val, s in synonyms
         ],
         config_type=int(d.type),
         documentation=None,
     )
 
 
-def _topic_configs(ctx: BrokerContext, name: str, cls: Any, synonyms: bool) -> list[Any]:
+def _topic_configs(ctx: BrokerContext, name: str, synonyms: bool) -> list[Entry]:
     topic = ctx.controller.topics[name]
     broker = ctx.controller.configs
     out = []
@@ -75,11 +74,11 @@ def _topic_configs(ctx: BrokerContext, name: str, cls: Any, synonyms: bool) -> l
         else:
             value = broker.topic_default(d.name)[0]
         source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
-        out.append(_entry(cls, d, value, source, False, chain if synonyms else []))
+        out.append(_entry(d, value, source, False, chain if synonyms else []))
     return out
 
 
-def _broker_configs(ctx: BrokerContext, node_id: int, cls: Any, synonyms: bool) -> list[Any]:
+def _broker_configs(ctx: BrokerContext, node_id: int, synonyms: bool) -> list[Entry]:
     broker = ctx.controller.configs
     info = ctx.controller.brokers.get(node_id)
     per_broker = {
@@ -96,11 +95,11 @@ def _broker_configs(ctx: BrokerContext, node_id: int, cls: Any, synonyms: bool) 
             chain = broker.synonyms(d.name, node_id)
         source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
         value = None if d.sensitive else value
-        out.append(_entry(cls, d, value, source, d.read_only, chain if synonyms else []))
+        out.append(_entry(d, value, source, d.read_only, chain if synonyms else []))
     return out
 
 
-def _default_configs(ctx: BrokerContext, cls: Any, synonyms: bool) -> list[Any]:
+def _default_configs(ctx: BrokerContext, synonyms: bool) -> list[Entry]:
     """The cluster-wide dynamic defaults: only those set, as Kafka lists them."""
     broker = ctx.controller.configs
     out = []
@@ -113,18 +112,17 @@ def _default_configs(ctx: BrokerContext, cls: Any, synonyms: bool) -> list[Any]:
         ]
         source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
         value = None if d.sensitive else set_value
-        out.append(_entry(cls, d, value, source, d.read_only, chain if synonyms else []))
+        out.append(_entry(d, value, source, d.read_only, chain if synonyms else []))
     return out
 
 
-def _logger_configs(cls: Any) -> list[Any]:
+def _logger_configs() -> list[Entry]:
     return [
-        cls(
+        Entry(
             name=name,
             value=level,
             read_only=False,
             config_source=int(ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG),
-            is_default=False,
             is_sensitive=False,
             synonyms=[],
             config_type=int(ConfigType.STRING),
@@ -143,24 +141,22 @@ def _docs(resource_type: int) -> dict[str, str]:
 
 @handles(ApiKey.DESCRIBE_CONFIGS, versions=(1, 4), flexible_from=4)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.DESCRIBE_CONFIGS, header, r)
-    result_cls = resp.DescribeConfigsResult
-    entry_cls = result_cls.DescribeConfigsResourceResult
+    req = spec_request(schemas.DescribeConfigsRequest, header, r)
     results = []
     for res in req.resources:
-        code, message, configs = ErrorCode.NONE, None, []
+        code, message, configs = ErrorCode.NONE, None, list[Entry]()
         if res.resource_type == TOPIC:
             if res.resource_name in ctx.controller.topics:
-                configs = _topic_configs(ctx, res.resource_name, entry_cls, req.include_synonyms)
+                configs = _topic_configs(ctx, res.resource_name, req.include_synonyms)
             else:
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 message = f"Topic {res.resource_name} does not exist"
         elif res.resource_type == BROKER:
             name = res.resource_name
             if name == "":
-                configs = _default_configs(ctx, entry_cls, req.include_synonyms)
+                configs = _default_configs(ctx, req.include_synonyms)
             elif name.isdigit() and int(name) in ctx.controller.brokers:
-                configs = _broker_configs(ctx, int(name), entry_cls, req.include_synonyms)
+                configs = _broker_configs(ctx, int(name), req.include_synonyms)
             else:
                 code = ErrorCode.INVALID_REQUEST
                 message = f"Unexpected broker id, expected one of the cluster's ids, got {name}"
@@ -169,7 +165,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             if name == "":
                 code, message = ErrorCode.INVALID_REQUEST, "Broker id must not be empty"
             elif name.isdigit() and int(name) in ctx.controller.brokers:
-                configs = _logger_configs(entry_cls)
+                configs = _logger_configs()
             else:
                 code = ErrorCode.INVALID_REQUEST
                 message = f"Unexpected broker id, expected one of the cluster's ids, got {name}"
@@ -179,12 +175,16 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         if res.configuration_keys is not None and configs:
             keys = set(res.configuration_keys)
             configs = [c for c in configs if c.name in keys]
-        if v >= 3 and req.include_documentation and res.resource_type in (TOPIC, BROKER):
+        if (
+            header.api_version >= 3
+            and req.include_documentation
+            and res.resource_type in (TOPIC, BROKER)
+        ):
             docs = _docs(res.resource_type)
             for c in configs:
                 c.documentation = docs.get(c.name)
         results.append(
-            result_cls(
+            Result(
                 error_code=code,
                 error_message=message,
                 resource_type=res.resource_type,
@@ -192,4 +192,6 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
                 configs=configs,
             )
         )
-    return [messages.encode(resp(version=v, throttle_time_ms=0, results=results), v)]
+    return spec_response(
+        header, schemas.DescribeConfigsResponse(throttle_time_ms=0, results=results)
+    )

@@ -3,6 +3,7 @@ Built by the cluster (the composition root) once per broker."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ Handler = Callable[["BrokerContext", RequestHeader, Reader], Response | Awaitabl
 RequestHook = Callable[
     [Handler, "BrokerContext", RequestHeader, Reader], Response | Awaitable[Response]
 ]
+
+log = logging.getLogger("msklite.handlers")
 
 
 @dataclass(slots=True)
@@ -83,3 +86,9 @@ class BrokerContext:
     @property
     def node_id(self) -> int:
         return self.broker.node_id
+
+    def internal_error(self, doing: str, *args: object) -> None:
+        """Count and log, with its traceback, an exception of ours (a bug: the peer's bad bytes
+        are ProtocolErrors); call it from the `except` block that caught the exception."""
+        self.stats.internal_errors += 1
+        log.exception("internal error " + doing, *args)

@@ -34,7 +34,6 @@ Deviations from Kafka/MSK:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 
 from msklite.errors import ErrorCode, KafkaError
@@ -47,9 +46,6 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.partition import Partition
 from msklite.topic_partition import TopicPartition
-
-log = logging.getLogger(__name__)
-
 
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 
@@ -113,7 +109,7 @@ def _read_partition(
     except OSError as e:  # the log directory failed under this read
         out.error_code = ctx.replicas.storage_failed(e).code
     except Exception:
-        log.exception("fetch from %s-%d failed", *tp)
+        ctx.internal_error("fetching from %s-%d", *tp)
         out.error_code = ErrorCode.UNKNOWN_SERVER_ERROR
     return out
 

@@ -40,12 +40,10 @@ Version notes:
 
 from __future__ import annotations
 
-from typing import Any
-
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -53,12 +51,6 @@ from msklite.protocol.primitives import Buffer, Reader
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 # READ, DELETE, DESCRIBE: what a principal may do to a group when no authorizer is set
 GROUP_OPERATIONS = {3, 6, 8}
-
-
-def _encode(api_key: ApiKey, header: RequestHeader, **fields: Any) -> list[Buffer]:
-    v = header.api_version
-    resp = messages.response_class(api_key)
-    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
 
 
 def coordinator_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
@@ -98,29 +90,23 @@ def _find(
 
 @handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    _, req, _ = spec_request(ApiKey.FIND_COORDINATOR, header, r)
+    req = spec_request(schemas.FindCoordinatorRequest, header, r)
     key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
     if header.api_version < 4:
         error, message, node, host, port = _find(ctx, req.key, key_type)
-        return _encode(
-            ApiKey.FIND_COORDINATOR,
-            header,
-            error_code=error,
-            error_message=message,
-            node_id=node,
-            host=host,
-            port=port,
+        body = schemas.FindCoordinatorResponse(
+            error_code=error, error_message=message, node_id=node, host=host, port=port
         )
-    cls = messages.response_class(ApiKey.FIND_COORDINATOR).Coordinator
+        return spec_response(header, body)
     coordinators = []
     for key in req.coordinator_keys:
         error, message, node, host, port = _find(ctx, key, key_type)
         coordinators.append(
-            cls(
+            schemas.FindCoordinatorResponse.Coordinator(
                 key=key, node_id=node, host=host, port=port, error_code=error, error_message=message
             )
         )
-    return _encode(ApiKey.FIND_COORDINATOR, header, coordinators=coordinators)
+    return spec_response(header, schemas.FindCoordinatorResponse(coordinators=coordinators))
 
 
 # ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ----
@@ -131,13 +117,11 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
     from msklite.coordinator.coordinator import JoinRequest  # lazily: see ctx.groups
 
     v = header.api_version
-    _, req, _ = spec_request(ApiKey.JOIN_GROUP, header, r)
-    member_cls = messages.response_class(ApiKey.JOIN_GROUP).JoinGroupResponseMember
+    req = spec_request(schemas.JoinGroupRequest, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
-        return _encode(
-            ApiKey.JOIN_GROUP,
-            header,
+        failed = schemas.JoinGroupResponse(
+            throttle_time_ms=0,
             error_code=error,
             generation_id=-1,
             protocol_name="" if v < 7 else None,
@@ -145,6 +129,7 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
             member_id=req.member_id,
             members=[],
         )
+        return spec_response(header, failed)
     resp = await ctx.groups.join(
         JoinRequest(
             group_id=req.group_id,
@@ -160,9 +145,8 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
             require_known_member_id=v >= 4,
         )
     )
-    return _encode(
-        ApiKey.JOIN_GROUP,
-        header,
+    joined = schemas.JoinGroupResponse(
+        throttle_time_ms=0,
         error_code=resp.error,
         generation_id=resp.generation,
         protocol_type=resp.protocol_type,
@@ -172,21 +156,24 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
         skip_assignment=resp.skip_assignment,
         member_id=resp.member_id,
         members=[
-            member_cls(
+            schemas.JoinGroupResponse.JoinGroupResponseMember(
                 member_id=m.member_id, group_instance_id=m.group_instance_id, metadata=m.metadata
             )
             for m in resp.members
         ],
     )
+    return spec_response(header, joined)
 
 
 @handles(ApiKey.SYNC_GROUP, versions=(0, 5), flexible_from=4)
 async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    _, req, _ = spec_request(ApiKey.SYNC_GROUP, header, r)
+    req = spec_request(schemas.SyncGroupRequest, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
-        return _encode(ApiKey.SYNC_GROUP, header, error_code=error, assignment=b"")
+        return spec_response(
+            header, schemas.SyncGroupResponse(throttle_time_ms=0, error_code=error, assignment=b"")
+        )
     resp = await ctx.groups.sync(
         req.group_id,
         req.generation_id,
@@ -196,19 +183,19 @@ async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
         req.protocol_name if v >= 5 else None,
         {a.member_id: bytes(a.assignment) for a in req.assignments},
     )
-    return _encode(
-        ApiKey.SYNC_GROUP,
-        header,
+    synced = schemas.SyncGroupResponse(
+        throttle_time_ms=0,
         error_code=resp.error,
         protocol_type=resp.protocol_type,
         protocol_name=resp.protocol,
         assignment=resp.assignment,
     )
+    return spec_response(header, synced)
 
 
 @handles(ApiKey.HEARTBEAT, versions=(0, 4), flexible_from=4)
 def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    _, req, _ = spec_request(ApiKey.HEARTBEAT, header, r)
+    req = spec_request(schemas.HeartbeatRequest, header, r)
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error == ErrorCode.NONE:
         error = ctx.groups.heartbeat(
@@ -217,13 +204,13 @@ def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buff
             req.member_id,
             req.group_instance_id if header.api_version >= 3 else None,
         )
-    return _encode(ApiKey.HEARTBEAT, header, error_code=error)
+    return spec_response(header, schemas.HeartbeatResponse(throttle_time_ms=0, error_code=error))
 
 
 @handles(ApiKey.LEAVE_GROUP, versions=(0, 5), flexible_from=4)
 def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    _, req, _ = spec_request(ApiKey.LEAVE_GROUP, header, r)
+    req = spec_request(schemas.LeaveGroupRequest, header, r)
     leaving: list[tuple[str, str | None]] = (
         [(req.member_id, None)]
         if v < 3
@@ -237,17 +224,20 @@ def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
         # one member: its error is the response's (Kafka's LeaveGroupResponse does the same)
         if error == ErrorCode.NONE and member_errors:
             error = member_errors[0]
-        return _encode(ApiKey.LEAVE_GROUP, header, error_code=error)
-    cls = messages.response_class(ApiKey.LEAVE_GROUP).MemberResponse
-    return _encode(
-        ApiKey.LEAVE_GROUP,
-        header,
+        return spec_response(
+            header, schemas.LeaveGroupResponse(throttle_time_ms=0, error_code=error)
+        )
+    left = schemas.LeaveGroupResponse(
+        throttle_time_ms=0,
         error_code=error,
         members=[
-            cls(member_id=m, group_instance_id=i, error_code=e)
+            schemas.LeaveGroupResponse.MemberResponse(
+                member_id=m, group_instance_id=i, error_code=e
+            )
             for (m, i), e in zip(leaving, member_errors, strict=False)
         ],
     )
+    return spec_response(header, left)
 
 
 # ---- DescribeGroups, ListGroups, DeleteGroups ----
@@ -258,8 +248,8 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
     from msklite.coordinator.group import GroupState  # lazily: see ctx.groups
 
     v = header.api_version
-    _, req, _ = spec_request(ApiKey.DESCRIBE_GROUPS, header, r)
-    group_cls = messages.response_class(ApiKey.DESCRIBE_GROUPS).DescribedGroup
+    req = spec_request(schemas.DescribeGroupsRequest, header, r)
+    group_cls = schemas.DescribeGroupsResponse.DescribedGroup
     member_cls = group_cls.DescribedGroupMember
     ops = GROUP_OPERATIONS if v >= 3 and req.include_authorized_operations else None
     out = []
@@ -306,18 +296,17 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
                 authorized_operations=ops,
             )
         )
-    return _encode(ApiKey.DESCRIBE_GROUPS, header, groups=out)
+    return spec_response(header, schemas.DescribeGroupsResponse(throttle_time_ms=0, groups=out))
 
 
 @handles(ApiKey.LIST_GROUPS, versions=(0, 5), flexible_from=3)
 def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
-    _, req, _ = spec_request(ApiKey.LIST_GROUPS, header, r)
+    req = spec_request(schemas.ListGroupsRequest, header, r)
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
-    cls = messages.response_class(ApiKey.LIST_GROUPS).ListedGroup
     listed = [
-        cls(
+        schemas.ListGroupsResponse.ListedGroup(
             group_id=g.group_id,
             protocol_type=g.protocol_type or "",
             group_state=g.state.value,
@@ -326,17 +315,19 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
         for g in ctx.groups.list_groups()
         if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
     ]
-    return _encode(ApiKey.LIST_GROUPS, header, error_code=ErrorCode.NONE, groups=listed)
+    body = schemas.ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=listed)
+    return spec_response(header, body)
 
 
 @handles(ApiKey.DELETE_GROUPS, versions=(0, 2), flexible_from=2)
 def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    _, req, _ = spec_request(ApiKey.DELETE_GROUPS, header, r)
-    cls = messages.response_class(ApiKey.DELETE_GROUPS).DeletableGroupResult
+    req = spec_request(schemas.DeleteGroupsRequest, header, r)
     results = []
     for gid in req.groups_names:
         error = coordinator_error(ctx, gid)
         if error == ErrorCode.NONE:
             error = ctx.groups.delete_group(gid)
-        results.append(cls(group_id=gid, error_code=error))
-    return _encode(ApiKey.DELETE_GROUPS, header, results=results)
+        results.append(
+            schemas.DeleteGroupsResponse.DeletableGroupResult(group_id=gid, error_code=error)
+        )
+    return spec_response(header, schemas.DeleteGroupsResponse(throttle_time_ms=0, results=results))

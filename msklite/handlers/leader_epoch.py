@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -23,12 +23,14 @@ from msklite.protocol.primitives import Buffer, Reader
 
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH, versions=(2, 4), flexible_from=4)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.OFFSET_FOR_LEADER_EPOCH, header, r)
-    topic_cls = resp.OffsetForLeaderTopicResult
+    req = spec_request(schemas.OffsetForLeaderEpochRequest, header, r)
+    topic_cls = schemas.OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
     part_cls = topic_cls.EpochEndOffset
     topics = []
     for t in req.topics:
-        parts = []
+        parts: list[
+            schemas.OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset
+        ] = []
         for p in t.partitions:
             code, epoch, end = ErrorCode.NONE, -1, -1
             try:
@@ -41,4 +43,6 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
                 part_cls(error_code=code, partition=p.partition, leader_epoch=epoch, end_offset=end)
             )
         topics.append(topic_cls(topic=t.topic, partitions=parts))
-    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
+    return spec_response(
+        header, schemas.OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)
+    )

@@ -13,23 +13,23 @@ Behavior:
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
-log = logging.getLogger(__name__)
-
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
 
 
-def _lookup(ctx: BrokerContext, topic: str, p: Any, read_committed: bool) -> tuple[int, int, int]:
+def _lookup(
+    ctx: BrokerContext,
+    topic: str,
+    p: schemas.ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition,
+    read_committed: bool,
+) -> tuple[int, int, int]:
     """(offset, timestamp, leader_epoch) for one partition request."""
     part = ctx.replicas.leader_partition(topic, p.partition_index)
     part.check_leader_epoch(p.current_leader_epoch)
@@ -56,13 +56,15 @@ def _lookup(ctx: BrokerContext, topic: str, p: Any, read_committed: bool) -> tup
 
 @handles(ApiKey.LIST_OFFSETS, versions=(1, 8), flexible_from=6)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.LIST_OFFSETS, header, r)
-    topic_cls = resp.ListOffsetsTopicResponse
+    req = spec_request(schemas.ListOffsetsRequest, header, r)
+    topic_cls = schemas.ListOffsetsResponse.ListOffsetsTopicResponse
     part_cls = topic_cls.ListOffsetsPartitionResponse
-    read_committed = v >= 2 and req.isolation_level == 1
+    read_committed = header.api_version >= 2 and req.isolation_level == 1
     topics = []
     for t in req.topics:
-        parts = []
+        parts: list[
+            schemas.ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+        ] = []
         for p in t.partitions:
             code, offset, timestamp, epoch = ErrorCode.NONE, -1, -1, -1
             try:
@@ -70,7 +72,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             except KafkaError as e:
                 code = e.code
             except Exception:
-                log.exception("list offsets of %s-%d failed", t.name, p.partition_index)
+                ctx.internal_error("listing offsets of %s-%d", t.name, p.partition_index)
                 code = ErrorCode.UNKNOWN_SERVER_ERROR
             parts.append(
                 part_cls(
@@ -82,4 +84,4 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
                 )
             )
         topics.append(topic_cls(name=t.name, partitions=parts))
-    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
+    return spec_response(header, schemas.ListOffsetsResponse(throttle_time_ms=0, topics=topics))

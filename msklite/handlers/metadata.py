@@ -24,9 +24,9 @@ import uuid
 from msklite.controller import NewTopic, TopicState, validate_topic_name
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import metadata as codec
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -130,11 +130,11 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
 
 @handles(ApiKey.DESCRIBE_CLUSTER, versions=(0, 1), flexible_from=0)
 def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.DESCRIBE_CLUSTER, header, r)
-    endpoint_type = getattr(req, "endpoint_type", 1)
+    req = spec_request(schemas.DescribeClusterRequest, header, r)
+    endpoint_type = req.endpoint_type  # v1+; 1 (brokers) before
     if endpoint_type != 1:  # 1 = brokers; 2 = controllers, which KRaft clients ask controllers for
-        body = resp(
-            version=v,
+        body = schemas.DescribeClusterResponse(
+            throttle_time_ms=0,
             error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
             error_message="The endpoint type is not supported by brokers",
             endpoint_type=endpoint_type,
@@ -142,16 +142,18 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
             controller_id=-1,
             brokers=[],
         )
-        return [messages.encode(body, v)]
-    body = resp(
-        version=v,
+        return spec_response(header, body)
+    body = schemas.DescribeClusterResponse(
+        throttle_time_ms=0,
         error_code=0,
         error_message=None,
         endpoint_type=1,
         cluster_id=ctx.controller.cluster_id,
         controller_id=controller_id(ctx),
         brokers=[
-            resp.DescribeClusterBroker(broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+            schemas.DescribeClusterResponse.DescribeClusterBroker(
+                broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack
+            )
             for b in ctx.controller.brokers.values()
             if b.alive
         ],
@@ -163,4 +165,4 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
             else None
         ),
     )
-    return [messages.encode(body, v)]
+    return spec_response(header, body)

@@ -31,13 +31,14 @@ Version notes:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -49,32 +50,43 @@ def _partition_exists(ctx: BrokerContext, topic: str, partition: int) -> bool:
     return t is not None and 0 <= partition < len(t.partitions)
 
 
+class _Partition(Protocol):
+    @property
+    def partition_index(self) -> int: ...
+
+
+class _Topic(Protocol):
+    """A requested topic of OffsetCommit or OffsetDelete."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def partitions(self) -> Sequence[_Partition]: ...
+
+
 def _partition_errors(
-    topics: Any, errors: dict[tuple[str, int], ErrorCode], topic_cls: Any, part_cls: Any
-) -> list[Any]:
-    """The response's topics, each partition with its error code, in the request's order."""
+    topics: Sequence[_Topic], errors: dict[tuple[str, int], ErrorCode]
+) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
+    """Each topic's partitions with their error codes, in the request's order."""
     return [
-        topic_cls(
-            name=t.name,
-            partitions=[
-                part_cls(
-                    partition_index=p.partition_index,
-                    error_code=errors[(t.name, p.partition_index)],
-                )
-                for p in t.partitions
-            ],
-        )
+        (t.name, [(p.partition_index, errors[(t.name, p.partition_index)]) for p in t.partitions])
         for t in topics
     ]
+
+
+Committed = schemas.OffsetCommitResponse.OffsetCommitResponseTopic
+Deleted = schemas.OffsetDeleteResponse.OffsetDeleteResponseTopic
+Fetched = schemas.OffsetFetchResponse.OffsetFetchResponseTopic
+FetchedGroup = schemas.OffsetFetchResponse.OffsetFetchResponseGroup
 
 
 @handles(ApiKey.OFFSET_COMMIT, versions=(2, 9), flexible_from=8)
 def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
 
-    v, req, resp = spec_request(ApiKey.OFFSET_COMMIT, header, r)
-    topic_cls = resp.OffsetCommitResponseTopic
-    part_cls = topic_cls.OffsetCommitResponsePartition
+    v = header.api_version
+    req = spec_request(schemas.OffsetCommitRequest, header, r)
     errors: dict[tuple[str, int], ErrorCode] = {}
     valid: list[OffsetCommit] = []
     group_error = coordinator_error(ctx, req.group_id)
@@ -106,15 +118,34 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         )
         for o, e in zip(valid, results, strict=True):
             errors[(o.topic, o.partition)] = e
-    topics = _partition_errors(req.topics, errors, topic_cls, part_cls)
-    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=topics), v)]
+    topics = [
+        Committed(
+            name=name,
+            partitions=[
+                Committed.OffsetCommitResponsePartition(partition_index=p, error_code=e)
+                for p, e in parts
+            ],
+        )
+        for name, parts in _partition_errors(req.topics, errors)
+    ]
+    return spec_response(header, schemas.OffsetCommitResponse(throttle_time_ms=0, topics=topics))
 
 
 Row = tuple[int, int, int, str, ErrorCode]
 
 
+class _FetchTopic(Protocol):
+    """A requested topic of OffsetFetch (before v8, or of one group from v8)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def partition_indexes(self) -> Sequence[int]: ...
+
+
 def _fetch_group(
-    ctx: BrokerContext, group_id: str, topics: list[Any] | None, require_stable: bool
+    ctx: BrokerContext, group_id: str, topics: Sequence[_FetchTopic] | None, require_stable: bool
 ) -> tuple[ErrorCode, list[tuple[str, list[Row]]]]:
     """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])])."""
     error = coordinator_error(ctx, group_id)
@@ -141,16 +172,16 @@ def _fetch_group(
 
 @handles(ApiKey.OFFSET_FETCH, versions=(1, 9), flexible_from=6)
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.OFFSET_FETCH, header, r)
+    v = header.api_version
+    req = spec_request(schemas.OffsetFetchRequest, header, r)
     if v >= 8:
-        group_cls = resp.OffsetFetchResponseGroup
-        topic_cls = group_cls.OffsetFetchResponseTopics
+        topic_cls = FetchedGroup.OffsetFetchResponseTopics
         part_cls = topic_cls.OffsetFetchResponsePartitions
         groups = []
         for g in req.groups:
             error, rows = _fetch_group(ctx, g.group_id, g.topics, req.require_stable)
             groups.append(
-                group_cls(
+                FetchedGroup(
                     group_id=g.group_id,
                     error_code=error,
                     topics=[
@@ -171,9 +202,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
                     ],
                 )
             )
-        return [messages.encode(resp(version=v, throttle_time_ms=0, groups=groups), v)]
-    topic_cls = resp.OffsetFetchResponseTopic
-    part_cls = topic_cls.OffsetFetchResponsePartition
+        return spec_response(header, schemas.OffsetFetchResponse(throttle_time_ms=0, groups=groups))
     error, rows = _fetch_group(ctx, req.group_id, req.topics, v >= 7 and req.require_stable)
     if error != ErrorCode.NONE and v < 2:
         # v1 has no group-level error: every requested partition carries it
@@ -182,10 +211,10 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
             for t in req.topics or []
         ]
     topics = [
-        topic_cls(
+        Fetched(
             name=topic,
             partitions=[
-                part_cls(
+                Fetched.OffsetFetchResponsePartition(
                     partition_index=p,
                     committed_offset=off,
                     committed_leader_epoch=epoch,
@@ -197,16 +226,13 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         )
         for topic, parts in rows
     ]
-    return [
-        messages.encode(resp(version=v, throttle_time_ms=0, topics=topics, error_code=error), v)
-    ]
+    body = schemas.OffsetFetchResponse(throttle_time_ms=0, topics=topics, error_code=error)
+    return spec_response(header, body)
 
 
 @handles(ApiKey.OFFSET_DELETE, versions=(0, 0), flexible_from=None)
 def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.OFFSET_DELETE, header, r)
-    topic_cls = resp.OffsetDeleteResponseTopic
-    part_cls = topic_cls.OffsetDeleteResponsePartition
+    req = spec_request(schemas.OffsetDeleteRequest, header, r)
     requested = [
         TopicPartition(t.name, p.partition_index) for t in req.topics for p in t.partitions
     ]
@@ -217,11 +243,17 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         errors = dict.fromkeys(requested, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         error, results = ctx.groups.delete_offsets(req.group_id, known)
         errors.update(zip(known, results, strict=False))
-    topics = (
-        _partition_errors(req.topics, errors, topic_cls, part_cls)
-        if error == ErrorCode.NONE
-        else []
-    )
-    return [
-        messages.encode(resp(version=v, throttle_time_ms=0, error_code=error, topics=topics), v)
+    topics = [
+        Deleted(
+            name=name,
+            partitions=[
+                Deleted.OffsetDeleteResponsePartition(partition_index=p, error_code=e)
+                for p, e in parts
+            ],
+        )
+        for name, parts in (
+            _partition_errors(req.topics, errors) if error == ErrorCode.NONE else []
+        )
     ]
+    body = schemas.OffsetDeleteResponse(throttle_time_ms=0, error_code=error, topics=topics)
+    return spec_response(header, body)

@@ -47,7 +47,6 @@ Deviations from Kafka/MSK:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 
 from msklite.errors import ErrorCode, KafkaError
@@ -64,8 +63,6 @@ from msklite.protocol.records import (
     recompress,
     validate_produced_batch,
 )
-
-log = logging.getLogger(__name__)
 
 
 def _produce_one(
@@ -125,7 +122,7 @@ def _produce_one(
         resp.error_code = e.code
         resp.error_message = e.message
     except Exception:
-        log.exception("produce to %s-%d failed", topic, part.index)
+        ctx.internal_error("producing to %s-%d", topic, part.index)
         resp.error_code = ErrorCode.UNKNOWN_SERVER_ERROR
     return resp
 

@@ -20,26 +20,26 @@ Behavior:
 
 from __future__ import annotations
 
-from typing import Any
-
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 
-def _transactional(ctx: BrokerContext, req: Any, v: int) -> tuple[ErrorCode, int, int]:
+def _transactional(
+    ctx: BrokerContext, transactional_id: str, req: schemas.InitProducerIdRequest, v: int
+) -> tuple[ErrorCode, int, int]:
     from msklite.handlers.transactions import fenced, txn_coordinator_error
 
-    error = txn_coordinator_error(ctx, req.transactional_id)
+    error = txn_coordinator_error(ctx, transactional_id)
     if error != ErrorCode.NONE:
         return error, -1, -1
     try:
         error, producer_id, epoch = ctx.txn.init_producer_id(
-            req.transactional_id,
+            transactional_id,
             req.transaction_timeout_ms,
             req.producer_id if v >= 3 else -1,
             req.producer_epoch if v >= 3 else -1,
@@ -51,11 +51,11 @@ def _transactional(ctx: BrokerContext, req: Any, v: int) -> tuple[ErrorCode, int
 
 @handles(ApiKey.INIT_PRODUCER_ID, versions=(0, 5), flexible_from=2)
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.INIT_PRODUCER_ID, header, r)
+    v = header.api_version
+    req = spec_request(schemas.InitProducerIdRequest, header, r)
     if req.transactional_id is not None:
-        error, producer_id, epoch = _transactional(ctx, req, v)
-        body = resp(
-            version=v,
+        error, producer_id, epoch = _transactional(ctx, req.transactional_id, req, v)
+        body = schemas.InitProducerIdResponse(
             throttle_time_ms=0,
             error_code=error,
             producer_id=producer_id,
@@ -66,11 +66,10 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             error, producer_id, epoch = ErrorCode.NONE, ctx.controller.allocate_producer_id(), 0
         except KafkaError:
             error, producer_id, epoch = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1, -1
-        body = resp(
-            version=v,
+        body = schemas.InitProducerIdResponse(
             throttle_time_ms=0,
             error_code=error,
             producer_id=producer_id,
             producer_epoch=epoch,
         )
-    return [messages.encode(body, v)]
+    return spec_response(header, body)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from msklite.handlers.context import Handler
 from msklite.protocol import messages, schemas
 from msklite.protocol.header import RequestHeader
-from msklite.protocol.primitives import Reader
+from msklite.protocol.primitives import Buffer, Reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,17 @@ def handles(
     return register
 
 
-def spec_request(api_key: int, header: RequestHeader, r: Reader) -> tuple[int, Any, Any]:
-    """(version, decoded request, response class) for an API served by the spec codec."""
-    v = header.api_version
-    req = messages.decode_request(schemas.REQUESTS[api_key], v, r.data[r.pos :])
-    return v, req, messages.response_class(api_key)
+M = TypeVar("M", bound=schemas.Message)
+
+
+def spec_request(message: type[M], header: RequestHeader, r: Reader) -> M:
+    """The typed request of an API served by the spec codec (ProtocolError if malformed)."""
+    return messages.decode_request(message, header.api_version, r.data[r.pos :])
+
+
+def spec_response(header: RequestHeader, message: schemas.Message) -> list[Buffer]:
+    """The response body, at the request's version."""
+    return [messages.encode(message, header.api_version)]
 
 
 def advertised_versions(cap: dict[int, int] | None = None) -> list[tuple[int, int, int]]:

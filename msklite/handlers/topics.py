@@ -23,22 +23,22 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from typing import Any
 
 from msklite.config import TOPIC_CONFIGS, ConfigSource
 from msklite.controller import MAX_RECORDS_PER_USER_OP, NewTopic, TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 _NO_ID = uuid.UUID(int=0)
+Created = schemas.CreateTopicsResponse.CreatableTopicResult
 
 
-def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any]:
+def _config_results(ctx: BrokerContext, topic: TopicState) -> list[Created.CreatableTopicConfigs]:
     out = []
     for name in TOPIC_CONFIGS:
         value: str | None
@@ -47,7 +47,7 @@ def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any
         else:
             value, source, _ = ctx.controller.configs.topic_default(name)
         out.append(
-            cls(
+            Created.CreatableTopicConfigs(
                 name=name,
                 value=value,
                 read_only=False,
@@ -60,8 +60,7 @@ def _config_results(ctx: BrokerContext, topic: TopicState, cls: Any) -> list[Any
 
 @handles(ApiKey.CREATE_TOPICS, versions=(2, 7), flexible_from=5)
 def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.CREATE_TOPICS, header, r)
-    result_cls = resp.CreatableTopicResult
+    req = spec_request(schemas.CreateTopicsRequest, header, r)
     counts = Counter(t.name for t in req.topics)
     # Kafka leaves a name asked for twice out of the controller's request (and its counts).
     wanted = [
@@ -83,7 +82,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         outcomes = dict.fromkeys(counts, e)
     results = []
     for t in req.topics:
-        res = result_cls(
+        res = Created(
             name=t.name,
             topic_id=_NO_ID,
             error_code=0,
@@ -109,18 +108,17 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
                 if t.replication_factor == -1
                 else t.replication_factor
             )
-            res.configs = _config_results(ctx, outcome, result_cls.CreatableTopicConfigs)
+            res.configs = _config_results(ctx, outcome)
         results.append(res)
-    return [messages.encode(resp(version=v, throttle_time_ms=0, topics=results), v)]
+    return spec_response(header, schemas.CreateTopicsResponse(throttle_time_ms=0, topics=results))
 
 
 @handles(ApiKey.DELETE_TOPICS, versions=(1, 6), flexible_from=4)
 def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.DELETE_TOPICS, header, r)
-    result_cls = resp.DeletableTopicResult
+    req = spec_request(schemas.DeleteTopicsRequest, header, r)
     wanted: list[tuple[str | None, uuid.UUID]] = (
-        [(t.name, t.topic_id or _NO_ID) for t in req.topics]
-        if v >= 6
+        [(t.name, t.topic_id) for t in req.topics]
+        if header.api_version >= 6
         else [(name, _NO_ID) for name in req.topic_names]
     )
     results = []
@@ -138,15 +136,18 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         except KafkaError as e:
             code, message = e.code, e.message
         results.append(
-            result_cls(name=name, topic_id=topic_id, error_code=code, error_message=message)
+            schemas.DeleteTopicsResponse.DeletableTopicResult(
+                name=name, topic_id=topic_id, error_code=code, error_message=message
+            )
         )
-    return [messages.encode(resp(version=v, throttle_time_ms=0, responses=results), v)]
+    return spec_response(
+        header, schemas.DeleteTopicsResponse(throttle_time_ms=0, responses=results)
+    )
 
 
 @handles(ApiKey.CREATE_PARTITIONS, versions=(0, 3), flexible_from=2)
 def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.CREATE_PARTITIONS, header, r)
-    result_cls = resp.CreatePartitionsTopicResult
+    req = spec_request(schemas.CreatePartitionsRequest, header, r)
     counts = Counter(t.name for t in req.topics)
     room = MAX_RECORDS_PER_USER_OP  # partition records the request may still add
     results = []
@@ -165,5 +166,11 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
             code, message = e.code, e.message
             if code == ErrorCode.UNKNOWN_SERVER_ERROR:
                 room = 0  # Kafka's record list stays full: every later topic fails too
-        results.append(result_cls(name=t.name, error_code=code, error_message=message))
-    return [messages.encode(resp(version=v, throttle_time_ms=0, results=results), v)]
+        results.append(
+            schemas.CreatePartitionsResponse.CreatePartitionsTopicResult(
+                name=t.name, error_code=code, error_message=message
+            )
+        )
+    return spec_response(
+        header, schemas.CreatePartitionsResponse(throttle_time_ms=0, results=results)
+    )

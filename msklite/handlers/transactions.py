@@ -26,13 +26,14 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -53,11 +54,21 @@ def txn_coordinator_error(ctx: BrokerContext, transactional_id: str) -> ErrorCod
     return ErrorCode.NONE if ctx.txn.owns(transactional_id) else ErrorCode.NOT_COORDINATOR
 
 
-def _encode(v: int, resp: Any, **fields: Any) -> list[Buffer]:
-    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
-
-
 # ---- AddPartitionsToTxn ----
+
+
+class _Topic(Protocol):
+    """A topic of AddPartitionsToTxn, from v4 or before."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def partitions(self) -> Sequence[int]: ...
+
+
+Added = schemas.AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult  # up to v3
+AddedInTxn = schemas.AddPartitionsToTxnResponse.AddPartitionsToTxnResult  # from v4
 
 
 def _add_partitions(
@@ -66,7 +77,7 @@ def _add_partitions(
     transactional_id: str,
     producer_id: int,
     epoch: int,
-    topics: list[Any],
+    topics: Sequence[_Topic],
     verify_only: bool,
 ) -> dict[TopicPartition, ErrorCode]:
     wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
@@ -97,20 +108,17 @@ def _add_partitions(
     return dict.fromkeys(wanted, fenced(error, v, 2))
 
 
-def _topic_results(resp: Any, results: dict[TopicPartition, ErrorCode]) -> list[Any]:
-    topic_cls = resp.AddPartitionsToTxnTopicResult
-    part_cls = topic_cls.AddPartitionsToTxnPartitionResult
-    by_topic: dict[str, list[Any]] = {}
+def _by_topic(results: dict[TopicPartition, ErrorCode]) -> dict[str, list[tuple[int, ErrorCode]]]:
+    by_topic: dict[str, list[tuple[int, ErrorCode]]] = {}
     for tp, e in results.items():
-        by_topic.setdefault(tp.topic, []).append(
-            part_cls(partition_index=tp.partition, partition_error_code=e)
-        )
-    return [topic_cls(name=t, results_by_partition=parts) for t, parts in by_topic.items()]
+        by_topic.setdefault(tp.topic, []).append((tp.partition, e))
+    return by_topic
 
 
 @handles(ApiKey.ADD_PARTITIONS_TO_TXN, versions=(0, 5), flexible_from=3)
 def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.ADD_PARTITIONS_TO_TXN, header, r)
+    v = header.api_version
+    req = spec_request(schemas.AddPartitionsToTxnRequest, header, r)
     if v <= 3:
         results = _add_partitions(
             ctx,
@@ -121,7 +129,24 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
             req.v3_and_below_topics,
             False,
         )
-        return _encode(v, resp, results_by_topic_v3_and_below=_topic_results(resp, results))
+        topics = [
+            Added(
+                name=name,
+                results_by_partition=[
+                    Added.AddPartitionsToTxnPartitionResult(
+                        partition_index=p, partition_error_code=e
+                    )
+                    for p, e in parts
+                ],
+            )
+            for name, parts in _by_topic(results).items()
+        ]
+        return spec_response(
+            header,
+            schemas.AddPartitionsToTxnResponse(
+                throttle_time_ms=0, results_by_topic_v3_and_below=topics
+            ),
+        )
     out = []
     for t in req.transactions:
         results = _add_partitions(
@@ -133,12 +158,23 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
             t.topics,
             t.verify_only,
         )
-        out.append(
-            resp.AddPartitionsToTxnResult(
-                transactional_id=t.transactional_id, topic_results=_topic_results(resp, results)
+        topic_results = [
+            AddedInTxn.AddPartitionsToTxnTopicResult(
+                name=name,
+                results_by_partition=[
+                    AddedInTxn.AddPartitionsToTxnTopicResult.AddPartitionsToTxnPartitionResult(
+                        partition_index=p, partition_error_code=e
+                    )
+                    for p, e in parts
+                ],
             )
-        )
-    return _encode(v, resp, error_code=ErrorCode.NONE, results_by_transaction=out)
+            for name, parts in _by_topic(results).items()
+        ]
+        out.append(AddedInTxn(transactional_id=t.transactional_id, topic_results=topic_results))
+    body = schemas.AddPartitionsToTxnResponse(
+        throttle_time_ms=0, error_code=ErrorCode.NONE, results_by_transaction=out
+    )
+    return spec_response(header, body)
 
 
 # ---- AddOffsetsToTxn ----
@@ -148,7 +184,8 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
 def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.group_runtime import OFFSETS_TOPIC, ensure_offsets_topic
 
-    v, req, resp = spec_request(ApiKey.ADD_OFFSETS_TO_TXN, header, r)
+    v = header.api_version
+    req = spec_request(schemas.AddOffsetsToTxnRequest, header, r)
     error = txn_coordinator_error(ctx, req.transactional_id)
     if error == ErrorCode.NONE:
         # Kafka adds the group's __consumer_offsets partition to the transaction: its marker
@@ -165,7 +202,9 @@ def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
             )
         except KafkaError:
             error = ErrorCode.COORDINATOR_NOT_AVAILABLE
-    return _encode(v, resp, error_code=error)
+    return spec_response(
+        header, schemas.AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=error)
+    )
 
 
 # ---- EndTxn ----
@@ -173,7 +212,8 @@ def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
 @handles(ApiKey.END_TXN, versions=(0, 4), flexible_from=3)
 def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.END_TXN, header, r)
+    v = header.api_version
+    req = spec_request(schemas.EndTxnRequest, header, r)
     error = txn_coordinator_error(ctx, req.transactional_id)
     if error == ErrorCode.NONE:
         error = fenced(
@@ -183,7 +223,7 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer
             v,
             2,
         )
-    return _encode(v, resp, error_code=error)
+    return spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
 
 
 # ---- TxnOffsetCommit ----
@@ -193,8 +233,9 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer
 def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.coordinator import OffsetCommit  # lazily: see ctx.groups
 
-    v, req, resp = spec_request(ApiKey.TXN_OFFSET_COMMIT, header, r)
-    topic_cls = resp.TxnOffsetCommitResponseTopic
+    v = header.api_version
+    req = spec_request(schemas.TxnOffsetCommitRequest, header, r)
+    topic_cls = schemas.TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
     part_cls = topic_cls.TxnOffsetCommitResponsePartition
     errors: dict[tuple[str, int], ErrorCode] = {}
     valid: list[OffsetCommit] = []
@@ -242,4 +283,4 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
         )
         for t in req.topics
     ]
-    return _encode(v, resp, topics=topics)
+    return spec_response(header, schemas.TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics))

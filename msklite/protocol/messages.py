@@ -1,10 +1,10 @@
 """The control-plane codec: kafka-python's classes, generated at run time from Apache Kafka's
-JSON message specs, behind one adapter.
+JSON message specs, behind one adapter that speaks the typed schemas (`protocol/schemas.py`).
 
 Loaded lazily: importing kafka-python executes its whole client package (≈175 ms here), which
 must stay off the start-up path; ApiVersions, Metadata, Produce and Fetch have codecs of their
-own. Decoded objects carry the spec's snake_case field names; responses are built from the
-response class and its nested classes (`response(key).SomeNestedStruct(...)`).
+own. A request decodes into its schema type (nulls the spec forbids refused on the way); a
+response is built from its schema type and handed to kafka-python's class to encode.
 """
 
 from __future__ import annotations
@@ -137,8 +137,33 @@ def _typed(raw: Any, cls: type[S], version: int) -> S:
     return cls(**values)
 
 
-def encode(message: Any, version: int) -> bytes:
-    return bytes(message.encode(version=version))
+def encode(message: schemas.Message, version: int) -> bytes:
+    """Encode a typed response (or request) at `version` through kafka-python's classes."""
+    kafka_cls = kafka_class(type(message))
+    return bytes(_untyped(message, kafka_cls, version).encode(version=version))
+
+
+def _untyped(obj: schemas.Struct, kafka_cls: Any, version: int) -> Any:
+    values: dict[str, Any] = {}
+    for f in obj.FIELDS:
+        if not f.versions[0] <= version <= f.versions[1]:
+            continue
+        value = getattr(obj, f.name)
+        if value is None:
+            allowed = f.nullable is not None and f.nullable[0] <= version <= f.nullable[1]
+            if not allowed and f.kind != schemas.UUID and f.tagged is None:
+                # kafka-python would write a null the client cannot read: our bug
+                raise ValueError(
+                    f"{type(obj).__qualname__}.{f.name} is None; v{version} cannot carry it"
+                )
+        elif f.kind == schemas.STRUCT_ARRAY:
+            nested = getattr(kafka_cls, f.struct.__name__)  # type: ignore[union-attr]
+            value = [_untyped(item, nested, version) for item in value]
+        elif f.kind == schemas.STRUCT:
+            nested = getattr(kafka_cls, f.struct.__name__)  # type: ignore[union-attr]
+            value = _untyped(value, nested, version)
+        values[f.name] = value
+    return kafka_cls(**values)
 
 
 def error_response(api_key: int, version: int) -> bytes | None:
@@ -150,9 +175,8 @@ def error_response(api_key: int, version: int) -> bytes | None:
         f.name == "error_code" and f.versions[0] <= version <= f.versions[1] for f in schema.FIELDS
     ):
         return None
-    return encode(
-        kafka_class(schema)(version=version, error_code=ErrorCode.UNKNOWN_SERVER_ERROR), version
-    )
+    kafka = kafka_class(schema)(version=version, error_code=ErrorCode.UNKNOWN_SERVER_ERROR)
+    return bytes(kafka.encode(version=version))
 
 
 def spec_versions(api_key: int) -> tuple[int, int, int | None]:

@@ -378,3 +378,30 @@ def test_well_framed_requests_of_every_api_never_trip_a_handler(frames: list[byt
     _, errors, stats = asyncio.run(_drive_stats(frames))
     assert errors == []
     assert stats.internal_errors == 0
+
+
+async def test_a_partitions_own_error_is_counted_and_answered_unknown_server_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from msklite.handlers import list_offsets
+
+    def broken(*args: object) -> tuple[int, int, int]:
+        raise ZeroDivisionError("a bug of ours")
+
+    monkeypatch.setattr(list_offsets, "_lookup", broken)
+    Topic = schemas.ListOffsetsRequest.ListOffsetsTopic
+    req = schemas.ListOffsetsRequest(
+        replica_id=-1,
+        topics=[
+            Topic(
+                name="t", partitions=[Topic.ListOffsetsPartition(partition_index=0, timestamp=-1)]
+            )
+        ],
+    )
+    frame = _frame(ApiKey.LIST_OFFSETS, 1, 1, messages.encode(req, 1))
+    transport, errors, stats = await _drive_stats([frame])
+    assert not errors and not transport.aborted
+    [answer] = transport.responses()
+    resp = messages.kafka_class(schemas.ListOffsetsResponse).decode(answer[4:], version=1)
+    assert resp.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_SERVER_ERROR
+    assert stats.internal_errors == 1
