@@ -62,3 +62,31 @@ def test_the_types_agree_with_kafka_pythons_classes(key: int) -> None:
     for v in range(HANDLERS[key].min_version, HANDLERS[key].max_version + 1):
         _agree(schemas.REQUESTS[key], request, v)
         _agree(schemas.RESPONSES[key], response, v)
+
+
+def test_a_null_the_version_cannot_carry_is_our_bug_not_a_silent_null_on_the_wire() -> None:
+    # protocol_name is nullable from v7 only: kafka-python would write -1 where a v6 client
+    # expects a string
+    joined = schemas.JoinGroupResponse(
+        throttle_time_ms=0,
+        error_code=0,
+        protocol_name=None,
+        leader="",
+        member_id="m",
+        members=[],
+    )
+    assert messages.encode(joined, 7)
+    with pytest.raises(ValueError, match="protocol_name is None; v6 cannot carry it"):
+        messages.encode(joined, 6)
+
+
+def test_a_zero_topic_id_decodes_as_the_zero_uuid_not_null() -> None:
+    # kafka-python decodes the all-zero UUID as None; the type says uuid.UUID
+    state = schemas.DeleteTopicsRequest.DeleteTopicState
+    request = schemas.DeleteTopicsRequest(
+        topics=[state(name="t", topic_id=schemas.ZERO_UUID)], timeout_ms=1
+    )
+    body = memoryview(messages.encode(request, 6))
+    decoded = messages.decode_request(schemas.DeleteTopicsRequest, 6, body)
+    assert decoded.topics[0].topic_id == schemas.ZERO_UUID
+    assert decoded == request
