@@ -169,6 +169,33 @@ def test_a_client_id_that_is_not_utf8_is_answered(cluster: Cluster) -> None:
     assert (correlation, error) == (7, 0)
 
 
+def test_a_handlers_own_error_reaches_clients_as_unknown_server_error(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours in a handler: counted per broker, and clients get Kafka's answer
+    (UNKNOWN_SERVER_ERROR in the response) rather than a dropped connection."""
+    import dataclasses
+    from typing import NoReturn
+
+    from confluent_kafka.admin import AdminClient
+
+    from msklite.handlers import HANDLERS
+    from msklite.protocol.api_keys import ApiKey
+
+    def broken(*args: object) -> NoReturn:
+        raise TypeError("a bug of ours")
+
+    spec = HANDLERS[ApiKey.LIST_GROUPS]
+    monkeypatch.setitem(HANDLERS, ApiKey.LIST_GROUPS, dataclasses.replace(spec, handler=broken))
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    listed = admin.list_consumer_groups().result(10)
+    assert listed.valid == []
+    assert {e.code() for e in listed.errors} == {ErrorCode.UNKNOWN_SERVER_ERROR}
+    counts = [cluster.broker_stats(n).internal_errors for n in cluster.brokers]
+    assert all(n >= 1 for n in counts), counts
+    _still_serving(cluster)
+
+
 def test_api_versions_at_an_unknown_version_gets_the_kip511_answer(cluster: Cluster) -> None:
     with RawClient(cluster.bootstrap_servers) as c:
         c.send_frame(header(18, 99, 42) + b"\x00garbage")
