@@ -47,6 +47,7 @@ MESSAGES = [
     "OffsetForLeaderEpoch",
     "DescribeConfigs",
     "CreatePartitions",
+    "DeleteRecords",
     "DeleteGroups",
     "ElectLeaders",
     "AlterPartitionReassignments",

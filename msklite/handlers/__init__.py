@@ -9,6 +9,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     alter_configs,
     api_versions,
     configs,
+    delete_records,
     fetch,
     groups,
     leader_epoch,

@@ -28,6 +28,7 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.CREATE_TOPICS: ("kafka.protocol.admin.topics", "CreateTopics"),
     ApiKey.DELETE_TOPICS: ("kafka.protocol.admin.topics", "DeleteTopics"),
     ApiKey.CREATE_PARTITIONS: ("kafka.protocol.admin.topics", "CreatePartitions"),
+    ApiKey.DELETE_RECORDS: ("kafka.protocol.admin.topics", "DeleteRecords"),
     ApiKey.DESCRIBE_CONFIGS: ("kafka.protocol.admin.configs", "DescribeConfigs"),
     ApiKey.ALTER_CONFIGS: ("kafka.protocol.admin.configs", "AlterConfigs"),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: ("kafka.protocol.admin.configs", "IncrementalAlterConfigs"),

@@ -2943,6 +2943,113 @@ class CreatePartitionsResponse(_Struct):
     API_KEY: ClassVar[int] = 37
 
 
+class DeleteRecordsRequest(_Struct):
+    class DeleteRecordsTopic(_Struct):
+        class DeleteRecordsPartition(_Struct):
+            __slots__ = ("offset", "partition_index")
+            partition_index: int
+            offset: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (0, 2), None, None),
+                Field("offset", SCALAR, (0, 2), None, None),
+            )
+
+            def __init__(self, *, partition_index: int, offset: int) -> None:
+                self.partition_index = partition_index
+                self.offset = offset
+
+        __slots__ = ("name", "partitions")
+        name: str
+        partitions: list[DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (0, 2), None, None, DeleteRecordsPartition),
+        )
+
+        def __init__(
+            self,
+            *,
+            name: str,
+            partitions: list[DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition],
+        ) -> None:
+            self.name = name
+            self.partitions = partitions
+
+    __slots__ = ("timeout_ms", "topics")
+    topics: list[DeleteRecordsRequest.DeleteRecordsTopic]
+    timeout_ms: int
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("topics", STRUCT_ARRAY, (0, 2), None, None, DeleteRecordsTopic),
+        Field("timeout_ms", SCALAR, (0, 2), None, None),
+    )
+
+    def __init__(
+        self, *, topics: list[DeleteRecordsRequest.DeleteRecordsTopic], timeout_ms: int
+    ) -> None:
+        self.topics = topics
+        self.timeout_ms = timeout_ms
+
+    API_KEY: ClassVar[int] = 21
+
+
+class DeleteRecordsResponse(_Struct):
+    class DeleteRecordsTopicResult(_Struct):
+        class DeleteRecordsPartitionResult(_Struct):
+            __slots__ = ("error_code", "low_watermark", "partition_index")
+            partition_index: int
+            low_watermark: int
+            error_code: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (0, 2), None, None),
+                Field("low_watermark", SCALAR, (0, 2), None, None),
+                Field("error_code", SCALAR, (0, 2), None, None),
+            )
+
+            def __init__(
+                self, *, partition_index: int, low_watermark: int, error_code: int
+            ) -> None:
+                self.partition_index = partition_index
+                self.low_watermark = low_watermark
+                self.error_code = error_code
+
+        __slots__ = ("name", "partitions")
+        name: str
+        partitions: list[
+            DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult
+        ]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (0, 2), None, None, DeleteRecordsPartitionResult),
+        )
+
+        def __init__(
+            self,
+            *,
+            name: str,
+            partitions: list[
+                DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult
+            ],
+        ) -> None:
+            self.name = name
+            self.partitions = partitions
+
+    __slots__ = ("throttle_time_ms", "topics")
+    throttle_time_ms: int
+    topics: list[DeleteRecordsResponse.DeleteRecordsTopicResult]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 2), None, None),
+        Field("topics", STRUCT_ARRAY, (0, 2), None, None, DeleteRecordsTopicResult),
+    )
+
+    def __init__(
+        self, *, throttle_time_ms: int, topics: list[DeleteRecordsResponse.DeleteRecordsTopicResult]
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 21
+
+
 class DeleteGroupsRequest(_Struct):
     __slots__ = ("groups_names",)
     groups_names: list[str]
@@ -4430,6 +4537,7 @@ REQUESTS: dict[int, type[Message]] = {
     OffsetForLeaderEpochRequest.API_KEY: OffsetForLeaderEpochRequest,
     DescribeConfigsRequest.API_KEY: DescribeConfigsRequest,
     CreatePartitionsRequest.API_KEY: CreatePartitionsRequest,
+    DeleteRecordsRequest.API_KEY: DeleteRecordsRequest,
     DeleteGroupsRequest.API_KEY: DeleteGroupsRequest,
     ElectLeadersRequest.API_KEY: ElectLeadersRequest,
     AlterPartitionReassignmentsRequest.API_KEY: AlterPartitionReassignmentsRequest,
@@ -4465,6 +4573,7 @@ RESPONSES: dict[int, type[Message]] = {
     OffsetForLeaderEpochResponse.API_KEY: OffsetForLeaderEpochResponse,
     DescribeConfigsResponse.API_KEY: DescribeConfigsResponse,
     CreatePartitionsResponse.API_KEY: CreatePartitionsResponse,
+    DeleteRecordsResponse.API_KEY: DeleteRecordsResponse,
     DeleteGroupsResponse.API_KEY: DeleteGroupsResponse,
     ElectLeadersResponse.API_KEY: ElectLeadersResponse,
     AlterPartitionReassignmentsResponse.API_KEY: AlterPartitionReassignmentsResponse,

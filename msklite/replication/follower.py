@@ -78,7 +78,12 @@ class ReplicaFetcher:
         leader_manager = self.peers.get(part.state.leader)
         leader = leader_manager.partitions.get(tp) if leader_manager else None
         own_end = part.log.log_end_offset
-        if leader is None or not leader.is_leader or own_end != leader.log.log_end_offset:
+        if (
+            leader is None
+            or not leader.is_leader
+            or own_end != leader.log.log_end_offset
+            or part.log.log_start_offset != leader.log.log_start_offset
+        ):
             return False
         part.high_watermark = min(leader.high_watermark, own_end)
         self.manager.fetch_waiters.notify(tp)
@@ -222,11 +227,16 @@ class ReplicaFetcher:
                     flog.append_raw([view[pos : pos + h.size]], h)
                     pos += h.size
             own_end = flog.log_end_offset
+        # Kafka's followers take the leader's log start from each fetch response.
+        if llog.log_start_offset > flog.log_start_offset and flog.increment_log_start_offset(
+            min(llog.log_start_offset, own_end), own_end
+        ):
+            self.manager.log_start_moved()
         # The leader first counts what this fetch copied (its HW may move), then the follower
         # takes the HW: the last follower of an acks=all append learns the new HW at once.
         self._reporting = part.tp
         try:
-            leader_manager.follower_fetched(part.tp, part.broker_id, own_end)
+            leader_manager.follower_fetched(part.tp, part.broker_id, own_end, flog.log_start_offset)
         finally:
             self._reporting = None
         part.high_watermark = min(leader.high_watermark, own_end)

@@ -1,8 +1,8 @@
 """Partition: one broker's replica of one partition, in the role the controller gave it.
 
 As leader it owns the high watermark (HW = the smallest log end offset in the ISR), tracks each
-follower's log end offset and when it last caught up, decides ISR shrink/expand candidates
-(Kafka's `Replica.isCaughtUp`), and holds the produce requests waiting for acks=all. As
+follower's log end and start offsets and when it last caught up, decides ISR shrink/expand
+candidates (Kafka's `Replica.isCaughtUp`), and holds the produce requests waiting for acks=all. As
 follower it knows its leader's HW as of its last fetch and whether it must truncate before
 fetching again (after a leader change).
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from msklite.config import TopicConfig
@@ -50,6 +51,7 @@ class Partition:
         self.high_watermark = max(min(high_watermark, log.log_end_offset), log.log_start_offset)
         self.configure(config)
         self.follower_leo: dict[int, int] = {}
+        self.follower_log_start: dict[int, int] = {}
         self.caught_up_ms: dict[int, int] = {}
         self.delayed: list[DelayedProduce] = []
         self.role_epoch: int | None = None  # the leader epoch of the role last taken
@@ -88,6 +90,7 @@ class Partition:
         # Unknown until they fetch; ISR members count as caught up now (Kafka resets their
         # lastCaughtUpTime when it becomes leader) so they are not shrunk straight away.
         self.follower_leo = {r: -1 for r in others}
+        self.follower_log_start = {r: -1 for r in others}
         self.caught_up_ms = {r: now_ms for r in others}
         self.maybe_advance_high_watermark()
 
@@ -95,13 +98,17 @@ class Partition:
         self.role_epoch = self.state.leader_epoch
         self.needs_truncation = True
         self.follower_leo.clear()
+        self.follower_log_start.clear()
         self.caught_up_ms.clear()
         self.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
     # ---- leader: followers, HW, ISR ----
 
-    def update_follower(self, replica_id: int, log_end_offset: int, now_ms: int) -> None:
+    def update_follower(
+        self, replica_id: int, log_end_offset: int, log_start_offset: int, now_ms: int
+    ) -> None:
         self.follower_leo[replica_id] = log_end_offset
+        self.follower_log_start[replica_id] = log_start_offset
         if log_end_offset >= self.log.log_end_offset:
             self.caught_up_ms[replica_id] = now_ms
 
@@ -126,6 +133,16 @@ class Partition:
             self.high_watermark = hw
         self.complete_delayed()
         return moved
+
+    def low_watermark(self, alive: Callable[[int], bool]) -> int:
+        """The smallest log start offset among this leader and its live followers (Kafka's
+        lowWatermarkIfLeader: a live follower that has not fetched since this broker became
+        leader counts as -1). DeleteRecords waits for it to reach the requested offset."""
+        low = self.log.log_start_offset
+        for replica_id, start in self.follower_log_start.items():
+            if start < low and alive(replica_id):
+                low = start
+        return low
 
     def shrink_candidates(self, now_ms: int, max_lag_ms: int) -> list[int]:
         """ISR followers that are behind and have not caught up for `max_lag_ms`."""

@@ -67,6 +67,9 @@ class ReplicaManager:
         self.notifier = notifier
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetch_waiters: Purgatory[TopicPartition] = Purgatory()
+        # DeleteRecords requests waiting for the followers' log starts (Kafka's
+        # DelayedDeleteRecords purgatory): woken when a follower's start or a role moves.
+        self.delete_waiters: Purgatory[TopicPartition] = Purgatory()
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
         self._deferred: dict[str, int] = {}  # topic → partition to go on opening from
@@ -95,6 +98,7 @@ class ReplicaManager:
         for part in parts:
             part.fail_delayed(ErrorCode.KAFKA_STORAGE_ERROR)
             self.fetch_waiters.notify(part.tp)
+            self.delete_waiters.notify(part.tp)
         self.log_dir_failed.set()
         self.controller.log_dir_offline(self.node_id)
 
@@ -214,11 +218,14 @@ class ReplicaManager:
                     part.configure(config)
                 part.state = state
                 self._apply_role(part)
+                # a waiting DeleteRecords learns of leadership and liveness changes
+                self.delete_waiters.notify(tp)
         for tp in hosted - wanted:
             part = self.partitions.pop(tp)
             part.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
             self.logs.delete_log(tp)
             self.fetch_waiters.notify(tp)
+            self.delete_waiters.notify(tp)
         return resume
 
     def _apply_role(self, part: Partition) -> None:
@@ -252,6 +259,7 @@ class ReplicaManager:
         for part in self.partitions.values():
             part.fail_delayed(ErrorCode.NOT_LEADER_OR_FOLLOWER)
             self.fetch_waiters.notify(part.tp)
+            self.delete_waiters.notify(part.tp)
         self.logs.shutdown({tp: p.high_watermark for tp, p in self.partitions.items()})
         self.partitions.clear()
 
@@ -327,14 +335,64 @@ class ReplicaManager:
             self.storage_failed(e)
             return 0
 
+    # ---- DeleteRecords ----
+
+    def delete_records(self, topic: str, partition: int, offset: int) -> tuple[int, int]:
+        """Move a led partition's log start to `offset` (-1: the HW), as Kafka's
+        deleteRecordsOnLeader; returns (the offset asked for, the low watermark now).
+        The followers are made to copy at once, so that they take the new start."""
+        t = self.controller.topics.get(topic)
+        if t is not None and t.internal and 0 <= partition < len(t.partitions):
+            raise KafkaError(
+                ErrorCode.INVALID_TOPIC_EXCEPTION,
+                f"Cannot delete records of internal topic {topic}",
+            )
+        part = self.leader_partition(topic, partition)
+        if "delete" not in part.config.cleanup_policy:
+            raise KafkaError(
+                ErrorCode.POLICY_VIOLATION,
+                f"Records of partition {part.tp} can not be deleted due to the configured policy",
+            )
+        required = part.high_watermark if offset == -1 else offset
+        if required < 0:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"The offset {required} for partition {part.tp} is not valid",
+            )
+        if part.log.increment_log_start_offset(required, part.high_watermark):
+            self.log_start_moved()
+            self.notifier.replicate_now(part.tp, part.followers)
+        return required, self.low_watermark(topic, partition)
+
+    def low_watermark(self, topic: str, partition: int) -> int:
+        """The low watermark of a partition this broker leads (errors as Kafka's
+        DelayedDeleteRecords gives them when it looks again)."""
+        return self.leader_partition(topic, partition).low_watermark(self._alive)
+
+    def _alive(self, broker_id: int) -> bool:
+        state = self.controller.brokers.get(broker_id)
+        return state is not None and state.alive
+
+    def log_start_moved(self) -> None:
+        """A log start moved inside a segment: checkpoint it now (see LogManager)."""
+        try:
+            self.logs.checkpoint_log_starts()
+        except OSError as e:
+            self.storage_failed(e)
+
     # ---- replication: leader side ----
 
-    def follower_fetched(self, tp: TopicPartition, replica_id: int, log_end_offset: int) -> None:
-        """A follower's fetcher copied up to `log_end_offset` (Kafka: updateFollowerFetchState)."""
+    def follower_fetched(
+        self, tp: TopicPartition, replica_id: int, log_end_offset: int, log_start_offset: int
+    ) -> None:
+        """A follower's fetcher copied up to `log_end_offset`, its log starting at
+        `log_start_offset` (Kafka: updateFollowerFetchState)."""
         part = self.partitions.get(tp)
         if part is None or not part.is_leader:
             return
-        part.update_follower(replica_id, log_end_offset, self.clock.now_ms())
+        if part.follower_log_start.get(replica_id) != log_start_offset:
+            self.delete_waiters.notify(tp)
+        part.update_follower(replica_id, log_end_offset, log_start_offset, self.clock.now_ms())
         if part.maybe_advance_high_watermark():
             self._high_watermark_moved(part)
         if part.expand_candidate(replica_id):

@@ -36,9 +36,9 @@ def test_high_watermark_is_the_smallest_isr_log_end(tmp_path: Path) -> None:
     part = _leader(tmp_path, [1, 2, 3])
     _append(part, 5)
     assert part.high_watermark == 0
-    part.update_follower(2, 5, 1000)
+    part.update_follower(2, 5, 0, 1000)
     assert not part.maybe_advance_high_watermark()
-    part.update_follower(3, 3, 1000)
+    part.update_follower(3, 3, 0, 1000)
     assert part.maybe_advance_high_watermark() and part.high_watermark == 3
     assert part.log.epochs.entries == [(4, 0)]
 
@@ -46,10 +46,10 @@ def test_high_watermark_is_the_smallest_isr_log_end(tmp_path: Path) -> None:
 async def test_acks_all_completes_when_the_hw_passes(tmp_path: Path) -> None:
     part = _leader(tmp_path, [1, 2, 3])
     fut = part.wait_for(_append(part, 2))
-    part.update_follower(2, 2, 1000)
+    part.update_follower(2, 2, 0, 1000)
     part.maybe_advance_high_watermark()
     assert not fut.done()
-    part.update_follower(3, 2, 1000)
+    part.update_follower(3, 2, 0, 1000)
     part.maybe_advance_high_watermark()
     assert fut.result() == ErrorCode.NONE
 
@@ -58,7 +58,7 @@ async def test_isr_shrinking_below_min_insync_fails_after_append(tmp_path: Path)
     part = _leader(tmp_path, [1, 2, 3], min_insync=3)
     fut = part.wait_for(_append(part))
     part.state.isr = [1, 2]  # follower 3 was dropped
-    part.update_follower(2, 1, 1000)
+    part.update_follower(2, 1, 0, 1000)
     part.maybe_advance_high_watermark()
     assert fut.result() == ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
@@ -76,8 +76,8 @@ async def test_losing_leadership_fails_waiting_produces(tmp_path: Path) -> None:
 def test_shrink_only_followers_behind_for_longer_than_the_lag(tmp_path: Path) -> None:
     part = _leader(tmp_path, [1, 2, 3])
     _append(part, 3)
-    part.update_follower(2, 3, 1100)  # caught up at 1100
-    part.update_follower(3, 1, 1100)  # behind since 1000 (reset at leadership)
+    part.update_follower(2, 3, 0, 1100)  # caught up at 1100
+    part.update_follower(3, 1, 0, 1100)  # behind since 1000 (reset at leadership)
     assert part.shrink_candidates(1500, 1000) == []
     assert part.shrink_candidates(2001, 1000) == [3]
     # A follower that is level with the leader is caught up however long ago it fetched.
@@ -89,8 +89,8 @@ def test_an_idle_follower_level_with_the_leader_is_not_behind_when_data_arrives(
 ) -> None:
     part = _leader(tmp_path, [1, 2, 3])
     _append(part, 3)
-    part.update_follower(2, 3, 1100)
-    part.update_follower(3, 3, 1100)
+    part.update_follower(2, 3, 0, 1100)
+    part.update_follower(3, 3, 0, 1100)
     # a minute with nothing to copy, then an append the followers have not fetched yet
     part.before_append(61_100)
     _append(part)
@@ -101,10 +101,10 @@ def test_an_idle_follower_level_with_the_leader_is_not_behind_when_data_arrives(
 def test_expand_needs_the_hw_and_the_current_epoch(tmp_path: Path) -> None:
     part = _leader(tmp_path, [1, 2])
     _append(part, 4)
-    part.update_follower(2, 4, 1000)
+    part.update_follower(2, 4, 0, 1000)
     part.maybe_advance_high_watermark()
-    part.update_follower(3, 3, 1000)
+    part.update_follower(3, 3, 0, 1000)
     assert not part.expand_candidate(3)
-    part.update_follower(3, 4, 1000)
+    part.update_follower(3, 4, 0, 1000)
     assert part.expand_candidate(3)
     assert not part.expand_candidate(2)  # already in the ISR
