@@ -19,6 +19,7 @@ from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext, BrokerStats, RequestHook
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
+from msklite.log.cleaner import LogCleaner
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
@@ -40,6 +41,7 @@ class Broker:
     fetcher: ReplicaFetcher
     ctx: BrokerContext
     server: BrokerServer
+    cleaner: LogCleaner
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -97,7 +99,10 @@ class Brokers:
             self.configs.get_int("socket.request.max.bytes"),
             self.configs.get_int("queued.max.request.bytes"),
         )
-        broker = Broker(info, logs, replicas, fetcher, ctx, server)
+        cleaner = LogCleaner(
+            logs, self.configs, self.clock, replicas.last_stable_offset, replicas.storage_failed
+        )
+        broker = Broker(info, logs, replicas, fetcher, ctx, server, cleaner)
         self.running[info.node_id] = broker
         self._peers[info.node_id] = replicas
         for topic in list(controller.topics):
@@ -118,6 +123,7 @@ class Brokers:
         broker.tasks = [
             loop.create_task(broker.fetcher.run()),
             loop.create_task(broker.fetcher.recover_log_dir()),
+            loop.create_task(broker.cleaner.run()),
         ]
         if "__transaction_state" in self.controller.topics:
             # Transactions left open or half-completed must time out or complete even if no

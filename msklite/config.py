@@ -187,6 +187,10 @@ APPLIED_TOPIC_CONFIGS = frozenset(
         "compression.gzip.level",
         "compression.zstd.level",
         "compression.type",
+        "min.compaction.lag.ms",
+        "min.cleanable.dirty.ratio",
+        "max.compaction.lag.ms",
+        "delete.retention.ms",
         "file.delete.delay.ms",
         "flush.messages",
         "index.interval.bytes",
@@ -264,6 +268,11 @@ _APPLIED_BROKER = {
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.min.session.timeout.ms",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.enable",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.threads",
     "log.retention.check.interval.ms",
     "num.partitions",
     "offset.metadata.max.bytes",
@@ -543,6 +552,10 @@ class TopicConfig:
     # .before/.after.max.ms configs, else the deprecated .difference.max.ms (Kafka's LogConfig).
     timestamp_before_ms: int = field(init=False, repr=False, compare=False)
     timestamp_after_ms: int = field(init=False, repr=False, compare=False)
+    # How old the active segment may grow before it rolls: segment.ms, or on a compacted
+    # topic max.compaction.lag.ms if smaller (Kafka's LogConfig.maxSegmentMs), so that the
+    # cleaner can reach its records in time.
+    roll_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         log_append_time = self.message_timestamp_type == "LogAppendTime"
@@ -558,6 +571,10 @@ class TopicConfig:
         after = difference if after == unset else after
         object.__setattr__(self, "timestamp_before_ms", before)
         object.__setattr__(self, "timestamp_after_ms", after)
+        roll_ms = self.segment_ms
+        if "compact" in self.cleanup_policy and self.max_compaction_lag_ms > 0:
+            roll_ms = min(roll_ms, self.max_compaction_lag_ms)
+        object.__setattr__(self, "roll_ms", roll_ms)
         object.__setattr__(
             self, "checks_timestamps", not log_append_time and (before < unset or after < unset)
         )

@@ -209,7 +209,8 @@ class LogManager:
         due = [s for t, s in self._pending_unlink if t <= now]
         self._pending_unlink = [(t, s) for t, s in self._pending_unlink if t > now]
         for seg in due:
-            for path in (seg.path, seg.offset_index.path, seg.time_index.path):
+            txns = seg.path[: -len(".log")] + ".txnindex"
+            for path in (seg.path, seg.offset_index.path, seg.time_index.path, txns):
                 try:
                     os.unlink(path + ".deleted")
                 except FileNotFoundError:
@@ -228,6 +229,11 @@ class LogManager:
             if plog.start_inside_segment
         )
         write_checkpoint(os.path.join(self.root, LOG_START_CHECKPOINT), starts)
+
+    def defer_unlink(self, segments: list[LogSegment], delay_ms: int) -> None:
+        """Unlink segments renamed `*.deleted` (by the cleaner) `delay_ms` from now."""
+        due = self.clock.now_ms() + delay_ms
+        self._pending_unlink.extend((due, seg) for seg in segments)
 
     def shutdown(self, high_watermarks: dict[TopicPartition, int]) -> None:
         """Flush, checkpoint and close everything, then mark the stop clean — unless the

@@ -20,6 +20,7 @@ may never see a record. Until then there is nothing on disk to recover, size or 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from bisect import bisect_right
@@ -34,7 +35,13 @@ from msklite.log.leader_epoch import LeaderEpochCache
 from msklite.log.producer_state import AbortedTxn, ProducerStateManager
 from msklite.log.segment import LogSegment
 from msklite.protocol.primitives import Buffer
-from msklite.protocol.records import BatchHeader, assign, iter_records, marker_type
+from msklite.protocol.records import (
+    BatchHeader,
+    assign,
+    iter_records,
+    marker_type,
+    scan_valid_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +115,9 @@ class PartitionLog:
     # ---- opening and recovery ----
 
     def _open(self, recovery_point: int | None) -> None:
+        self._finish_swaps()
         for name in os.listdir(self.directory):
-            if name.endswith(".deleted"):
+            if name.endswith((".deleted", ".cleaned")):
                 os.unlink(os.path.join(self.directory, name))
         bases = sorted(
             int(name[:-4]) for name in os.listdir(self.directory) if name.endswith(".log")
@@ -153,6 +161,35 @@ class PartitionLog:
             # derived from the log: rebuilt whole, so a crash can never leave it behind
             txn_index.rewrite(txn_index.path_for(seg.path), aborted)
         self.active.preallocate(self._capacity_for(self.active, 0))
+
+    def _finish_swaps(self) -> None:
+        """Complete or undo a cleaner's segment swap that a crash interrupted (Kafka's
+        `.cleaned` / `.swap` protocol, `replace_segments` has the order of the steps): a
+        `.log.swap` means the cleaned segment was whole, so the segments it replaces go and it
+        takes their place; `.swap` files beside a `.log.cleaned` belong to an unfinished one,
+        which goes; `.swap` files alone are the rest of a swap whose log file was renamed."""
+        names = set(os.listdir(self.directory))
+        stems = sorted({n.split(".", 1)[0] for n in names if n.endswith(".swap")})
+        for stem in stems:
+            path = os.path.join(self.directory, stem)
+            swaps = [n for n in names if n.startswith(stem + ".") and n.endswith(".swap")]
+            if stem + ".log.cleaned" in names:
+                for n in swaps:
+                    os.unlink(os.path.join(self.directory, n))
+                continue
+            if stem + ".log.swap" in names:
+                with open(path + ".log.swap", "rb") as f:
+                    data = f.read()
+                base = end = int(stem)
+                for _, h in scan_valid_prefix(data, 0, len(data)):
+                    end = h.last_offset + 1
+                for n in names:
+                    if n.endswith(".log") and base <= int(n[:-4]) < max(end, base + 1):
+                        for ext in (".log", ".index", ".timeindex", ".txnindex"):
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(os.path.join(self.directory, n[:-4] + ext))
+            for n in sorted(swaps, key=lambda n: n.endswith(".log.swap"), reverse=True):
+                os.replace(os.path.join(self.directory, n), os.path.join(self.directory, n[:-5]))
 
     def _make_on_disk(self) -> None:
         self._create_directory()
@@ -227,7 +264,7 @@ class PartitionLog:
         seg = self.active
         if seg.size and (
             seg.size + size > self.config.segment_bytes
-            or self.clock.now_ms() - seg.created_ms > self.config.segment_ms
+            or self.clock.now_ms() - seg.created_ms > self.config.roll_ms
         ):
             self.roll()
             seg = self.active
@@ -372,14 +409,16 @@ class PartitionLog:
             if following.base_offset > self.log_start_offset:
                 break
             doomed.append(seg)
-        if self.config.retention_ms >= 0:
+        # compact only: past the log start, the cleaner alone removes records
+        deletes = "delete" in self.config.cleanup_policy
+        if deletes and self.config.retention_ms >= 0:
             for seg in self.segments[len(doomed) :]:
                 if seg.size == 0 or seg.max_timestamp >= now - self.config.retention_ms:
                     break
                 if seg.next_offset > max_offset:
                     break
                 doomed.append(seg)
-        if self.config.retention_bytes >= 0:
+        if deletes and self.config.retention_bytes >= 0:
             excess = self.size_in_bytes() - sum(seg.size for seg in doomed)
             excess -= self.config.retention_bytes
             for seg in self.segments[len(doomed) : -1]:
@@ -398,6 +437,13 @@ class PartitionLog:
         self._segments_changed()
         self.producer_state.drop_aborted_below(self.log_start_offset)
         return doomed
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment) -> None:
+        """Put the cleaner's `new` segment in the place of `old` (contiguous, none active)."""
+        i = self.segments.index(old[0])
+        self.segments[i : i + len(old)] = [new]
+        self._bases[i : i + len(old)] = [new.base_offset]
+        self._segments_changed()
 
     def truncate_to(self, offset: int) -> None:
         """Drop everything at or after `offset` (a batch boundary)."""

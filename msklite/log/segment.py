@@ -101,18 +101,20 @@ class LogSegment:
         index_interval_bytes: int,
         created_ms: int,
         create: bool = True,
+        suffix: str = "",
     ) -> None:
         """`create=False`: no file is made until `create_files` (the first segment of a new
-        partition, PartitionLog says why)."""
+        partition, PartitionLog says why). `suffix` follows every file name (the cleaner's
+        `.cleaned` segments)."""
         self.base_offset = base_offset
         stem = os.path.join(directory, segment_name(base_offset))
-        self.path = stem + ".log"
+        self.path = stem + ".log" + suffix
         self.index_interval_bytes = index_interval_bytes
         self._fd: int | None = None
         if create:
             self._descriptor()  # creates the file
-        self.offset_index = OffsetIndex(stem + ".index", base_offset, create)
-        self.time_index = TimeIndex(stem + ".timeindex", base_offset, create)
+        self.offset_index = OffsetIndex(stem + ".index" + suffix, base_offset, create)
+        self.time_index = TimeIndex(stem + ".timeindex" + suffix, base_offset, create)
         self.size = 0
         self.capacity = 0
         self._view: memoryview | None = None  # of the current mmap

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from msklite.errors import ErrorCode, KafkaError, ProtocolError
@@ -72,6 +72,8 @@ COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_LOG_APPEND = 0x08
 TRANSACTIONAL = 0x10
 CONTROL = 0x20
+# KIP-534: the base timestamp holds when the batch's tombstones and markers may be removed
+DELETE_HORIZON = 0x40
 
 NO_PRODUCER_ID = -1
 NO_TIMESTAMP = -1
@@ -711,6 +713,101 @@ def marker_type(batch: Buffer) -> int:
     return -1
 
 
+_RecordFields = tuple[int, int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]
+
+
+def _encode_records(records: Iterable[_RecordFields]) -> bytes:
+    """v2 records from (timestamp delta, offset delta, key, value, headers)."""
+    body = Writer()
+    for ts_delta, offset_delta, key, value, record_headers in records:
+        rec = Writer()
+        rec.int8(0)
+        _varint(rec, ts_delta)
+        _varint(rec, offset_delta)
+        for field in (key, value):
+            if field is None:
+                _varint(rec, -1)
+            else:
+                _varint(rec, len(field))
+                rec.raw(field)
+        _varint(rec, len(record_headers))
+        for hk, hv in record_headers:
+            _varint(rec, len(hk.encode()))
+            rec.raw(hk.encode())
+            if hv is None:
+                _varint(rec, -1)
+            else:
+                _varint(rec, len(hv))
+                rec.raw(hv)
+        _varint(body, len(rec.buf))
+        body.raw(rec.buf)
+    return bytes(body.buf)
+
+
+def rebuild_batch(h: BatchHeader, records: Sequence[Record], delete_horizon: int | None) -> bytes:
+    """A batch holding only `records` (some of those of the batch `h` heads), as Kafka's
+    log cleaner rebuilds one: base offset, last offset delta (the producer's last sequence
+    depends on it), producer id, epoch, base sequence, leader epoch, codec and flags kept, the
+    CRC recomputed. With `delete_horizon` the base timestamp carries it (KIP-534) and the
+    timestamp deltas are taken from it, so records keep their timestamps."""
+    log_append = h.attributes & TIMESTAMP_TYPE_LOG_APPEND
+    base_ts = h.base_timestamp if delete_horizon is None else delete_horizon
+    payload = _encode_records(
+        (
+            0 if log_append else r.timestamp - base_ts,
+            r.offset - h.base_offset,
+            r.key,
+            r.value,
+            r.headers,
+        )
+        for r in records
+    )
+    attributes = h.attributes if delete_horizon is None else h.attributes | DELETE_HORIZON
+    max_ts = h.max_timestamp if log_append else max(r.timestamp for r in records)
+    batch = bytearray(
+        seal_batch(
+            _compress(h.attributes & COMPRESSION_MASK, payload),
+            len(records),
+            base_offset=h.base_offset,
+            timestamp=base_ts,
+            max_timestamp=max_ts,
+            attributes=attributes,
+            producer_id=h.producer_id,
+            producer_epoch=h.producer_epoch,
+            base_sequence=h.base_sequence,
+        )
+    )
+    return _with_offsets_and_epoch(batch, h)
+
+
+def empty_batch(h: BatchHeader) -> bytes:
+    """The header of `h` with no records, as Kafka's cleaner keeps a producer's last batch
+    whose records it removed: offsets, sequence and epoch kept for the producer state."""
+    batch = bytearray(
+        seal_batch(
+            b"",
+            0,
+            base_offset=h.base_offset,
+            timestamp=h.max_timestamp,
+            max_timestamp=h.max_timestamp,
+            attributes=h.attributes & ~(COMPRESSION_MASK | DELETE_HORIZON),
+            producer_id=h.producer_id,
+            producer_epoch=h.producer_epoch,
+            base_sequence=h.base_sequence,
+        )
+    )
+    return _with_offsets_and_epoch(batch, h)
+
+
+def _with_offsets_and_epoch(batch: bytearray, h: BatchHeader) -> bytes:
+    # seal_batch takes the last offset delta from the count and writes leader epoch 0: put
+    # the original ones back (the epoch is outside the CRC, the delta inside it).
+    struct.pack_into(">i", batch, CRC_START + 2, h.last_offset_delta)  # after attributes
+    struct.pack_into(">i", batch, 12, h.partition_leader_epoch)
+    _CRC.pack_into(batch, CRC_START - 4, crc32c(memoryview(batch)[CRC_START:]))
+    return bytes(batch)
+
+
 def encode_batch(
     records: Sequence[tuple[bytes | None, bytes | None]],
     *,
@@ -726,33 +823,19 @@ def encode_batch(
 ) -> bytes:
     """A v2 batch of (key, value) records, with `headers` and `timestamp_deltas` per record if
     given: for tests, golden frames and benchmark loads."""
-    body = Writer()
-    for i, (key, value) in enumerate(records):
-        rec = Writer()
-        rec.int8(0)
-        _varint(rec, timestamp_deltas[i] if timestamp_deltas else 0)
-        _varint(rec, i)  # offset delta
-        for field in (key, value):
-            if field is None:
-                _varint(rec, -1)
-            else:
-                _varint(rec, len(field))
-                rec.raw(field)
-        record_headers = headers[i] if headers else ()
-        _varint(rec, len(record_headers))
-        for hk, hv in record_headers:
-            _varint(rec, len(hk.encode()))
-            rec.raw(hk.encode())
-            if hv is None:
-                _varint(rec, -1)
-            else:
-                _varint(rec, len(hv))
-                rec.raw(hv)
-        _varint(body, len(rec.buf))
-        body.raw(rec.buf)
+    body = _encode_records(
+        (
+            timestamp_deltas[i] if timestamp_deltas else 0,
+            i,
+            key,
+            value,
+            headers[i] if headers else (),
+        )
+        for i, (key, value) in enumerate(records)
+    )
     max_delta = max(timestamp_deltas or (0,))
     return seal_batch(
-        _compress(codec, bytes(body.buf)),
+        _compress(codec, body),
         len(records),
         base_offset=base_offset,
         timestamp=timestamp,

@@ -25,7 +25,7 @@ from msklite.clock import Clock
 from msklite.controller import Controller, PartitionState, TopicState
 from msklite.errors import ErrorCode, KafkaError
 from msklite.log.manager import LogManager
-from msklite.log.partition_log import AppendInfo
+from msklite.log.partition_log import AppendInfo, PartitionLog
 from msklite.protocol.records import BatchHeader
 from msklite.replication.partition import Partition
 from msklite.replication.purgatory import Purgatory
@@ -324,6 +324,13 @@ class ReplicaManager:
 
     def high_watermarks(self) -> dict[TopicPartition, int]:
         return {tp: p.high_watermark for tp, p in self.partitions.items()}
+
+    def last_stable_offset(self, tp: TopicPartition, plog: PartitionLog) -> int:
+        """How far the cleaner may clean a log: its last stable offset (below the HW)."""
+        part = self.partitions.get(tp)
+        if part is None or part.log is not plog:
+            return plog.log_start_offset
+        return plog.producer_state.last_stable_offset(part.high_watermark)
 
     def enforce_retention(self) -> int:
         """One retention pass over this broker's logs; returns the segments removed."""

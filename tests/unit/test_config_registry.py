@@ -31,7 +31,8 @@ def test_every_documented_config_is_known_with_its_type_default_and_mode() -> No
     assert BROKER_CONFIGS["listeners"].mode == "per-broker"
     assert BROKER_CONFIGS["ssl.keystore.password"].sensitive
     assert TOPIC_CONFIGS["retention.ms"].applied
-    assert not TOPIC_CONFIGS["min.cleanable.dirty.ratio"].applied
+    assert TOPIC_CONFIGS["min.cleanable.dirty.ratio"].applied
+    assert not TOPIC_CONFIGS["segment.jitter.ms"].applied
     for name in ("group.max.size", "connections.max.idle.ms", "log.cleaner.enable"):
         assert name in BROKER_CONFIGS
 
