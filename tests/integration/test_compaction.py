@@ -26,7 +26,7 @@ def _produce(cluster: Cluster, topic: str, compression: str = "none") -> list[Re
 
     def delivered(err: KafkaError | None, msg: Message) -> None:
         assert err is None, err
-        produced.append((msg.offset(), msg.key(), msg.value()))
+        produced.append((msg.offset() or 0, msg.key(), msg.value()))
 
     p = Producer(
         {
@@ -86,7 +86,7 @@ def _confluent_read(cluster: Cluster, topic: str, until: int) -> list[Rec]:
             msg = c.poll(10)
             assert msg is not None, f"confluent read up to {got[-1:] or None}"
             assert msg.error() is None, msg.error()
-            got.append((msg.offset(), msg.key(), msg.value()))
+            got.append((msg.offset() or 0, msg.key(), msg.value()))
     finally:
         c.close()
     return got
