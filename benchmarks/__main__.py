@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks import (
     coldstart,
+    compaction,
     goals,
     groups,
     ingest,
@@ -42,6 +43,7 @@ BENCHMARKS = (
     "replication",
     "groups",
     "validation",
+    "compaction",
 )
 PEERS = ("mock", "tansu")
 
@@ -243,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             "validation",
             "produced-batch validation in process, beside the CRC check alone",
             lambda: validation.run(args.quick),
+        ),
+        (
+            "compaction",
+            "log cleaner MiB/s, and a producer's rate with and without the cleaner",
+            lambda: compaction.run(args.quick),
         ),
     ]
     sections: list[Section] = []

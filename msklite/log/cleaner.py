@@ -451,7 +451,7 @@ class LogCleaner:
         while True:
             if self.configs.get_bool("log.cleaner.enable") and self.logs.offline is None:
                 try:
-                    if await self._clean_in_slices():
+                    if await self.clean_in_slices():
                         continue
                 except OSError as e:
                     self._storage_failed(e)
@@ -459,7 +459,9 @@ class LogCleaner:
                     log.exception("log cleaner failed; the log is left as it is")
             await self.clock.sleep(self.configs.get_int("log.cleaner.backoff.ms"))
 
-    async def _clean_in_slices(self) -> bool:
+    async def clean_in_slices(self) -> bool:
+        """One clean (of the filthiest log) in slices of the event loop, as `run` does;
+        True if a log was cleaned."""
         steps = self.clean_steps()
         deadline = time.perf_counter() + _SLICE_S
         done = False
