@@ -44,7 +44,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import NamedTuple
 
 from msklite.clock import Clock
@@ -336,7 +336,7 @@ class LogCleaner:
 
     # ---- cleaning ----
 
-    def clean_steps(self) -> Iterator[bool]:
+    def clean_steps(self) -> Generator[bool, None, None]:
         """Clean the filthiest log; yields False between steps, True once a log is cleaned
         (nothing if none needs it)."""
         todo = self.filthiest()
@@ -471,10 +471,17 @@ class LogCleaner:
                 if time.perf_counter() >= deadline:
                     await asyncio.sleep(0)
                     deadline = time.perf_counter() + _SLICE_S
-        except Exception as e:
-            if self.current is not None and not isinstance(e, OSError):
+        except OSError:
+            tp = self.current
+            if tp is not None and tp not in self.logs.logs:
+                return False  # the log was deleted under the clean: nothing is wrong
+            raise
+        except Exception:
+            if self.current is not None:
                 self._uncleanable.add(self.current)  # as Kafka marks a partition uncleanable
             raise
+        finally:
+            steps.close()  # a cancelled clean deletes its .cleaned files now
         return done
 
 

@@ -171,3 +171,40 @@ def test_log_cleaner_enable_false_keeps_every_record() -> None:
         assert broker.cleaner.filthiest() is not None  # it would be cleaned if enabled
         time.sleep(0.2)  # twenty backoffs: nothing to await, the cleaner must stay idle
         assert _confluent_read(cluster, "kept", N) == produced
+
+
+def test_consumer_offsets_is_compacted_and_reloads(tmp_path: object) -> None:
+    config = {"offsets.topic.segment.bytes": 2048, "offsets.topic.num.partitions": 1}
+    data_dir = str(tmp_path)
+    offsets_tp = MsTopicPartition("__consumer_offsets", 0)
+    with Cluster(brokers=1, data_dir=data_dir, config=config) as cluster:
+        cluster.create_topic("in")
+        c = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": "compacted-group",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            for i in range(200):
+                c.commit(offsets=[TopicPartition("in", 0, i)], asynchronous=False)
+        finally:
+            c.close()
+        broker = next(iter(cluster.brokers.values()))
+        before = broker.logs.logs[offsets_tp].size_in_bytes()
+        assert cluster.clean_logs() >= 1
+        assert broker.logs.logs[offsets_tp].size_in_bytes() < before / 4
+    with Cluster(brokers=1, data_dir=data_dir, config=config) as cluster:
+        c = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": "compacted-group",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            [tp] = c.committed([TopicPartition("in", 0)], timeout=10)
+        finally:
+            c.close()
+        assert tp.offset == 199  # the last commit, loaded from the compacted log

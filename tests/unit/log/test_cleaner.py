@@ -3,6 +3,8 @@ checkpoint, transactions, and a crash at every step of a swap."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from msklite.clock import ManualClock
 from msklite.config import BrokerConfigs, TopicConfig
+from msklite.log import cleaner as cleaner_module
 from msklite.log.cleaner import CLEANER_CHECKPOINT, LogCleaner
 from msklite.log.manager import LogManager, read_checkpoint
 from msklite.log.partition_log import PartitionLog
@@ -222,7 +225,18 @@ def test_aborted_data_goes_and_markers_stay_while_needed(
     assert h.cleaner.clean_once()
     got = h.records()
     assert (0, b"a", b"committed") in got  # the aborted write did not shadow it
-    assert not [r for r in got if r[2] == b"aborted"][:-1]  # only the producer's last may stay
+    assert not [r for r in got if r[2] == b"aborted"]
+    batches = {
+        hd.base_offset: hd
+        for seg in h.log.segments
+        for _, hd in seg.batches()
+        if hd.base_offset < 4
+    }
+    # offset 1 gone; 2, the producer's last batch, kept empty for its sequence (as Kafka);
+    # the ABORT marker kept, with its transaction's data seen in this pass
+    assert sorted(batches) == [0, 2, 3]
+    assert batches[2].records_count == 0 and batches[2].last_sequence == 1
+    assert batches[3].is_control
 
 
 @pytest.mark.parametrize("crash_at", range(1, 10))
@@ -337,3 +351,38 @@ def test_model_last_value_per_key_offsets_order_tombstones(
     h.cleaner.clean_once()
     check()
     assert not [o for o, _, v in h.records() if v is None and o < covered]
+
+
+async def test_the_cleaner_task_works_in_slices_then_waits_its_backoff(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cleaner_module, "_SLICE_S", 0.0)  # give the loop back after every step
+    h = Harness(tmp_path, clock, compacted())
+    for i in range(60):
+        h.put(b"k%d" % (i % 5), b"v%d" % i)
+    task = asyncio.create_task(h.cleaner.run())
+    turns = 0
+    try:
+        while TP not in h.cleaner.checkpoints:
+            await asyncio.sleep(0)
+            turns += 1
+            h.put(b"during", b"%d" % turns)  # appends go on between slices
+        assert turns > 10
+        latest = {k: (o, v) for o, k, v in h.records()}
+        assert latest[b"during"][1] == b"%d" % turns
+        first = h.cleaner.checkpoints[TP]
+        for i in range(60):
+            h.put(b"k%d" % (i % 5), b"w%d" % i)
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert h.cleaner.checkpoints[TP] == first  # waiting log.cleaner.backoff.ms (15 s)
+        clock.advance(15_000)
+        for _ in range(10_000):  # turns of the loop, not time
+            if h.cleaner.checkpoints[TP] != first:
+                break
+            await asyncio.sleep(0)
+        assert h.cleaner.checkpoints[TP] > first
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
