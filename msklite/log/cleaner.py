@@ -306,6 +306,11 @@ class LogCleaner:
         now = self.clock.now_ms()
         best: LogToClean | None = None
         for tp, plog in self.logs.logs.items():
+            cut = plog.truncated_to
+            if cut is not None:
+                plog.truncated_to = None
+                if self.checkpoints.get(tp, -1) > cut:
+                    self.checkpoints[tp] = cut
             if "compact" not in plog.config.cleanup_policy or tp in self._uncleanable:
                 continue
             first_dirty, first_uncleanable, needs_now = cleanable_range(

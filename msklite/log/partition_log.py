@@ -92,6 +92,9 @@ class PartitionLog:
         self.log_start_offset = 0
         self.log_end_offset = 0
         self._unflushed = 0
+        # The lowest offset the log was truncated to since the cleaner last looked: its
+        # checkpoint must not stay above data written again (Kafka's maybeTruncateCheckpoint).
+        self.truncated_to: int | None = None
         self._create_directory = create_directory or (lambda: os.makedirs(directory, exist_ok=True))
         if self.on_disk:
             self._open(recovery_point)
@@ -445,8 +448,13 @@ class PartitionLog:
         self._bases[i : i + len(old)] = [new.base_offset]
         self._segments_changed()
 
+    def _note_truncation(self, offset: int) -> None:
+        if self.truncated_to is None or offset < self.truncated_to:
+            self.truncated_to = offset
+
     def truncate_to(self, offset: int) -> None:
         """Drop everything at or after `offset` (a batch boundary)."""
+        self._note_truncation(offset)
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)  # as Kafka's UnifiedLog.truncateTo does
             return
@@ -468,6 +476,7 @@ class PartitionLog:
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop every segment and continue with an empty log at `offset` (a follower that fell
         below its leader's log start offset)."""
+        self._note_truncation(offset)
         for seg in self.segments:
             seg.rename_for_deletion()
         self.segments.clear()

@@ -386,3 +386,29 @@ async def test_the_cleaner_task_works_in_slices_then_waits_its_backoff(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_a_truncation_below_the_checkpoint_moves_it_back(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    h = Harness(tmp_path, clock, compacted())
+    for i in range(60):
+        h.put(b"k%d" % (i % 5), b"v%d" % i)
+    h.cleaner.clean_once()
+    end = h.cleaner.checkpoints[TP]
+    h.log.truncate_to(end)  # a follower truncating a diverged tail keeps what is clean
+    assert h.cleaner.filthiest() is None and h.cleaner.checkpoints[TP] == end
+    h.log.truncate_fully_and_start_at(end - 1)
+    h.cleaner.filthiest()
+    assert h.cleaner.checkpoints[TP] == end - 1
+
+
+def test_compact_only_topics_lose_nothing_to_retention(tmp_path: Path, clock: ManualClock) -> None:
+    for policy, removed in ((("compact",), False), (("compact", "delete"), True)):
+        h = Harness(
+            tmp_path / "-".join(policy), clock, compacted(cleanup_policy=policy, retention_ms=1000)
+        )
+        for i in range(60):
+            h.put(b"k%d" % i, b"v")
+        clock.advance(2000)
+        assert bool(h.log.enforce_retention(h.log.log_end_offset)) == removed
