@@ -95,6 +95,7 @@ def handle(
         for t in req.topics
         for p in t.partitions
     ]
+    ctx.replicas.checkpoint_log_starts()
     pending = [s.tp for s in statuses if s.pending]
     if not pending:
         return _respond(header, statuses)

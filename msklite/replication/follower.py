@@ -176,6 +176,8 @@ class ReplicaFetcher:
             except OSError as e:
                 # This broker's own log directory failed: its replicas are offline from now on.
                 self.manager.storage_failed(e)
+        if self.manager.log_starts_moved:
+            self.manager.checkpoint_log_starts()
         return more
 
     def _truncate(self, part: Partition, leader: Partition) -> None:
@@ -231,7 +233,7 @@ class ReplicaFetcher:
         if llog.log_start_offset > flog.log_start_offset and flog.increment_log_start_offset(
             min(llog.log_start_offset, own_end), own_end
         ):
-            self.manager.log_start_moved()
+            self.manager.log_starts_moved = True
         # The leader first counts what this fetch copied (its HW may move), then the follower
         # takes the HW: the last follower of an acks=all append learns the new HW at once.
         self._reporting = part.tp

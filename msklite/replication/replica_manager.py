@@ -70,6 +70,7 @@ class ReplicaManager:
         # DeleteRecords requests waiting for the followers' log starts (Kafka's
         # DelayedDeleteRecords purgatory): woken when a follower's start or a role moves.
         self.delete_waiters: Purgatory[TopicPartition] = Purgatory()
+        self.log_starts_moved = False  # see `checkpoint_log_starts`
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
         self._deferred: dict[str, int] = {}  # topic → partition to go on opening from
@@ -367,7 +368,7 @@ class ReplicaManager:
                 f"The offset {required} for partition {part.tp} is not valid",
             )
         if part.log.increment_log_start_offset(required, part.high_watermark):
-            self.log_start_moved()
+            self.log_starts_moved = True
             self.notifier.replicate_now(part.tp, part.followers)
         return required, self.low_watermark(topic, partition)
 
@@ -380,8 +381,12 @@ class ReplicaManager:
         state = self.controller.brokers.get(broker_id)
         return state is not None and state.alive
 
-    def log_start_moved(self) -> None:
-        """A log start moved inside a segment: checkpoint it now (see LogManager)."""
+    def checkpoint_log_starts(self) -> None:
+        """Checkpoint the log starts if some moved (`log_starts_moved`) since the last time:
+        once per DeleteRecords request or follower pass, however many partitions it moved."""
+        if not self.log_starts_moved or self.offline:
+            return
+        self.log_starts_moved = False
         try:
             self.logs.checkpoint_log_starts()
         except OSError as e:

@@ -26,6 +26,7 @@ from kafka.protocol.admin.topics import DeleteRecordsRequest
 from kafka.protocol.consumer.fetch import FetchRequest
 
 from msklite import Cluster
+from msklite.log.manager import LogManager
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
 
@@ -320,3 +321,37 @@ def test_retention_deletes_segments_below_the_start_and_log_dirs_shrink(cluster:
     assert bases[0] <= 45 and (len(bases) == 1 or bases[1] > 45)
     assert _earliest(cluster, "segs") == 45
     assert _first_consumed_offset(cluster, "segs", "g5") == 45
+
+
+def test_a_stopped_follower_does_not_hold_the_answer(cluster: Cluster) -> None:
+    cluster.create_topic("down")
+    _fill(cluster, "down", 10)
+    view = cluster.partition("down", 0)
+    follower = next(r for r in view.replicas if r != view.leader)
+    cluster.stop_broker(follower)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    (future,) = admin.delete_records([TopicPartition("down", 0, 8)], operation_timeout=30).values()
+    assert future.result(10).low_watermark == 8  # only live replicas count, as in Kafka
+    cluster.start_broker(follower)
+    wait_until(lambda: _log_starts(cluster, "down").get(follower) == 8, "the follower's start")
+
+
+def test_one_checkpoint_write_per_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes = []
+    original = LogManager.checkpoint_log_starts
+
+    def counted(self: LogManager) -> None:
+        writes.append(self.node_id)
+        original(self)
+
+    monkeypatch.setattr(LogManager, "checkpoint_log_starts", counted)
+    with Cluster(brokers=1, data_dir=str(tmp_path)) as cluster:
+        cluster.create_topic("many", partitions=8)
+        for partition in range(8):
+            _fill(cluster, "many", 3, partition=partition)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        futures = admin.delete_records([TopicPartition("many", p, 2) for p in range(8)])
+        assert {f.result(10).low_watermark for f in futures.values()} == {2}
+        assert writes == [1]
+    with open(tmp_path / "broker-1" / "log-start-offset-checkpoint") as f:
+        assert f.read().splitlines()[:2] == ["0", "8"]

@@ -108,3 +108,26 @@ def test_expand_needs_the_hw_and_the_current_epoch(tmp_path: Path) -> None:
     part.update_follower(3, 4, 0, 1000)
     assert part.expand_candidate(3)
     assert not part.expand_candidate(2)  # already in the ISR
+
+
+def test_low_watermark_is_the_smallest_start_of_the_live_replicas(tmp_path: Path) -> None:
+    part = _leader(tmp_path, [1, 2, 3])
+    end = _append(part, 10)
+    part.update_follower(2, end, 0, 1000)
+    part.update_follower(3, end, 0, 1000)
+    part.maybe_advance_high_watermark()
+    part.log.increment_log_start_offset(6, part.high_watermark)
+    assert part.low_watermark(lambda _: True) == 0
+    part.update_follower(2, end, 6, 1000)
+    assert part.low_watermark(lambda _: True) == 0  # broker 3 still starts at 0
+    assert part.low_watermark(lambda r: r != 3) == 6  # unless it is down
+    part.update_follower(3, end, 6, 1000)
+    assert part.low_watermark(lambda _: True) == 6
+
+
+def test_a_follower_unheard_of_since_the_leadership_counts_as_unknown(tmp_path: Path) -> None:
+    part = _leader(tmp_path, [1, 2, 3])
+    _append(part, 3)
+    # Kafka's lowWatermarkIfLeader: a live replica's start is -1 until it fetches
+    assert part.low_watermark(lambda _: True) == -1
+    assert part.low_watermark(lambda _: False) == 0
