@@ -355,3 +355,22 @@ def test_one_checkpoint_write_per_request(tmp_path: Path, monkeypatch: pytest.Mo
         assert writes == [1]
     with open(tmp_path / "broker-1" / "log-start-offset-checkpoint") as f:
         assert f.read().splitlines()[:2] == ["0", "8"]
+
+
+def test_compact_delete_topics_take_it_and_timestamp_lookups_start_at_the_start(
+    cluster: Cluster,
+) -> None:
+    cluster.create_topic("both", configs={"cleanup.policy": "compact,delete"})
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
+    for i in range(10):
+        p.produce("both", key=b"k%d" % i, value=b"v", timestamp=1_000_000 + i)
+        assert p.flush(10) == 0
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    (future,) = admin.delete_records([TopicPartition("both", 0, 5)]).values()
+    assert future.result(10).low_watermark == 5
+    c = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "times"})
+    try:
+        (found,) = c.offsets_for_times([TopicPartition("both", 0, 1_000_000)], timeout=10)
+    finally:
+        c.close()
+    assert found.offset == 5  # the first record at or after the time that is still there
