@@ -41,6 +41,16 @@ def _configs(args: argparse.Namespace) -> dict[str, str]:
     return config
 
 
+def _scram_users(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, password = item.partition(":")
+        if not sep or not name:
+            raise SystemExit(f"--scram-user expects NAME:PASSWORD, got {item!r}")
+        out[name] = password
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="msklite", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"msklite {__version__}")
@@ -87,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         "holds (MSK's rules apply; --config wins over it)",
     )
     serve.add_argument(
+        "--auth",
+        default="plaintext",
+        help="the listeners every broker offers, comma-separated: plaintext (9092), tls (9094), "
+        "scram (SASL_SSL with SCRAM-SHA-512, 9096); with --port, a kind's ports start at "
+        "PORT, PORT+100, PORT+200 (default: plaintext)",
+    )
+    serve.add_argument(
+        "--scram-user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a SASL/SCRAM user (SCRAM-SHA-512 and SCRAM-SHA-256; repeatable)",
+    )
+    serve.add_argument(
         "--log-level",
         default="WARNING",
         type=str.upper,
@@ -109,6 +133,8 @@ async def serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             azs=[a for a in args.azs.split(",") if a],
+            auth=args.auth,
+            scram_users=_scram_users(args.scram_user),
         )
     except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
@@ -125,7 +151,10 @@ async def serve(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"msklite: cannot listen: {e}", file=sys.stderr)
         return 1
-    print(f"Bootstrap servers: {cluster.bootstrap_servers}", flush=True)
+    for label, servers in cluster.bootstrap_lines:
+        print(f"Bootstrap servers{f' ({label})' if label else ''}: {servers}", flush=True)
+    if cluster.ca_certificate is not None:
+        print(f"CA certificate: {cluster.ca_certificate}", flush=True)
     for b in cluster.brokers.values():
         print(
             f"  {broker_name(b.info.node_id)}  id={b.info.node_id}  "

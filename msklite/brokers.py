@@ -23,6 +23,7 @@ from msklite.log.cleaner import LogCleaner
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.security.settings import ClusterSecurity
 from msklite.server import BrokerServer
 from msklite.topic_partition import TopicPartition
 
@@ -40,9 +41,14 @@ class Broker:
     replicas: ReplicaManager
     fetcher: ReplicaFetcher
     ctx: BrokerContext
-    server: BrokerServer
+    servers: list[BrokerServer]  # one per listener, in MSK's port order
     cleaner: LogCleaner
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def server(self) -> BrokerServer:
+        """The first listener (the plaintext one, when there is one)."""
+        return self.servers[0]
 
 
 class Brokers:
@@ -53,8 +59,10 @@ class Brokers:
         clock: Clock,
         data_dir: str,
         host: str,
+        security: ClusterSecurity | None = None,
     ) -> None:
         self.controller = controller
+        self.security = security or ClusterSecurity()
         self.configs = configs
         self.clock = clock
         self.data_dir = data_dir
@@ -92,17 +100,26 @@ class Brokers:
             BrokerStats(),
             request_hook=self.request_hook,
         )
-        server = BrokerServer(
-            ctx,
-            self.host,
-            info.port,
-            self.configs.get_int("socket.request.max.bytes"),
-            self.configs.get_int("queued.max.request.bytes"),
-        )
+        security = self.security
+        servers = [
+            BrokerServer(
+                ctx,
+                self.host,
+                security.port(kind, info),
+                self.configs.get_int("socket.request.max.bytes"),
+                self.configs.get_int("queued.max.request.bytes"),
+                listener=kind.name,
+                tls=security.tls_context(kind, self.data_dir, info),
+                authenticator=security.authenticator(
+                    kind, self.configs.get_int("connection.failed.authentication.delay.ms")
+                ),
+            )
+            for kind in security.kinds
+        ]
         cleaner = LogCleaner(
             logs, self.configs, self.clock, replicas.last_stable_offset, replicas.storage_failed
         )
-        broker = Broker(info, logs, replicas, fetcher, ctx, server, cleaner)
+        broker = Broker(info, logs, replicas, fetcher, ctx, servers, cleaner)
         self.running[info.node_id] = broker
         self._peers[info.node_id] = replicas
         for topic in list(controller.topics):
@@ -118,7 +135,9 @@ class Brokers:
             broker.ctx.request_hook = hook
 
     async def open(self, broker: Broker) -> None:
-        broker.info.port = await broker.server.start()
+        for server in broker.servers:
+            broker.info.ports[server.listener] = await server.start()
+        broker.info.port = broker.server.port
         loop = asyncio.get_running_loop()
         broker.tasks = [
             loop.create_task(broker.fetcher.run()),
@@ -131,7 +150,8 @@ class Brokers:
             broker.ctx.txn.load_all()
 
     async def close(self, broker: Broker) -> None:
-        await broker.server.stop()
+        for server in broker.servers:
+            await server.stop()
         for task in broker.tasks:
             task.cancel()
         for task in broker.tasks:
@@ -144,6 +164,8 @@ class Brokers:
         try:
             await self.open(broker)
         except BaseException:
+            for server in broker.servers:
+                await server.stop()
             self._forget(broker)
             raise
 

@@ -26,6 +26,8 @@ from msklite.handlers.context import BrokerStats, RequestHook
 from msklite.loop_thread import LoopThread
 from msklite.metadata_log import MetadataLog
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
+from msklite.security.listeners import MAX_BROKERS_PER_KIND, SCRAM, TLS, ListenerKind
+from msklite.security.settings import ClusterSecurity
 from msklite.timers import Timers
 
 T = TypeVar("T")
@@ -105,11 +107,18 @@ class Cluster:
         port: int = 0,
         azs: str | tuple[str, ...] | list[str] = DEFAULT_AZS,
         clock: Clock | None = None,
+        auth: str | list[str] | tuple[str, ...] = "plaintext",
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
         broker to a free port, otherwise broker i listens on `port + i - 1`. `azs` is a list
         of AZ ids (or one comma-separated string). Config values may be str, int, float,
-        bool (Kafka's true/false) or a list of str."""
+        bool (Kafka's true/false) or a list of str.
+
+        `auth` names the listeners every broker offers, as MSK's: "plaintext" (9092), "tls"
+        (9094), "scram" (SASL_SSL with SCRAM-SHA-512/256, 9096), a list or a comma-separated
+        str. With a fixed `port`, a kind's brokers listen from `port` + 0, 100 or 200
+        (msklite/security/listeners.py). `scram_users` maps user names to passwords."""
         brokers = _whole_number("brokers", brokers)
         if brokers < 1:
             raise ValueError(f"a cluster needs at least one broker, got brokers={brokers}")
@@ -120,6 +129,18 @@ class Cluster:
                 f"so port must be 1-{65536 - brokers} (or 0 for free ports)"
             )
         azs = _az_ids(azs)
+        self.security = ClusterSecurity(auth, scram_users)
+        top = max(k.offset for k in self.security.kinds)
+        if port and len(self.security.kinds) > 1 and brokers > MAX_BROKERS_PER_KIND:
+            raise ValueError(
+                f"{brokers} brokers with several listeners need port=0 (free ports): the "
+                f"port-offset layout fits {MAX_BROKERS_PER_KIND} brokers per listener"
+            )
+        if port and port + top + brokers - 1 > 65535:
+            raise ValueError(
+                f"port {port} does not fit the listeners of {brokers} broker(s): the last "
+                f"would listen on {port + top + brokers - 1}, past 65535"
+            )
         self.host = host
         self.base_port = port
         self.azs = azs
@@ -158,8 +179,39 @@ class Cluster:
 
     @property
     def bootstrap_servers(self) -> str:
+        """The first listener's (the plaintext one, when it is enabled)."""
+        return self._bootstrap(self.security.kinds[0])
+
+    @property
+    def bootstrap_servers_tls(self) -> str | None:
+        """MSK's BootstrapBrokerStringTls (None: no TLS listener)."""
+        return self._bootstrap(TLS) if TLS in self.security.kinds else None
+
+    @property
+    def bootstrap_servers_sasl_scram(self) -> str | None:
+        """MSK's BootstrapBrokerStringSaslScram (None: no SASL/SCRAM listener)."""
+        return self._bootstrap(SCRAM) if SCRAM in self.security.kinds else None
+
+    @property
+    def bootstrap_lines(self) -> list[tuple[str, str]]:
+        """(label, bootstrap string) per listener kind, plaintext first: "" labels it."""
+        return [(k.label, self._bootstrap(k)) for k in self.security.kinds]
+
+    @property
+    def ca_certificate(self) -> str | None:
+        """The local CA's certificate (PEM) a TLS client trusts; None without TLS."""
+        return self.security.ca_path
+
+    def add_scram_user(self, user: str, password: str) -> None:
+        """Add (or change the password of) a SCRAM-SHA-512 and SCRAM-SHA-256 user."""
+        self.security.users.add(user, password)
+
+    def _bootstrap(self, kind: ListenerKind) -> str:
         return bootstrap_string(
-            [(b.info.host, b.info.port, b.info.rack) for b in self.brokers.values()]
+            [
+                (b.info.host, b.info.ports.get(kind.name, 0), b.info.rack)
+                for b in self.brokers.values()
+            ]
         )
 
     # ---- lifecycle on the caller's loop ----
@@ -196,8 +248,9 @@ class Cluster:
                 f"would leave out broker(s) {', '.join(map(str, stored))}: start it with "
                 f"brokers={total}, or use another data directory"
             )
+        self.security.start(self.data_dir)
         brokers = self._brokers = Brokers(
-            controller, self.broker_configs, self.clock, self.data_dir, self.host
+            controller, self.broker_configs, self.clock, self.data_dir, self.host, self.security
         )
         self._faults = Faults(brokers, self.infos, self.azs, self._port_of)
         try:
@@ -225,6 +278,7 @@ class Cluster:
 
     async def _shutdown(self) -> None:
         await self._timers.cancel_all()
+        self.security.stop()
         if self._brokers is not None:
             await self._brokers.shutdown()
         if self._ephemeral and self._data_dir is not None:

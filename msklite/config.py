@@ -263,6 +263,7 @@ _APPLIED_BROKER = {
     "auto.leader.rebalance.enable",
     "broker.id",
     "broker.rack",
+    "connection.failed.authentication.delay.ms",
     "default.replication.factor",
     "delete.topic.enable",
     "group.initial.rebalance.delay.ms",

@@ -18,6 +18,11 @@ ApiVersions (which gets the KIP-511 answer instead). Those are the peer's errors
 broker (`BrokerStats.internal_errors`), logged with its traceback, and answered as Kafka answers
 it, with UNKNOWN_SERVER_ERROR where the response has a top-level error code, and otherwise by
 closing the connection.
+
+A connection belongs to one listener (its name rides on every request header). On a SASL
+listener it holds an `Authenticator` (msklite.security) until the client has authenticated:
+every request but ApiVersions goes to it instead of the handlers, and its principal then rides
+on every request header.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Awaitable
-from typing import cast
+from typing import Protocol, cast
 
 from msklite.errors import ProtocolError
 from msklite.handlers import HANDLERS
@@ -39,7 +44,7 @@ from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder, MemoryPool
 from msklite.protocol.header import RequestHeader, parse_request_header, response_header
-from msklite.protocol.primitives import Buffer
+from msklite.protocol.primitives import Buffer, Reader
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,20 @@ _SIZE = struct.Struct(">i")
 MAX_QUEUED_REQUESTS = 100
 
 Response = list[Buffer] | None
+ANONYMOUS = "User:ANONYMOUS"
+
+
+class Authenticator(Protocol):
+    """A connection's authentication before dispatch (msklite.security.authenticator)."""
+
+    principal: str | None  # who, once authenticated
+    failed: bool  # the last answer is the connection's last
+    close_delay_ms: int  # after a failure (connection.failed.authentication.delay.ms)
+
+    def authenticate(self, header: RequestHeader, r: Reader) -> list[Buffer]:
+        """Answer a request made before authentication (a ProtocolError closes the
+        connection unanswered)."""
+        ...
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -56,8 +75,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         max_frame: int,
         on_close: set[KafkaConnection],
         pool: MemoryPool | None = None,
+        listener: str = "CLIENT",
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.ctx = ctx
+        self.listener = listener
+        self.authenticator = authenticator
+        self.principal = ANONYMOUS
         self.decoder = FrameDecoder(max_frame, pool)
         self.pool = self.decoder.pool
         self.queue: deque[memoryview] = deque()
@@ -67,6 +91,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._write_paused = False
         self._read_paused = False
         self._closed = False
+        self._last_answer = False  # close once what is answered so far is written
         self.peer: str = "?"
         self.host: str = ""
 
@@ -161,7 +186,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _pump(self) -> None:
         """Answer queued requests in order until one has to wait (or writing must)."""
         out: list[Buffer] = []
-        while self.queue and self._waiting is None and not self._write_paused:
+        while (
+            self.queue
+            and self._waiting is None
+            and not self._write_paused
+            and not self._last_answer
+        ):
             frame = self.queue.popleft()
             try:
                 result = self._dispatch(frame)
@@ -190,6 +220,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._waiting.add_done_callback(functools.partial(self._release_after, frame))
         if out and self.transport is not None and not self._closed:
             self.transport.writelines(out)
+        if self._last_answer and not self._closed:
+            # Kafka's answer to a failed authentication: the error, then, a moment later (so
+            # that the client reads the error before it sees the connection go), the close.
+            self._closed = True
+            self._drop_queue()
+            if self.transport is not None:
+                self.transport.pause_reading()
+            assert self.authenticator is not None
+            self.ctx.clock.call_later(self.authenticator.close_delay_ms, self.close)
+            return
         self._flow_control()
 
     def _flow_control(self) -> None:
@@ -228,6 +268,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _dispatch(self, frame: memoryview) -> Response | Awaitable[Response]:
         header, reader = parse_request_header(frame)
         header.client_host = self.host
+        header.listener = self.listener
+        header.principal = self.principal
         spec = HANDLERS.get(header.api_key)
         if spec is None:
             raise ProtocolError(f"unknown api key {header.api_key}")
@@ -242,6 +284,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             reader.skip_tagged_fields()
         # ApiVersions answers with header v0 whatever its version (KIP-511).
         flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
+        if self.authenticator is not None and header.api_key != ApiKey.API_VERSIONS:
+            return _framed(
+                header.correlation_id, flexible_response, self._authenticate(header, reader)
+            )
         hook = self.ctx.request_hook
         try:
             if hook is None:
@@ -268,6 +314,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except Exception:
             return self._error_response(header, flexible)
         return None if body is None else _framed(header.correlation_id, flexible, body)
+
+    def _authenticate(self, header: RequestHeader, reader: Reader) -> list[Buffer]:
+        authenticator = self.authenticator
+        assert authenticator is not None
+        body = authenticator.authenticate(header, reader)
+        if authenticator.failed:
+            log.info("closing connection from %s: authentication failed", self.peer)
+            self._last_answer = True
+        elif authenticator.principal is not None:
+            self.principal = authenticator.principal
+            self.authenticator = None
+        return body
 
     # ---- our own failures ----
 

@@ -56,6 +56,12 @@ class BrokerInfo:
     host: str = "127.0.0.1"
     port: int = 0
     alive: bool = True
+    # listener name -> bound port, once the broker has listened (msklite.security.listeners)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def port_for(self, listener: str) -> int:
+        """The port this broker advertises to a client that came in on `listener`."""
+        return self.ports.get(listener, self.port)
 
 
 @dataclass(slots=True)

@@ -1,18 +1,33 @@
-"""One broker's listener: binds, tracks its connections, closes them. No protocol logic."""
+"""One broker listener: binds, tracks its connections, closes them. No protocol logic.
+
+A broker has one per listener kind it offers (msklite.security.listeners); a TLS listener
+gets its server context, a SASL listener an authenticator factory, one authenticator per
+connection."""
 
 from __future__ import annotations
 
 import asyncio
 import mmap
+import ssl
+from collections.abc import Callable
 
-from msklite.connection import KafkaConnection
+from msklite.connection import Authenticator, KafkaConnection
 from msklite.handlers.context import BrokerContext
 from msklite.protocol.frame import MemoryPool
 
 
 class BrokerServer:
     def __init__(
-        self, ctx: BrokerContext, host: str, port: int, max_frame: int, queued_max_bytes: int = 0
+        self,
+        ctx: BrokerContext,
+        host: str,
+        port: int,
+        max_frame: int,
+        queued_max_bytes: int = 0,
+        *,
+        listener: str = "CLIENT",
+        tls: ssl.SSLContext | None = None,
+        authenticator: Callable[[], Authenticator] | None = None,
     ) -> None:
         """`queued_max_bytes`: the request memory shared by the connections (Kafka's
         `queued.max.request.bytes`; 0 or less: unbounded)."""
@@ -20,19 +35,34 @@ class BrokerServer:
         self.host = host
         self.port = port
         self.max_frame = max_frame
+        self.listener = listener
+        self.tls = tls
+        self.authenticator = authenticator
         self.pool = MemoryPool(queued_max_bytes, anonymous_mapping)
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None
+
+    def _connection(self) -> KafkaConnection:
+        make = self.authenticator
+        return KafkaConnection(
+            self.ctx,
+            self.max_frame,
+            self.connections,
+            self.pool,
+            self.listener,
+            None if make is None else make(),
+        )
 
     async def start(self) -> int:
         """Bind and listen; returns the bound port (useful with port 0)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: KafkaConnection(self.ctx, self.max_frame, self.connections, self.pool),
+            self._connection,
             self.host,
             self.port,
             reuse_address=True,
             backlog=1024,
+            ssl=self.tls,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port

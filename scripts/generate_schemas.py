@@ -61,6 +61,8 @@ MESSAGES = [
     "AddOffsetsToTxn",
     "EndTxn",
     "TxnOffsetCommit",
+    "SaslHandshake",
+    "SaslAuthenticate",
 ]
 
 # kafka-python rewrites a few fields before building its classes (their `json_patch`): the

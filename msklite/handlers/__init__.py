@@ -19,6 +19,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     produce,
     producer_id,
     replicas,
+    sasl,
     topics,
     transactions,
     unserved,

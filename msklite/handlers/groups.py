@@ -62,7 +62,7 @@ def coordinator_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
 
 
 def _find(
-    ctx: BrokerContext, key: str, key_type: int
+    ctx: BrokerContext, key: str, key_type: int, listener: str
 ) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for one key."""
     from msklite.coordinator.group_runtime import ensure_offsets_topic  # lazily: see ctx.groups
@@ -85,7 +85,7 @@ def _find(
     broker = ctx.controller.brokers.get(leader)
     if broker is None or not broker.alive:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None, -1, "", -1
-    return ErrorCode.NONE, None, broker.node_id, broker.host, broker.port
+    return ErrorCode.NONE, None, broker.node_id, broker.host, broker.port_for(listener)
 
 
 @handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
@@ -93,14 +93,14 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
     req = spec_request(schemas.FindCoordinatorRequest, header, r)
     key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
     if header.api_version < 4:
-        error, message, node, host, port = _find(ctx, req.key, key_type)
+        error, message, node, host, port = _find(ctx, req.key, key_type, header.listener)
         body = schemas.FindCoordinatorResponse(
             error_code=error, error_message=message, node_id=node, host=host, port=port
         )
         return spec_response(header, body)
     coordinators = []
     for key in req.coordinator_keys:
-        error, message, node, host, port = _find(ctx, key, key_type)
+        error, message, node, host, port = _find(ctx, key, key_type, header.listener)
         coordinators.append(
             schemas.FindCoordinatorResponse.Coordinator(
                 key=key, node_id=node, host=host, port=port, error_code=error, error_message=message

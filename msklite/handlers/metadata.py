@@ -112,7 +112,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             else:
                 fragments.append(cache.fragment(topic, v, with_ops))
     brokers = [
-        codec.BrokerMetadata(b.node_id, b.host, b.port, b.rack)
+        codec.BrokerMetadata(b.node_id, b.host, b.port_for(header.listener), b.rack)
         for b in controller.brokers.values()
         if b.alive
     ]
@@ -152,7 +152,10 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
         controller_id=controller_id(ctx),
         brokers=[
             schemas.DescribeClusterResponse.DescribeClusterBroker(
-                broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack
+                broker_id=b.node_id,
+                host=b.host,
+                port=b.port_for(header.listener),
+                rack=b.rack,
             )
             for b in ctx.controller.brokers.values()
             if b.alive

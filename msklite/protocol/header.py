@@ -24,6 +24,10 @@ class RequestHeader:
     correlation_id: int
     client_id: str
     client_host: str = ""  # the peer's address, filled in by the connection (not on the wire)
+    # the listener the request came in on and who sent it (msklite.security), from the
+    # connection: Metadata advertises that listener's endpoints, authorization asks the principal
+    listener: str = "PLAINTEXT"
+    principal: str = "User:ANONYMOUS"
 
 
 def parse_request_header(frame: memoryview) -> tuple[RequestHeader, Reader]:

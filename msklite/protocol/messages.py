@@ -60,6 +60,8 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DESCRIBE_GROUPS: ("kafka.protocol.admin.groups", "DescribeGroups"),
     ApiKey.LIST_GROUPS: ("kafka.protocol.admin.groups", "ListGroups"),
     ApiKey.DELETE_GROUPS: ("kafka.protocol.admin.groups", "DeleteGroups"),
+    ApiKey.SASL_HANDSHAKE: ("kafka.protocol.sasl", "SaslHandshake"),
+    ApiKey.SASL_AUTHENTICATE: ("kafka.protocol.sasl", "SaslAuthenticate"),
 }
 
 

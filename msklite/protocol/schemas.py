@@ -4515,6 +4515,73 @@ class TxnOffsetCommitResponse(_Struct):
     API_KEY: ClassVar[int] = 28
 
 
+class SaslHandshakeRequest(_Struct):
+    __slots__ = ("mechanism",)
+    mechanism: str
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("mechanism", STRING, (0, 1), None, None),)
+
+    def __init__(self, *, mechanism: str) -> None:
+        self.mechanism = mechanism
+
+    API_KEY: ClassVar[int] = 17
+
+
+class SaslHandshakeResponse(_Struct):
+    __slots__ = ("error_code", "mechanisms")
+    error_code: int
+    mechanisms: list[str]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("error_code", SCALAR, (0, 1), None, None),
+        Field("mechanisms", STRING_ARRAY, (0, 1), None, None),
+    )
+
+    def __init__(self, *, error_code: int, mechanisms: list[str]) -> None:
+        self.error_code = error_code
+        self.mechanisms = mechanisms
+
+    API_KEY: ClassVar[int] = 17
+
+
+class SaslAuthenticateRequest(_Struct):
+    __slots__ = ("auth_bytes",)
+    auth_bytes: bytes
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("auth_bytes", BYTES, (0, 2), None, None),)
+
+    def __init__(self, *, auth_bytes: bytes) -> None:
+        self.auth_bytes = auth_bytes
+
+    API_KEY: ClassVar[int] = 36
+
+
+class SaslAuthenticateResponse(_Struct):
+    __slots__ = ("auth_bytes", "error_code", "error_message", "session_lifetime_ms")
+    error_code: int
+    error_message: str | None
+    auth_bytes: bytes
+    session_lifetime_ms: int
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("error_code", SCALAR, (0, 2), None, None),
+        Field("error_message", STRING, (0, 2), (0, 2), None),
+        Field("auth_bytes", BYTES, (0, 2), None, None),
+        Field("session_lifetime_ms", SCALAR, (1, 2), None, None),
+    )
+
+    def __init__(
+        self,
+        *,
+        error_code: int,
+        error_message: str | None,
+        auth_bytes: bytes,
+        session_lifetime_ms: int = 0,
+    ) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.auth_bytes = auth_bytes
+        self.session_lifetime_ms = session_lifetime_ms
+
+    API_KEY: ClassVar[int] = 36
+
+
 # api key -> request type, response type
 REQUESTS: dict[int, type[Message]] = {
     ProduceRequest.API_KEY: ProduceRequest,
@@ -4551,6 +4618,8 @@ REQUESTS: dict[int, type[Message]] = {
     AddOffsetsToTxnRequest.API_KEY: AddOffsetsToTxnRequest,
     EndTxnRequest.API_KEY: EndTxnRequest,
     TxnOffsetCommitRequest.API_KEY: TxnOffsetCommitRequest,
+    SaslHandshakeRequest.API_KEY: SaslHandshakeRequest,
+    SaslAuthenticateRequest.API_KEY: SaslAuthenticateRequest,
 }
 RESPONSES: dict[int, type[Message]] = {
     ProduceResponse.API_KEY: ProduceResponse,
@@ -4587,4 +4656,6 @@ RESPONSES: dict[int, type[Message]] = {
     AddOffsetsToTxnResponse.API_KEY: AddOffsetsToTxnResponse,
     EndTxnResponse.API_KEY: EndTxnResponse,
     TxnOffsetCommitResponse.API_KEY: TxnOffsetCommitResponse,
+    SaslHandshakeResponse.API_KEY: SaslHandshakeResponse,
+    SaslAuthenticateResponse.API_KEY: SaslAuthenticateResponse,
 }

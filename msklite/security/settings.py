@@ -1,0 +1,77 @@
+"""A cluster's security settings and what brokers.py asks of them when it assembles a broker:
+the listeners to open, each one's port, TLS context and authenticator factory."""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from msklite.controller import BrokerInfo
+from msklite.security.authenticator import SaslAuthenticator
+from msklite.security.listeners import PLAINTEXT, ListenerKind, parse_auth
+from msklite.security.scram import ScramUsers
+
+if TYPE_CHECKING:
+    from msklite.security.tls import CertificateAuthority
+
+
+class ClusterSecurity:
+    def __init__(
+        self,
+        auth: str | Iterable[str] = "plaintext",
+        scram_users: Mapping[str, str] | None = None,
+    ) -> None:
+        self.kinds: tuple[ListenerKind, ...] = parse_auth(auth)
+        self.users = ScramUsers()
+        for user, password in (scram_users or {}).items():
+            self.users.add(user, password)
+        self._ca: CertificateAuthority | None = None
+
+    @property
+    def plaintext_only(self) -> bool:
+        return self.kinds == (PLAINTEXT,)
+
+    @property
+    def tls(self) -> bool:
+        return any(k.tls for k in self.kinds)
+
+    def start(self, data_dir: str) -> None:
+        """Make (or load) the local CA when a listener needs TLS."""
+        if self.tls and self._ca is None:
+            from msklite.security.tls import load_or_create_ca
+
+            self._ca = load_or_create_ca(data_dir)
+
+    def stop(self) -> None:
+        self._ca = None
+
+    @property
+    def ca_path(self) -> str | None:
+        return None if self._ca is None else self._ca.path
+
+    def port(self, kind: ListenerKind, info: BrokerInfo) -> int:
+        """Where broker `info` listens for `kind`: its port from an earlier start, else the
+        port-offset layout's (0: any free port)."""
+        bound = info.ports.get(kind.name)
+        if bound is not None:
+            return bound
+        return info.port + kind.offset if info.port else 0
+
+    def tls_context(
+        self, kind: ListenerKind, data_dir: str, info: BrokerInfo
+    ) -> ssl.SSLContext | None:
+        if not kind.tls:
+            return None
+        from msklite.security.tls import server_context
+
+        assert self._ca is not None, "start() makes the CA first"
+        return server_context(self._ca, data_dir, info.node_id, info.host)
+
+    def authenticator(
+        self, kind: ListenerKind, close_delay_ms: int
+    ) -> Callable[[], SaslAuthenticator] | None:
+        if not kind.mechanisms:
+            return None
+        return functools.partial(SaslAuthenticator, kind.mechanisms, self.users, close_delay_ms)

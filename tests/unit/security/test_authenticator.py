@@ -1,0 +1,94 @@
+"""The SASL state before dispatch, request by request, and fuzzed SASL bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.protocol.sasl import (
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+)
+
+from msklite.errors import ErrorCode, ProtocolError
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Reader
+from msklite.security.authenticator import SaslAuthenticator
+from msklite.security.scram import ScramUsers
+
+MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+def _authenticator() -> SaslAuthenticator:
+    users = ScramUsers()
+    users.add("alice", "pw")
+    return SaslAuthenticator(MECHANISMS, users)
+
+
+def _send(auth: SaslAuthenticator, api_key: int, version: int, body: bytes) -> bytes:
+    header = RequestHeader(api_key, version, 1, "test")
+    return b"".join(bytes(b) for b in auth.authenticate(header, Reader(memoryview(body))))
+
+
+def _handshake(auth: SaslAuthenticator, mechanism: str) -> Any:
+    body = bytes(SaslHandshakeRequest[1](mechanism=mechanism).encode(version=1))
+    out = _send(auth, ApiKey.SASL_HANDSHAKE, 1, body)
+    return SaslHandshakeResponse.decode(out, version=1)
+
+
+def test_a_request_before_the_handshake_closes() -> None:
+    with pytest.raises(ProtocolError, match="during SASL handshake"):
+        _send(_authenticator(), ApiKey.METADATA, 1, b"")
+
+
+def test_handshake_v0_closes() -> None:
+    with pytest.raises(ProtocolError, match="v0"):
+        _send(_authenticator(), ApiKey.SASL_HANDSHAKE, 0, b"\x00\x05PLAIN")
+
+
+def test_an_unknown_mechanism_is_answered_then_the_connection_fails() -> None:
+    auth = _authenticator()
+    resp = _handshake(auth, "GSSAPI")
+    assert resp.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+    assert resp.mechanisms == list(MECHANISMS)
+    assert auth.failed and auth.principal is None
+
+
+def test_a_request_in_the_exchange_other_than_authenticate_closes() -> None:
+    auth = _authenticator()
+    assert _handshake(auth, "SCRAM-SHA-512").error_code == 0
+    with pytest.raises(ProtocolError, match="during SASL authentication"):
+        _send(auth, ApiKey.SASL_HANDSHAKE, 1, b"")
+
+
+@given(st.binary(max_size=200), st.integers(0, 2))
+def test_fuzzed_authenticate_bodies_never_crash(body: bytes, version: int) -> None:
+    auth = _authenticator()
+    _handshake(auth, "SCRAM-SHA-512")
+    try:
+        out = _send(auth, ApiKey.SASL_AUTHENTICATE, version, body)
+    except ProtocolError:
+        return  # a malformed request: the connection closes
+    resp = SaslAuthenticateResponse.decode(out, version=version)
+    assert resp.error_code in (ErrorCode.NONE, ErrorCode.SASL_AUTHENTICATION_FAILED)
+    assert auth.principal is None
+
+
+@given(st.binary(max_size=100))
+def test_fuzzed_scram_tokens_fail_authentication(token: bytes) -> None:
+    auth = _authenticator()
+    _handshake(auth, "SCRAM-SHA-512")
+    for _ in range(2):
+        body = bytes(SaslAuthenticateRequest[1](auth_bytes=token).encode(version=1))
+        out = _send(auth, ApiKey.SASL_AUTHENTICATE, 1, body)
+        resp = SaslAuthenticateResponse.decode(out, version=1)
+        if resp.error_code:
+            assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+            assert auth.failed
+            break
+    assert auth.principal is None
