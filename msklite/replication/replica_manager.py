@@ -402,7 +402,9 @@ class ReplicaManager:
         part = self.partitions.get(tp)
         if part is None or not part.is_leader:
             return
-        if part.follower_log_start.get(replica_id) != log_start_offset:
+        starts = part.follower_log_start
+        # (no call on this per-fetch path: python -m benchmarks.cpu counts them)
+        if replica_id not in starts or starts[replica_id] != log_start_offset:
             self.delete_waiters.notify(tp)
         part.update_follower(replica_id, log_end_offset, log_start_offset, self.clock.now_ms())
         if part.maybe_advance_high_watermark():
