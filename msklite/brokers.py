@@ -113,6 +113,7 @@ class Brokers:
                 authenticator=security.authenticator(
                     kind, self.configs.get_int("connection.failed.authentication.delay.ms")
                 ),
+                principal_of=security.principal_of(kind),
             )
             for kind in security.kinds
         ]

@@ -109,6 +109,7 @@ class Cluster:
         clock: Clock | None = None,
         auth: str | list[str] | tuple[str, ...] = "plaintext",
         scram_users: Mapping[str, str] | None = None,
+        tls_client_auth: bool = False,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
         broker to a free port, otherwise broker i listens on `port + i - 1`. `azs` is a list
@@ -118,7 +119,9 @@ class Cluster:
         `auth` names the listeners every broker offers, as MSK's: "plaintext" (9092), "tls"
         (9094), "scram" (SASL_SSL with SCRAM-SHA-512/256, 9096), a list or a comma-separated
         str. With a fixed `port`, a kind's brokers listen from `port` + 0, 100 or 200
-        (msklite/security/listeners.py). `scram_users` maps user names to passwords."""
+        (msklite/security/listeners.py). `scram_users` maps user names to passwords;
+        `tls_client_auth` makes the TLS listener require client certificates (mTLS), issued
+        by `client_certificate(name)`."""
         brokers = _whole_number("brokers", brokers)
         if brokers < 1:
             raise ValueError(f"a cluster needs at least one broker, got brokers={brokers}")
@@ -129,7 +132,7 @@ class Cluster:
                 f"so port must be 1-{65536 - brokers} (or 0 for free ports)"
             )
         azs = _az_ids(azs)
-        self.security = ClusterSecurity(auth, scram_users)
+        self.security = ClusterSecurity(auth, scram_users, tls_client_auth)
         top = max(k.offset for k in self.security.kinds)
         if port and len(self.security.kinds) > 1 and brokers > MAX_BROKERS_PER_KIND:
             raise ValueError(
@@ -205,6 +208,11 @@ class Cluster:
     def add_scram_user(self, user: str, password: str) -> None:
         """Add (or change the password of) a SCRAM-SHA-512 and SCRAM-SHA-256 user."""
         self.security.users.add(user, password)
+
+    def client_certificate(self, name: str) -> tuple[str, str]:
+        """A client certificate for mTLS with subject `CN=name` (principal `User:CN=name`),
+        signed by the cluster's CA: (certificate PEM path, key PEM path)."""
+        return self.security.client_certificate(self.data_dir, name)
 
     def _bootstrap(self, kind: ListenerKind) -> str:
         return bootstrap_string(

@@ -33,7 +33,7 @@ import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
 from msklite.errors import ProtocolError
@@ -77,11 +77,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         pool: MemoryPool | None = None,
         listener: str = "CLIENT",
         authenticator: Authenticator | None = None,
+        principal_of: Callable[[object], str | None] | None = None,
     ) -> None:
+        """`principal_of`: names the client from its TLS certificate (an mTLS listener)."""
         self.ctx = ctx
         self.listener = listener
         self.authenticator = authenticator
         self.principal = ANONYMOUS
+        self._principal_of = principal_of
         self.decoder = FrameDecoder(max_frame, pool)
         self.pool = self.decoder.pool
         self.queue: deque[memoryview] = deque()
@@ -109,6 +112,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.host = peer[0] if peer else ""
+        if self._principal_of is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            cert = None if ssl_object is None else ssl_object.getpeercert()
+            self.principal = self._principal_of(cert) or ANONYMOUS
         self._registry.add(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:

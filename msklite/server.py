@@ -28,6 +28,7 @@ class BrokerServer:
         listener: str = "CLIENT",
         tls: ssl.SSLContext | None = None,
         authenticator: Callable[[], Authenticator] | None = None,
+        principal_of: Callable[[object], str | None] | None = None,
     ) -> None:
         """`queued_max_bytes`: the request memory shared by the connections (Kafka's
         `queued.max.request.bytes`; 0 or less: unbounded)."""
@@ -38,6 +39,7 @@ class BrokerServer:
         self.listener = listener
         self.tls = tls
         self.authenticator = authenticator
+        self.principal_of = principal_of
         self.pool = MemoryPool(queued_max_bytes, anonymous_mapping)
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None
@@ -51,6 +53,7 @@ class BrokerServer:
             self.pool,
             self.listener,
             None if make is None else make(),
+            self.principal_of,
         )
 
     async def start(self) -> int:

@@ -10,8 +10,32 @@ from typing import TYPE_CHECKING
 
 from msklite.controller import BrokerInfo
 from msklite.security.authenticator import SaslAuthenticator
-from msklite.security.listeners import PLAINTEXT, ListenerKind, parse_auth
+from msklite.security.listeners import PLAINTEXT, TLS, ListenerKind, parse_auth
 from msklite.security.scram import ScramUsers
+
+
+def tls_principal(peercert: object) -> str | None:
+    """Kafka's default principal for a TLS client: `User:` and the certificate's subject as
+    RFC 2253 writes it (most specific first: `CN=name,OU=...,O=...`); None without one.
+    `peercert` is what the transport's `getpeercert()` returns."""
+    if not isinstance(peercert, dict) or not peercert.get("subject"):
+        return None
+    parts = [
+        f"{_RDN_NAMES.get(key, key)}={value}"
+        for rdn in reversed(peercert["subject"])
+        for key, value in rdn
+    ]
+    return "User:" + ",".join(parts)
+
+
+_RDN_NAMES = {
+    "commonName": "CN",
+    "organizationalUnitName": "OU",
+    "organizationName": "O",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "countryName": "C",
+}
 
 if TYPE_CHECKING:
     from msklite.security.tls import CertificateAuthority
@@ -22,7 +46,11 @@ class ClusterSecurity:
         self,
         auth: str | Iterable[str] = "plaintext",
         scram_users: Mapping[str, str] | None = None,
+        tls_client_auth: bool = False,
     ) -> None:
+        """`tls_client_auth`: the TLS listener requires a client certificate (mTLS, MSK's
+        ClientAuthentication.Tls); the connection's principal is its subject."""
+        self.tls_client_auth = tls_client_auth
         self.kinds: tuple[ListenerKind, ...] = parse_auth(auth)
         self.users = ScramUsers()
         for user, password in (scram_users or {}).items():
@@ -67,7 +95,20 @@ class ClusterSecurity:
         from msklite.security.tls import server_context
 
         assert self._ca is not None, "start() makes the CA first"
-        return server_context(self._ca, data_dir, info.node_id, info.host)
+        mtls = self.tls_client_auth and kind is TLS
+        return server_context(self._ca, data_dir, info.node_id, info.host, mtls)
+
+    def principal_of(self, kind: ListenerKind) -> Callable[[object], str | None] | None:
+        """How a connection of `kind` names its client before any SASL: from its certificate
+        on an mTLS listener; None elsewhere (User:ANONYMOUS)."""
+        return tls_principal if self.tls_client_auth and kind is TLS else None
+
+    def client_certificate(self, data_dir: str, name: str) -> tuple[str, str]:
+        from msklite.security.tls import issue_client_certificate
+
+        if self._ca is None:
+            raise RuntimeError("client certificates need a TLS listener on a started cluster")
+        return issue_client_certificate(self._ca, data_dir, name)
 
     def authenticator(
         self, kind: ListenerKind, close_delay_ms: int

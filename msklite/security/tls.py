@@ -110,16 +110,48 @@ def issue_broker_certificate(
     return cert_path, key_path
 
 
+def issue_client_certificate(ca: CertificateAuthority, data_dir: str, name: str) -> tuple[str, str]:
+    """A client certificate with subject `CN=name` (the mTLS principal is then
+    `User:CN=name`), written beside the CA; returns (certificate path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _YEAR)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    directory = os.path.join(tls_dir(data_dir), "clients")
+    os.makedirs(directory, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    cert_path = os.path.join(directory, f"{stem}.pem")
+    key_path = os.path.join(directory, f"{stem}-key.pem")
+    _write(key_path, key.private_bytes(*_PRIVATE), private=True)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
 def server_context(
-    ca: CertificateAuthority, data_dir: str, node_id: int, host: str
+    ca: CertificateAuthority, data_dir: str, node_id: int, host: str, client_auth: bool
 ) -> ssl.SSLContext:
-    """Broker `node_id`'s TLS server context (TLS 1.2+, as MSK), with a fresh certificate."""
+    """Broker `node_id`'s TLS server context (TLS 1.2+, as MSK), with a fresh certificate;
+    `client_auth`: a client must present a certificate msklite's CA signed (mTLS)."""
     cert_path, key_path = issue_broker_certificate(
         ca, data_dir, node_id, [host, "localhost", "127.0.0.1"]
     )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_path, key_path)
+    if client_auth:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(ca.path)
     return ctx
 
 

@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -401,3 +402,44 @@ def test_cli_refuses_a_listener_it_does_not_serve() -> None:
     )
     assert proc.returncode == 2
     assert "not served yet" in proc.stderr
+
+
+def test_mtls_requires_a_client_certificate_and_names_the_principal_by_it(
+    topic_name: str,
+) -> None:
+    principals: set[str] = set()
+
+    def record(handler: Any, ctx: Any, header: Any, reader: Any) -> Any:
+        principals.add(header.principal)
+        return handler(ctx, header, reader)
+
+    with Cluster(1, auth="plaintext,tls", tls_client_auth=True) as cluster:
+        cluster.create_topic(topic_name, 1)
+        cert, key = cluster.client_certificate("orders-app")
+        cluster.set_request_hook(record)
+        conf = {
+            **_tls(cluster),
+            "ssl.certificate.location": cert,
+            "ssl.key.location": key,
+        }
+        assert _confluent_roundtrip(conf, topic_name, [b"m1"]) == [b"m1"]
+        assert principals == {"User:CN=orders-app"}
+        # without a certificate the broker refuses the handshake (with TLS 1.3 the client
+        # learns it on its first read) and answers nothing
+        assert cluster.ca_certificate is not None
+        ctx = ssl.create_default_context(cafile=cluster.ca_certificate)
+        port = _ports(cluster.bootstrap_servers_tls)[0]
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            api_versions = struct.pack(">hhih", 18, 0, 1, 1) + b"x"
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                tls.sendall(struct.pack(">i", len(api_versions)) + api_versions)
+                if not tls.recv(4):
+                    raise ConnectionError("closed")
+        assert cluster.broker_stats(1).internal_errors == 0
+        # plaintext is not the TLS listener: anonymous, as in Kafka
+        principals.clear()
+        AdminClient({"bootstrap.servers": cluster.bootstrap_servers}).list_topics(timeout=10)
+        assert principals == {"User:ANONYMOUS"}
