@@ -110,3 +110,76 @@ def test_mangled_records_are_refused_with_kafkas_codes(
         payload = records_module._compress(codec, _mutate(plain, mutations))
     batch = seal_batch(payload, len(recs), timestamp=1000, attributes=codec)
     assert _outcome(batch) in _REFUSALS
+
+
+# ---- the walk's fast path over records laid out alike (records._alike) ----
+
+
+def _walk_outcome(payload: bytes, count: int) -> object:
+    """What `walk_records` answers for `payload`: its summary, or the error's code and text."""
+    try:
+        return records_module.walk_records(memoryview(payload), count)
+    except KafkaError as e:
+        return (e.code, str(e))
+
+
+def _alike_batch(
+    count: int, key: bytes | None, value: bytes | None, deltas: list[int], headers_at: int | None
+) -> bytes:
+    headers: list[list[tuple[str, bytes | None]]] = [[] for _ in range(count)]
+    if headers_at is not None:
+        headers[headers_at % count] = [("h", b"1")]
+    return encode_batch(
+        [(key, value)] * count,
+        headers=headers,
+        timestamp_deltas=[deltas[i % len(deltas)] for i in range(count)],
+    )
+
+
+# Field sizes at the varint boundaries: a zig-zag length of 63 is one byte, 64 two; 8191 two,
+# 8192 three. Record counts across the offset deltas' boundaries (64, 8192).
+_SIZES = st.sampled_from([0, 1, 62, 63, 64, 65, 8190, 8191, 8192]).map(lambda n: b"v" * n)
+_DELTAS = st.lists(
+    st.integers(-64, 63) | st.sampled_from([64, -65, 8191, 8192, 2**40, -(2**63)]),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.tuples(st.integers(1, 150), st.none() | _SIZES, st.none() | _SIZES),
+        st.tuples(
+            st.sampled_from([8191, 8192, 8193, 8260]),
+            st.none() | st.binary(max_size=2),
+            st.sampled_from([b"", b"v" * 30]),
+        ),
+    ),
+    _DELTAS,
+    st.none() | st.integers(0, 10**4),
+    st.lists(_MUTATION, max_size=3),
+    st.integers(-2, 2),
+)
+def test_the_fast_walk_answers_as_the_record_by_record_walk(
+    shape: tuple[int, bytes | None, bytes | None],
+    deltas: list[int],
+    headers_at: int | None,
+    mutations: list[tuple[str, int, int]],
+    count_error: int,
+) -> None:
+    """Batches of records laid out alike (where the walk compares a field across many records
+    at once), mangled or not, with a right or wrong record count: the walk answers exactly as
+    it does record by record — the same summary, or the same error and message."""
+    count, key, value = shape
+    plain = _alike_batch(count, key, value, deltas, headers_at)[HEADER_SIZE:]
+    payload = _mutate(plain, mutations) if mutations else plain
+    claimed = max(1, count + count_error)
+    fast = _walk_outcome(payload, claimed)
+    original = records_module._alike
+    records_module._alike = lambda *_: (0, 0, 0)
+    try:
+        slow = _walk_outcome(payload, claimed)
+    finally:
+        records_module._alike = original
+    assert fast == slow

@@ -26,6 +26,7 @@ from msklite.protocol.records import (
     iter_records,
     seal_batch,
     validate_produced_batch,
+    walk_records,
 )
 
 
@@ -275,3 +276,108 @@ def test_refused_records_are_named_by_index() -> None:
     assert refused.value.code == ErrorCode.INVALID_TIMESTAMP
     assert [i for i, _ in refused.value.record_errors] == [1, 2]
     assert "1050" in str(refused.value.record_errors[0][1])
+
+
+# ---- records laid out alike: the walk compares a field across many records at once ----
+
+
+def alike(
+    count: int, *, key: bytes | None = None, value: bytes = b"v" * 10, **changed: bytes
+) -> bytes:
+    """`count` records with the same framing and offset deltas 0..count-1; `changed` replaces
+    record N's fields (keyword `rN_field`, e.g. r5_ts) with raw bytes."""
+    out = b""
+    for i in range(count):
+        fields = {
+            "ts": zz(0),
+            "off": zz(i),
+            "key": zz(-1) if key is None else zz(len(key)) + key,
+            "value": zz(len(value)) + value,
+            "headers": zz(0),
+        }
+        for name, raw in changed.items():
+            at, field = name[1:].split("_")
+            if int(at) == i:
+                fields[field] = raw
+        out += zz(len(body := b"\x00" + b"".join(fields.values()))) + body
+    return out
+
+
+@pytest.mark.parametrize("count", [63, 64, 65, 8191, 8192, 8193])
+@pytest.mark.parametrize("value_size", [51, 52, 8180, 8181])  # record lengths 63/64, 8191/8192
+def test_alike_records_across_varint_boundaries_are_accepted(count: int, value_size: int) -> None:
+    if count > 100 and value_size > 100:
+        count = 200  # keep the batch small; the offset boundary is crossed at 64
+    batch = encode_batch([(None, b"v" * value_size)] * count, timestamp_deltas=[3] * count)
+    assert code(batch) == ErrorCode.NONE
+    assert code(batch, keys_required=True) == ErrorCode.INVALID_RECORD
+    summary = walk_records(memoryview(batch)[HEADER_SIZE:], count)
+    assert summary == (0, 3, True, True)
+    # one record fewer or more than the records hold
+    assert code(seal_batch(batch[HEADER_SIZE:], count + 1)) == ErrorCode.INVALID_RECORD
+    assert code(seal_batch(batch[HEADER_SIZE:], count - 1 or 2)) == ErrorCode.INVALID_RECORD
+
+
+@pytest.mark.parametrize("at", [1, 5, 63, 64, 65, 150, 199])
+def test_one_record_unlike_the_others_is_found(at: int) -> None:
+    n = f"r{at}_"
+    # a null key among keys: only a compacted topic refuses it, naming that record
+    batch = seal_batch(alike(200, key=b"k", **{n + "key": zz(-1)}), 200)
+    assert code(batch) == ErrorCode.NONE
+    with pytest.raises(RecordErrors) as refused:
+        validate_produced_batch(memoryview(batch), 1 << 30, keys_required=True)
+    assert [i for i, _ in refused.value.record_errors] == [at]
+    # a negative null (-5) as the key length is a null too
+    batch = seal_batch(alike(200, key=b"k", **{n + "key": zz(-5)}), 200)
+    assert code(batch, keys_required=True) == ErrorCode.INVALID_RECORD
+    # a null key where the others' key is, its value starting where theirs do
+    null = {n + "key": zz(-1), n + "value": zz(11) + zz(10) + b"v" * 10}
+    with pytest.raises(RecordErrors) as refused:
+        validate_produced_batch(
+            memoryview(seal_batch(alike(200, key=b"k", **null), 200)), 1 << 30, keys_required=True
+        )
+    assert [i for i, _ in refused.value.record_errors] == [at]
+    # a shorter value followed by a byte too many; a negative header count
+    for fields in (
+        {n + "value": zz(9) + b"v" * 9, n + "headers": zz(0) + zz(0)},
+        {n + "headers": zz(-1)},
+    ):
+        with pytest.raises(KafkaError) as e:
+            validate_produced_batch(memoryview(seal_batch(alike(200, **fields), 200)), 1 << 30)
+        assert e.value.code == ErrorCode.INVALID_RECORD
+    # a negative record length
+    payload, start = alike(200, key=b"k"), len(alike(at, key=b"k"))
+    bad = payload[:start] + zz(-3) + payload[start + 1 :]
+    with pytest.raises(KafkaError, match=f"record {at} claims -3 bytes") as e:
+        validate_produced_batch(memoryview(seal_batch(bad, 200)), 1 << 30)
+    assert e.value.code == ErrorCode.INVALID_RECORD
+    # one late timestamp (one byte, -64..63)
+    batch = seal_batch(alike(200, **{n + "ts": zz(-20)}), 200, timestamp=1000)
+    assert code(batch, timestamp_window=(990, 2000)) == ErrorCode.INVALID_TIMESTAMP
+    assert code(batch, timestamp_window=(980, 2000)) == ErrorCode.NONE
+    # a compressed batch's offset deltas out of order
+    payload = alike(200, **{n + "off": zz(at + 1)})
+    assert code(seal_batch(payload, 200)) == ErrorCode.NONE
+    squeezed = records_module._compress(4, payload)
+    assert code(seal_batch(squeezed, 200, attributes=4)) == ErrorCode.INVALID_RECORD
+    # one record with a header
+    batch = seal_batch(alike(200, **{n + "value": zz(7) + b"v" * 7 + zz(1) + zz(1) + b"h"}), 200)
+    [rec] = [r for r in iter_records(batch) if r.headers]
+    assert (rec.offset, rec.headers) == (at, [("h", b"")])
+
+
+def test_a_two_byte_timestamp_delta_framed_as_one_byte_ones_is_read_as_such() -> None:
+    # Record 5's two-byte timestamp delta (0x82 0x0a: 641) shifts its fields by one so that
+    # every varint of the others' framing still reads the same byte: only the timestamp
+    # byte's continuation bit tells it apart.
+    odd = {
+        "r5_ts": bytes([0x82, 0x0A]),
+        "r5_off": zz(5),
+        "r5_key": zz(3) + b"kkk",
+        "r5_value": zz(11) + zz(10) + b"v" * 10,
+    }
+    payload = alike(10, key=b"kkkkk", **odd)
+    assert len(payload) == 10 * len(record(key=zz(5) + b"kkkkk", value=zz(10) + b"v" * 10))
+    assert walk_records(memoryview(payload), 10) == (0, 641, True, False)
+    batch = seal_batch(payload, 10, timestamp=1000)
+    assert code(batch, timestamp_window=(0, 1640)) == ErrorCode.INVALID_TIMESTAMP
