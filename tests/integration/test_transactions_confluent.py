@@ -1,6 +1,8 @@
 """Transactions with confluent-kafka (librdkafka): commit and abort as read_committed and
 read_uncommitted consumers see them, consume-transform-produce with
-send_offsets_to_transaction, and a zombie producer fenced by a second instance."""
+send_offsets_to_transaction (also while the transaction coordinator's broker, then the output
+partition's leader, is stopped and started), and a zombie producer fenced by a second
+instance."""
 
 from __future__ import annotations
 
@@ -152,6 +154,7 @@ def _transform(
     dst: str,
     total: int,
     after_commit: Callable[[int], None] = lambda n: None,
+    batch: int = 100,
 ) -> int:
     """Copy `src` to `dst` in transactions that also commit the input offsets, until
     `total` inputs are committed; returns the number of transactions aborted on the way."""
@@ -173,7 +176,7 @@ def _transform(
     try:
         while committed < total:
             assert time.monotonic() < deadline, f"{committed} of {total} committed"
-            msgs = [m for m in consumer.consume(100, 0.2) if m.error() is None]
+            msgs = [m for m in consumer.consume(batch, 0.2) if m.error() is None]
             if not msgs:
                 continue
             producer.begin_transaction()
@@ -223,3 +226,39 @@ def test_consume_transform_produce_exactly_once(msk_cluster: Cluster, topic_name
     _produce_inputs(msk_cluster, src, 300)
     _transform(msk_cluster, src, dst, 300)
     _assert_exactly_once(msk_cluster, dst, 300)
+
+
+def _leader(cluster: Cluster, topic: str, partition: int) -> int:
+    return cluster.partition(topic, partition).leader
+
+
+def test_consume_transform_produce_exactly_once_through_broker_restarts(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    from msklite.coordinator.coordinator import partition_for
+
+    src, dst = topic_name + "-in", topic_name + "-out"
+    msk_cluster.create_topic(src, partitions=3)
+    msk_cluster.create_topic(dst, partitions=1)
+    total = 2000
+    _produce_inputs(msk_cluster, src, total)
+    stopped: list[int] = []
+
+    def faults(batches: int) -> None:
+        # first the transaction coordinator's broker, then the output partition's leader
+        if batches == 2:
+            txn_partition = partition_for(f"ctp-{dst}", 50)
+            stopped.append(_leader(msk_cluster, "__transaction_state", txn_partition))
+            msk_cluster.stop_broker(stopped[-1])
+        elif batches == 6:
+            msk_cluster.start_broker(stopped.pop())
+        elif batches == 9:
+            leader = _leader(msk_cluster, dst, 0)
+            stopped.append(leader)
+            msk_cluster.stop_broker(leader)
+        elif batches == 13:
+            msk_cluster.start_broker(stopped.pop())
+
+    _transform(msk_cluster, src, dst, total, faults, batch=50)
+    assert not stopped
+    _assert_exactly_once(msk_cluster, dst, total)
