@@ -33,7 +33,14 @@ from msklite.timers import Timers
 T = TypeVar("T")
 METADATA_FILE = "cluster-metadata.json"
 
-__all__ = ["Broker", "Cluster", "PartitionView", "default_data_dir", "msk_defaults"]
+__all__ = [
+    "Broker",
+    "Cluster",
+    "PartitionView",
+    "TransactionView",
+    "default_data_dir",
+    "msk_defaults",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,19 @@ class PartitionView:
     isr: list[int]
     high_watermarks: dict[int, int]  # live replica → its HW
     log_end_offsets: dict[int, int]  # live replica → its log end offset
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionView:
+    """One transactional id as its coordinator knows it (`kafka-transactions.sh describe`)."""
+
+    transactional_id: str
+    coordinator: int  # broker id
+    state: str  # Kafka's name: Empty, Ongoing, PrepareCommit, CompleteCommit, ...
+    producer_id: int
+    producer_epoch: int
+    partitions: list[tuple[str, int]]
+    age_ms: int  # since the open transaction started; -1 when none is open
 
 
 def default_data_dir() -> str:
@@ -454,6 +474,31 @@ class Cluster:
     def waiting_fetches(self) -> int:
         """Fetches parked in the brokers' purgatories (waiting for data)."""
         return self._call(lambda: sum(len(b.replicas.fetch_waiters) for b in self.brokers.values()))
+
+    def transactions(self) -> list[TransactionView]:
+        """Every transactional id of the cluster, from the coordinators of the running
+        brokers, sorted by id."""
+
+        def collect() -> list[TransactionView]:
+            if "__transaction_state" not in self._controller().topics:
+                return []
+            now = self.clock.now_ms()
+            out = [
+                TransactionView(
+                    t.transactional_id,
+                    node_id,
+                    t.state.kafka_name,
+                    t.producer_id,
+                    t.producer_epoch,
+                    sorted((tp.topic, tp.partition) for tp in t.partitions),
+                    now - t.start_ms if t.is_open else -1,
+                )
+                for node_id, broker in self.brokers.items()
+                for t in broker.ctx.txn.transactions()
+            ]
+            return sorted(out, key=lambda v: v.transactional_id)
+
+        return self._call(collect)
 
     def broker_stats(self, node_id: int) -> BrokerStats:
         return self._call(lambda: self._fault_api().running(node_id).ctx.stats)

@@ -3,6 +3,7 @@
     stop-broker N | start-broker N | stop-az AZ | start-az AZ | add-broker [AZ]
     pause N | resume N          (make broker N's follower replicas stop / resume copying)
     create-topic NAME [PARTITIONS [RF]] [KEY=VALUE ...]
+    transactions                (list them, as kafka-transactions.sh list/describe)
     status | help
 
 Each command takes effect at once and prints what the cluster looks like afterwards.
@@ -37,6 +38,19 @@ def status(cluster: Cluster) -> str:
     return "\n".join(lines)
 
 
+def transactions(cluster: Cluster) -> str:
+    rows = cluster.transactions()
+    if not rows:
+        return "  no transactional ids"
+    return "\n".join(
+        f"  {t.transactional_id}  {t.state}  producer {t.producer_id}/{t.producer_epoch}"
+        f"  coordinator b-{t.coordinator}"
+        + (f"  open {t.age_ms} ms" if t.age_ms >= 0 else "")
+        + (f"  partitions {' '.join(f'{n}-{p}' for n, p in t.partitions)}" if t.partitions else "")
+        for t in rows
+    )
+
+
 def _number(what: str, word: str) -> int:
     try:
         return int(word)
@@ -67,6 +81,9 @@ async def execute(cluster: Cluster, line: str, write: Callable[[str], None]) -> 
             cluster.resume_replication(_number("a broker id", args[0]))
         elif command == "create-topic" and args:
             _create_topic(cluster, args, write)
+        elif command == "transactions" and not args:
+            write(transactions(cluster))
+            return
         elif command == "status":
             pass
         else:

@@ -100,6 +100,11 @@ class TxnMetadata:
     last_producer_id: int = -1
     last_producer_epoch: int = -1
 
+    @property
+    def is_open(self) -> bool:
+        """Begun and not yet complete."""
+        return self.state in (TxnState.ONGOING, *PREPARED)
+
 
 @dataclass(frozen=True, slots=True)
 class MarkerJob:

@@ -21,6 +21,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     replicas,
     sasl,
     topics,
+    transaction_admin,
     transactions,
     unserved,
 )

@@ -1,0 +1,157 @@
+"""DescribeProducers (key 61) v0, DescribeTransactions (key 65) v0, ListTransactions (key 66)
+v0-1: what `kafka-transactions.sh describe-producers / describe / list` show.
+
+Behavior:
+- DescribeProducers: per partition, from its leader (NOT_LEADER_OR_FOLLOWER elsewhere,
+  UNKNOWN_TOPIC_OR_PARTITION), the producers the partition knows: id, epoch, last sequence and
+  timestamp, and the first offset of the producer's open transaction (-1 when none).
+- DescribeTransactions: per transactional id, from its coordinator (NOT_COORDINATOR elsewhere,
+  TRANSACTIONAL_ID_NOT_FOUND for an unknown id): Kafka's state name, timeout, start time,
+  producer id and epoch, partitions.
+- ListTransactions: the transactions this broker coordinates, filtered by state names (unknown
+  names are echoed in unknown_state_filters), producer ids and (v1) a minimum running duration.
+  Listing never creates `__transaction_state`.
+
+Deviations from Kafka/MSK:
+- The coordinator epoch of a producer is reported as -1 (markers' coordinator epochs are not
+  tracked per partition). ListTransactions v2 (a transactional id pattern, Kafka 4.1) is not
+  served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.context import BrokerContext
+from msklite.handlers.registry import handles, spec_request
+from msklite.protocol import messages
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.header import RequestHeader
+from msklite.protocol.primitives import Buffer, Reader
+
+TXN_TOPIC = "__transaction_state"
+
+
+def _encode(v: int, resp: Any, **fields: Any) -> list[Buffer]:
+    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
+
+
+@handles(ApiKey.DESCRIBE_PRODUCERS, versions=(0, 0), flexible_from=0)
+def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    v, req, resp = spec_request(ApiKey.DESCRIBE_PRODUCERS, header, r)
+    topic_cls = resp.TopicResponse
+    part_cls = topic_cls.PartitionResponse
+    state_cls = part_cls.ProducerState
+    topics = []
+    for t in req.topics:
+        parts = []
+        for index in t.partition_indexes:
+            error, message, producers = ErrorCode.NONE, None, []
+            try:
+                part = ctx.replicas.leader_partition(t.name, index)
+            except KafkaError as e:
+                error, message = e.code, e.message
+            else:
+                state = part.log.producer_state
+                for pid, entry in sorted(state.producers.items()):
+                    last = entry.batches[-1] if entry.batches else None
+                    producers.append(
+                        state_cls(
+                            producer_id=pid,
+                            producer_epoch=entry.epoch,
+                            last_sequence=last.last_seq if last else -1,
+                            last_timestamp=last.timestamp if last else -1,
+                            coordinator_epoch=-1,
+                            current_txn_start_offset=state.ongoing.get(pid, -1),
+                        )
+                    )
+            parts.append(
+                part_cls(
+                    partition_index=index,
+                    error_code=error,
+                    error_message=message,
+                    active_producers=producers,
+                )
+            )
+        topics.append(topic_cls(name=t.name, partitions=parts))
+    return _encode(v, resp, topics=topics)
+
+
+@handles(ApiKey.DESCRIBE_TRANSACTIONS, versions=(0, 0), flexible_from=0)
+def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.handlers.transactions import txn_coordinator_error
+
+    v, req, resp = spec_request(ApiKey.DESCRIBE_TRANSACTIONS, header, r)
+    state_cls = resp.TransactionState
+    topic_cls = state_cls.TopicData
+    out = []
+    for txn_id in req.transactional_ids:
+        fields: dict[str, Any] = dict(
+            transactional_id=txn_id,
+            transaction_state="",
+            transaction_timeout_ms=0,
+            transaction_start_time_ms=-1,
+            producer_id=-1,
+            producer_epoch=-1,
+            topics=[],
+        )
+        error = (
+            txn_coordinator_error(ctx, txn_id)
+            if TXN_TOPIC in ctx.controller.topics
+            else ErrorCode.NOT_COORDINATOR
+        )
+        txn = ctx.txn.transaction(txn_id) if error == ErrorCode.NONE else None
+        if error == ErrorCode.NONE and txn is None:
+            error = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+        if txn is not None:
+            by_topic: dict[str, list[int]] = {}
+            for tp in sorted(txn.partitions):
+                by_topic.setdefault(tp.topic, []).append(tp.partition)
+            fields.update(
+                transaction_state=txn.state.kafka_name,
+                transaction_timeout_ms=txn.timeout_ms,
+                transaction_start_time_ms=txn.start_ms,
+                producer_id=txn.producer_id,
+                producer_epoch=txn.producer_epoch,
+                topics=[topic_cls(topic=t, partitions=p) for t, p in by_topic.items()],
+            )
+        out.append(state_cls(error_code=error, **fields))
+    return _encode(v, resp, transaction_states=out)
+
+
+@handles(ApiKey.LIST_TRANSACTIONS, versions=(0, 1), flexible_from=0)
+def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.transaction import TxnState
+
+    v, req, resp = spec_request(ApiKey.LIST_TRANSACTIONS, header, r)
+    names = {s.kafka_name for s in TxnState}
+    wanted_states = set(req.state_filters)
+    unknown = [s for s in req.state_filters if s not in names]
+    wanted_pids = set(req.producer_id_filters)
+    duration = req.duration_filter if v >= 1 else -1
+    now = ctx.clock.now_ms()
+    states = []
+    if TXN_TOPIC in ctx.controller.topics:
+        for txn in sorted(ctx.txn.transactions(), key=lambda t: t.transactional_id):
+            name = txn.state.kafka_name
+            if wanted_states and name not in wanted_states:
+                continue
+            if wanted_pids and txn.producer_id not in wanted_pids:
+                continue
+            if duration >= 0 and (txn.start_ms < 0 or now - txn.start_ms <= duration):
+                continue
+            states.append(
+                resp.TransactionState(
+                    transactional_id=txn.transactional_id,
+                    producer_id=txn.producer_id,
+                    transaction_state=name,
+                )
+            )
+    return _encode(
+        v,
+        resp,
+        error_code=ErrorCode.NONE,
+        unknown_state_filters=unknown,
+        transaction_states=states,
+    )
