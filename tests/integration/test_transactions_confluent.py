@@ -11,8 +11,11 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
 from msklite import Cluster
+from msklite.coordinator.coordinator import partition_for
+from tests.integration.rawclient import RawClient
 
 DEADLINE_S = 30.0
 
@@ -155,10 +158,12 @@ def _transform(
     total: int,
     after_commit: Callable[[int], None] = lambda n: None,
     batch: int = 100,
+    group: str | None = None,
 ) -> int:
-    """Copy `src` to `dst` in transactions that also commit the input offsets, until
-    `total` inputs are committed; returns the number of transactions aborted on the way."""
-    group = f"ctp-{dst}"
+    """Copy `src` to `dst` in transactions (transactional id `ctp-<dst>`) that also commit
+    the input offsets (group `group`, by default `ctp-<dst>`), until `total` inputs are
+    committed; returns the number of transactions aborted on the way."""
+    group = group or f"ctp-{dst}"
     consumer = Consumer(
         {
             "bootstrap.servers": cluster.bootstrap_servers,
@@ -235,30 +240,41 @@ def _leader(cluster: Cluster, topic: str, partition: int) -> int:
 def test_consume_transform_produce_exactly_once_through_broker_restarts(
     msk_cluster: Cluster, topic_name: str
 ) -> None:
-    from msklite.coordinator.coordinator import partition_for
-
+    """The transaction coordinator's broker, then the output partition's leader, stopped and
+    started mid-run. The group's coordinator is kept on the third broker: librdkafka's
+    send_offsets_to_transaction hangs past its timeout when the group coordinator's broker
+    leaves the metadata (confluentinc/librdkafka#5511, #5456), against Kafka as here."""
     src, dst = topic_name + "-in", topic_name + "-out"
     msk_cluster.create_topic(src, partitions=3)
     msk_cluster.create_topic(dst, partitions=1)
     total = 2000
     _produce_inputs(msk_cluster, src, total)
+    with RawClient(msk_cluster.bootstrap_servers) as c:  # creates the internal topics
+        for key_type in (0, 1):
+            found = c.request(FindCoordinatorRequest(version=3, key="k", key_type=key_type), 3)
+            assert found.error_code == 0
+    coordinator = _leader(msk_cluster, "__transaction_state", partition_for(f"ctp-{dst}", 50))
+    data_leader = _leader(msk_cluster, dst, 0)
+    group = next(
+        g
+        for g in (f"ctp-group-{i}" for i in range(1000))
+        if _leader(msk_cluster, "__consumer_offsets", partition_for(g, 50))
+        not in (coordinator, data_leader)
+    )
     stopped: list[int] = []
 
     def faults(batches: int) -> None:
-        # first the transaction coordinator's broker, then the output partition's leader
         if batches == 2:
-            txn_partition = partition_for(f"ctp-{dst}", 50)
-            stopped.append(_leader(msk_cluster, "__transaction_state", txn_partition))
-            msk_cluster.stop_broker(stopped[-1])
+            stopped.append(coordinator)
+            msk_cluster.stop_broker(coordinator)
         elif batches == 6:
             msk_cluster.start_broker(stopped.pop())
         elif batches == 9:
-            leader = _leader(msk_cluster, dst, 0)
-            stopped.append(leader)
-            msk_cluster.stop_broker(leader)
+            stopped.append(data_leader)
+            msk_cluster.stop_broker(data_leader)
         elif batches == 13:
             msk_cluster.start_broker(stopped.pop())
 
-    _transform(msk_cluster, src, dst, total, faults, batch=50)
+    _transform(msk_cluster, src, dst, total, faults, batch=50, group=group)
     assert not stopped
     _assert_exactly_once(msk_cluster, dst, total)
