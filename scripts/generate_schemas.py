@@ -63,6 +63,9 @@ MESSAGES = [
     "TxnOffsetCommit",
     "SaslHandshake",
     "SaslAuthenticate",
+    "DescribeProducers",
+    "DescribeTransactions",
+    "ListTransactions",
 ]
 
 # kafka-python rewrites a few fields before building its classes (their `json_patch`): the

@@ -20,12 +20,10 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
-from typing import Any
-
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import handles, spec_request
-from msklite.protocol import messages
+from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -33,21 +31,21 @@ from msklite.protocol.primitives import Buffer, Reader
 TXN_TOPIC = "__transaction_state"
 
 
-def _encode(v: int, resp: Any, **fields: Any) -> list[Buffer]:
-    return [messages.encode(resp(version=v, throttle_time_ms=0, **fields), v)]
-
-
 @handles(ApiKey.DESCRIBE_PRODUCERS, versions=(0, 0), flexible_from=0)
 def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
-    v, req, resp = spec_request(ApiKey.DESCRIBE_PRODUCERS, header, r)
-    topic_cls = resp.TopicResponse
+    req = spec_request(schemas.DescribeProducersRequest, header, r)
+    topic_cls = schemas.DescribeProducersResponse.TopicResponse
     part_cls = topic_cls.PartitionResponse
     state_cls = part_cls.ProducerState
     topics = []
     for t in req.topics:
         parts = []
         for index in t.partition_indexes:
-            error, message, producers = ErrorCode.NONE, None, []
+            error: ErrorCode = ErrorCode.NONE
+            message: str | None = None
+            producers: list[
+                schemas.DescribeProducersResponse.TopicResponse.PartitionResponse.ProducerState
+            ] = []
             try:
                 part = ctx.replicas.leader_partition(t.name, index)
             except KafkaError as e:
@@ -75,27 +73,20 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
                 )
             )
         topics.append(topic_cls(name=t.name, partitions=parts))
-    return _encode(v, resp, topics=topics)
+    return spec_response(
+        header, schemas.DescribeProducersResponse(throttle_time_ms=0, topics=topics)
+    )
 
 
 @handles(ApiKey.DESCRIBE_TRANSACTIONS, versions=(0, 0), flexible_from=0)
 def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.handlers.transactions import txn_coordinator_error
 
-    v, req, resp = spec_request(ApiKey.DESCRIBE_TRANSACTIONS, header, r)
-    state_cls = resp.TransactionState
+    req = spec_request(schemas.DescribeTransactionsRequest, header, r)
+    state_cls = schemas.DescribeTransactionsResponse.TransactionState
     topic_cls = state_cls.TopicData
     out = []
     for txn_id in req.transactional_ids:
-        fields: dict[str, Any] = dict(
-            transactional_id=txn_id,
-            transaction_state="",
-            transaction_timeout_ms=0,
-            transaction_start_time_ms=-1,
-            producer_id=-1,
-            producer_epoch=-1,
-            topics=[],
-        )
         error = (
             txn_coordinator_error(ctx, txn_id)
             if TXN_TOPIC in ctx.controller.topics
@@ -104,11 +95,27 @@ def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) 
         txn = ctx.txn.transaction(txn_id) if error == ErrorCode.NONE else None
         if error == ErrorCode.NONE and txn is None:
             error = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
-        if txn is not None:
-            by_topic: dict[str, list[int]] = {}
-            for tp in sorted(txn.partitions):
-                by_topic.setdefault(tp.topic, []).append(tp.partition)
-            fields.update(
+        if txn is None:
+            out.append(
+                state_cls(
+                    error_code=error,
+                    transactional_id=txn_id,
+                    transaction_state="",
+                    transaction_timeout_ms=0,
+                    transaction_start_time_ms=-1,
+                    producer_id=-1,
+                    producer_epoch=-1,
+                    topics=[],
+                )
+            )
+            continue
+        by_topic: dict[str, list[int]] = {}
+        for tp in sorted(txn.partitions):
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        out.append(
+            state_cls(
+                error_code=error,
+                transactional_id=txn_id,
                 transaction_state=txn.state.kafka_name,
                 transaction_timeout_ms=txn.timeout_ms,
                 transaction_start_time_ms=txn.start_ms,
@@ -116,15 +123,18 @@ def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) 
                 producer_epoch=txn.producer_epoch,
                 topics=[topic_cls(topic=t, partitions=p) for t, p in by_topic.items()],
             )
-        out.append(state_cls(error_code=error, **fields))
-    return _encode(v, resp, transaction_states=out)
+        )
+    return spec_response(
+        header, schemas.DescribeTransactionsResponse(throttle_time_ms=0, transaction_states=out)
+    )
 
 
 @handles(ApiKey.LIST_TRANSACTIONS, versions=(0, 1), flexible_from=0)
 def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.transaction import TxnState
 
-    v, req, resp = spec_request(ApiKey.LIST_TRANSACTIONS, header, r)
+    v = header.api_version
+    req = spec_request(schemas.ListTransactionsRequest, header, r)
     names = {s.kafka_name for s in TxnState}
     wanted_states = set(req.state_filters)
     unknown = [s for s in req.state_filters if s not in names]
@@ -142,16 +152,18 @@ def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
             if duration >= 0 and (txn.start_ms < 0 or now - txn.start_ms <= duration):
                 continue
             states.append(
-                resp.TransactionState(
+                schemas.ListTransactionsResponse.TransactionState(
                     transactional_id=txn.transactional_id,
                     producer_id=txn.producer_id,
                     transaction_state=name,
                 )
             )
-    return _encode(
-        v,
-        resp,
-        error_code=ErrorCode.NONE,
-        unknown_state_filters=unknown,
-        transaction_states=states,
+    return spec_response(
+        header,
+        schemas.ListTransactionsResponse(
+            throttle_time_ms=0,
+            error_code=ErrorCode.NONE,
+            unknown_state_filters=unknown,
+            transaction_states=states,
+        ),
     )

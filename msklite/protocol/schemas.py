@@ -4582,6 +4582,318 @@ class SaslAuthenticateResponse(_Struct):
     API_KEY: ClassVar[int] = 36
 
 
+class DescribeProducersRequest(_Struct):
+    class TopicRequest(_Struct):
+        __slots__ = ("name", "partition_indexes")
+        name: str
+        partition_indexes: list[int]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 0), None, None),
+            Field("partition_indexes", ARRAY, (0, 0), None, None),
+        )
+
+        def __init__(self, *, name: str, partition_indexes: list[int]) -> None:
+            self.name = name
+            self.partition_indexes = partition_indexes
+
+    __slots__ = ("topics",)
+    topics: list[DescribeProducersRequest.TopicRequest]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("topics", STRUCT_ARRAY, (0, 0), None, None, TopicRequest),
+    )
+
+    def __init__(self, *, topics: list[DescribeProducersRequest.TopicRequest]) -> None:
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 61
+
+
+class DescribeProducersResponse(_Struct):
+    class TopicResponse(_Struct):
+        class PartitionResponse(_Struct):
+            class ProducerState(_Struct):
+                __slots__ = (
+                    "coordinator_epoch",
+                    "current_txn_start_offset",
+                    "last_sequence",
+                    "last_timestamp",
+                    "producer_epoch",
+                    "producer_id",
+                )
+                producer_id: int
+                producer_epoch: int
+                last_sequence: int
+                last_timestamp: int
+                coordinator_epoch: int
+                current_txn_start_offset: int
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("producer_id", SCALAR, (0, 0), None, None),
+                    Field("producer_epoch", SCALAR, (0, 0), None, None),
+                    Field("last_sequence", SCALAR, (0, 0), None, None),
+                    Field("last_timestamp", SCALAR, (0, 0), None, None),
+                    Field("coordinator_epoch", SCALAR, (0, 0), None, None),
+                    Field("current_txn_start_offset", SCALAR, (0, 0), None, None),
+                )
+
+                def __init__(
+                    self,
+                    *,
+                    producer_id: int,
+                    producer_epoch: int,
+                    last_sequence: int = -1,
+                    last_timestamp: int = -1,
+                    coordinator_epoch: int,
+                    current_txn_start_offset: int = -1,
+                ) -> None:
+                    self.producer_id = producer_id
+                    self.producer_epoch = producer_epoch
+                    self.last_sequence = last_sequence
+                    self.last_timestamp = last_timestamp
+                    self.coordinator_epoch = coordinator_epoch
+                    self.current_txn_start_offset = current_txn_start_offset
+
+            __slots__ = ("active_producers", "error_code", "error_message", "partition_index")
+            partition_index: int
+            error_code: int
+            error_message: str | None
+            active_producers: list[
+                DescribeProducersResponse.TopicResponse.PartitionResponse.ProducerState
+            ]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (0, 0), None, None),
+                Field("error_code", SCALAR, (0, 0), None, None),
+                Field("error_message", STRING, (0, 0), (0, 0), None),
+                Field("active_producers", STRUCT_ARRAY, (0, 0), None, None, ProducerState),
+            )
+
+            def __init__(
+                self,
+                *,
+                partition_index: int,
+                error_code: int,
+                error_message: str | None = None,
+                active_producers: list[
+                    DescribeProducersResponse.TopicResponse.PartitionResponse.ProducerState
+                ],
+            ) -> None:
+                self.partition_index = partition_index
+                self.error_code = error_code
+                self.error_message = error_message
+                self.active_producers = active_producers
+
+        __slots__ = ("name", "partitions")
+        name: str
+        partitions: list[DescribeProducersResponse.TopicResponse.PartitionResponse]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 0), None, None),
+            Field("partitions", STRUCT_ARRAY, (0, 0), None, None, PartitionResponse),
+        )
+
+        def __init__(
+            self,
+            *,
+            name: str,
+            partitions: list[DescribeProducersResponse.TopicResponse.PartitionResponse],
+        ) -> None:
+            self.name = name
+            self.partitions = partitions
+
+    __slots__ = ("throttle_time_ms", "topics")
+    throttle_time_ms: int
+    topics: list[DescribeProducersResponse.TopicResponse]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("topics", STRUCT_ARRAY, (0, 0), None, None, TopicResponse),
+    )
+
+    def __init__(
+        self, *, throttle_time_ms: int, topics: list[DescribeProducersResponse.TopicResponse]
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 61
+
+
+class DescribeTransactionsRequest(_Struct):
+    __slots__ = ("transactional_ids",)
+    transactional_ids: list[str]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("transactional_ids", STRING_ARRAY, (0, 0), None, None),
+    )
+
+    def __init__(self, *, transactional_ids: list[str]) -> None:
+        self.transactional_ids = transactional_ids
+
+    API_KEY: ClassVar[int] = 65
+
+
+class DescribeTransactionsResponse(_Struct):
+    class TransactionState(_Struct):
+        class TopicData(_Struct):
+            __slots__ = ("partitions", "topic")
+            topic: str
+            partitions: list[int]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("topic", STRING, (0, 0), None, None),
+                Field("partitions", ARRAY, (0, 0), None, None),
+            )
+
+            def __init__(self, *, topic: str, partitions: list[int]) -> None:
+                self.topic = topic
+                self.partitions = partitions
+
+        __slots__ = (
+            "error_code",
+            "producer_epoch",
+            "producer_id",
+            "topics",
+            "transaction_start_time_ms",
+            "transaction_state",
+            "transaction_timeout_ms",
+            "transactional_id",
+        )
+        error_code: int
+        transactional_id: str
+        transaction_state: str
+        transaction_timeout_ms: int
+        transaction_start_time_ms: int
+        producer_id: int
+        producer_epoch: int
+        topics: list[DescribeTransactionsResponse.TransactionState.TopicData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("error_code", SCALAR, (0, 0), None, None),
+            Field("transactional_id", STRING, (0, 0), None, None),
+            Field("transaction_state", STRING, (0, 0), None, None),
+            Field("transaction_timeout_ms", SCALAR, (0, 0), None, None),
+            Field("transaction_start_time_ms", SCALAR, (0, 0), None, None),
+            Field("producer_id", SCALAR, (0, 0), None, None),
+            Field("producer_epoch", SCALAR, (0, 0), None, None),
+            Field("topics", STRUCT_ARRAY, (0, 0), None, None, TopicData),
+        )
+
+        def __init__(
+            self,
+            *,
+            error_code: int,
+            transactional_id: str,
+            transaction_state: str,
+            transaction_timeout_ms: int,
+            transaction_start_time_ms: int,
+            producer_id: int,
+            producer_epoch: int,
+            topics: list[DescribeTransactionsResponse.TransactionState.TopicData],
+        ) -> None:
+            self.error_code = error_code
+            self.transactional_id = transactional_id
+            self.transaction_state = transaction_state
+            self.transaction_timeout_ms = transaction_timeout_ms
+            self.transaction_start_time_ms = transaction_start_time_ms
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.topics = topics
+
+    __slots__ = ("throttle_time_ms", "transaction_states")
+    throttle_time_ms: int
+    transaction_states: list[DescribeTransactionsResponse.TransactionState]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("transaction_states", STRUCT_ARRAY, (0, 0), None, None, TransactionState),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        transaction_states: list[DescribeTransactionsResponse.TransactionState],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.transaction_states = transaction_states
+
+    API_KEY: ClassVar[int] = 65
+
+
+class ListTransactionsRequest(_Struct):
+    __slots__ = (
+        "duration_filter",
+        "producer_id_filters",
+        "state_filters",
+        "transactional_id_pattern",
+    )
+    state_filters: list[str]
+    producer_id_filters: list[int]
+    duration_filter: int
+    transactional_id_pattern: str | None
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("state_filters", STRING_ARRAY, (0, 2), None, None),
+        Field("producer_id_filters", ARRAY, (0, 2), None, None),
+        Field("duration_filter", SCALAR, (1, 2), None, None),
+        Field("transactional_id_pattern", STRING, (2, 2), (2, 2), None),
+    )
+
+    def __init__(
+        self,
+        *,
+        state_filters: list[str],
+        producer_id_filters: list[int],
+        duration_filter: int = -1,
+        transactional_id_pattern: str | None = None,
+    ) -> None:
+        self.state_filters = state_filters
+        self.producer_id_filters = producer_id_filters
+        self.duration_filter = duration_filter
+        self.transactional_id_pattern = transactional_id_pattern
+
+    API_KEY: ClassVar[int] = 66
+
+
+class ListTransactionsResponse(_Struct):
+    class TransactionState(_Struct):
+        __slots__ = ("producer_id", "transaction_state", "transactional_id")
+        transactional_id: str
+        producer_id: int
+        transaction_state: str
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("transactional_id", STRING, (0, 2), None, None),
+            Field("producer_id", SCALAR, (0, 2), None, None),
+            Field("transaction_state", STRING, (0, 2), None, None),
+        )
+
+        def __init__(
+            self, *, transactional_id: str, producer_id: int, transaction_state: str
+        ) -> None:
+            self.transactional_id = transactional_id
+            self.producer_id = producer_id
+            self.transaction_state = transaction_state
+
+    __slots__ = ("error_code", "throttle_time_ms", "transaction_states", "unknown_state_filters")
+    throttle_time_ms: int
+    error_code: int
+    unknown_state_filters: list[str]
+    transaction_states: list[ListTransactionsResponse.TransactionState]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 2), None, None),
+        Field("error_code", SCALAR, (0, 2), None, None),
+        Field("unknown_state_filters", STRING_ARRAY, (0, 2), None, None),
+        Field("transaction_states", STRUCT_ARRAY, (0, 2), None, None, TransactionState),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        unknown_state_filters: list[str],
+        transaction_states: list[ListTransactionsResponse.TransactionState],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.unknown_state_filters = unknown_state_filters
+        self.transaction_states = transaction_states
+
+    API_KEY: ClassVar[int] = 66
+
+
 # api key -> request type, response type
 REQUESTS: dict[int, type[Message]] = {
     ProduceRequest.API_KEY: ProduceRequest,
@@ -4620,6 +4932,9 @@ REQUESTS: dict[int, type[Message]] = {
     TxnOffsetCommitRequest.API_KEY: TxnOffsetCommitRequest,
     SaslHandshakeRequest.API_KEY: SaslHandshakeRequest,
     SaslAuthenticateRequest.API_KEY: SaslAuthenticateRequest,
+    DescribeProducersRequest.API_KEY: DescribeProducersRequest,
+    DescribeTransactionsRequest.API_KEY: DescribeTransactionsRequest,
+    ListTransactionsRequest.API_KEY: ListTransactionsRequest,
 }
 RESPONSES: dict[int, type[Message]] = {
     ProduceResponse.API_KEY: ProduceResponse,
@@ -4658,4 +4973,7 @@ RESPONSES: dict[int, type[Message]] = {
     TxnOffsetCommitResponse.API_KEY: TxnOffsetCommitResponse,
     SaslHandshakeResponse.API_KEY: SaslHandshakeResponse,
     SaslAuthenticateResponse.API_KEY: SaslAuthenticateResponse,
+    DescribeProducersResponse.API_KEY: DescribeProducersResponse,
+    DescribeTransactionsResponse.API_KEY: DescribeTransactionsResponse,
+    ListTransactionsResponse.API_KEY: ListTransactionsResponse,
 }
