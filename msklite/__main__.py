@@ -117,7 +117,48 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         help="how much the brokers log to standard error (default WARNING)",
     )
+    serve.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        help="the TLS listener requires a client certificate from msklite's CA (mTLS; "
+        "issue one with `msklite certs client NAME`)",
+    )
+    certs = sub.add_parser(
+        "certs", help="print the local CA's path; `certs client NAME`: issue an mTLS certificate"
+    )
+    certs.add_argument("kind", nargs="?", choices=["client"], help="issue a client certificate")
+    certs.add_argument("name", nargs="?", help="the client's name (its certificate's CN)")
+    certs.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"the cluster's data directory (default {default_data_dir()})",
+    )
     return parser
+
+
+def certs(args: argparse.Namespace) -> int:
+    """The CA a TLS client trusts (made now if the data directory has none yet) and, for
+    mTLS, a client certificate signed by it."""
+    try:
+        from msklite.security.tls import issue_client_certificate, load_or_create_ca
+    except ImportError:
+        print(
+            "msklite: TLS needs the cryptography package (pip install msklite[tls])",
+            file=sys.stderr,
+        )
+        return 2
+    data_dir = args.data_dir or default_data_dir()
+    ca = load_or_create_ca(data_dir)
+    print(f"CA certificate: {ca.path}")
+    if args.kind == "client":
+        if not args.name:
+            print("msklite: certs client needs a NAME", file=sys.stderr)
+            return 2
+        cert, key = issue_client_certificate(ca, data_dir, args.name)
+        print(f"Client certificate: {cert}")
+        print(f"Client key: {key}")
+        print(f"Principal: User:CN={args.name}")
+    return 0
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -135,6 +176,7 @@ async def serve(args: argparse.Namespace) -> int:
             azs=[a for a in args.azs.split(",") if a],
             auth=args.auth,
             scram_users=_scram_users(args.scram_user),
+            tls_client_auth=args.tls_client_auth,
         )
     except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
@@ -220,6 +262,8 @@ def _stdin_is_ours() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "certs":
+        return certs(args)
     # A terminal read from the background then fails (EIO) instead of stopping the cluster.
     if hasattr(signal, "SIGTTIN"):
         signal.signal(signal.SIGTTIN, signal.SIG_IGN)

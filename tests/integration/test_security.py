@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -443,3 +444,36 @@ def test_mtls_requires_a_client_certificate_and_names_the_principal_by_it(
         principals.clear()
         AdminClient({"bootstrap.servers": cluster.bootstrap_servers}).list_topics(timeout=10)
         assert principals == {"User:ANONYMOUS"}
+
+
+def test_cli_certs_issue_a_client_certificate_the_cluster_accepts(
+    tmp_path: Path, topic_name: str
+) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "msklite",
+            "certs",
+            "client",
+            "billing",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    printed = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert printed["Principal"] == "User:CN=billing"
+    # the cluster started later on that data directory keeps the CA the certificate came from
+    with Cluster(1, data_dir=str(tmp_path), auth="tls", tls_client_auth=True) as cluster:
+        assert cluster.ca_certificate == printed["CA certificate"]
+        cluster.create_topic(topic_name, 1)
+        conf = {
+            **_tls(cluster),
+            "ssl.certificate.location": printed["Client certificate"],
+            "ssl.key.location": printed["Client key"],
+        }
+        assert _confluent_roundtrip(conf, topic_name, [b"c1"]) == [b"c1"]
