@@ -386,7 +386,7 @@ def walk_records(data: Buffer, count: int, spans: list[RecordSpan] | None = None
                 i >= retry_at
                 and in_order
                 and headers is _NO_HEADERS
-                and i < count
+                and count - i >= _WORTH_IT
                 and data[p] == data[start]
             ):
                 # The records that follow are most often laid out as this one is: check them
@@ -433,7 +433,7 @@ _OFFSET_RANGE_END = (64, 8192)
 # bytes.translate table: a one-byte zig-zag varint to its value + 64 (0..127).
 _ZIGZAG_BYTE = bytes(((b >> 1) ^ -(b & 1)) + 64 for b in range(128)) + bytes(128)
 _FIRST_RUN = 4  # records compared in the first round; each round then doubles
-_WORTH_IT = 16  # a shorter run of alike records hardly pays for the comparing
+_WORTH_IT = 16  # fewer alike records than this hardly pay for the comparing
 
 
 def _alike(data: Buffer, layout: tuple[int, ...], i: int, count: int) -> tuple[int, int, int]:

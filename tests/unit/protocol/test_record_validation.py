@@ -376,8 +376,8 @@ def test_a_two_byte_timestamp_delta_framed_as_one_byte_ones_is_read_as_such() ->
         "r5_key": zz(3) + b"kkk",
         "r5_value": zz(11) + zz(10) + b"v" * 10,
     }
-    payload = alike(10, key=b"kkkkk", **odd)
-    assert len(payload) == 10 * len(record(key=zz(5) + b"kkkkk", value=zz(10) + b"v" * 10))
-    assert walk_records(memoryview(payload), 10) == (0, 641, True, False)
-    batch = seal_batch(payload, 10, timestamp=1000)
+    payload = alike(40, key=b"kkkkk", **odd)
+    assert len(payload) == 40 * len(record(key=zz(5) + b"kkkkk", value=zz(10) + b"v" * 10))
+    assert walk_records(memoryview(payload), 40) == (0, 641, True, False)
+    batch = seal_batch(payload, 40, timestamp=1000)
     assert code(batch, timestamp_window=(0, 1640)) == ErrorCode.INVALID_TIMESTAMP
