@@ -18,6 +18,8 @@ import threading
 from msklite import __version__
 from msklite.cluster import Cluster, default_data_dir, stored_brokers
 from msklite.console import execute
+from msklite.kafka_releases import RELEASES
+from msklite.kafka_version import DEFAULT_KAFKA_VERSION
 from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
 
 
@@ -111,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a SASL/SCRAM user (SCRAM-SHA-512 and SCRAM-SHA-256; repeatable)",
     )
     serve.add_argument(
+        "--kafka-version",
+        default=DEFAULT_KAFKA_VERSION,
+        metavar="VERSION",
+        help=f"the MSK Kafka version to emulate: {', '.join(RELEASES)} "
+        f"(default {DEFAULT_KAFKA_VERSION})",
+    )
+    serve.add_argument(
         "--log-level",
         default="WARNING",
         type=str.upper,
@@ -177,6 +186,7 @@ async def serve(args: argparse.Namespace) -> int:
             auth=args.auth,
             scram_users=_scram_users(args.scram_user),
             tls_client_auth=args.tls_client_auth,
+            kafka_version=args.kafka_version,
         )
     except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
@@ -206,7 +216,8 @@ async def serve(args: argparse.Namespace) -> int:
     assert cluster.controller is not None
     print(
         f"  cluster id {cluster.controller.cluster_id}, {len(cluster.controller.topics)} topic(s),"
-        f" data in {'(temporary)' if args.ephemeral else cluster.data_dir}",
+        f" data in {'(temporary)' if args.ephemeral else cluster.data_dir},"
+        f" Kafka {cluster.kafka_version}",
         flush=True,
     )
     console = loop.create_task(_console(cluster, stop))

@@ -59,9 +59,12 @@ class Brokers:
         clock: Clock,
         data_dir: str,
         host: str,
+        api_versions: dict[int, tuple[int, int]],
         security: ClusterSecurity | None = None,
     ) -> None:
         self.controller = controller
+        # what every broker advertises and accepts: the emulated release's versions we serve
+        self.api_versions = api_versions
         self.security = security or ClusterSecurity()
         self.configs = configs
         self.clock = clock
@@ -97,6 +100,7 @@ class Brokers:
             FetchSessionCache(),
             functools.partial(self._start_groups, info.node_id),
             functools.partial(self._start_txn, info.node_id),
+            self.api_versions,
             BrokerStats(),
             request_hook=self.request_hook,
         )

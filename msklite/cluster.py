@@ -23,6 +23,9 @@ from msklite.config import BrokerConfigs, ConfigValue, config_text
 from msklite.controller import BrokerInfo, Controller, TopicState
 from msklite.faults import Faults
 from msklite.handlers.context import BrokerStats, RequestHook
+from msklite.handlers.registry import served_versions
+from msklite.kafka_version import DEFAULT_KAFKA_VERSION, release_versions
+from msklite.kafka_version import kafka_version as kafka_version_name
 from msklite.loop_thread import LoopThread
 from msklite.metadata_log import MetadataLog
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
@@ -130,6 +133,7 @@ class Cluster:
         auth: str | list[str] | tuple[str, ...] = "plaintext",
         scram_users: Mapping[str, str] | None = None,
         tls_client_auth: bool = False,
+        kafka_version: str = DEFAULT_KAFKA_VERSION,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
         broker to a free port, otherwise broker i listens on `port + i - 1`. `azs` is a list
@@ -141,7 +145,8 @@ class Cluster:
         str. With a fixed `port`, a kind's brokers listen from `port` + 0, 100 or 200
         (msklite/security/listeners.py). `scram_users` maps user names to passwords;
         `tls_client_auth` makes the TLS listener require client certificates (mTLS), issued
-        by `client_certificate(name)`."""
+        by `client_certificate(name)`. `kafka_version` is the MSK Kafka version to emulate (its
+        API versions and the configs that differ; see msklite.kafka_version)."""
         brokers = _whole_number("brokers", brokers)
         if brokers < 1:
             raise ValueError(f"a cluster needs at least one broker, got brokers={brokers}")
@@ -168,6 +173,7 @@ class Cluster:
         self.base_port = port
         self.azs = azs
         self.clock = clock or SystemClock()
+        self.kafka_version = kafka_version_name(kafka_version)
         self._ephemeral = data_dir is None
         self._data_dir = data_dir
         self.broker_configs = BrokerConfigs(
@@ -278,7 +284,13 @@ class Cluster:
             )
         self.security.start(self.data_dir)
         brokers = self._brokers = Brokers(
-            controller, self.broker_configs, self.clock, self.data_dir, self.host, self.security
+            controller,
+            self.broker_configs,
+            self.clock,
+            self.data_dir,
+            self.host,
+            served_versions(release_versions(self.kafka_version)),
+            self.security,
         )
         self._faults = Faults(brokers, self.infos, self.azs, self._port_of)
         try:

@@ -277,15 +277,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         header.client_host = self.host
         header.listener = self.listener
         header.principal = self.principal
-        spec = HANDLERS.get(header.api_key)
-        if spec is None:
+        served = self.ctx.api_versions.get(header.api_key)
+        if served is None:
             raise ProtocolError(f"unknown api key {header.api_key}")
-        if not spec.min_version <= header.api_version <= spec.max_version:
+        if not served[0] <= header.api_version <= served[1]:
             if header.api_key != ApiKey.API_VERSIONS:
                 raise ProtocolError(
                     f"unsupported version {header.api_version} of api key {header.api_key}"
                 )
-            return _framed(header.correlation_id, False, [unsupported_version_body()])
+            return _framed(header.correlation_id, False, [unsupported_version_body(self.ctx)])
+        spec = HANDLERS[header.api_key]
         flexible = spec.is_flexible(header.api_version)
         if flexible:
             reader.skip_tagged_fields()

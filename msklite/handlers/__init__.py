@@ -25,6 +25,6 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     transactions,
     unserved,
 )
-from msklite.handlers.registry import HANDLERS, HandlerSpec, advertised_versions
+from msklite.handlers.registry import HANDLERS, HandlerSpec, served_versions
 
-__all__ = ["HANDLERS", "HandlerSpec", "advertised_versions"]
+__all__ = ["HANDLERS", "HandlerSpec", "served_versions"]

@@ -1,11 +1,12 @@
 """ApiVersions (key 18), versions 0-4.
 
 Behavior:
-- Advertises the handler registry, capped by the cluster's `--kafka-version` when set.
+- Advertises what the emulated Kafka release (`--kafka-version`) advertised that a handler
+  serves (BrokerContext.api_versions); the connection refuses every other version.
 - v3+: client_software_name/version must match Kafka's pattern, else INVALID_REQUEST.
-- KIP-511: a request at a version above 4 gets a v0 body with UNSUPPORTED_VERSION and our
-  ApiVersions range (built by `unsupported_version_body`; the connection calls it before any
-  handler because such a request cannot be parsed).
+- KIP-511: a request at a version above the release's (4; 2.8.1: 3) gets a v0 body with
+  UNSUPPORTED_VERSION and our ApiVersions range (built by `unsupported_version_body`; the
+  connection calls it before any handler because such a request cannot be parsed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 
 from msklite.errors import ErrorCode
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.registry import HANDLERS, advertised_versions, handles
+from msklite.handlers.registry import handles
 from msklite.protocol import api_versions as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -31,11 +32,11 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         _SOFTWARE.match(req.client_software_name) and _SOFTWARE.match(req.client_software_version)
     ):
         return [codec.encode_response(v, ErrorCode.INVALID_REQUEST, [])]
-    table = advertised_versions(ctx.version_cap)
+    table = [(key, lo, hi) for key, (lo, hi) in ctx.api_versions.items()]
     return [codec.encode_response(v, ErrorCode.NONE, table)]
 
 
-def unsupported_version_body() -> bytes:
-    spec = HANDLERS[ApiKey.API_VERSIONS]
-    entry = (ApiKey.API_VERSIONS.value, spec.min_version, spec.max_version)
+def unsupported_version_body(ctx: BrokerContext) -> bytes:
+    lo, hi = ctx.api_versions[ApiKey.API_VERSIONS]
+    entry = (ApiKey.API_VERSIONS.value, lo, hi)
     return bytes(codec.encode_response(0, ErrorCode.UNSUPPORTED_VERSION, [entry]))

@@ -56,9 +56,10 @@ class BrokerContext:
     fetch_sessions: FetchSessionCache
     start_groups: Callable[[], GroupRuntime]
     start_txn: Callable[[], TxnRuntime]
+    # api key -> (min, max) advertised and accepted: the emulated Kafka release's versions
+    # that a handler serves (registry.served_versions)
+    api_versions: dict[int, tuple[int, int]]
     stats: BrokerStats = field(default_factory=BrokerStats)
-    # api key -> highest version to advertise (`--kafka-version`); None: all we serve
-    version_cap: dict[int, int] | None = None
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None

@@ -1,10 +1,11 @@
 """The handler registry: api key → handler, with the versions it serves declared beside it
-(franz-go kfake's `regKey`). ApiVersions advertises exactly this table, so a version is
-advertised if and only if a handler serves it."""
+(franz-go kfake's `regKey`). ApiVersions advertises this table intersected with the emulated
+Kafka release's, so a version is advertised if and only if a handler serves it and that
+release did."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -54,16 +55,17 @@ def spec_response(header: RequestHeader, message: schemas.Message) -> list[Buffe
     return [messages.encode(message, header.api_version)]
 
 
-def advertised_versions(cap: dict[int, int] | None = None) -> list[tuple[int, int, int]]:
-    """(api_key, min, max) for ApiVersions, optionally capped per key (--kafka-version)."""
-    out = []
+def served_versions(release: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """api key -> (min, max) this broker advertises and accepts when it emulates a Kafka
+    release: what the release advertised (msklite.kafka_releases) that a handler serves.
+    An API the release lacks is absent, so a request for it closes the connection."""
+    out = {}
     for key in sorted(HANDLERS):
         spec = HANDLERS[key]
-        hi = (
-            spec.max_version
-            if cap is None
-            else min(spec.max_version, cap.get(key, spec.max_version))
-        )
-        if hi >= spec.min_version:
-            out.append((key, spec.min_version, hi))
+        if key not in release:
+            continue
+        lo = max(spec.min_version, release[key][0])
+        hi = min(spec.max_version, release[key][1])
+        if lo <= hi:
+            out[key] = (lo, hi)
     return out

@@ -6,6 +6,8 @@ asked for `group.protocol=consumer` looks for this API; when a broker does not a
 librdkafka keeps looking for another coordinator and the application sees nothing at all.
 Kafka brokers whose group coordinator has the new protocol disabled advertise the API and
 answer UNSUPPORTED_VERSION, which librdkafka reports as a fatal consumer error; so does this.
+librdkafka tries the protocol only where v1 is advertised: under `--kafka-version` 4.0.x and
+4.1.x (3.7.x-3.9.x advertise v0 only, earlier releases nothing, as those releases did).
 
 Deviations from Kafka/MSK:
 - The KIP-848 protocol is not served: every ConsumerGroupHeartbeat is answered

@@ -37,12 +37,15 @@ class ExternalCluster:
         python: str,
         brokers: int = 3,
         config: Mapping[str, object] | None = None,
+        kafka_version: str | None = None,
         timeout: float = 60.0,
     ) -> ExternalCluster:
         """`python -m msklite serve` on free loopback ports with a temporary data directory;
         returns once it prints its bootstrap string."""
         args = [python, "-m", "msklite", "serve", "--ephemeral", "--port", "0"]
         args += ["--brokers", str(brokers)]
+        if kafka_version is not None:
+            args += ["--kafka-version", kafka_version]
         for key, value in (config or {}).items():
             args += ["--config", f"{key}={config_text(key, value)}"]
         process = subprocess.Popen(

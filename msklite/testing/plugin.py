@@ -20,9 +20,9 @@ Out of process (the application's environment then needs none of msklite's depen
   nothing is started. Markers cannot reshape it.
 In both modes the fixtures give an `ExternalCluster`: `bootstrap_servers` and `create_topic`.
 
-Marker arguments: `brokers`, `config`, `azs` (in-process only), and `kafka_version`, which is
-recorded in the test's user_properties but not applied yet: msklite advertises every version
-it serves.
+Marker arguments: `brokers`, `config`, `azs` (in-process only), and `kafka_version`: the MSK
+Kafka version the cluster emulates (`--kafka-version`; also recorded in the test's
+user_properties).
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class _Clusters:
         brokers: int = 3,
         config: Mapping[str, object] | None = None,
         azs: Any = None,
+        kafka_version: str | None = None,
     ) -> Any:
         merged = {**DEFAULT_CONFIG, **(config or {})}
         if self.bootstrap is not None:
@@ -114,13 +115,15 @@ class _Clusters:
 
             if azs is not None:
                 raise pytest.UsageError("the msk marker's azs needs an in-process cluster")
-            external = ExternalCluster.start(self.python, brokers, merged)
+            external = ExternalCluster.start(self.python, brokers, merged, kafka_version)
             self.started.append(external)
             return external
         from msklite.cluster import Cluster
 
-        kwargs = {} if azs is None else {"azs": azs}
-        cluster = Cluster(brokers=brokers, config=merged, **kwargs).start()  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {} if azs is None else {"azs": azs}
+        if kafka_version is not None:
+            kwargs["kafka_version"] = kafka_version
+        cluster = Cluster(brokers=brokers, config=merged, **kwargs).start()
         self.started.append(cluster)
         return cluster
 
@@ -141,9 +144,8 @@ def _shape(request: pytest.FixtureRequest) -> dict[str, Any]:
             f"unknown msk marker argument(s) {sorted(unknown)}; allowed: {sorted(_MARKER_ARGS)}"
         )
     shape = dict(marker.kwargs)
-    version = shape.pop("kafka_version", None)
+    version = shape.get("kafka_version")
     if version is not None:
-        # Recorded for reports; not applied: msklite advertises every version it serves.
         request.node.user_properties.append(("msk_kafka_version", str(version)))
     return shape
 

@@ -165,3 +165,13 @@ def _read_within(fd: int, seconds: float) -> bytes:
     ready, _, _ = select.select([fd], [], [], seconds)
     assert ready, f"nothing within {seconds} s (stopped?)"
     return os.read(fd, 65536)
+
+
+def test_kafka_version_is_chosen_and_checked() -> None:
+    bad = _run("--ephemeral", "--kafka-version", "3.6.1")
+    assert bad.returncode == 2, bad
+    assert "unknown Kafka version '3.6.1'" in bad.stderr and "2.8.1, 3.3.2" in bad.stderr
+    proc, seen = _serve_until_ready("--ephemeral", "--kafka-version", "2.8.1")
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert seen.rstrip().endswith("Kafka 2.8.1")

@@ -24,6 +24,7 @@ def test_the_marker_shapes_the_cluster(
     assert set(msk_cluster.brokers) == {1}
     assert msk_cluster.broker_configs.get("auto.create.topics.enable") == "true"
     assert msk_cluster.broker_configs.get("group.initial.rebalance.delay.ms") == "100"
+    assert msk_cluster.kafka_version == "3.6.0"
     assert ("msk_kafka_version", "3.6") in request.node.user_properties
 
 

@@ -105,6 +105,8 @@ def _context(root: str) -> BrokerContext:
         FetchSessionCache(),
         lambda: groups,
         lambda: txn,
+        # every version a handler serves, whatever release it came in
+        {key: (spec.min_version, spec.max_version) for key, spec in HANDLERS.items()},
     )
 
 

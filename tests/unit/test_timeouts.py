@@ -50,6 +50,7 @@ def _context(tmp_path: Path, clock: ManualClock) -> BrokerContext:
         FetchSessionCache(),
         no_groups,
         no_groups,
+        {},  # handlers are called directly, not through a connection
     )
 
 

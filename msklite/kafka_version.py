@@ -1,0 +1,45 @@
+"""Which Kafka release the cluster emulates (`--kafka-version`, `Cluster(kafka_version=...)`):
+MSK's version names, their ApiVersions answers (msklite.kafka_releases) and the default.
+
+The default is 3.9.x: msklite's configs and their defaults are Kafka 3.9's (msklite.config),
+and every API version msklite serves up to 3.9's maximum behaves as 3.9 answers it. 4.0 and
+4.1 are emulated on request only because part of what makes them 4.x is not served: KIP-848
+consumer groups (GA in 4.0), transactions v2 (EndTxn/TxnOffsetCommit v5), share groups,
+DescribeTopicPartitions; and 4.0 changed config defaults msklite keeps at 3.9's (KIP-1030)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from msklite.kafka_releases import RELEASES
+
+DEFAULT_KAFKA_VERSION = "3.9.x"
+# MSK names KRaft-mode releases `3.7.x.kraft` …; for the versions a client sees they are the
+# same release.
+_KRAFT_SUFFIX = ".kraft"
+
+
+def kafka_version(name: str) -> str:
+    """MSK's name of the release `name` means ('3.7.1', '3.7' or '3.7.x.kraft' -> '3.7.x');
+    a ValueError naming the allowed versions if there is none."""
+    if not isinstance(name, str):
+        raise ValueError(f"kafka_version must be a string such as '3.9.x', got {name!r}")
+    plain = name.strip().lower().removesuffix(_KRAFT_SUFFIX)
+    if plain in RELEASES:
+        return plain
+    parts = plain.split(".")
+    if len(parts) == 3 and parts[2].isdigit() and f"{parts[0]}.{parts[1]}.x" in RELEASES:
+        return f"{parts[0]}.{parts[1]}.x"
+    if len(parts) == 2:  # a release line: '3.6' -> '3.6.0', '3.9' -> '3.9.x'
+        line = [r for r in RELEASES if r.split(".")[:2] == parts]
+        if line:
+            return line[0]
+    raise ValueError(
+        f"unknown Kafka version {name!r}: msklite emulates the versions MSK offers, "
+        f"{', '.join(RELEASES)} (default {DEFAULT_KAFKA_VERSION})"
+    )
+
+
+def release_versions(name: str) -> Mapping[int, tuple[int, int]]:
+    """api key -> (min, max) the release advertises."""
+    return RELEASES[kafka_version(name)]
