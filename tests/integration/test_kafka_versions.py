@@ -75,7 +75,9 @@ async def test_clients_negotiate_and_work(
         msg = consumer.poll(0.2)
         if msg is not None:
             assert msg.error() is None, msg.error()
-            got.append(msg.value())
+            value = msg.value()
+            assert value is not None
+            got.append(value)
     consumer.close()
     assert got == sent
 
