@@ -177,7 +177,7 @@ class Cluster:
         self._ephemeral = data_dir is None
         self._data_dir = data_dir
         self.broker_configs = BrokerConfigs(
-            {**msk_defaults(brokers, len(self.azs)), **(config or {})}
+            {**msk_defaults(brokers, len(self.azs)), **(config or {})}, self.kafka_version
         )
         self.infos = [
             BrokerInfo(i, self.azs[(i - 1) % len(self.azs)], host, self._port_of(i))

@@ -19,6 +19,7 @@ from enum import IntEnum
 from typing import Any
 
 from msklite import config_table
+from msklite.kafka_version import DEFAULT_KAFKA_VERSION, absent_configs, release_defaults
 
 LONG_MAX = "9223372036854775807"
 
@@ -395,12 +396,22 @@ class BrokerConfigs:
     `--config`) over Kafka's defaults. The dynamic layers change through AlterConfigs (the
     controller keeps and saves them)."""
 
-    def __init__(self, static: Mapping[str, object]) -> None:
+    def __init__(
+        self, static: Mapping[str, object], kafka_version: str = DEFAULT_KAFKA_VERSION
+    ) -> None:
+        # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
+        self.absent = absent_configs(kafka_version)
+        self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}
+        self._defaults.update(release_defaults(kafka_version))
         texts = {k: config_text(k, v) for k, v in static.items()}
         for name, value in texts.items():
             d = BROKER_CONFIGS.get(name)
             if d is None:
                 raise ValueError(unknown_broker_config(name))
+            if name in self.absent:
+                raise ValueError(
+                    f"{name} is not a config of Kafka {kafka_version}: {self.absent[name]}"
+                )
             err = d.validate(value)
             if err:
                 raise ValueError(err)
@@ -421,7 +432,7 @@ class BrokerConfigs:
         for layer, _ in self._layers(node_id):
             if name in layer:
                 return layer[name]
-        return BROKER_CONFIGS[name].default
+        return self._defaults[name]
 
     def get(self, name: str, node_id: int | None = None) -> str | None:
         """The effective value (on broker `node_id`, or cluster-wide), with the unit
@@ -436,7 +447,7 @@ class BrokerConfigs:
                 value = (
                     next((lay[member] for lay, _ in self._layers(node_id) if member in lay), None)
                     if source
-                    else BROKER_CONFIGS[member].default
+                    else self._defaults[member]
                 )
                 if value is not None:
                     return str(int(value.strip()) * _FACTORS[member])
@@ -457,9 +468,9 @@ class BrokerConfigs:
         for layer, source in self._layers(node_id):
             chain += [(n, layer[n], source) for n in family if n in layer]
         chain += [
-            (n, BROKER_CONFIGS[n].default, ConfigSource.DEFAULT_CONFIG)
+            (n, self._defaults[n], ConfigSource.DEFAULT_CONFIG)
             for n in family
-            if BROKER_CONFIGS[n].default is not None
+            if self._defaults[n] is not None
         ]
         while chain and chain[0][0] != name:
             chain.pop(0)

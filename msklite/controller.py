@@ -135,11 +135,14 @@ def validate_topic_name(name: str) -> None:
         )
 
 
-def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+def validate_topic_configs(
+    configs: Mapping[str, str | None], absent: Mapping[str, str]
+) -> dict[str, str]:
+    """`absent`: the configs the emulated Kafka release does not have, refused as unknown."""
     out: dict[str, str] = {}
     for name, value in configs.items():
         d = TOPIC_CONFIGS.get(name)
-        if d is None:
+        if d is None or name in absent:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
         if value is None:
             raise KafkaError(
@@ -527,7 +530,7 @@ class Controller:
                     f"{alive} broker(s) are registered.",
                 )
             replica_lists = []  # assigned below, only when the topic is really created
-        clean_configs = validate_topic_configs(t.configs)
+        clean_configs = validate_topic_configs(t.configs, self.configs.absent)
         if validate_only:
             count = len(replica_lists) or num_partitions
             return TopicState(
@@ -655,7 +658,7 @@ class Controller:
         if not name:
             raise KafkaError(ErrorCode.INVALID_REQUEST, "Default topic resources are not allowed.")
         validate_topic_name(name)
-        clean = validate_topic_configs(configs)
+        clean = validate_topic_configs(configs, self.configs.absent)
         config = self._topic_config(clean)
         topic = self.topics.get(name)
         if topic is None:
@@ -716,7 +719,7 @@ class Controller:
         applies; topic configs that default to a changed broker config are rebuilt and pushed
         to the open logs at once (from the cluster-wide layers: DEVIATIONS.md)."""
         for name in configs:
-            if name not in BROKER_CONFIGS:
+            if name not in BROKER_CONFIGS or name in self.configs.absent:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, unknown_broker_config(name))
         fixed = sorted(n for n in configs if BROKER_CONFIGS[n].read_only)
         if fixed:

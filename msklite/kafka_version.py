@@ -43,3 +43,40 @@ def kafka_version(name: str) -> str:
 def release_versions(name: str) -> Mapping[int, tuple[int, int]]:
     """api key -> (min, max) the release advertises."""
     return RELEASES[kafka_version(name)]
+
+
+# The configs msklite applies whose presence or default differs between the releases above
+# (Kafka's upgrade notes): KIP-937 (3.6) replaced the timestamp difference bound by a
+# before/after pair and 4.0 removed the old one; KIP-1030 (4.0) bounds future timestamps to an
+# hour by default. Configs msklite only stores (DEVIATIONS.md) are left as Kafka 3.9 has them.
+_ADDED_IN_3_6 = (
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+)
+_REMOVED_IN_4_0 = (
+    "log.message.timestamp.difference.max.ms",
+    "message.timestamp.difference.max.ms",
+)
+_DEFAULTS_FROM_4_0 = {"log.message.timestamp.after.max.ms": "3600000"}
+
+
+def _line(name: str) -> tuple[int, int]:
+    major, minor = name.split(".")[:2]
+    return int(major), int(minor)
+
+
+def absent_configs(name: str) -> dict[str, str]:
+    """Config name -> why the release does not have it (its configs that Kafka 3.9 has)."""
+    line = _line(kafka_version(name))
+    if line < (3, 6):
+        return {n: "added in Kafka 3.6 (KIP-937)" for n in _ADDED_IN_3_6}
+    if line >= (4, 0):
+        return {n: "removed in Kafka 4.0 (KIP-937)" for n in _REMOVED_IN_4_0}
+    return {}
+
+
+def release_defaults(name: str) -> dict[str, str]:
+    """Broker config defaults of the release that differ from Kafka 3.9's."""
+    return dict(_DEFAULTS_FROM_4_0) if _line(kafka_version(name)) >= (4, 0) else {}

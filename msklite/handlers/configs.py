@@ -67,6 +67,8 @@ def _topic_configs(ctx: BrokerContext, name: str, synonyms: bool) -> list[Entry]
     broker = ctx.controller.configs
     out = []
     for d in TOPIC_CONFIGS.values():
+        if d.name in broker.absent:
+            continue
         chain = broker.topic_synonyms(d.name, ctx.node_id)
         if d.name in topic.configs:
             value: str | None = topic.configs[d.name]
@@ -87,6 +89,8 @@ def _broker_configs(ctx: BrokerContext, node_id: int, synonyms: bool) -> list[En
     }
     out = []
     for d in BROKER_CONFIGS.values():
+        if d.name in broker.absent:
+            continue
         if d.name in per_broker:
             value = per_broker[d.name]
             chain = [(d.name, value, ConfigSource.STATIC_BROKER_CONFIG)]

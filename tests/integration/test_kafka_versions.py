@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest
@@ -196,3 +197,70 @@ def test_unknown_version_names_the_allowed_ones() -> None:
         Cluster(kafka_version="3.6.1")
     assert Cluster(kafka_version="3.7.1").kafka_version == "3.7.x"
     assert Cluster(kafka_version="3.9.x.kraft").kafka_version == "3.9.x"
+
+
+def _topic_configs(cluster: Cluster, topic: str) -> dict[str, Any]:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([res])[res].result(10)  # type: ignore[no-any-return]
+
+
+def _create_with(cluster: Cluster, topic: str, configs: dict[str, str]) -> KafkaException | None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    future = admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic]
+    try:
+        future.result(10)
+    except KafkaException as e:
+        return e
+    return None
+
+
+def _produce_at(cluster: Cluster, topic: str, timestamp_ms: int) -> list[Any]:
+    errors: list[Any] = []
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "retries": 0})
+    producer.produce(topic, b"v", timestamp=timestamp_ms, on_delivery=lambda e, _: errors.append(e))
+    assert producer.flush(10) == 0
+    return errors
+
+
+@pytest.mark.msk(kafka_version="3.5.1")
+def test_before_3_6_the_timestamp_bounds_are_unknown(msk_cluster: Cluster, topic_name: str) -> None:
+    refused = _create_with(msk_cluster, topic_name, {"message.timestamp.after.max.ms": "1000"})
+    assert refused is not None
+    assert refused.args[0].code() == KafkaError.INVALID_CONFIG
+    assert "Unknown topic config name: message.timestamp.after.max.ms" in str(refused)
+    assert (
+        _create_with(msk_cluster, topic_name, {"message.timestamp.difference.max.ms": "1000"})
+        is None
+    )
+    described = _topic_configs(msk_cluster, topic_name)
+    assert "message.timestamp.before.max.ms" not in described
+    assert described["message.timestamp.difference.max.ms"].value == "1000"
+    with pytest.raises(ValueError, match=r"not a config of Kafka 3\.5\.1: added in Kafka 3\.6"):
+        Cluster(kafka_version="3.5.1", config={"log.message.timestamp.before.max.ms": 1000})
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [
+        pytest.param("3.9.x", True, marks=pytest.mark.msk(kafka_version="3.9.x")),
+        pytest.param("4.0.x", False, marks=pytest.mark.msk(kafka_version="4.0.x")),
+    ],
+)
+def test_4_0_refuses_records_an_hour_ahead_by_default(
+    msk_cluster: Cluster, topic_name: str, version: str, accepted: bool
+) -> None:
+    # KIP-1030: message.timestamp.after.max.ms defaults to one hour from 4.0 on
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    errors = _produce_at(msk_cluster, topic_name, int(time.time() * 1000) + 2 * 3600 * 1000)
+    if accepted:
+        assert errors == [None]
+    else:
+        assert [e.code() for e in errors] == [KafkaError.INVALID_TIMESTAMP]
+    after = _topic_configs(msk_cluster, topic_name)["message.timestamp.after.max.ms"]
+    assert after.value == ("9223372036854775807" if accepted else "3600000")
+    assert after.source == ConfigSource.DEFAULT_CONFIG.value
+    removed = _create_with(
+        msk_cluster, f"{topic_name}-x", {"message.timestamp.difference.max.ms": "1000"}
+    )
+    assert (removed is None) == accepted
