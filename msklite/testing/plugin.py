@@ -123,7 +123,7 @@ class _Clusters:
         kwargs: dict[str, Any] = {} if azs is None else {"azs": azs}
         if kafka_version is not None:
             kwargs["kafka_version"] = kafka_version
-        cluster = Cluster(brokers=brokers, config=merged, **kwargs).start()
+        cluster = Cluster(brokers=brokers, config=merged, **kwargs).start()  # type: ignore[arg-type]
         self.started.append(cluster)
         return cluster
 
