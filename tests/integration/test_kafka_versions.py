@@ -138,6 +138,7 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         18: (0, 3),
         19: (2, 7),
         20: (1, 6),
+        21: (0, 2),
         22: (0, 4),
         23: (2, 4),
         24: (0, 3),
