@@ -158,6 +158,7 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         46: (0, 0),
         47: (0, 0),
         60: (0, 0),
+        61: (0, 0),
     }
 
 
