@@ -1,6 +1,7 @@
 """Log compaction over TCP: a compacted topic read from offset 0 by confluent-kafka, aiokafka
 and kafka-python shows the last value per key at its original offset, with gaps, on every
-replica; the cleaner also runs by itself in the background; __consumer_offsets is compacted."""
+replica; the cleaner also runs by itself in the background; __consumer_offsets and
+__transaction_state are compacted and reload after a restart."""
 
 from __future__ import annotations
 
@@ -208,3 +209,57 @@ def test_consumer_offsets_is_compacted_and_reloads(tmp_path: object) -> None:
         finally:
             c.close()
         assert tp.offset == 199  # the last commit, loaded from the compacted log
+
+
+def test_transaction_state_is_compacted_and_reloads(tmp_path: object) -> None:
+    config = {
+        "transaction.state.log.segment.bytes": 2048,
+        "transaction.state.log.num.partitions": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+    }
+    data_dir = str(tmp_path)
+    state_tp = MsTopicPartition("__transaction_state", 0)
+    with Cluster(brokers=1, data_dir=data_dir, config=config) as cluster:
+        cluster.create_topic("out", replication_factor=1, configs={"min.insync.replicas": "1"})
+        p = Producer(
+            {"bootstrap.servers": cluster.bootstrap_servers, "transactional.id": "compacted-txn"}
+        )
+        p.init_transactions(10)
+        for i in range(40):
+            p.begin_transaction()
+            p.produce("out", key=b"k", value=b"%d" % i)
+            p.commit_transaction(10)
+        broker = next(iter(cluster.brokers.values()))
+        before = broker.logs.logs[state_tp].size_in_bytes()
+        assert cluster.clean_logs() >= 1
+        assert broker.logs.logs[state_tp].size_in_bytes() < before / 4
+        del p
+    with Cluster(brokers=1, data_dir=data_dir, config=config) as cluster:
+        # the coordinator reloads the transactional id from the compacted log: a new
+        # producer with the same id fences the old epoch and commits
+        p = Producer(
+            {"bootstrap.servers": cluster.bootstrap_servers, "transactional.id": "compacted-txn"}
+        )
+        p.init_transactions(10)
+        p.begin_transaction()
+        p.produce("out", key=b"k", value=b"after")
+        p.commit_transaction(10)
+        c = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": "reader",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            c.assign([TopicPartition("out", 0, 0)])
+            values: list[bytes | None] = []
+            while not values or values[-1] != b"after":
+                msg = c.poll(10)
+                assert msg is not None and msg.error() is None
+                values.append(msg.value())
+        finally:
+            c.close()
+        assert values == [b"%d" % i for i in range(40)] + [b"after"]

@@ -412,3 +412,21 @@ def test_compact_only_topics_lose_nothing_to_retention(tmp_path: Path, clock: Ma
             h.put(b"k%d" % i, b"v")
         clock.advance(2000)
         assert bool(h.log.enforce_retention(h.log.log_end_offset)) == removed
+
+
+def test_views_read_before_a_swap_stay_valid(tmp_path: Path, clock: ManualClock) -> None:
+    """A fetch answer may still sit in a transport buffer when its segment is replaced: the
+    replaced segment's mapping lives as long as those views, and its files are unlinked only
+    file.delete.delay.ms later."""
+    h = Harness(tmp_path, clock, compacted(file_delete_delay_ms=1000))
+    for i in range(60):
+        h.put(b"k%d" % (i % 5), b"v%d" % i)
+    views = h.log.read(0, 10**6, 2**62, True)
+    copies = [bytes(v) for v in views]
+    assert h.cleaner.clean_once()
+    assert [bytes(v) for v in views] == copies
+    deleted = [n for n in os.listdir(tmp_path / str(TP)) if n.endswith(".deleted")]
+    assert deleted
+    clock.advance(1001)
+    h.manager.enforce_retention({})
+    assert not [n for n in os.listdir(tmp_path / str(TP)) if n.endswith(".deleted")]
