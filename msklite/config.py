@@ -427,6 +427,11 @@ class BrokerConfigs:
         layers.append((self.static, ConfigSource.STATIC_BROKER_CONFIG))
         return layers
 
+    def topic_default_nodes(self) -> list[int]:
+        """The brokers with a dynamic value of their own for a config that backs a topic
+        default: their logs take that value (Kafka applies it to their LogManager)."""
+        return [n for n, own in self.dynamic.items() if any(k in _FACTORS for k in own)]
+
     def value(self, name: str, node_id: int | None) -> str | None:
         """The value as set in the layers (no unit family resolved), as Kafka describes it."""
         for layer, _ in self._layers(node_id):
@@ -484,15 +489,18 @@ class BrokerConfigs:
         chain = TOPIC_SYNONYMS.get(name)
         return self.synonyms(chain[0][0], node_id) if chain else []
 
-    def topic_default(self, name: str) -> tuple[str | None, ConfigSource, str | None]:
-        """(value, source, broker synonym) of topic config `name` when the topic sets none."""
+    def topic_default(
+        self, name: str, node_id: int | None = None
+    ) -> tuple[str | None, ConfigSource, str | None]:
+        """(value, source, broker synonym) of topic config `name` when the topic sets none, on
+        broker `node_id` (its own dynamic value first) or cluster-wide."""
         chain = TOPIC_SYNONYMS.get(name)
         if chain is None:
             return TOPIC_CONFIGS[name].default, ConfigSource.DEFAULT_CONFIG, None
         head = chain[0][0]
-        synonyms = self.synonyms(head, None)
+        synonyms = self.synonyms(head, node_id)
         source = synonyms[0][2] if synonyms else ConfigSource.DEFAULT_CONFIG
-        value = self.get(head)
+        value = self.get(head, node_id)
         return (value if value is not None else TOPIC_CONFIGS[name].default), source, head
 
 
@@ -592,11 +600,14 @@ class TopicConfig:
         )
 
     @classmethod
-    def build(cls, broker: BrokerConfigs, overrides: Mapping[str, str]) -> TopicConfig:
-        """The topic's overrides (validated) over the brokers' defaults for topic configs."""
+    def build(
+        cls, broker: BrokerConfigs, overrides: Mapping[str, str], node_id: int | None = None
+    ) -> TopicConfig:
+        """The topic's overrides (validated) over the brokers' defaults for topic configs
+        (broker `node_id`'s own, else the cluster-wide ones)."""
         kwargs: dict[str, Any] = {}
         for name, d in TOPIC_CONFIGS.items():
-            value = overrides[name] if name in overrides else broker.topic_default(name)[0]
+            value = overrides[name] if name in overrides else broker.topic_default(name, node_id)[0]
             if value is not None:
                 kwargs[name.replace(".", "_")] = _typed(d, value)
         return cls(**kwargs)

@@ -84,6 +84,12 @@ class TopicState:
     config: TopicConfig  # the effective configs, typed; rebuilt whenever `configs` changes
     configs: dict[str, str] = field(default_factory=dict)  # the topic's own overrides
     internal: bool = False
+    # `config` as seen on the brokers with topic defaults of their own (dynamic per-broker)
+    node_configs: dict[int, TopicConfig] = field(default_factory=dict)
+
+    def config_on(self, node_id: int) -> TopicConfig:
+        """The typed config of this topic's replicas on broker `node_id`."""
+        return self.node_configs.get(node_id, self.config)
 
 
 @dataclass(slots=True)
@@ -106,7 +112,9 @@ class _Snapshot:
     objects are restored in place: replicas hold references to their PartitionState."""
 
     topics: dict[str, TopicState]
-    partitions: list[tuple[TopicState, list[PartitionState], dict[str, str], TopicConfig]]
+    partitions: list[
+        tuple[TopicState, list[PartitionState], dict[str, str], TopicConfig, dict[int, TopicConfig]]
+    ]
     fields: list[_PartitionFields]
     owners: list[TopicState]  # the topic of each entry of `fields`
     placements: int
@@ -207,6 +215,7 @@ class Controller:
                 TopicConfig.build(self.configs, t["configs"]),
                 t["configs"],
                 t.get("internal", False),
+                self._node_configs(t["configs"]),
             )
             self.topics[topic.name] = topic
             self.topics_by_id[topic.topic_id] = topic
@@ -270,7 +279,7 @@ class Controller:
             if snap.topics.get(name) is not t
         }
         topics.update(dict.fromkeys(snap.topics.keys() - self.topics.keys()))
-        for topic, parts, configs, _ in snap.partitions:
+        for topic, parts, configs, _, _ in snap.partitions:
             reshaped = topic.configs is not configs or len(topic.partitions) != len(parts)
             if reshaped and topic.name not in topics and self.topics.get(topic.name) is topic:
                 topics[topic.name] = _topic_json(topic)
@@ -319,7 +328,7 @@ class Controller:
         )
         return _Snapshot(
             dict(self.topics),
-            [(t, list(t.partitions), t.configs, t.config) for t in touched],
+            [(t, list(t.partitions), t.configs, t.config, t.node_configs) for t in touched],
             [
                 (
                     p,
@@ -343,9 +352,9 @@ class Controller:
         self.topics.update(snap.topics)
         self.topics_by_id.clear()
         self.topics_by_id.update({t.topic_id: t for t in self.topics.values()})
-        for topic, partitions, configs, config in snap.partitions:
+        for topic, partitions, configs, config, node_configs in snap.partitions:
             topic.partitions[:] = partitions
-            topic.configs, topic.config = configs, config
+            topic.configs, topic.config, topic.node_configs = configs, config, node_configs
         for p, replicas, leader, isr, epoch, adding, removing in snap.fields:
             p.replicas, p.leader, p.isr, p.leader_epoch = replicas, leader, isr, epoch
             p.adding_replicas, p.removing_replicas = adding, removing
@@ -540,6 +549,7 @@ class Controller:
                 self._topic_config(clean_configs),
                 clean_configs,
                 internal,
+                self._node_configs(clean_configs),
             )
         if not replica_lists:
             replica_lists = self._assign(0, num_partitions, replication_factor)
@@ -550,6 +560,7 @@ class Controller:
             self._topic_config(clean_configs),
             clean_configs,
             internal,
+            self._node_configs(clean_configs),
         )
         self.topics[name] = topic
         self.topics_by_id[topic.topic_id] = topic
@@ -659,7 +670,7 @@ class Controller:
             raise KafkaError(ErrorCode.INVALID_REQUEST, "Default topic resources are not allowed.")
         validate_topic_name(name)
         clean = validate_topic_configs(configs, self.configs.absent)
-        config = self._topic_config(clean)
+        config, node_configs = self._topic_config(clean), self._node_configs(clean)
         topic = self.topics.get(name)
         if topic is None:
             raise KafkaError(
@@ -669,15 +680,17 @@ class Controller:
             return topic
         snap = self._snapshot([topic])
         topic.configs = clean
-        self._reconfigure(topic, config)
+        self._reconfigure(topic, config, node_configs)
         self._commit(snap, name)
         return topic
 
-    def _reconfigure(self, topic: TopicState, config: TopicConfig) -> None:
+    def _reconfigure(
+        self, topic: TopicState, config: TopicConfig, node_configs: dict[int, TopicConfig]
+    ) -> None:
         """Give a topic its new typed config (the caller commits). Kafka's controller, too,
         elects leaderless partitions at once when unclean.leader.election.enable turns true."""
         was_unclean = topic.config.unclean_leader_election_enable
-        topic.config = config
+        topic.config, topic.node_configs = config, node_configs
         if config.unclean_leader_election_enable and not was_unclean:
             for p in topic.partitions:
                 if p.leader == -1:
@@ -698,10 +711,18 @@ class Controller:
             raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from e
         return self.alter_topic_configs(name, configs, validate_only)
 
-    def _topic_config(self, overrides: Mapping[str, str]) -> TopicConfig:
-        """The typed config of a topic with these (validated) overrides, refused as Kafka's
-        LogConfig.validateValues refuses contradictory settings."""
-        config = TopicConfig.build(self.configs, overrides)
+    def _node_configs(self, overrides: Mapping[str, str]) -> dict[int, TopicConfig]:
+        """The typed configs of a topic on the brokers whose own dynamic configs change its
+        defaults (as `_topic_config` checks them)."""
+        return {n: self._topic_config(overrides, n) for n in self.configs.topic_default_nodes()}
+
+    def _topic_config(
+        self, overrides: Mapping[str, str], node_id: int | None = None
+    ) -> TopicConfig:
+        """The typed config of a topic with these (validated) overrides (on broker `node_id`,
+        else cluster-wide), refused as Kafka's LogConfig.validateValues refuses contradictory
+        settings."""
+        config = TopicConfig.build(self.configs, overrides, node_id)
         if config.min_compaction_lag_ms > config.max_compaction_lag_ms:
             raise KafkaError(
                 ErrorCode.INVALID_CONFIG,
@@ -717,7 +738,7 @@ class Controller:
         """Replace the dynamic configs of broker `node_id` (None: the cluster-wide default)
         with `configs`, checked as Kafka's DynamicBrokerConfig checks them. Saved before it
         applies; topic configs that default to a changed broker config are rebuilt and pushed
-        to the open logs at once (from the cluster-wide layers: DEVIATIONS.md)."""
+        to the open logs at once (a broker's own value to its own logs, as Kafka does)."""
         for name in configs:
             if name not in BROKER_CONFIGS or name in self.configs.absent:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, unknown_broker_config(name))
@@ -742,7 +763,10 @@ class Controller:
         saved = self._dynamic_configs()
         self._set_dynamic_configs({**saved, "" if node_id is None else str(node_id): configs})
         try:
-            rebuilt = {t.name: self._topic_config(t.configs) for t in self.topics.values()}
+            rebuilt = {
+                t.name: (self._topic_config(t.configs), self._node_configs(t.configs))
+                for t in self.topics.values()
+            }
         except KafkaError:
             self._set_dynamic_configs(saved)
             raise
@@ -750,8 +774,8 @@ class Controller:
             self._set_dynamic_configs(saved)
             return
         snap = self._snapshot()
-        for name, config in rebuilt.items():
-            self._reconfigure(self.topics[name], config)
+        for name, (config, node_configs) in rebuilt.items():
+            self._reconfigure(self.topics[name], config, node_configs)
         try:
             self._commit(snap, *rebuilt)
         except KafkaError:

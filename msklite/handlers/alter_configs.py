@@ -16,9 +16,11 @@ Behavior (Kafka 3.9 in KRaft mode: the broker's preprocessing, then the controll
   The new dynamic set (incremental: the current one with the operations applied; legacy: the
   given set, what is left out deleted) is checked as DynamicBrokerConfig checks it:
   read-only configs answer INVALID_REQUEST "Cannot update these configs dynamically:
-  Set(...)", per-broker configs at the default level likewise, bad values INVALID_REQUEST
-  with ConfigException's text, APPEND/SUBTRACT on a non-list INVALID_CONFIG. Topics whose
-  defaults come from a changed config take the new value at once.
+  Set(...)" (both APIs: ConfigAdminManager turns the ConfigException into
+  InvalidRequestException, KAFKA-13609), per-broker configs at the default level likewise,
+  bad values INVALID_REQUEST with ConfigException's text, APPEND/SUBTRACT on a non-list
+  INVALID_CONFIG. Topics whose defaults come from a changed config take the new value at
+  once; a broker's own value applies to its own replicas only.
 - BROKER_LOGGER (IncrementalAlterConfigs only): SET a logger's level or DELETE it (back to
   its parent's), as RuntimeLoggerManager checks: unknown logger INVALID_CONFIG, a level
   outside FATAL..TRACE INVALID_CONFIG, root's DELETE and APPEND/SUBTRACT INVALID_REQUEST.

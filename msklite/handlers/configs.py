@@ -74,7 +74,7 @@ def _topic_configs(ctx: BrokerContext, name: str, synonyms: bool) -> list[Entry]
             value: str | None = topic.configs[d.name]
             chain.insert(0, (d.name, value, ConfigSource.TOPIC_CONFIG))
         else:
-            value = broker.topic_default(d.name)[0]
+            value = broker.topic_default(d.name, ctx.node_id)[0]
         source = chain[0][2] if chain else ConfigSource.DEFAULT_CONFIG
         out.append(_entry(d, value, source, False, chain if synonyms else []))
     return out

@@ -185,10 +185,11 @@ class ReplicaManager:
         return bool(self._deferred)
 
     def _open(self, topic: TopicState, state: PartitionState, tp: TopicPartition) -> Partition:
-        plog = self.logs.open_log(tp, topic.topic_id, topic.config)
+        config = topic.config_on(self.node_id)
+        plog = self.logs.open_log(tp, topic.topic_id, config)
         self.controller.ensure_producer_ids_above(plog.producer_state.max_producer_id())
         hw = self.logs.high_watermarks.get(tp, plog.log_end_offset)
-        part = Partition(self.node_id, tp.topic, topic.topic_id, state, plog, hw, topic.config)
+        part = Partition(self.node_id, tp.topic, topic.topic_id, state, plog, hw, config)
         self.partitions[tp] = part
         return part
 
@@ -200,7 +201,7 @@ class ReplicaManager:
         wanted: set[TopicPartition] = set()
         resume: int | None = None
         if topic is not None:
-            config = topic.config
+            config = topic.config_on(self.node_id)
             for state in topic.partitions:
                 if self.node_id not in state.replicas:
                     continue

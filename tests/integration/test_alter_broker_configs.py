@@ -25,12 +25,18 @@ from confluent_kafka.admin import (
 from kafka.admin import AlterConfigOp, KafkaAdminClient
 from kafka.admin import ConfigResource as KpConfigResource
 from kafka.admin import ConfigResourceType as KpResourceType
-from kafka.protocol.admin.configs import DescribeConfigsRequest, IncrementalAlterConfigsRequest
+from kafka.protocol.admin.configs import (
+    AlterConfigsRequest,
+    DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
+)
 
 from msklite import Cluster
+from msklite.topic_partition import TopicPartition
 from tests.integration.rawclient import RawClient
 
 BROKER, TOPIC = ConfigResource.Type.BROKER, ConfigResource.Type.TOPIC
+TOPIC_TYPE = 2  # the wire id of TOPIC
 
 
 def _set(name: str, value: str) -> ConfigEntry:
@@ -62,12 +68,17 @@ def _alter_default(
 
 def _raw_describe(cluster: Cluster, rtype: int, name: str) -> dict[str, Any]:
     """name -> entry (librdkafka keys synonyms by name, losing repeated names)."""
+    return _raw_describe_at(cluster.bootstrap_servers, rtype, name)
+
+
+def _raw_describe_at(address: str, rtype: int, name: str) -> dict[str, Any]:
+    """As `_raw_describe`, asking the broker at `address`."""
     req_cls = DescribeConfigsRequest
     res = req_cls.DescribeConfigsResource(
         resource_type=rtype, resource_name=name, configuration_keys=None
     )
     req = req_cls(version=4, resources=[res], include_synonyms=True, include_documentation=False)
-    with RawClient(cluster.bootstrap_servers) as c:
+    with RawClient(address) as c:
         [r] = c.request(req, 4).results
     assert r.error_code == 0
     return {c.name: c for c in r.configs}
@@ -299,3 +310,86 @@ def test_describe_configs_documentation(msk_cluster: Cluster, topic_name: str) -
     with RawClient(msk_cluster.bootstrap_servers) as c:
         topic, _ = c.request(req, 4).results
     assert topic.configs[0].documentation is None
+
+
+def test_a_brokers_own_topic_default_applies_to_its_logs(tmp_path: Path) -> None:
+    """Kafka applies a broker's own dynamic log config to that broker's LogManager: its
+    replicas take it, the other brokers' keep the cluster-wide default, and the broker
+    describes the topic with it."""
+    data = str(tmp_path / "data")
+    with Cluster(brokers=3, data_dir=data) as cluster:
+        cluster.create_topic("own", partitions=1, replication_factor=3)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        _alter(admin, BROKER, "2", _set("log.retention.ms", "60000"))
+        cluster.create_topic("later", partitions=1, replication_factor=3)
+
+        def retention(node_id: int, topic: str) -> tuple[int, int]:
+            part = cluster.brokers[node_id].replicas.partitions[TopicPartition(topic, 0)]
+            return part.config.retention_ms, part.log.config.retention_ms
+
+        for topic in ("own", "later"):
+            assert retention(2, topic) == (60_000, 60_000)
+            assert retention(1, topic) == retention(3, topic) == (604_800_000, 604_800_000)
+        info = cluster.brokers[2].info
+        on_two = _raw_describe_at(f"{info.host}:{info.port}", TOPIC_TYPE, "own")
+        assert on_two["retention.ms"].value == "60000"
+        assert on_two["retention.ms"].config_source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        # the topic's own override still wins over the broker's
+        _alter(admin, TOPIC, "own", _set("retention.ms", "90000"))
+        assert retention(2, "own") == (90_000, 90_000)
+    with Cluster(brokers=3, data_dir=data) as cluster:
+        part = cluster.brokers[2].replicas.partitions[TopicPartition("later", 0)]
+        assert part.log.config.retention_ms == 60_000
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        ops = [
+            ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)
+        ]
+        _alter(admin, BROKER, "2", *ops)
+        assert part.log.config.retention_ms == 604_800_000
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_read_only_configs_answer_invalid_request_as_kafka_does(
+    msk_cluster: Cluster, incremental: bool
+) -> None:
+    """Kafka 3.9 (KRaft): ConfigAdminManager.preprocess turns DynamicBrokerConfig's
+    ConfigException into INVALID_REQUEST for both APIs (KAFKA-13609 keeps it so), not the
+    INVALID_CONFIG one might expect."""
+    configs = [("log.dirs", "/elsewhere"), ("broker.id", "9")]
+    version = 1 if incremental else 2
+    if incremental:
+        inc = IncrementalAlterConfigsRequest.AlterConfigsResource
+        req: Any = IncrementalAlterConfigsRequest(
+            version=1,
+            resources=[
+                inc(
+                    resource_type=4,
+                    resource_name="1",
+                    configs=[
+                        inc.AlterableConfig(name=n, config_operation=0, value=v) for n, v in configs
+                    ],
+                )
+            ],
+            validate_only=False,
+        )
+    else:
+        leg = AlterConfigsRequest.AlterConfigsResource
+        req = AlterConfigsRequest(
+            version=2,
+            resources=[
+                leg(
+                    resource_type=4,
+                    resource_name="1",
+                    configs=[leg.AlterableConfig(name=n, value=v) for n, v in configs],
+                )
+            ],
+            validate_only=False,
+        )
+    info = msk_cluster.brokers[1].info
+    with RawClient(f"{info.host}:{info.port}") as c:
+        [r] = c.request(req, version).responses
+    assert (r.error_code, r.error_message) == (
+        42,
+        "Cannot update these configs dynamically: Set(broker.id, log.dirs)",
+    )
+    assert msk_cluster._controller().configs.dynamic == {}
