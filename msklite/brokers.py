@@ -71,6 +71,7 @@ class Brokers:
         self.data_dir = data_dir
         self.host = host
         self.metadata_cache = MetadataCache(controller)
+        self.authorizer = self.security.authorizer(controller)
         self.running: dict[int, Broker] = {}
         self.request_hook: RequestHook | None = None
         self._peers: dict[int, ReplicaManager] = {}
@@ -102,6 +103,7 @@ class Brokers:
             functools.partial(self._start_txn, info.node_id),
             self.api_versions,
             BrokerStats(),
+            self.authorizer,
             request_hook=self.request_hook,
         )
         security = self.security

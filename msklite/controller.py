@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msklite.authz.acls import AclBinding, AclFilter, validate_new
 from msklite.config import (
     BROKER_CONFIGS,
     PER_BROKER,
@@ -120,6 +121,7 @@ class _Snapshot:
     placements: int
     producer_id_block_end: int
     brokers: dict[int, BrokerInfo]
+    acls: tuple[AclBinding, ...]
 
 
 def validate_topic_name(name: str) -> None:
@@ -180,6 +182,9 @@ class Controller:
         self._next_producer_id = 0
         self._producer_id_block_end = 0
         self._placements = 0
+        # ACLs (msklite.authz): replaced as a whole on every change, so that a snapshot's
+        # reference undoes a change and the authorizer sees by identity when to re-index
+        self.acls: tuple[AclBinding, ...] = ()
         self._observers: list[Callable[[str], None]] = []
         self._save_failing = False
         self._unsaved = False  # a change kept in memory is not on disk: write everything next
@@ -204,6 +209,7 @@ class Controller:
         self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
         self._placements = state.get("placements", 0)
         self._set_dynamic_configs(state.get("broker_configs", {}))
+        self.acls = tuple(AclBinding.from_json(row) for row in state.get("acls", []))
         for b in state.get("brokers", []):
             if b["node_id"] not in self.brokers:
                 self.brokers[b["node_id"]] = BrokerInfo(b["node_id"], b["rack"])
@@ -264,6 +270,7 @@ class Controller:
                     "cluster_id": self.cluster_id,
                     **self._globals(),
                     "topics": [_topic_json(t) for t in self.topics.values()],
+                    "acls": [b.to_json() for b in self.acls],
                 }
             )
         else:
@@ -297,7 +304,10 @@ class Controller:
             ]
             if before != now:
                 partitions.append([topic.name, str(topic.topic_id), _partition_json(p)])
-        return {**self._globals(), "topics": topics, "partitions": partitions}
+        change = {**self._globals(), "topics": topics, "partitions": partitions}
+        if self.acls is not snap.acls:
+            change["acls"] = [b.to_json() for b in self.acls]
+        return change
 
     def _commit_code(self, snap: _Snapshot, topic: str) -> ErrorCode:
         """`_commit` for the APIs that answer an error code per partition."""
@@ -345,6 +355,7 @@ class Controller:
             self._placements,
             self._producer_id_block_end,
             dict(self.brokers),
+            self.acls,
         )
 
     def _restore(self, snap: _Snapshot) -> None:
@@ -362,6 +373,7 @@ class Controller:
         self._producer_id_block_end = snap.producer_id_block_end
         self.brokers.clear()
         self.brokers.update(snap.brokers)
+        self.acls = snap.acls
 
     def _commit(self, snap: _Snapshot, *topics: str, fact: bool = False) -> None:
         """Save a change made in memory since `snap`, then tell the observers. When the save
@@ -990,6 +1002,57 @@ class Controller:
 
     def offline_partitions(self) -> int:
         return sum(1 for t in self.topics.values() for p in t.partitions if p.leader == -1)
+
+    # ---- ACLs ----
+
+    def create_acls(self, bindings: list[AclBinding]) -> list[KafkaError | None]:
+        """Add the valid bindings (one already there is a success that adds nothing); the
+        answer per binding, in order. A failed save fails them all (KAFKA_STORAGE_ERROR)."""
+        results: list[KafkaError | None] = []
+        added = dict.fromkeys(self.acls)
+        for b in bindings:
+            try:
+                validate_new(b)
+            except KafkaError as e:
+                results.append(e)
+                continue
+            added[b] = None
+            results.append(None)
+        if len(added) != len(self.acls):
+            snap = self._snapshot([])
+            self.acls = tuple(added)
+            try:
+                self._commit(snap)
+            except KafkaError as e:
+                return [r or e for r in results]
+        return results
+
+    def delete_acls(self, filters: list[AclFilter]) -> list[KafkaError | list[AclBinding]]:
+        """Remove the bindings each filter matches; per filter the bindings it matched (among
+        those present before this call) or its error. Atomic, as Kafka's: a failed save fails
+        them all."""
+        results: list[KafkaError | list[AclBinding]] = []
+        gone: set[AclBinding] = set()
+        for f in filters:
+            try:
+                f.check()
+            except KafkaError as e:
+                results.append(e)
+                continue
+            matched = [b for b in self.acls if f.matches(b)]
+            gone.update(matched)
+            results.append(matched)
+        if gone:
+            snap = self._snapshot([])
+            self.acls = tuple(b for b in self.acls if b not in gone)
+            try:
+                self._commit(snap)
+            except KafkaError as e:
+                return [e] * len(filters)
+        return results
+
+    def describe_acls(self, f: AclFilter) -> list[AclBinding]:
+        return [b for b in self.acls if f.matches(b)]
 
     # ---- producer ids ----
 

@@ -22,8 +22,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 State = dict[str, Any]  # the snapshot's JSON: cluster_id, globals, topics (a list)
-# A change: any of the globals, "topics" {name: topic or None when deleted}, "partitions"
-# [[topic name, topic id, partition]].
+# A change: any of the globals, "acls" (all of them, when they changed), "topics" {name:
+# topic or None when deleted}, "partitions" [[topic name, topic id, partition]].
 Change = dict[str, Any]
 
 _MIN_COMPACT = 1 << 20
@@ -111,7 +111,7 @@ class MetadataLog:
 
 
 def _apply(state: State, topics: dict[str, Any], change: Change) -> None:
-    for key in ("producer_id_block_end", "placements", "brokers", "broker_configs"):
+    for key in ("producer_id_block_end", "placements", "brokers", "broker_configs", "acls"):
         if key in change:
             state[key] = change[key]
     for name, topic in change.get("topics", {}).items():

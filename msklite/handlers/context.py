@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from msklite.authz import Authorizer
+from msklite.authz.acls import AclAuthorizer
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
 from msklite.handlers.metadata_cache import MetadataCache
@@ -60,6 +62,9 @@ class BrokerContext:
     # that a handler serves (registry.served_versions)
     api_versions: dict[int, tuple[int, int]]
     stats: BrokerStats = field(default_factory=BrokerStats)
+    # who may do what (msklite.authz): the cluster's, shared by its brokers; by default the
+    # ACL authorizer over no ACLs, which allows everything
+    authorizer: Authorizer = field(default_factory=lambda: AclAuthorizer(tuple))
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None

@@ -36,7 +36,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+from msklite.authz import AclOperation, ResourceType
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.fetch_sessions import FetchContext
 from msklite.handlers.registry import handles
@@ -115,7 +117,11 @@ def _read_partition(
 
 
 def _read_all(
-    ctx: BrokerContext, fc: FetchContext, req: codec.FetchRequest, version: int
+    ctx: BrokerContext,
+    fc: FetchContext,
+    req: codec.FetchRequest,
+    version: int,
+    denied: set[str],
 ) -> tuple[list[tuple[TopicPartition, codec.PartitionData]], int, bool]:
     remaining = req.max_bytes
     min_one = True
@@ -125,6 +131,12 @@ def _read_all(
     errors = False
     out = []
     for tp, preq in fc.partitions:
+        if denied and tp.topic in denied:
+            errors = True
+            out.append(
+                (tp, codec.PartitionData(tp.partition, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            )
+            continue
         limit = max(min(preq.partition_max_bytes, remaining), 0)
         data = _read_partition(
             ctx, tp, preq, limit, min_one, client_metadata, req.rack_id, read_committed
@@ -149,12 +161,14 @@ def handle(
         fc = ctx.fetch_sessions.new_context(req)
     except KafkaError as e:
         return codec.encode_response(v, e.code, 0, [])
-    reads, total, errors = _read_all(ctx, fc, req, v)
+    topics = {tp.topic for tp, _ in fc.partitions}
+    denied = topics - authorized(ctx, header, AclOperation.READ, ResourceType.TOPIC, topics)
+    reads, total, errors = _read_all(ctx, fc, req, v, denied)
     if total < req.min_bytes and req.max_wait_ms > 0 and not errors and fc.partitions:
         # Watch now, in the same step as the read: the coroutine starts on a later turn of
         # the loop, after requests read in this one (a produce that wakes it) have run.
         keys = [tp for tp, _ in fc.partitions]
-        return _long_poll(ctx, fc, req, v, keys, ctx.replicas.fetch_waiters.watch(keys))
+        return _long_poll(ctx, fc, req, v, keys, ctx.replicas.fetch_waiters.watch(keys), denied)
     return _respond(ctx, fc, v, reads, total)
 
 
@@ -165,6 +179,7 @@ async def _long_poll(
     v: int,
     keys: list[TopicPartition],
     waiter: asyncio.Future[None],
+    denied: set[str],
 ) -> list[Buffer]:
     """Wait in the purgatory (`waiter`, watching `keys` since the first read) until
     min_bytes are there or max_wait_ms has passed on the injected clock; every append to a
@@ -184,7 +199,7 @@ async def _long_poll(
                 await waiter
             finally:
                 ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-            reads, total, errors = _read_all(ctx, fc, req, v)
+            reads, total, errors = _read_all(ctx, fc, req, v, denied)
             if total >= req.min_bytes or errors or expired:
                 return _respond(ctx, fc, v, reads, total)
             waiter = ctx.replicas.fetch_waiters.watch(keys)

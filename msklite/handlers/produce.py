@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+from msklite.authz import AclOperation, Action, ResourceType
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles
@@ -174,6 +175,24 @@ def _settle(waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[Err
             resp.base_offset = -1
 
 
+def _transaction_allowed(
+    ctx: BrokerContext, header: RequestHeader, req: codec.ProduceRequest, transactional_id: str
+) -> bool:
+    """WRITE on the transactional id, asked only when a batch is transactional (the
+    attributes' bit 4, at byte 22 of the batch header), as Kafka asks it."""
+    transactional = any(
+        p.records is not None and len(p.records) > 22 and p.records[22] & 0x10
+        for t in req.topic_data
+        for p in t.partition_data
+    )
+    return (
+        not transactional
+        or ctx.authorizer.authorize(
+            header, [Action(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)]
+        )[0]
+    )
+
+
 @handles(ApiKey.PRODUCE, versions=(3, 11), flexible_from=codec.FLEXIBLE_FROM)
 def handle(
     ctx: BrokerContext, header: RequestHeader, r: Reader
@@ -188,11 +207,33 @@ def handle(
                 for p in t.partition_data
             ]
             responses.append((t.name, parts))
+    elif req.transactional_id is not None and not _transaction_allowed(
+        ctx, header, req, req.transactional_id
+    ):
+        for t in req.topic_data:
+            parts = [
+                codec.PartitionProduceResponse(
+                    p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                )
+                for p in t.partition_data
+            ]
+            responses.append((t.name, parts))
     else:
         waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]] = []
+        allowed = ctx.authorizer.authorize(
+            header, [Action(AclOperation.WRITE, ResourceType.TOPIC, t.name) for t in req.topic_data]
+        )
         responses = [
-            (t.name, [_produce_one(ctx, t.name, p, req.acks, waits) for p in t.partition_data])
-            for t in req.topic_data
+            (
+                t.name,
+                [_produce_one(ctx, t.name, p, req.acks, waits) for p in t.partition_data]
+                if ok
+                else [
+                    codec.PartitionProduceResponse(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                    for p in t.partition_data
+                ],
+            )
+            for t, ok in zip(req.topic_data, allowed, strict=True)
         ]
         pending = {fut for _, fut in waits if not fut.done()}
         if pending:

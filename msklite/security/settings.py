@@ -8,7 +8,9 @@ import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from msklite.controller import BrokerInfo
+from msklite.authz import Authorizer
+from msklite.authz.acls import AclAuthorizer
+from msklite.controller import BrokerInfo, Controller
 from msklite.security.authenticator import SaslAuthenticator
 from msklite.security.listeners import PLAINTEXT, TLS, ListenerKind, parse_auth
 from msklite.security.scram import ScramUsers
@@ -109,6 +111,17 @@ class ClusterSecurity:
         if self._ca is None:
             raise RuntimeError("client certificates need a TLS listener on a started cluster")
         return issue_client_certificate(self._ca, data_dir, name)
+
+    def authorizer(self, controller: Controller) -> Authorizer:
+        """The cluster's authorizer: Kafka's StandardAuthorizer over the controller's ACLs,
+        with `super.users` (`User:a;User:b`) and `allow.everyone.if.no.acl.found`."""
+        configs = controller.configs
+        supers = [u.strip() for u in (configs.get("super.users") or "").split(";")]
+        return AclAuthorizer(
+            lambda: controller.acls,
+            [u for u in supers if u],
+            configs.get_bool("allow.everyone.if.no.acl.found"),
+        )
 
     def authenticator(
         self, kind: ListenerKind, close_delay_ms: int
