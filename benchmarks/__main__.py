@@ -27,6 +27,7 @@ from benchmarks import (
     procs,
     replication,
     scale,
+    share,
     throughput,
     validation,
     warm,
@@ -42,6 +43,7 @@ BENCHMARKS = (
     "scale",
     "replication",
     "groups",
+    "share",
     "validation",
     "compaction",
 )
@@ -240,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             "groups",
             "rebalances (1, 3, 10 members) and offset commits",
             lambda: groups.run(3 if args.quick else 5, 500 if args.quick else 2000, loop=loop),
+        ),
+        (
+            "share",
+            "share group (2 ShareConsumers, 1 partition) beside a consumer group",
+            lambda: share.run(20_000 if args.quick else 100_000, 1 if args.quick else 3, timeout),
         ),
         (
             "validation",

@@ -9,13 +9,14 @@ import asyncio
 import contextlib
 import functools
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
-from msklite.errors import ErrorCode
+from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.context import BrokerContext, BrokerStats, RequestHook
 from msklite.handlers.fetch_sessions import FetchSessionCache
 from msklite.handlers.metadata_cache import MetadataCache
@@ -29,7 +30,10 @@ from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
+    from msklite.coordinator.share_runtime import ShareStateRuntime
+    from msklite.coordinator.share_state import ShareKey, ShareState
     from msklite.coordinator.txn_runtime import TxnRuntime
+    from msklite.handlers.share_manager import ShareServices
 
 
 @dataclass(slots=True)
@@ -105,6 +109,7 @@ class Brokers:
             BrokerStats(),
             self.authorizer,
             request_hook=self.request_hook,
+            start_share=functools.partial(self._start_share, info.node_id),
         )
         security = self.security
         servers = [
@@ -159,6 +164,8 @@ class Brokers:
     async def close(self, broker: Broker) -> None:
         for server in broker.servers:
             await server.stop()
+        if broker.ctx.share_started is not None:
+            broker.ctx.share_started.partitions.close()
         for task in broker.tasks:
             task.cancel()
         for task in broker.tasks:
@@ -240,6 +247,66 @@ class Brokers:
         broker.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))
         return runtime
 
+    def _start_share(self, node_id: int) -> ShareServices:
+        """Broker `node_id`'s share groups (KIP-932), built on first use: the share-group
+        coordinator beside the group coordinator (on the same `__consumer_offsets`
+        partitions), the share coordinator over `__share_group_state` and the share
+        partitions of the topic partitions it leads."""
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC
+        from msklite.coordinator.share_group import ShareGroupConfig, ShareGroupCoordinator
+        from msklite.coordinator.share_runtime import (
+            SHARE_STATE_PARTITIONS,
+            ShareGroupRuntime,
+            ShareStateRuntime,
+        )
+        from msklite.coordinator.share_state import SHARE_STATE_TOPIC, ShareStateCoordinator
+        from msklite.handlers.share_manager import SharePartitionManager, ShareServices
+        from msklite.replication.internal_topic import InternalTopic
+
+        broker = self.running[node_id]
+        configs = self.configs
+        controller = self.controller
+
+        def topic_lookup(name: str) -> tuple[uuid.UUID, int] | None:
+            topic = controller.topics.get(name)
+            if topic is None or topic.internal:
+                return None
+            return topic.topic_id, len(topic.partitions)
+
+        groups = ShareGroupRuntime(
+            ShareGroupCoordinator(
+                ShareGroupConfig(
+                    configs.get_int("offsets.topic.num.partitions"),
+                    configs.get_int("group.share.session.timeout.ms"),
+                    configs.get_int("group.share.heartbeat.interval.ms"),
+                    configs.get_int("group.share.max.size"),
+                ),
+                topic_lookup,
+            ),
+            InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
+            self.clock,
+            self._release_member,
+        )
+        state = ShareStateRuntime(
+            ShareStateCoordinator(SHARE_STATE_PARTITIONS),
+            InternalTopic(broker.replicas, SHARE_STATE_TOPIC, self.clock),
+            self.clock,
+        )
+        persister = _SharePersister(self)
+        partitions = SharePartitionManager(
+            broker.replicas, controller, self.clock, persister, lambda g, name: None
+        )
+        loop = asyncio.get_running_loop()
+        broker.tasks.append(loop.create_task(groups.run()))
+        return ShareServices(groups, state, partitions, persister)
+
+    def _release_member(self, group_id: str, member_id: str) -> None:
+        """A share group's member left or timed out: every share partition it fetched from
+        gets its records back."""
+        for broker in self.running.values():
+            if broker.ctx.share_started is not None:
+                broker.ctx.share_started.partitions.release_member(group_id, member_id)
+
     # ---- the replica managers' notifier (ReplicaNotifier) ----
 
     def wake(self, tp: TopicPartition, brokers: list[int]) -> None:
@@ -253,6 +320,56 @@ class Brokers:
             broker = self.running.get(node_id)
             if broker is not None:
                 broker.fetcher.fetch_now(tp)
+
+
+class _SharePersister:
+    """The share partitions' Persister: a share partition's state is read and written at the
+    running leader of its `__share_group_state` partition, in-process (Kafka sends
+    Read/WriteShareGroupState there)."""
+
+    def __init__(self, brokers: Brokers) -> None:
+        self._brokers = brokers
+
+    def __call__(self, key: ShareKey) -> ShareStateRuntime | None:
+        from msklite.coordinator.coordinator import partition_for
+        from msklite.coordinator.share_runtime import ensure_share_state_topic
+
+        try:
+            topic = ensure_share_state_topic(self._brokers.controller)
+        except KafkaError:
+            return None
+        state = topic.partitions[partition_for(key.coordinator_key(), len(topic.partitions))]
+        broker = self._brokers.running.get(state.leader)
+        if broker is None:
+            return None
+        runtime = broker.ctx.share.state
+        return runtime if runtime.owns(key) else None
+
+    def read(self, key: ShareKey) -> ShareState | None:
+        runtime = self(key)
+        return runtime.read(key) if runtime is not None else None
+
+    def reset(self, key: ShareKey, start_offset: int | None) -> ErrorCode:
+        runtime = self(key)
+        if runtime is None:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        if start_offset is None:
+            error = runtime.delete(key)
+        else:
+            old = runtime.read(key)
+            error = runtime.initialize(key, old.state_epoch + 1 if old else 0, start_offset)
+        for broker in self._brokers.running.values():
+            if broker.ctx.share_started is not None:
+                broker.ctx.share_started.partitions.forget(key)
+        return error
+
+    def keys_of(self, group_id: str) -> list[ShareKey]:
+        if "__share_group_state" not in self._brokers.controller.topics:
+            return []
+        keys: list[ShareKey] = []
+        for broker in self._brokers.running.values():
+            keys.extend(broker.ctx.share.state.keys_of(group_id))
+        return keys
 
 
 class _Markers:

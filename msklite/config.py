@@ -270,6 +270,12 @@ _APPLIED_BROKER = {
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.min.session.timeout.ms",
+    "group.share.delivery.count.limit",
+    "group.share.heartbeat.interval.ms",
+    "group.share.max.size",
+    "group.share.partition.max.record.locks",
+    "group.share.record.lock.duration.ms",
+    "group.share.session.timeout.ms",
     "log.cleaner.backoff.ms",
     "log.cleaner.dedupe.buffer.size",
     "log.cleaner.enable",
@@ -399,6 +405,7 @@ class BrokerConfigs:
     def __init__(
         self, static: Mapping[str, object], kafka_version: str = DEFAULT_KAFKA_VERSION
     ) -> None:
+        self.kafka_version = kafka_version
         # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
         self.absent = absent_configs(kafka_version)
         self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}

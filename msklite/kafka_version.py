@@ -2,10 +2,11 @@
 MSK's version names, their ApiVersions answers (msklite.kafka_releases) and the default.
 
 The default is 3.9.x: msklite's configs and their defaults are Kafka 3.9's (msklite.config),
-and every API version msklite serves up to 3.9's maximum behaves as 3.9 answers it. 4.0 and
-4.1 are emulated on request only because part of what makes them 4.x is not served: KIP-848
-consumer groups (GA in 4.0), transactions v2 (EndTxn/TxnOffsetCommit v5), share groups,
-DescribeTopicPartitions; and 4.0 changed config defaults msklite keeps at 3.9's (KIP-1030)."""
+and every API version msklite serves up to 3.9's maximum behaves as 3.9 answers it. 4.0,
+4.1 and 4.2 are emulated on request only because part of what makes them 4.x is not served:
+KIP-848 consumer groups (GA in 4.0), transactions v2 (EndTxn/TxnOffsetCommit v5),
+DescribeTopicPartitions; and 4.0 changed config defaults msklite keeps at 3.9's (KIP-1030).
+Share groups (KIP-932) are served where the release had them enabled: 4.2 (GA)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,14 @@ def absent_configs(name: str) -> dict[str, str]:
     if line >= (4, 0):
         return {n: "removed in Kafka 4.0 (KIP-937)" for n in _REMOVED_IN_4_0}
     return {}
+
+
+def share_groups_enabled(name: str) -> bool:
+    """Whether the release serves share groups (KIP-932) as installed: Kafka 4.2 made them
+    generally available (its `share.version` feature finalized at 1 by default); 4.1 advertised
+    the APIs as a preview with `share.version` at 0, so that share requests fail until an
+    operator raises the feature (which msklite's emulation of 4.1 offers no way to do)."""
+    return _line(kafka_version(name)) >= (4, 2)
 
 
 def release_defaults(name: str) -> dict[str, str]:

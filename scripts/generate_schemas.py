@@ -66,6 +66,14 @@ MESSAGES = [
     "DescribeProducers",
     "DescribeTransactions",
     "ListTransactions",
+    # msklite's own specs (msklite/protocol/specs/): kafka-python has none for these
+    "ShareGroupHeartbeat",
+    "ShareGroupDescribe",
+    "ShareFetch",
+    "ShareAcknowledge",
+    "DescribeShareGroupOffsets",
+    "AlterShareGroupOffsets",
+    "DeleteShareGroupOffsets",
 ]
 
 # kafka-python rewrites a few fields before building its classes (their `json_patch`): the
@@ -157,8 +165,12 @@ def spec_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "protocol/schemas/resources"
 
 
+OWN_SPECS = ROOT / "msklite" / "protocol" / "specs"
+
+
 def load(name: str) -> dict[str, Any]:
-    text = (spec_dir() / f"{name}.json").read_text()
+    own = OWN_SPECS / f"{name}.json"
+    text = (own if own.exists() else spec_dir() / f"{name}.json").read_text()
     data: dict[str, Any] = json.loads(re.sub(r"(?m)^\s*//.*$", "", text))
     common = {s["name"]: s["fields"] for s in data.get("commonStructs", [])}
 

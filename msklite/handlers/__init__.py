@@ -20,6 +20,8 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     producer_id,
     replicas,
     sasl,
+    share_fetch,
+    share_groups,
     topics,
     transaction_admin,
     transactions,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
     from msklite.coordinator.txn_runtime import TxnRuntime
     from msklite.handlers.fetch_sessions import FetchSessionCache
+    from msklite.handlers.share_manager import ShareServices
 
 
 # A handler gets the parsed header and a reader positioned at the request body; it returns the
@@ -69,6 +70,9 @@ class BrokerContext:
     request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None
     _txn: TxnRuntime | None = None
+    # share groups (KIP-932): started by the first share request, as the group coordinator is
+    start_share: Callable[[], ShareServices] | None = None
+    share_started: ShareServices | None = None
 
     @property
     def groups(self) -> GroupRuntime:
@@ -88,6 +92,15 @@ class BrokerContext:
         if runtime is None:
             runtime = self._txn = self.start_txn()
         return runtime
+
+    @property
+    def share(self) -> ShareServices:
+        """This broker's share-group coordinators and share partitions."""
+        services = self.share_started
+        if services is None:
+            assert self.start_share is not None, "share groups are wired by the cluster"
+            services = self.share_started = self.start_share()
+        return services
 
     @property
     def node_id(self) -> int:

@@ -19,7 +19,8 @@ Behavior:
 - DescribeGroups: Kafka's state names; protocol, metadata and assignments only when Stable;
   an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043).
 - ListGroups: the groups this broker coordinates, with states_filter (v4+, case-insensitive)
-  and types_filter (v5+: every group is "classic").
+  and types_filter (v5+): classic groups, and share groups (protocol type and group type
+  "share", states Stable/Empty).
 - DeleteGroups: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while members remain; otherwise writes
   tombstones for the group and its offsets.
 
@@ -315,6 +316,16 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
         for g in ctx.groups.list_groups()
         if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
     ]
+    # share groups (KIP-932), of a broker that has served any share request
+    share = ctx.share_started
+    if share is not None and (not types or "share" in types):
+        listed.extend(
+            schemas.ListGroupsResponse.ListedGroup(
+                group_id=g.group_id, protocol_type="share", group_state=g.state, group_type="share"
+            )
+            for g in share.groups.list_groups()
+            if not states or g.state.lower() in states
+        )
     body = schemas.ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=listed)
     return spec_response(header, body)
 

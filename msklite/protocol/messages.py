@@ -65,6 +65,19 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DELETE_GROUPS: ("kafka.protocol.admin.groups", "DeleteGroups"),
     ApiKey.SASL_HANDSHAKE: ("kafka.protocol.sasl", "SaslHandshake"),
     ApiKey.SASL_AUTHENTICATE: ("kafka.protocol.sasl", "SaslAuthenticate"),
+    ApiKey.SHARE_GROUP_HEARTBEAT: ("msklite.protocol.share_messages", "ShareGroupHeartbeat"),
+    ApiKey.SHARE_GROUP_DESCRIBE: ("msklite.protocol.share_messages", "ShareGroupDescribe"),
+    ApiKey.SHARE_FETCH: ("msklite.protocol.share_messages", "ShareFetch"),
+    ApiKey.SHARE_ACKNOWLEDGE: ("msklite.protocol.share_messages", "ShareAcknowledge"),
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: (
+        "msklite.protocol.share_messages",
+        "DescribeShareGroupOffsets",
+    ),
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: ("msklite.protocol.share_messages", "AlterShareGroupOffsets"),
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: (
+        "msklite.protocol.share_messages",
+        "DeleteShareGroupOffsets",
+    ),
 }
 
 

@@ -4894,6 +4894,1226 @@ class ListTransactionsResponse(_Struct):
     API_KEY: ClassVar[int] = 66
 
 
+class ShareGroupHeartbeatRequest(_Struct):
+    __slots__ = ("group_id", "member_epoch", "member_id", "rack_id", "subscribed_topic_names")
+    group_id: str
+    member_id: str
+    member_epoch: int
+    rack_id: str | None
+    subscribed_topic_names: list[str] | None
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_id", STRING, (1, 1), None, None),
+        Field("member_id", STRING, (1, 1), None, None),
+        Field("member_epoch", SCALAR, (1, 1), None, None),
+        Field("rack_id", STRING, (1, 1), (1, 1), None),
+        Field("subscribed_topic_names", STRING_ARRAY, (1, 1), (1, 1), None),
+    )
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        rack_id: str | None = None,
+        subscribed_topic_names: list[str] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.rack_id = rack_id
+        self.subscribed_topic_names = subscribed_topic_names
+
+    API_KEY: ClassVar[int] = 76
+
+
+class ShareGroupHeartbeatResponse(_Struct):
+    class Assignment(_Struct):
+        class TopicPartitions(_Struct):
+            __slots__ = ("partitions", "topic_id")
+            topic_id: uuid.UUID
+            partitions: list[int]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("topic_id", UUID, (1, 1), None, None),
+                Field("partitions", ARRAY, (1, 1), None, None),
+            )
+
+            def __init__(self, *, topic_id: uuid.UUID, partitions: list[int]) -> None:
+                self.topic_id = topic_id
+                self.partitions = partitions
+
+        __slots__ = ("topic_partitions",)
+        topic_partitions: list[ShareGroupHeartbeatResponse.Assignment.TopicPartitions]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_partitions", STRUCT_ARRAY, (1, 1), None, None, TopicPartitions),
+        )
+
+        def __init__(
+            self, *, topic_partitions: list[ShareGroupHeartbeatResponse.Assignment.TopicPartitions]
+        ) -> None:
+            self.topic_partitions = topic_partitions
+
+    __slots__ = (
+        "assignment",
+        "error_code",
+        "error_message",
+        "heartbeat_interval_ms",
+        "member_epoch",
+        "member_id",
+        "throttle_time_ms",
+    )
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    member_id: str | None
+    member_epoch: int
+    heartbeat_interval_ms: int
+    assignment: ShareGroupHeartbeatResponse.Assignment | None
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 1), None, None),
+        Field("error_code", SCALAR, (1, 1), None, None),
+        Field("error_message", STRING, (1, 1), (1, 1), None),
+        Field("member_id", STRING, (1, 1), (1, 1), None),
+        Field("member_epoch", SCALAR, (1, 1), None, None),
+        Field("heartbeat_interval_ms", SCALAR, (1, 1), None, None),
+        Field("assignment", STRUCT, (1, 1), (1, 1), None, Assignment),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None = None,
+        member_id: str | None = None,
+        member_epoch: int,
+        heartbeat_interval_ms: int,
+        assignment: ShareGroupHeartbeatResponse.Assignment | None = None,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.assignment = assignment
+
+    API_KEY: ClassVar[int] = 76
+
+
+class ShareGroupDescribeRequest(_Struct):
+    __slots__ = ("group_ids", "include_authorized_operations")
+    group_ids: list[str]
+    include_authorized_operations: bool
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_ids", STRING_ARRAY, (1, 1), None, None),
+        Field("include_authorized_operations", SCALAR, (1, 1), None, None),
+    )
+
+    def __init__(self, *, group_ids: list[str], include_authorized_operations: bool) -> None:
+        self.group_ids = group_ids
+        self.include_authorized_operations = include_authorized_operations
+
+    API_KEY: ClassVar[int] = 77
+
+
+class ShareGroupDescribeResponse(_Struct):
+    class DescribedGroup(_Struct):
+        class Member(_Struct):
+            class Assignment(_Struct):
+                class TopicPartitions(_Struct):
+                    __slots__ = ("partitions", "topic_id", "topic_name")
+                    topic_id: uuid.UUID
+                    topic_name: str
+                    partitions: list[int]
+                    FIELDS: ClassVar[tuple[Field, ...]] = (
+                        Field("topic_id", UUID, (1, 1), None, None),
+                        Field("topic_name", STRING, (1, 1), None, None),
+                        Field("partitions", ARRAY, (1, 1), None, None),
+                    )
+
+                    def __init__(
+                        self, *, topic_id: uuid.UUID, topic_name: str, partitions: list[int]
+                    ) -> None:
+                        self.topic_id = topic_id
+                        self.topic_name = topic_name
+                        self.partitions = partitions
+
+                __slots__ = ("topic_partitions",)
+                topic_partitions: list[
+                    ShareGroupDescribeResponse.DescribedGroup.Member.Assignment.TopicPartitions
+                ]
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("topic_partitions", STRUCT_ARRAY, (1, 1), None, None, TopicPartitions),
+                )
+
+                def __init__(
+                    self,
+                    *,
+                    topic_partitions: list[
+                        ShareGroupDescribeResponse.DescribedGroup.Member.Assignment.TopicPartitions
+                    ],
+                ) -> None:
+                    self.topic_partitions = topic_partitions
+
+            __slots__ = (
+                "assignment",
+                "client_host",
+                "client_id",
+                "member_epoch",
+                "member_id",
+                "rack_id",
+                "subscribed_topic_names",
+            )
+            member_id: str
+            rack_id: str | None
+            member_epoch: int
+            client_id: str
+            client_host: str
+            subscribed_topic_names: list[str]
+            assignment: ShareGroupDescribeResponse.DescribedGroup.Member.Assignment
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("member_id", STRING, (1, 1), None, None),
+                Field("rack_id", STRING, (1, 1), (1, 1), None),
+                Field("member_epoch", SCALAR, (1, 1), None, None),
+                Field("client_id", STRING, (1, 1), None, None),
+                Field("client_host", STRING, (1, 1), None, None),
+                Field("subscribed_topic_names", STRING_ARRAY, (1, 1), None, None),
+                Field("assignment", STRUCT, (1, 1), None, None, Assignment),
+            )
+
+            def __init__(
+                self,
+                *,
+                member_id: str,
+                rack_id: str | None = None,
+                member_epoch: int,
+                client_id: str,
+                client_host: str,
+                subscribed_topic_names: list[str],
+                assignment: ShareGroupDescribeResponse.DescribedGroup.Member.Assignment,
+            ) -> None:
+                self.member_id = member_id
+                self.rack_id = rack_id
+                self.member_epoch = member_epoch
+                self.client_id = client_id
+                self.client_host = client_host
+                self.subscribed_topic_names = subscribed_topic_names
+                self.assignment = assignment
+
+        __slots__ = (
+            "assignment_epoch",
+            "assignor_name",
+            "authorized_operations",
+            "error_code",
+            "error_message",
+            "group_epoch",
+            "group_id",
+            "group_state",
+            "members",
+        )
+        error_code: int
+        error_message: str | None
+        group_id: str
+        group_state: str
+        group_epoch: int
+        assignment_epoch: int
+        assignor_name: str
+        members: list[ShareGroupDescribeResponse.DescribedGroup.Member]
+        authorized_operations: int
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("error_code", SCALAR, (1, 1), None, None),
+            Field("error_message", STRING, (1, 1), (1, 1), None),
+            Field("group_id", STRING, (1, 1), None, None),
+            Field("group_state", STRING, (1, 1), None, None),
+            Field("group_epoch", SCALAR, (1, 1), None, None),
+            Field("assignment_epoch", SCALAR, (1, 1), None, None),
+            Field("assignor_name", STRING, (1, 1), None, None),
+            Field("members", STRUCT_ARRAY, (1, 1), None, None, Member),
+            Field("authorized_operations", SCALAR, (1, 1), None, None),
+        )
+
+        def __init__(
+            self,
+            *,
+            error_code: int,
+            error_message: str | None = None,
+            group_id: str,
+            group_state: str,
+            group_epoch: int,
+            assignment_epoch: int,
+            assignor_name: str,
+            members: list[ShareGroupDescribeResponse.DescribedGroup.Member],
+            authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.group_id = group_id
+            self.group_state = group_state
+            self.group_epoch = group_epoch
+            self.assignment_epoch = assignment_epoch
+            self.assignor_name = assignor_name
+            self.members = members
+            self.authorized_operations = authorized_operations
+
+    __slots__ = ("groups", "throttle_time_ms")
+    throttle_time_ms: int
+    groups: list[ShareGroupDescribeResponse.DescribedGroup]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 1), None, None),
+        Field("groups", STRUCT_ARRAY, (1, 1), None, None, DescribedGroup),
+    )
+
+    def __init__(
+        self, *, throttle_time_ms: int, groups: list[ShareGroupDescribeResponse.DescribedGroup]
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = groups
+
+    API_KEY: ClassVar[int] = 77
+
+
+class ShareFetchRequest(_Struct):
+    class FetchTopic(_Struct):
+        class FetchPartition(_Struct):
+            class AcknowledgementBatch(_Struct):
+                __slots__ = ("acknowledge_types", "first_offset", "last_offset")
+                first_offset: int
+                last_offset: int
+                acknowledge_types: list[int]
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("first_offset", SCALAR, (1, 2), None, None),
+                    Field("last_offset", SCALAR, (1, 2), None, None),
+                    Field("acknowledge_types", ARRAY, (1, 2), None, None),
+                )
+
+                def __init__(
+                    self, *, first_offset: int, last_offset: int, acknowledge_types: list[int]
+                ) -> None:
+                    self.first_offset = first_offset
+                    self.last_offset = last_offset
+                    self.acknowledge_types = acknowledge_types
+
+            __slots__ = ("acknowledgement_batches", "partition_index")
+            partition_index: int
+            acknowledgement_batches: list[
+                ShareFetchRequest.FetchTopic.FetchPartition.AcknowledgementBatch
+            ]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (1, 2), None, None),
+                Field(
+                    "acknowledgement_batches",
+                    STRUCT_ARRAY,
+                    (1, 2),
+                    None,
+                    None,
+                    AcknowledgementBatch,
+                ),
+            )
+
+            def __init__(
+                self,
+                *,
+                partition_index: int,
+                acknowledgement_batches: list[
+                    ShareFetchRequest.FetchTopic.FetchPartition.AcknowledgementBatch
+                ],
+            ) -> None:
+                self.partition_index = partition_index
+                self.acknowledgement_batches = acknowledgement_batches
+
+        __slots__ = ("partitions", "topic_id")
+        topic_id: uuid.UUID
+        partitions: list[ShareFetchRequest.FetchTopic.FetchPartition]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_id", UUID, (1, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (1, 2), None, None, FetchPartition),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_id: uuid.UUID,
+            partitions: list[ShareFetchRequest.FetchTopic.FetchPartition],
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    class ForgottenTopic(_Struct):
+        __slots__ = ("partitions", "topic_id")
+        topic_id: uuid.UUID
+        partitions: list[int]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_id", UUID, (1, 2), None, None),
+            Field("partitions", ARRAY, (1, 2), None, None),
+        )
+
+        def __init__(self, *, topic_id: uuid.UUID, partitions: list[int]) -> None:
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    __slots__ = (
+        "batch_size",
+        "forgotten_topics_data",
+        "group_id",
+        "max_bytes",
+        "max_records",
+        "max_wait_ms",
+        "member_id",
+        "min_bytes",
+        "share_acquire_mode",
+        "share_session_epoch",
+        "topics",
+    )
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    max_records: int
+    batch_size: int
+    share_acquire_mode: int
+    topics: list[ShareFetchRequest.FetchTopic]
+    forgotten_topics_data: list[ShareFetchRequest.ForgottenTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_id", STRING, (1, 2), (1, 2), None),
+        Field("member_id", STRING, (1, 2), (1, 2), None),
+        Field("share_session_epoch", SCALAR, (1, 2), None, None),
+        Field("max_wait_ms", SCALAR, (1, 2), None, None),
+        Field("min_bytes", SCALAR, (1, 2), None, None),
+        Field("max_bytes", SCALAR, (1, 2), None, None),
+        Field("max_records", SCALAR, (1, 2), None, None),
+        Field("batch_size", SCALAR, (1, 2), None, None),
+        Field("share_acquire_mode", SCALAR, (2, 2), None, None),
+        Field("topics", STRUCT_ARRAY, (1, 2), None, None, FetchTopic),
+        Field("forgotten_topics_data", STRUCT_ARRAY, (1, 2), None, None, ForgottenTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        group_id: str | None = None,
+        member_id: str | None,
+        share_session_epoch: int,
+        max_wait_ms: int,
+        min_bytes: int,
+        max_bytes: int = 2147483647,
+        max_records: int,
+        batch_size: int,
+        share_acquire_mode: int = 0,
+        topics: list[ShareFetchRequest.FetchTopic],
+        forgotten_topics_data: list[ShareFetchRequest.ForgottenTopic],
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.share_session_epoch = share_session_epoch
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.batch_size = batch_size
+        self.share_acquire_mode = share_acquire_mode
+        self.topics = topics
+        self.forgotten_topics_data = forgotten_topics_data
+
+    API_KEY: ClassVar[int] = 78
+
+
+class ShareFetchResponse(_Struct):
+    class ShareFetchableTopicResponse(_Struct):
+        class PartitionData(_Struct):
+            class LeaderIdAndEpoch(_Struct):
+                __slots__ = ("leader_epoch", "leader_id")
+                leader_id: int
+                leader_epoch: int
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("leader_id", SCALAR, (1, 2), None, None),
+                    Field("leader_epoch", SCALAR, (1, 2), None, None),
+                )
+
+                def __init__(self, *, leader_id: int, leader_epoch: int) -> None:
+                    self.leader_id = leader_id
+                    self.leader_epoch = leader_epoch
+
+            class AcquiredRecords(_Struct):
+                __slots__ = ("delivery_count", "first_offset", "last_offset")
+                first_offset: int
+                last_offset: int
+                delivery_count: int
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("first_offset", SCALAR, (1, 2), None, None),
+                    Field("last_offset", SCALAR, (1, 2), None, None),
+                    Field("delivery_count", SCALAR, (1, 2), None, None),
+                )
+
+                def __init__(
+                    self, *, first_offset: int, last_offset: int, delivery_count: int
+                ) -> None:
+                    self.first_offset = first_offset
+                    self.last_offset = last_offset
+                    self.delivery_count = delivery_count
+
+            __slots__ = (
+                "acknowledge_error_code",
+                "acknowledge_error_message",
+                "acquired_records",
+                "current_leader",
+                "error_code",
+                "error_message",
+                "partition_index",
+                "records",
+            )
+            partition_index: int
+            error_code: int
+            error_message: str | None
+            acknowledge_error_code: int
+            acknowledge_error_message: str | None
+            current_leader: (
+                ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch
+            )
+            records: bytes
+            acquired_records: list[
+                ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.AcquiredRecords
+            ]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (1, 2), None, None),
+                Field("error_code", SCALAR, (1, 2), None, None),
+                Field("error_message", STRING, (1, 2), (1, 2), None),
+                Field("acknowledge_error_code", SCALAR, (1, 2), None, None),
+                Field("acknowledge_error_message", STRING, (1, 2), (1, 2), None),
+                Field("current_leader", STRUCT, (1, 2), None, None, LeaderIdAndEpoch),
+                Field("records", BYTES, (1, 2), None, None),
+                Field("acquired_records", STRUCT_ARRAY, (1, 2), None, None, AcquiredRecords),
+            )
+
+            def __init__(
+                self,
+                *,
+                partition_index: int,
+                error_code: int,
+                error_message: str | None = None,
+                acknowledge_error_code: int,
+                acknowledge_error_message: str | None = None,
+                current_leader: ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.LeaderIdAndEpoch,
+                records: bytes,
+                acquired_records: list[
+                    ShareFetchResponse.ShareFetchableTopicResponse.PartitionData.AcquiredRecords
+                ],
+            ) -> None:
+                self.partition_index = partition_index
+                self.error_code = error_code
+                self.error_message = error_message
+                self.acknowledge_error_code = acknowledge_error_code
+                self.acknowledge_error_message = acknowledge_error_message
+                self.current_leader = current_leader
+                self.records = records
+                self.acquired_records = acquired_records
+
+        __slots__ = ("partitions", "topic_id")
+        topic_id: uuid.UUID
+        partitions: list[ShareFetchResponse.ShareFetchableTopicResponse.PartitionData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_id", UUID, (1, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (1, 2), None, None, PartitionData),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_id: uuid.UUID,
+            partitions: list[ShareFetchResponse.ShareFetchableTopicResponse.PartitionData],
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    class NodeEndpoint(_Struct):
+        __slots__ = ("host", "node_id", "port", "rack")
+        node_id: int
+        host: str
+        port: int
+        rack: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("node_id", SCALAR, (1, 2), None, None),
+            Field("host", STRING, (1, 2), None, None),
+            Field("port", SCALAR, (1, 2), None, None),
+            Field("rack", STRING, (1, 2), (1, 2), None),
+        )
+
+        def __init__(self, *, node_id: int, host: str, port: int, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
+
+    __slots__ = (
+        "acquisition_lock_timeout_ms",
+        "error_code",
+        "error_message",
+        "node_endpoints",
+        "responses",
+        "throttle_time_ms",
+    )
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    acquisition_lock_timeout_ms: int
+    responses: list[ShareFetchResponse.ShareFetchableTopicResponse]
+    node_endpoints: list[ShareFetchResponse.NodeEndpoint]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 2), None, None),
+        Field("error_code", SCALAR, (1, 2), None, None),
+        Field("error_message", STRING, (1, 2), (1, 2), None),
+        Field("acquisition_lock_timeout_ms", SCALAR, (1, 2), None, None),
+        Field("responses", STRUCT_ARRAY, (1, 2), None, None, ShareFetchableTopicResponse),
+        Field("node_endpoints", STRUCT_ARRAY, (1, 2), None, None, NodeEndpoint),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None = None,
+        acquisition_lock_timeout_ms: int,
+        responses: list[ShareFetchResponse.ShareFetchableTopicResponse],
+        node_endpoints: list[ShareFetchResponse.NodeEndpoint],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
+        self.responses = responses
+        self.node_endpoints = node_endpoints
+
+    API_KEY: ClassVar[int] = 78
+
+
+class ShareAcknowledgeRequest(_Struct):
+    class AcknowledgeTopic(_Struct):
+        class AcknowledgePartition(_Struct):
+            class AcknowledgementBatch(_Struct):
+                __slots__ = ("acknowledge_types", "first_offset", "last_offset")
+                first_offset: int
+                last_offset: int
+                acknowledge_types: list[int]
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("first_offset", SCALAR, (1, 2), None, None),
+                    Field("last_offset", SCALAR, (1, 2), None, None),
+                    Field("acknowledge_types", ARRAY, (1, 2), None, None),
+                )
+
+                def __init__(
+                    self, *, first_offset: int, last_offset: int, acknowledge_types: list[int]
+                ) -> None:
+                    self.first_offset = first_offset
+                    self.last_offset = last_offset
+                    self.acknowledge_types = acknowledge_types
+
+            __slots__ = ("acknowledgement_batches", "partition_index")
+            partition_index: int
+            acknowledgement_batches: list[
+                ShareAcknowledgeRequest.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch
+            ]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (1, 2), None, None),
+                Field(
+                    "acknowledgement_batches",
+                    STRUCT_ARRAY,
+                    (1, 2),
+                    None,
+                    None,
+                    AcknowledgementBatch,
+                ),
+            )
+
+            def __init__(
+                self,
+                *,
+                partition_index: int,
+                acknowledgement_batches: list[
+                    ShareAcknowledgeRequest.AcknowledgeTopic.AcknowledgePartition.AcknowledgementBatch
+                ],
+            ) -> None:
+                self.partition_index = partition_index
+                self.acknowledgement_batches = acknowledgement_batches
+
+        __slots__ = ("partitions", "topic_id")
+        topic_id: uuid.UUID
+        partitions: list[ShareAcknowledgeRequest.AcknowledgeTopic.AcknowledgePartition]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_id", UUID, (1, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (1, 2), None, None, AcknowledgePartition),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_id: uuid.UUID,
+            partitions: list[ShareAcknowledgeRequest.AcknowledgeTopic.AcknowledgePartition],
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    __slots__ = ("group_id", "is_renew_ack", "member_id", "share_session_epoch", "topics")
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    is_renew_ack: bool
+    topics: list[ShareAcknowledgeRequest.AcknowledgeTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_id", STRING, (1, 2), (1, 2), None),
+        Field("member_id", STRING, (1, 2), (1, 2), None),
+        Field("share_session_epoch", SCALAR, (1, 2), None, None),
+        Field("is_renew_ack", SCALAR, (2, 2), None, None),
+        Field("topics", STRUCT_ARRAY, (1, 2), None, None, AcknowledgeTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        group_id: str | None = None,
+        member_id: str | None,
+        share_session_epoch: int,
+        is_renew_ack: bool = False,
+        topics: list[ShareAcknowledgeRequest.AcknowledgeTopic],
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.share_session_epoch = share_session_epoch
+        self.is_renew_ack = is_renew_ack
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 79
+
+
+class ShareAcknowledgeResponse(_Struct):
+    class ShareAcknowledgeTopicResponse(_Struct):
+        class PartitionData(_Struct):
+            class LeaderIdAndEpoch(_Struct):
+                __slots__ = ("leader_epoch", "leader_id")
+                leader_id: int
+                leader_epoch: int
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("leader_id", SCALAR, (1, 2), None, None),
+                    Field("leader_epoch", SCALAR, (1, 2), None, None),
+                )
+
+                def __init__(self, *, leader_id: int, leader_epoch: int) -> None:
+                    self.leader_id = leader_id
+                    self.leader_epoch = leader_epoch
+
+            __slots__ = ("current_leader", "error_code", "error_message", "partition_index")
+            partition_index: int
+            error_code: int
+            error_message: str | None
+            current_leader: ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData.LeaderIdAndEpoch
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (1, 2), None, None),
+                Field("error_code", SCALAR, (1, 2), None, None),
+                Field("error_message", STRING, (1, 2), (1, 2), None),
+                Field("current_leader", STRUCT, (1, 2), None, None, LeaderIdAndEpoch),
+            )
+
+            def __init__(
+                self,
+                *,
+                partition_index: int,
+                error_code: int,
+                error_message: str | None = None,
+                current_leader: ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData.LeaderIdAndEpoch,
+            ) -> None:
+                self.partition_index = partition_index
+                self.error_code = error_code
+                self.error_message = error_message
+                self.current_leader = current_leader
+
+        __slots__ = ("partitions", "topic_id")
+        topic_id: uuid.UUID
+        partitions: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_id", UUID, (1, 2), None, None),
+            Field("partitions", STRUCT_ARRAY, (1, 2), None, None, PartitionData),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_id: uuid.UUID,
+            partitions: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse.PartitionData],
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    class NodeEndpoint(_Struct):
+        __slots__ = ("host", "node_id", "port", "rack")
+        node_id: int
+        host: str
+        port: int
+        rack: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("node_id", SCALAR, (1, 2), None, None),
+            Field("host", STRING, (1, 2), None, None),
+            Field("port", SCALAR, (1, 2), None, None),
+            Field("rack", STRING, (1, 2), (1, 2), None),
+        )
+
+        def __init__(self, *, node_id: int, host: str, port: int, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
+
+    __slots__ = (
+        "acquisition_lock_timeout_ms",
+        "error_code",
+        "error_message",
+        "node_endpoints",
+        "responses",
+        "throttle_time_ms",
+    )
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    acquisition_lock_timeout_ms: int
+    responses: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse]
+    node_endpoints: list[ShareAcknowledgeResponse.NodeEndpoint]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 2), None, None),
+        Field("error_code", SCALAR, (1, 2), None, None),
+        Field("error_message", STRING, (1, 2), (1, 2), None),
+        Field("acquisition_lock_timeout_ms", SCALAR, (2, 2), None, None),
+        Field("responses", STRUCT_ARRAY, (1, 2), None, None, ShareAcknowledgeTopicResponse),
+        Field("node_endpoints", STRUCT_ARRAY, (1, 2), None, None, NodeEndpoint),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
+        responses: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse],
+        node_endpoints: list[ShareAcknowledgeResponse.NodeEndpoint],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
+        self.responses = responses
+        self.node_endpoints = node_endpoints
+
+    API_KEY: ClassVar[int] = 79
+
+
+class DescribeShareGroupOffsetsRequest(_Struct):
+    class DescribeShareGroupOffsetsRequestGroup(_Struct):
+        class DescribeShareGroupOffsetsRequestTopic(_Struct):
+            __slots__ = ("partitions", "topic_name")
+            topic_name: str
+            partitions: list[int]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("topic_name", STRING, (0, 0), None, None),
+                Field("partitions", ARRAY, (0, 0), None, None),
+            )
+
+            def __init__(self, *, topic_name: str, partitions: list[int]) -> None:
+                self.topic_name = topic_name
+                self.partitions = partitions
+
+        __slots__ = ("group_id", "topics")
+        group_id: str
+        topics: (
+            list[
+                DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup.DescribeShareGroupOffsetsRequestTopic
+            ]
+            | None
+        )
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("group_id", STRING, (0, 0), None, None),
+            Field(
+                "topics", STRUCT_ARRAY, (0, 0), (0, 0), None, DescribeShareGroupOffsetsRequestTopic
+            ),
+        )
+
+        def __init__(
+            self,
+            *,
+            group_id: str,
+            topics: list[
+                DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup.DescribeShareGroupOffsetsRequestTopic
+            ]
+            | None,
+        ) -> None:
+            self.group_id = group_id
+            self.topics = topics
+
+    __slots__ = ("groups",)
+    groups: list[DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("groups", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsRequestGroup),
+    )
+
+    def __init__(
+        self,
+        *,
+        groups: list[DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup],
+    ) -> None:
+        self.groups = groups
+
+    API_KEY: ClassVar[int] = 90
+
+
+class DescribeShareGroupOffsetsResponse(_Struct):
+    class DescribeShareGroupOffsetsResponseGroup(_Struct):
+        class DescribeShareGroupOffsetsResponseTopic(_Struct):
+            class DescribeShareGroupOffsetsResponsePartition(_Struct):
+                __slots__ = (
+                    "error_code",
+                    "error_message",
+                    "leader_epoch",
+                    "partition_index",
+                    "start_offset",
+                )
+                partition_index: int
+                start_offset: int
+                leader_epoch: int
+                error_code: int
+                error_message: str | None
+                FIELDS: ClassVar[tuple[Field, ...]] = (
+                    Field("partition_index", SCALAR, (0, 0), None, None),
+                    Field("start_offset", SCALAR, (0, 0), None, None),
+                    Field("leader_epoch", SCALAR, (0, 0), None, None),
+                    Field("error_code", SCALAR, (0, 0), None, None),
+                    Field("error_message", STRING, (0, 0), (0, 0), None),
+                )
+
+                def __init__(
+                    self,
+                    *,
+                    partition_index: int,
+                    start_offset: int,
+                    leader_epoch: int,
+                    error_code: int,
+                    error_message: str | None = None,
+                ) -> None:
+                    self.partition_index = partition_index
+                    self.start_offset = start_offset
+                    self.leader_epoch = leader_epoch
+                    self.error_code = error_code
+                    self.error_message = error_message
+
+            __slots__ = ("partitions", "topic_id", "topic_name")
+            topic_name: str
+            topic_id: uuid.UUID
+            partitions: list[
+                DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup.DescribeShareGroupOffsetsResponseTopic.DescribeShareGroupOffsetsResponsePartition
+            ]
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("topic_name", STRING, (0, 0), None, None),
+                Field("topic_id", UUID, (0, 0), None, None),
+                Field(
+                    "partitions",
+                    STRUCT_ARRAY,
+                    (0, 0),
+                    None,
+                    None,
+                    DescribeShareGroupOffsetsResponsePartition,
+                ),
+            )
+
+            def __init__(
+                self,
+                *,
+                topic_name: str,
+                topic_id: uuid.UUID,
+                partitions: list[
+                    DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup.DescribeShareGroupOffsetsResponseTopic.DescribeShareGroupOffsetsResponsePartition
+                ],
+            ) -> None:
+                self.topic_name = topic_name
+                self.topic_id = topic_id
+                self.partitions = partitions
+
+        __slots__ = ("error_code", "error_message", "group_id", "topics")
+        group_id: str
+        topics: list[
+            DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup.DescribeShareGroupOffsetsResponseTopic
+        ]
+        error_code: int
+        error_message: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("group_id", STRING, (0, 0), None, None),
+            Field(
+                "topics", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsResponseTopic
+            ),
+            Field("error_code", SCALAR, (0, 0), None, None),
+            Field("error_message", STRING, (0, 0), (0, 0), None),
+        )
+
+        def __init__(
+            self,
+            *,
+            group_id: str,
+            topics: list[
+                DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup.DescribeShareGroupOffsetsResponseTopic
+            ],
+            error_code: int,
+            error_message: str | None = None,
+        ) -> None:
+            self.group_id = group_id
+            self.topics = topics
+            self.error_code = error_code
+            self.error_message = error_message
+
+    __slots__ = ("groups", "throttle_time_ms")
+    throttle_time_ms: int
+    groups: list[DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("groups", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsResponseGroup),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        groups: list[DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = groups
+
+    API_KEY: ClassVar[int] = 90
+
+
+class AlterShareGroupOffsetsRequest(_Struct):
+    class AlterShareGroupOffsetsRequestTopic(_Struct):
+        class AlterShareGroupOffsetsRequestPartition(_Struct):
+            __slots__ = ("partition_index", "start_offset")
+            partition_index: int
+            start_offset: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (0, 0), None, None),
+                Field("start_offset", SCALAR, (0, 0), None, None),
+            )
+
+            def __init__(self, *, partition_index: int, start_offset: int) -> None:
+                self.partition_index = partition_index
+                self.start_offset = start_offset
+
+        __slots__ = ("partitions", "topic_name")
+        topic_name: str
+        partitions: list[
+            AlterShareGroupOffsetsRequest.AlterShareGroupOffsetsRequestTopic.AlterShareGroupOffsetsRequestPartition
+        ]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_name", STRING, (0, 0), None, None),
+            Field(
+                "partitions",
+                STRUCT_ARRAY,
+                (0, 0),
+                None,
+                None,
+                AlterShareGroupOffsetsRequestPartition,
+            ),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_name: str,
+            partitions: list[
+                AlterShareGroupOffsetsRequest.AlterShareGroupOffsetsRequestTopic.AlterShareGroupOffsetsRequestPartition
+            ],
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = partitions
+
+    __slots__ = ("group_id", "topics")
+    group_id: str
+    topics: list[AlterShareGroupOffsetsRequest.AlterShareGroupOffsetsRequestTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_id", STRING, (0, 0), None, None),
+        Field("topics", STRUCT_ARRAY, (0, 0), None, None, AlterShareGroupOffsetsRequestTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: list[AlterShareGroupOffsetsRequest.AlterShareGroupOffsetsRequestTopic],
+    ) -> None:
+        self.group_id = group_id
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 91
+
+
+class AlterShareGroupOffsetsResponse(_Struct):
+    class AlterShareGroupOffsetsResponseTopic(_Struct):
+        class AlterShareGroupOffsetsResponsePartition(_Struct):
+            __slots__ = ("error_code", "error_message", "partition_index")
+            partition_index: int
+            error_code: int
+            error_message: str | None
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("partition_index", SCALAR, (0, 0), None, None),
+                Field("error_code", SCALAR, (0, 0), None, None),
+                Field("error_message", STRING, (0, 0), (0, 0), None),
+            )
+
+            def __init__(
+                self, *, partition_index: int, error_code: int, error_message: str | None = None
+            ) -> None:
+                self.partition_index = partition_index
+                self.error_code = error_code
+                self.error_message = error_message
+
+        __slots__ = ("partitions", "topic_id", "topic_name")
+        topic_name: str
+        topic_id: uuid.UUID
+        partitions: list[
+            AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponseTopic.AlterShareGroupOffsetsResponsePartition
+        ]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_name", STRING, (0, 0), None, None),
+            Field("topic_id", UUID, (0, 0), None, None),
+            Field(
+                "partitions",
+                STRUCT_ARRAY,
+                (0, 0),
+                None,
+                None,
+                AlterShareGroupOffsetsResponsePartition,
+            ),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_name: str,
+            topic_id: uuid.UUID,
+            partitions: list[
+                AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponseTopic.AlterShareGroupOffsetsResponsePartition
+            ],
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.partitions = partitions
+
+    __slots__ = ("error_code", "error_message", "responses", "throttle_time_ms")
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    responses: list[AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponseTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("error_code", SCALAR, (0, 0), None, None),
+        Field("error_message", STRING, (0, 0), (0, 0), None),
+        Field("responses", STRUCT_ARRAY, (0, 0), None, None, AlterShareGroupOffsetsResponseTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None = None,
+        responses: list[AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponseTopic],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = responses
+
+    API_KEY: ClassVar[int] = 91
+
+
+class DeleteShareGroupOffsetsRequest(_Struct):
+    class DeleteShareGroupOffsetsRequestTopic(_Struct):
+        __slots__ = ("topic_name",)
+        topic_name: str
+        FIELDS: ClassVar[tuple[Field, ...]] = (Field("topic_name", STRING, (0, 0), None, None),)
+
+        def __init__(self, *, topic_name: str) -> None:
+            self.topic_name = topic_name
+
+    __slots__ = ("group_id", "topics")
+    group_id: str
+    topics: list[DeleteShareGroupOffsetsRequest.DeleteShareGroupOffsetsRequestTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("group_id", STRING, (0, 0), None, None),
+        Field("topics", STRUCT_ARRAY, (0, 0), None, None, DeleteShareGroupOffsetsRequestTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: list[DeleteShareGroupOffsetsRequest.DeleteShareGroupOffsetsRequestTopic],
+    ) -> None:
+        self.group_id = group_id
+        self.topics = topics
+
+    API_KEY: ClassVar[int] = 92
+
+
+class DeleteShareGroupOffsetsResponse(_Struct):
+    class DeleteShareGroupOffsetsResponseTopic(_Struct):
+        __slots__ = ("error_code", "error_message", "topic_id", "topic_name")
+        topic_name: str
+        topic_id: uuid.UUID
+        error_code: int
+        error_message: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("topic_name", STRING, (0, 0), None, None),
+            Field("topic_id", UUID, (0, 0), None, None),
+            Field("error_code", SCALAR, (0, 0), None, None),
+            Field("error_message", STRING, (0, 0), (0, 0), None),
+        )
+
+        def __init__(
+            self,
+            *,
+            topic_name: str,
+            topic_id: uuid.UUID,
+            error_code: int,
+            error_message: str | None = None,
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.error_code = error_code
+            self.error_message = error_message
+
+    __slots__ = ("error_code", "error_message", "responses", "throttle_time_ms")
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    responses: list[DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("error_code", SCALAR, (0, 0), None, None),
+        Field("error_message", STRING, (0, 0), (0, 0), None),
+        Field("responses", STRUCT_ARRAY, (0, 0), None, None, DeleteShareGroupOffsetsResponseTopic),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None = None,
+        responses: list[DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = responses
+
+    API_KEY: ClassVar[int] = 92
+
+
 # api key -> request type, response type
 REQUESTS: dict[int, type[Message]] = {
     ProduceRequest.API_KEY: ProduceRequest,
@@ -4935,6 +6155,13 @@ REQUESTS: dict[int, type[Message]] = {
     DescribeProducersRequest.API_KEY: DescribeProducersRequest,
     DescribeTransactionsRequest.API_KEY: DescribeTransactionsRequest,
     ListTransactionsRequest.API_KEY: ListTransactionsRequest,
+    ShareGroupHeartbeatRequest.API_KEY: ShareGroupHeartbeatRequest,
+    ShareGroupDescribeRequest.API_KEY: ShareGroupDescribeRequest,
+    ShareFetchRequest.API_KEY: ShareFetchRequest,
+    ShareAcknowledgeRequest.API_KEY: ShareAcknowledgeRequest,
+    DescribeShareGroupOffsetsRequest.API_KEY: DescribeShareGroupOffsetsRequest,
+    AlterShareGroupOffsetsRequest.API_KEY: AlterShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsRequest.API_KEY: DeleteShareGroupOffsetsRequest,
 }
 RESPONSES: dict[int, type[Message]] = {
     ProduceResponse.API_KEY: ProduceResponse,
@@ -4976,4 +6203,11 @@ RESPONSES: dict[int, type[Message]] = {
     DescribeProducersResponse.API_KEY: DescribeProducersResponse,
     DescribeTransactionsResponse.API_KEY: DescribeTransactionsResponse,
     ListTransactionsResponse.API_KEY: ListTransactionsResponse,
+    ShareGroupHeartbeatResponse.API_KEY: ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse.API_KEY: ShareGroupDescribeResponse,
+    ShareFetchResponse.API_KEY: ShareFetchResponse,
+    ShareAcknowledgeResponse.API_KEY: ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse.API_KEY: DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse.API_KEY: AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse.API_KEY: DeleteShareGroupOffsetsResponse,
 }

@@ -1,0 +1,315 @@
+"""SharePartitionManager: one broker's share partitions and share sessions (KIP-932; Kafka's
+SharePartitionManager and ShareSessionCache), used by ShareFetch and ShareAcknowledge.
+
+A share partition lives on the leader of its topic partition. It is built on first use from
+the state the share coordinator persisted (`ShareStateRuntime.read`, in-process instead of
+ReadShareGroupState), or, for a new one, initialised at `share.auto.offset.reset` (latest by
+default) and persisted (InitializeShareGroupState). Every change of its delivery state
+(acknowledgements, releases, expired locks) is written back (WriteShareGroupState), so a new
+leader carries on where the last write left it; a leader-epoch change rebuilds it from there.
+
+A share session (group, member) lists the partitions the member fetches from, with an epoch
+each request must match: 0 opens it, -1 closes it (and releases what the member still holds),
+anything else must be the session's current epoch, which then moves on.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from msklite.clock import Clock, Timer
+from msklite.controller import Controller
+from msklite.coordinator.share_partition import AckType, Acquired, SharePartition
+from msklite.coordinator.share_runtime import ShareGroupRuntime, ShareStateRuntime
+from msklite.coordinator.share_state import ShareKey, ShareState
+from msklite.errors import ErrorCode, KafkaError
+from msklite.replication.partition import Partition
+from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
+
+
+class Persister(Protocol):
+    """The share coordinators, wherever they run (Kafka's Persister, in-process)."""
+
+    def __call__(self, key: ShareKey) -> ShareStateRuntime | None:
+        """The share coordinator of `key`; None while its `__share_group_state` partition
+        has no live leader."""
+
+    def read(self, key: ShareKey) -> ShareState | None: ...
+
+    def keys_of(self, group_id: str) -> list[ShareKey]:
+        """Every share partition of the group that has persisted state."""
+
+    def reset(self, key: ShareKey, start_offset: int | None) -> ErrorCode:
+        """Replace the share partition's state by a fresh one at `start_offset` (None:
+        delete it), under the next state epoch; the partition's leader drops what it holds."""
+
+
+# (group id, config name) -> the group's config value, None when not set
+GroupConfigs = Callable[[str, str], str | None]
+
+_MAX_EPOCH = (1 << 31) - 1
+
+
+@dataclass(slots=True)
+class ShareSession:
+    epoch: int
+    partitions: dict[tuple[uuid.UUID, int], None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Held:
+    sp: SharePartition
+    leader_epoch: int
+    state_epoch: int
+
+
+@dataclass(slots=True)
+class Fetched:
+    error: ErrorCode = ErrorCode.NONE
+    records: list[memoryview] = field(default_factory=list)
+    acquired: list[Acquired] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ShareServices:
+    """One broker's share-group machinery, started on the first share request."""
+
+    groups: ShareGroupRuntime
+    state: ShareStateRuntime
+    partitions: SharePartitionManager
+    persister: Persister
+
+
+def next_epoch(epoch: int) -> int:
+    return 1 if epoch >= _MAX_EPOCH else epoch + 1
+
+
+class SharePartitionManager:
+    def __init__(
+        self,
+        replicas: ReplicaManager,
+        controller: Controller,
+        clock: Clock,
+        persister: Persister,
+        group_configs: GroupConfigs,
+    ) -> None:
+        self._replicas = replicas
+        self._controller = controller
+        self._clock = clock
+        self._persister = persister
+        self._group_configs = group_configs
+        self.partitions: dict[ShareKey, Held] = {}
+        self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._timer: Timer | None = None
+        self._timer_at = 0
+
+    def close(self) -> None:
+        """The broker stops: no lock expires here any more (a new leader takes over)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @property
+    def lock_duration_ms(self) -> int:
+        return self._controller.configs.get_int("group.share.record.lock.duration.ms")
+
+    # ---- sessions ----
+
+    def session(
+        self, group_id: str, member_id: str, epoch: int, acknowledging_only: bool
+    ) -> ShareSession:
+        """The request's session, opened, checked or closed by its epoch; KafkaError
+        (SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH) when it does not match."""
+        key = (group_id, member_id)
+        if epoch == 0:
+            if acknowledging_only:
+                raise KafkaError(ErrorCode.INVALID_SHARE_SESSION_EPOCH)
+            session = self.sessions[key] = ShareSession(1)
+            return session
+        session_ = self.sessions.get(key)
+        if session_ is None:
+            raise KafkaError(ErrorCode.SHARE_SESSION_NOT_FOUND)
+        if epoch == -1:
+            return session_
+        if epoch != session_.epoch:
+            raise KafkaError(ErrorCode.INVALID_SHARE_SESSION_EPOCH)
+        session_.epoch = next_epoch(epoch)
+        return session_
+
+    def close_session(self, group_id: str, member_id: str) -> None:
+        """The member is done (epoch -1): what it still holds goes back to the others."""
+        session = self.sessions.pop((group_id, member_id), None)
+        if session is not None:
+            self.release_member(group_id, member_id)
+
+    def forget(self, key: ShareKey) -> None:
+        """An admin reset the share partition's state: read it again on next use."""
+        self.partitions.pop(key, None)
+
+    def release_member(self, group_id: str, member_id: str) -> None:
+        for key, held in list(self.partitions.items()):
+            if key.group_id == group_id and held.sp.release_member(member_id):
+                self._persist(key, held)
+                self._wake(key)
+
+    # ---- share partitions ----
+
+    def partition(self, group_id: str, topic_id: uuid.UUID, index: int) -> tuple[Held, Partition]:
+        """The share partition, loaded or initialised; KafkaError when this broker does not
+        lead the topic partition or its state cannot be read."""
+        topic = self._controller.topics_by_id.get(topic_id)
+        if topic is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID)
+        part = self._replicas.leader_partition(topic.name, index)
+        key = ShareKey(group_id, topic_id, index)
+        held = self.partitions.get(key)
+        if held is not None and held.leader_epoch == part.state.leader_epoch:
+            return held, part
+        coordinator = self._persister(key)
+        if coordinator is None:
+            raise KafkaError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        configs = self._controller.configs
+        limit = configs.get_int("group.share.delivery.count.limit")
+        max_locks = configs.get_int("group.share.partition.max.record.locks")
+        state = coordinator.read(key)
+        log = part.log
+        if state is None:
+            reset = self._group_configs(group_id, "share.auto.offset.reset") or "latest"
+            start = log.log_start_offset if reset == "earliest" else part.high_watermark
+            error = coordinator.initialize(key, 0, start)
+            if error != ErrorCode.NONE:
+                raise KafkaError(error)
+            sp = SharePartition(start, limit, max_locks, self.lock_duration_ms)
+            state_epoch = 0
+        else:
+            sp = SharePartition.restore(
+                state.start_offset, list(state.batches), limit, max_locks, self.lock_duration_ms
+            )
+            state_epoch = state.state_epoch
+        if sp.start_offset < log.log_start_offset:
+            sp.move_start(log.log_start_offset)
+        held = self.partitions[key] = Held(sp, part.state.leader_epoch, state_epoch)
+        return held, part
+
+    def fetch(
+        self,
+        member_id: str,
+        key: ShareKey,
+        held: Held,
+        part: Partition,
+        max_bytes: int,
+        max_records: int,
+    ) -> Fetched:
+        """Acquire for `member_id` what the log has past the share partition's available
+        offsets, at most `max_records` and the batches of `max_bytes` (at least one)."""
+        sp = held.sp
+        hw = part.high_watermark
+        log = part.log
+        if sp.start_offset < log.log_start_offset:
+            sp.move_start(log.log_start_offset)
+        first = next(
+            (o for o in range(sp.start_offset, sp.end_offset) if sp.in_flight[o].state == 0),
+            sp.end_offset,
+        )
+        if first >= hw or max_records <= 0:
+            return Fetched()
+        records = log.read(first, max_bytes, hw, True)
+        if not records:
+            return Fetched()
+        last = _last_offset(records[-1])
+        acquired = sp.acquire(member_id, min(hw, last + 1), max_records, self._clock.now_ms())
+        if not acquired:
+            return Fetched()
+        upto = acquired[-1].last_offset
+        kept = [b for b in records if _base_offset(b) <= upto]
+        self._schedule(sp)
+        return Fetched(ErrorCode.NONE, kept, acquired)
+
+    def acknowledge(
+        self, member_id: str, key: ShareKey, batches: list[tuple[int, int, list[int]]]
+    ) -> ErrorCode:
+        """Apply a partition's acknowledgement batches (first, last, types: one type for the
+        whole range or one per offset) and persist; the first error, if any."""
+        try:
+            held, _ = self.partition(key.group_id, key.topic_id, key.partition)
+        except KafkaError as e:
+            return e.code
+        now = self._clock.now_ms()
+        error = ErrorCode.NONE
+        for first, last, types in batches:
+            if not types or (len(types) != 1 and len(types) != last - first + 1):
+                error = error or ErrorCode.INVALID_REQUEST
+                continue
+            try:
+                acks = [AckType(t) for t in types]
+            except ValueError:
+                error = error or ErrorCode.INVALID_REQUEST
+                continue
+            if len(acks) == 1:
+                result = held.sp.acknowledge(member_id, first, last, acks[0], now)
+            else:
+                result = ErrorCode.NONE
+                for offset, ack in zip(range(first, last + 1), acks, strict=True):
+                    result = held.sp.acknowledge(member_id, offset, offset, ack, now) or result
+            error = error or result
+        write_error = self._persist(key, held)
+        self._wake(key)
+        self._schedule(held.sp)
+        return error or write_error
+
+    def start_offset(self, key: ShareKey) -> int | None:
+        held = self.partitions.get(key)
+        return held.sp.start_offset if held is not None else None
+
+    # ---- internals ----
+
+    def _persist(self, key: ShareKey, held: Held) -> ErrorCode:
+        coordinator = self._persister(key)
+        if coordinator is None:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        sp = held.sp
+        return coordinator.write(
+            key, held.state_epoch, held.leader_epoch, sp.start_offset, sp.state_batches()
+        )
+
+    def _wake(self, key: ShareKey) -> None:
+        topic = self._controller.topics_by_id.get(key.topic_id)
+        if topic is not None:
+            self._replicas.fetch_waiters.notify(TopicPartition(topic.name, key.partition))
+
+    def _schedule(self, sp: SharePartition) -> None:
+        deadline = sp.next_deadline()
+        if deadline is None or (self._timer is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._clock.call_later(max(deadline - self._clock.now_ms(), 0), self._expire)
+
+    def _expire(self) -> None:
+        """Acquisition locks ran out: their records are available again (or archived at the
+        delivery count limit), persisted, and waiting fetches woken to take them."""
+        self._timer = None
+        now = self._clock.now_ms()
+        for key, held in list(self.partitions.items()):
+            if held.sp.expire(now):
+                self._persist(key, held)
+                self._wake(key)
+        for held in self.partitions.values():
+            self._schedule(held.sp)
+
+
+def _base_offset(batch: memoryview) -> int:
+    base: int = struct.unpack_from(">q", batch, 0)[0]
+    return base
+
+
+def _last_offset(batch: memoryview) -> int:
+    # v2 batch header: baseOffset int64 at 0, lastOffsetDelta int32 at 23
+    delta: int = struct.unpack_from(">i", batch, 23)[0]
+    return _base_offset(batch) + delta

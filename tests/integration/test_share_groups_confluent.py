@@ -1,0 +1,261 @@
+"""Share groups (KIP-932) with confluent-kafka's ShareConsumer (librdkafka 2.16) against an
+emulated Kafka 4.2: records shared by consumers of one partition, implicit and explicit
+acknowledgement, rejection, lock expiry and redelivery, and the delivery state surviving the
+loss of the share coordinator's broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import AcknowledgeType, Message, Producer, ShareConsumer, TopicCollection
+from confluent_kafka.admin import AdminClient
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
+
+from msklite import Cluster
+from msklite.coordinator.coordinator import partition_for
+from msklite.protocol.share_messages import DescribeShareGroupOffsetsRequest
+from tests.integration.rawclient import RawClient
+
+DEADLINE_S = 30.0
+SHARE = pytest.mark.msk(brokers=3, kafka_version="4.2.x")
+SHORT_LOCKS = pytest.mark.msk(
+    brokers=3, kafka_version="4.2.x", config={"group.share.record.lock.duration.ms": 1000}
+)
+
+
+def _consumer(cluster: Cluster, group: str, **extra: object) -> ShareConsumer:
+    conf: dict[str, object] = {"bootstrap.servers": cluster.bootstrap_servers, "group.id": group}
+    conf.update(extra)
+    consumer = ShareConsumer(conf)
+    return consumer
+
+
+def _produce(cluster: Cluster, topic: str, n: int, start: int = 0) -> None:
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 0})
+    for i in range(start, start + n):
+        p.produce(topic, value=b"%d" % i, partition=0)
+    assert p.flush(10) == 0
+
+
+def _start_offset(cluster: Cluster, group: str, topic: str) -> int:
+    """The share-partition start offset DescribeShareGroupOffsets reports (-1: none yet)."""
+    with RawClient(cluster.bootstrap_servers) as raw:
+        found = raw.request(FindCoordinatorRequest(key=group, key_type=0), version=3)
+        assert found.error_code == 0
+    with RawClient(f"{found.host}:{found.port}") as raw:
+        req = DescribeShareGroupOffsetsRequest(
+            groups=[
+                DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup(
+                    group_id=group,
+                    topics=[
+                        DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup.DescribeShareGroupOffsetsRequestTopic(
+                            topic_name=topic, partitions=[0]
+                        )
+                    ],
+                )
+            ]
+        )
+        resp = raw.request(req, version=0)
+    part = resp.groups[0].topics[0].partitions[0]
+    assert part.error_code == 0
+    return int(part.start_offset)
+
+
+def _poll_until(
+    consumers: list[ShareConsumer],
+    done: Callable[[], bool],
+    on_msg: Callable[[int, Message], object] | None = None,
+) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not done():
+        assert time.monotonic() < deadline, "condition not reached before the deadline"
+        for i, c in enumerate(consumers):
+            for m in c.poll(0.1):
+                assert m.error() is None, m.error()
+                if on_msg is not None:
+                    on_msg(i, m)
+
+
+def _joined(cluster: Cluster, consumers: list[ShareConsumer], group: str, topic: str) -> None:
+    """Poll until the share partition exists (its first ShareFetch sets the start offset at
+    the log end: share.auto.offset.reset=latest), so that what is produced next is seen."""
+    _poll_until(consumers, lambda: _start_offset(cluster, group, topic) >= 0)
+
+
+def _offset(m: Message) -> int:
+    offset = m.offset()
+    assert offset is not None
+    return offset
+
+
+def _delivery(m: Message) -> tuple[int, int]:
+    """(offset, delivery count) of a record from a share consumer."""
+    count = m.delivery_count()
+    assert count is not None
+    return _offset(m), count
+
+
+def _close(consumers: list[ShareConsumer]) -> None:
+    for c in consumers:
+        c.close()
+
+
+@SHARE
+def test_two_consumers_share_one_partition_each_record_once(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    group = "share-" + uuid.uuid4().hex[:8]
+    consumers = [_consumer(msk_cluster, group, **{"max.poll.records": 10}) for _ in range(2)]
+    try:
+        for c in consumers:
+            c.subscribe([topic_name])
+        _joined(msk_cluster, consumers, group, topic_name)
+        _produce(msk_cluster, topic_name, 300)
+        seen: dict[int, list[int]] = {0: [], 1: []}
+        _poll_until(
+            consumers,
+            lambda: sum(map(len, seen.values())) >= 300,
+            lambda i, m: seen[i].append(_offset(m)),
+        )
+        everything = sorted(seen[0] + seen[1])
+        assert everything == list(range(300)), "a record was lost or delivered twice"
+        assert seen[0] and seen[1], "one consumer got every record: the partition was not shared"
+        # implicit acknowledgement: every record accepted, so the start offset moves past them
+        _poll_until(consumers, lambda: _start_offset(msk_cluster, group, topic_name) == 300)
+    finally:
+        _close(consumers)
+
+
+@SHARE
+def test_rejected_record_is_archived_and_released_one_redelivered(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    group = "share-" + uuid.uuid4().hex[:8]
+    consumer = _consumer(msk_cluster, group, **{"share.acknowledgement.mode": "explicit"})
+    try:
+        consumer.subscribe([topic_name])
+        _joined(msk_cluster, [consumer], group, topic_name)
+        _produce(msk_cluster, topic_name, 3)
+        first: list[tuple[int, int]] = []
+
+        def take(_: int, m: Message) -> None:
+            first.append(_delivery(m))
+            kind = {0: AcknowledgeType.REJECT, 1: AcknowledgeType.RELEASE}.get(
+                _offset(m),
+                AcknowledgeType.ACCEPT,
+            )
+            consumer.acknowledge(m, kind)
+
+        _poll_until([consumer], lambda: len(first) >= 3, take)
+        assert first == [(0, 1), (1, 1), (2, 1)]
+        consumer.commit_sync()
+        _produce(msk_cluster, topic_name, 1, start=3)
+        again: list[tuple[int, int]] = []
+
+        def accept(_: int, m: Message) -> None:
+            again.append(_delivery(m))
+            consumer.acknowledge(m)
+
+        # the released record comes back (delivered twice), the rejected one never: redelivery
+        # goes in offset order, so offset 0 would come before 1 and 3 if it were available
+        _poll_until([consumer], lambda: any(o == 3 for o, _ in again), accept)
+        assert again == [(1, 2), (3, 1)]
+        consumer.commit_sync()
+        _poll_until([consumer], lambda: _start_offset(msk_cluster, group, topic_name) == 4)
+    finally:
+        consumer.close()
+
+
+@SHORT_LOCKS
+def test_expired_lock_redelivers_with_a_higher_delivery_count(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    group = "share-" + uuid.uuid4().hex[:8]
+    holder = _consumer(msk_cluster, group, **{"share.acknowledgement.mode": "explicit"})
+    other: ShareConsumer | None = None
+    try:
+        holder.subscribe([topic_name])
+        _joined(msk_cluster, [holder], group, topic_name)
+        _produce(msk_cluster, topic_name, 5)
+        held: list[int] = []
+        # the holder takes the records and never acknowledges them
+        _poll_until([holder], lambda: len(held) >= 5, lambda _, m: held.append(_offset(m)))
+        assert held == list(range(5))
+        # joins only now: librdkafka prefetches, and records it held unpolled would expire too
+        other = _consumer(msk_cluster, group)
+        other.subscribe([topic_name])
+        redelivered: list[tuple[int, int]] = []
+        # no sleep: the other consumer's fetch waits until the 1 s locks run out
+        _poll_until(
+            [other],
+            lambda: len(redelivered) >= 5,
+            lambda _, m: redelivered.append(_delivery(m)),
+        )
+        assert redelivered == [(o, 2) for o in range(5)]
+    finally:
+        _close([holder] if other is None else [holder, other])
+
+
+def _group_coordinated_by(cluster: Cluster, topic: str, broker: int) -> str:
+    """A share group whose state for partition 0 of `topic` is kept by the share coordinator
+    on `broker` (Kafka's abs(hash("group:topicId:0")) % 50 picks the partition)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    described = admin.describe_topics(TopicCollection([topic]))[topic].result(10)
+    topic_id = str(described.topic_id)  # Kafka's Uuid text, as the coordinator key has it
+    for i in range(1000):
+        group = f"share-{i}"
+        state_partition = partition_for(f"{group}:{topic_id}:0", 50)
+        if cluster.partition("__share_group_state", state_partition).leader == broker:
+            return group
+    raise AssertionError(f"no group of broker {broker}")
+
+
+@SHARE
+def test_delivery_state_survives_losing_the_share_coordinator(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    leader = msk_cluster.partition(topic_name, 0).leader
+    bootstrap = _consumer(msk_cluster, "share-bootstrap")  # creates __share_group_state
+    try:
+        bootstrap.subscribe([topic_name])
+        _joined(msk_cluster, [bootstrap], "share-bootstrap", topic_name)
+    finally:
+        bootstrap.close()
+    # one broker leads both the data partition and the group's share-state partition: losing
+    # it loses the share partition's memory and its coordinator at once
+    group = _group_coordinated_by(msk_cluster, topic_name, leader)
+    consumer = _consumer(msk_cluster, group, **{"share.acknowledgement.mode": "explicit"})
+    try:
+        consumer.subscribe([topic_name])
+        _joined(msk_cluster, [consumer], group, topic_name)
+        start = _start_offset(msk_cluster, group, topic_name)
+        _produce(msk_cluster, topic_name, 20)
+        got: list[int] = []
+
+        def ack(_: int, m: Message) -> None:
+            offset = _offset(m)
+            got.append(offset)
+            kind = AcknowledgeType.ACCEPT if offset < start + 10 else AcknowledgeType.REJECT
+            consumer.acknowledge(m, kind)
+
+        _poll_until([consumer], lambda: len(got) >= 20, ack)
+        consumer.commit_sync()
+    finally:
+        consumer.close()
+    _produce(msk_cluster, topic_name, 5, start=20)
+    msk_cluster.stop_broker(leader)
+    later = _consumer(msk_cluster, group)
+    try:
+        later.subscribe([topic_name])
+        seen: list[int] = []
+        _poll_until([later], lambda: len(seen) >= 5, lambda _, m: seen.append(_offset(m)))
+        assert seen == list(range(start + 20, start + 25)), "accepted or rejected records came back"
+    finally:
+        later.close()

@@ -1,0 +1,373 @@
+"""Share groups (KIP-932) over raw sockets: the error answers real clients never provoke —
+share-session epochs, acknowledgements of records not held, wrong brokers, unknown topics,
+fenced members — and the gate by emulated Kafka version."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kafka.protocol.admin.groups import ListGroupsRequest
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
+
+from msklite import Cluster
+from msklite.errors import ErrorCode
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.share_messages import (
+    AlterShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsRequest,
+    ShareAcknowledgeRequest,
+    ShareFetchRequest,
+    ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest,
+)
+from tests.integration.rawclient import RawClient
+
+SHARE = pytest.mark.msk(brokers=3, kafka_version="4.2.x")
+FetchTopic = ShareFetchRequest.FetchTopic
+FetchPartition = FetchTopic.FetchPartition
+AckBatch = FetchPartition.AcknowledgementBatch
+AckTopic = ShareAcknowledgeRequest.AcknowledgeTopic
+
+
+def _addr(cluster: Cluster, node: int) -> str:
+    return f"127.0.0.1:{cluster.brokers[node].info.port}"
+
+
+def _topic_id(cluster: Cluster, topic: str) -> uuid.UUID:
+    return cluster.brokers[1].ctx.controller.topics[topic].topic_id
+
+
+def _fetch(
+    group: str,
+    member: str,
+    epoch: int,
+    topic_id: uuid.UUID,
+    acks: list[tuple[int, int, list[int]]] | None = None,
+    max_wait_ms: int = 0,
+) -> Any:
+    batches = [
+        AckBatch(first_offset=f, last_offset=last, acknowledge_types=t) for f, last, t in acks or []
+    ]
+    return ShareFetchRequest(
+        group_id=group,
+        member_id=member,
+        share_session_epoch=epoch,
+        max_wait_ms=max_wait_ms,
+        min_bytes=1,
+        max_bytes=1 << 20,
+        max_records=100,
+        batch_size=100,
+        topics=[
+            FetchTopic(
+                topic_id=topic_id,
+                partitions=[FetchPartition(partition_index=0, acknowledgement_batches=batches)],
+            )
+        ],
+        forgotten_topics_data=[],
+    )
+
+
+def _setup(cluster: Cluster, topic: str, records: int) -> tuple[uuid.UUID, str]:
+    """The topic with `records` records produced after a share partition was set up for
+    group "g" at its (empty) log end; the address of the partition's leader."""
+    from confluent_kafka import Producer
+
+    cluster.create_topic(topic, partitions=1, replication_factor=3)
+    topic_id = _topic_id(cluster, topic)
+    leader = _addr(cluster, cluster.partition(topic, 0).leader)
+    with RawClient(leader) as raw:
+        # until the share partition is set up: `__share_group_state` is created by the first
+        # share fetch and its leaders take a moment (COORDINATOR_NOT_AVAILABLE meanwhile)
+        deadline = time.monotonic() + 10
+        while True:
+            resp = raw.request(_fetch("g", "init", 0, topic_id), version=1)
+            assert resp.error_code == 0
+            if not resp.responses:
+                break
+            assert _partition(resp).error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE
+            assert time.monotonic() < deadline, "the share partition never started"
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    for i in range(records):
+        p.produce(topic, b"%d" % i, partition=0)
+    assert p.flush(10) == 0
+    return topic_id, leader
+
+
+def _partition(resp: Any) -> Any:
+    return resp.responses[0].partitions[0]
+
+
+@SHARE
+def test_share_session_epochs(msk_cluster: Cluster, topic_name: str) -> None:
+    topic_id, leader = _setup(msk_cluster, topic_name, 3)
+    with RawClient(leader) as raw:
+        # no session yet
+        assert (
+            raw.request(_fetch("g", "m", 1, topic_id), 1).error_code
+            == ErrorCode.SHARE_SESSION_NOT_FOUND
+        )
+        # a session cannot open with acknowledgements
+        opening = _fetch("g", "m", 0, topic_id, acks=[(0, 0, [1])])
+        assert raw.request(opening, 1).error_code == ErrorCode.INVALID_REQUEST
+        first = raw.request(_fetch("g", "m", 0, topic_id), 1)
+        assert first.error_code == 0
+        part = _partition(first)
+        assert [
+            (a.first_offset, a.last_offset, a.delivery_count) for a in part.acquired_records
+        ] == [(0, 2, 1)]
+        assert first.acquisition_lock_timeout_ms == 30000
+        assert (
+            raw.request(_fetch("g", "m", 5, topic_id), 1).error_code
+            == ErrorCode.INVALID_SHARE_SESSION_EPOCH
+        )
+        # epoch 1 is next: accept 0, release 1, and offset 7 was never acquired
+        bad = raw.request(_fetch("g", "m", 1, topic_id, acks=[(7, 7, [1])]), 1)
+        assert _partition(bad).acknowledge_error_code == ErrorCode.INVALID_RECORD_STATE
+        ok = raw.request(_fetch("g", "m", 2, topic_id, acks=[(0, 1, [1, 2])]), 1)
+        part = _partition(ok)
+        assert part.acknowledge_error_code == 0
+        # the released record comes straight back, delivered a second time
+        assert [
+            (a.first_offset, a.last_offset, a.delivery_count) for a in part.acquired_records
+        ] == [(1, 1, 2)]
+        # ShareAcknowledge cannot open a session, and v1 has no RENEW
+        ack = ShareAcknowledgeRequest(
+            group_id="g",
+            member_id="m",
+            share_session_epoch=0,
+            topics=[],
+        )
+        assert raw.request(ack, 1).error_code == ErrorCode.INVALID_SHARE_SESSION_EPOCH
+        renew = ShareAcknowledgeRequest(
+            group_id="g",
+            member_id="m",
+            share_session_epoch=3,
+            topics=[
+                AckTopic(
+                    topic_id=topic_id,
+                    partitions=[
+                        AckTopic.AcknowledgePartition(
+                            partition_index=0,
+                            acknowledgement_batches=[
+                                AckTopic.AcknowledgePartition.AcknowledgementBatch(
+                                    first_offset=2, last_offset=2, acknowledge_types=[4]
+                                )
+                            ],
+                        )
+                    ],
+                )
+            ],
+        )
+        resp = raw.request(renew, 1)
+        assert resp.error_code == 0
+        assert resp.responses[0].partitions[0].error_code == ErrorCode.INVALID_REQUEST
+        # v2 knows RENEW: the lock is extended
+        renew.share_session_epoch = 4
+        assert raw.request(renew, 2).responses[0].partitions[0].error_code == 0
+        # closing the session releases what the member still holds
+        close = _fetch("g", "m", -1, topic_id)
+        close.topics = []
+        assert raw.request(close, 1).error_code == 0
+        other = raw.request(_fetch("g", "m2", 0, topic_id), 1)
+        # runs of equal delivery count: offset 1 goes out a third time, offset 2 a second
+        assert [
+            (a.first_offset, a.last_offset, a.delivery_count)
+            for a in _partition(other).acquired_records
+        ] == [(1, 1, 3), (2, 2, 2)]
+
+
+@SHARE
+def test_wrong_broker_and_unknown_topic(msk_cluster: Cluster, topic_name: str) -> None:
+    topic_id, _ = _setup(msk_cluster, topic_name, 1)
+    leader_id = msk_cluster.partition(topic_name, 0).leader
+    follower = next(n for n in msk_cluster.brokers if n != leader_id)
+    with RawClient(_addr(msk_cluster, follower)) as raw:
+        resp = raw.request(_fetch("g", "m", 0, topic_id), 1)
+        part = _partition(resp)
+        assert part.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        assert part.current_leader.leader_id == leader_id
+        assert [e.node_id for e in resp.node_endpoints] == [leader_id]
+        assert resp.node_endpoints[0].port == msk_cluster.brokers[leader_id].info.port
+        unknown = raw.request(_fetch("g", "m2", 0, uuid.uuid4()), 1)
+        assert _partition(unknown).error_code == ErrorCode.UNKNOWN_TOPIC_ID
+
+
+@SHARE
+def test_heartbeat_errors(msk_cluster: Cluster, topic_name: str) -> None:
+    msk_cluster.create_topic(topic_name, partitions=2, replication_factor=3)
+    with RawClient(msk_cluster.bootstrap_servers) as raw:
+        found = raw.request(FindCoordinatorRequest(key="hb", key_type=0), version=3)
+    coordinator = found.node_id
+    other = next(n for n in msk_cluster.brokers if n != coordinator)
+
+    def beat(member: str, epoch: int, topics: list[str] | None) -> Any:
+        return ShareGroupHeartbeatRequest(
+            group_id="hb", member_id=member, member_epoch=epoch, subscribed_topic_names=topics
+        )
+
+    with RawClient(_addr(msk_cluster, other)) as raw:
+        assert raw.request(beat("m", 0, [topic_name]), 1).error_code == ErrorCode.NOT_COORDINATOR
+    with RawClient(_addr(msk_cluster, coordinator)) as raw:
+        assert raw.request(beat("m", 0, None), 1).error_code == ErrorCode.INVALID_REQUEST
+        joined = raw.request(beat("m", 0, [topic_name]), 1)
+        assert (joined.error_code, joined.member_epoch) == (0, 1)
+        assert joined.heartbeat_interval_ms == 5000
+        assignment = joined.assignment.topic_partitions
+        assert [(t.topic_id, t.partitions) for t in assignment] == [
+            (_topic_id(msk_cluster, topic_name), [0, 1])
+        ]
+        assert raw.request(beat("m", 7, None), 1).error_code == ErrorCode.FENCED_MEMBER_EPOCH
+        assert raw.request(beat("x", 1, None), 1).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        described = raw.request(
+            ShareGroupDescribeRequest(
+                group_ids=["hb", "nope"], include_authorized_operations=False
+            ),
+            1,
+        )
+        hb, nope = described.groups
+        assert (hb.error_code, hb.group_state, hb.assignor_name) == (0, "Stable", "simple")
+        assert [(m.member_id, m.member_epoch, m.subscribed_topic_names) for m in hb.members] == [
+            ("m", 1, [topic_name])
+        ]
+        assert (nope.error_code, nope.group_state) == (ErrorCode.GROUP_ID_NOT_FOUND, "Dead")
+        listed = raw.request(ListGroupsRequest(states_filter=[], types_filter=["share"]), 5)
+        assert [
+            (g.group_id, g.protocol_type, g.group_state, g.group_type) for g in listed.groups
+        ] == [("hb", "share", "Stable", "share")]
+        classic_only = raw.request(ListGroupsRequest(states_filter=[], types_filter=["classic"]), 5)
+        assert "hb" not in [g.group_id for g in classic_only.groups]
+        left = raw.request(beat("m", -1, None), 1)
+        assert (left.error_code, left.member_epoch) == (0, -1)
+
+
+@pytest.mark.msk(brokers=1, kafka_version="4.1.x")
+def test_kafka_4_1_advertises_share_apis_but_refuses_them(msk_cluster: Cluster) -> None:
+    with RawClient(msk_cluster.bootstrap_servers) as raw:
+        versions = {k.api_key: (k.min_version, k.max_version) for k in raw.api_versions().api_keys}
+        assert versions[ApiKey.SHARE_FETCH] == (1, 1)
+        resp = raw.request(
+            ShareGroupHeartbeatRequest(
+                group_id="g", member_id="m", member_epoch=0, subscribed_topic_names=["t"]
+            ),
+            1,
+        )
+        assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
+
+
+@pytest.mark.msk(brokers=1)
+def test_default_release_does_not_advertise_share_apis(msk_cluster: Cluster) -> None:
+    with RawClient(msk_cluster.bootstrap_servers) as raw:
+        keys = {k.api_key for k in raw.api_versions().api_keys}
+    assert not keys & {76, 77, 78, 79, 90}
+
+
+@pytest.mark.msk(brokers=3, kafka_version="4.2.x")
+def test_kafka_4_2_advertises_the_share_apis_it_serves(msk_cluster: Cluster) -> None:
+    with RawClient(msk_cluster.bootstrap_servers) as raw:
+        versions = {k.api_key: (k.min_version, k.max_version) for k in raw.api_versions().api_keys}
+    assert versions[ApiKey.SHARE_GROUP_HEARTBEAT] == (1, 1)
+    assert versions[ApiKey.SHARE_GROUP_DESCRIBE] == (1, 1)
+    assert versions[ApiKey.SHARE_FETCH] == (1, 2)
+    assert versions[ApiKey.SHARE_ACKNOWLEDGE] == (1, 2)
+    assert versions[ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS] == (0, 0)
+    assert versions[ApiKey.ALTER_SHARE_GROUP_OFFSETS] == (0, 0)
+    assert versions[ApiKey.DELETE_SHARE_GROUP_OFFSETS] == (0, 0)
+
+
+def _coordinator_addr(cluster: Cluster, group: str) -> str:
+    with RawClient(cluster.bootstrap_servers) as raw:
+        found = raw.request(FindCoordinatorRequest(key=group, key_type=0), version=3)
+    assert found.error_code == 0
+    return f"{found.host}:{found.port}"
+
+
+def _describe_start(raw: RawClient, group: str, topic: str) -> int:
+    req_group = DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup
+    resp = raw.request(
+        DescribeShareGroupOffsetsRequest(
+            groups=[
+                req_group(
+                    group_id=group,
+                    topics=[
+                        req_group.DescribeShareGroupOffsetsRequestTopic(
+                            topic_name=topic, partitions=[0]
+                        )
+                    ],
+                )
+            ]
+        ),
+        0,
+    )
+    return int(resp.groups[0].topics[0].partitions[0].start_offset)
+
+
+def _alter(group: str, topic: str, offset: int) -> Any:
+    topic_t = AlterShareGroupOffsetsRequest.AlterShareGroupOffsetsRequestTopic
+    return AlterShareGroupOffsetsRequest(
+        group_id=group,
+        topics=[
+            topic_t(
+                topic_name=topic,
+                partitions=[
+                    topic_t.AlterShareGroupOffsetsRequestPartition(
+                        partition_index=0, start_offset=offset
+                    )
+                ],
+            )
+        ],
+    )
+
+
+@SHARE
+def test_alter_and_delete_share_group_offsets(msk_cluster: Cluster, topic_name: str) -> None:
+    topic_id, leader = _setup(msk_cluster, topic_name, 10)
+    coordinator = _coordinator_addr(msk_cluster, "g")
+    with RawClient(coordinator) as admin:
+        assert _describe_start(admin, "g", topic_name) == 0
+        resp = admin.request(_alter("g", topic_name, 5), 0)
+        assert resp.error_code == 0
+        assert [(p.partition_index, p.error_code) for p in resp.responses[0].partitions] == [(0, 0)]
+        assert resp.responses[0].topic_id == topic_id
+        assert _describe_start(admin, "g", topic_name) == 5
+        bad = admin.request(_alter("g", "no-such-topic", 1), 0).responses[0].partitions[0]
+        assert bad.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        negative = admin.request(_alter("g", topic_name, -3), 0).responses[0].partitions[0]
+        assert negative.error_code == ErrorCode.INVALID_REQUEST
+    with RawClient(leader) as raw:
+        # the partition's leader reads the new state: delivery starts at 5
+        got = _partition(raw.request(_fetch("g", "after-alter", 0, topic_id), 1))
+        assert [(a.first_offset, a.last_offset) for a in got.acquired_records] == [(5, 9)]
+    with RawClient(coordinator) as admin:
+        joined = admin.request(
+            ShareGroupHeartbeatRequest(
+                group_id="g", member_id="m", member_epoch=0, subscribed_topic_names=[topic_name]
+            ),
+            1,
+        )
+        assert joined.error_code == 0
+        busy = admin.request(_alter("g", topic_name, 0), 0)
+        assert busy.error_code == ErrorCode.NON_EMPTY_GROUP
+        delete = DeleteShareGroupOffsetsRequest(
+            group_id="g",
+            topics=[
+                DeleteShareGroupOffsetsRequest.DeleteShareGroupOffsetsRequestTopic(
+                    topic_name=topic_name
+                )
+            ],
+        )
+        assert admin.request(delete, 0).error_code == ErrorCode.NON_EMPTY_GROUP
+        left = admin.request(
+            ShareGroupHeartbeatRequest(group_id="g", member_id="m", member_epoch=-1), 1
+        )
+        assert left.error_code == 0
+        deleted = admin.request(delete, 0)
+        assert deleted.error_code == 0
+        assert [(t.topic_name, t.error_code) for t in deleted.responses] == [(topic_name, 0)]
+        assert _describe_start(admin, "g", topic_name) == -1
+    delete.group_id = "never-seen"
+    with RawClient(_coordinator_addr(msk_cluster, "never-seen")) as admin:
+        assert admin.request(delete, 0).error_code == ErrorCode.GROUP_ID_NOT_FOUND
