@@ -132,16 +132,20 @@ class SharePartition:
         return list(_runs(chosen, self.in_flight))
 
     def acknowledge(
-        self, member_id: str, first: int, last: int, ack: AckType, now_ms: int
+        self, member_id: str, first: int, last: int, acks: list[AckType], now_ms: int
     ) -> ErrorCode:
-        """Apply one acknowledgement to offsets first..last, all or nothing: every offset must
-        be ACQUIRED by `member_id` (else INVALID_RECORD_STATE, as Kafka answers)."""
+        """Apply one acknowledgement batch to offsets first..last — one type for them all, or
+        one per offset — all or nothing: every offset must be ACQUIRED by `member_id` (else
+        INVALID_RECORD_STATE, as Kafka answers)."""
         if first > last or first < self.start_offset or last >= self.end_offset:
             return ErrorCode.INVALID_RECORD_STATE
         recs = [self.in_flight[o] for o in range(first, last + 1)]
+        if len(acks) != 1 and len(acks) != len(recs):
+            return ErrorCode.INVALID_REQUEST
         if any(r.state != RecordState.ACQUIRED or r.member_id != member_id for r in recs):
             return ErrorCode.INVALID_RECORD_STATE
-        for rec in recs:
+        for i, rec in enumerate(recs):
+            ack = acks[0] if len(acks) == 1 else acks[i]
             if ack == AckType.ACCEPT:
                 self._finish(rec, RecordState.ACKNOWLEDGED)
             elif ack in (AckType.REJECT, AckType.GAP):

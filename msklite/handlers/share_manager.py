@@ -152,6 +152,8 @@ class SharePartitionManager:
         self.partitions.pop(key, None)
 
     def release_member(self, group_id: str, member_id: str) -> None:
+        """The member left the group: its session goes, and every record it holds here."""
+        self.sessions.pop((group_id, member_id), None)
         for key, held in list(self.partitions.items()):
             if key.group_id == group_id and held.sp.release_member(member_id):
                 self._persist(key, held)
@@ -242,21 +244,14 @@ class SharePartitionManager:
         now = self._clock.now_ms()
         error = ErrorCode.NONE
         for first, last, types in batches:
-            if not types or (len(types) != 1 and len(types) != last - first + 1):
-                error = error or ErrorCode.INVALID_REQUEST
-                continue
             try:
                 acks = [AckType(t) for t in types]
             except ValueError:
+                acks = []
+            if not acks:
                 error = error or ErrorCode.INVALID_REQUEST
                 continue
-            if len(acks) == 1:
-                result = held.sp.acknowledge(member_id, first, last, acks[0], now)
-            else:
-                result = ErrorCode.NONE
-                for offset, ack in zip(range(first, last + 1), acks, strict=True):
-                    result = held.sp.acknowledge(member_id, offset, offset, ack, now) or result
-            error = error or result
+            error = error or held.sp.acknowledge(member_id, first, last, acks, now)
         write_error = self._persist(key, held)
         self._wake(key)
         self._schedule(held.sp)
@@ -267,6 +262,16 @@ class SharePartitionManager:
         return held.sp.start_offset if held is not None else None
 
     # ---- internals ----
+
+    def _still_leads(self, key: ShareKey, held: Held) -> bool:
+        topic = self._controller.topics_by_id.get(key.topic_id)
+        if topic is None:
+            return False
+        try:
+            part = self._replicas.leader_partition(topic.name, key.partition)
+        except KafkaError:
+            return False
+        return part.state.leader_epoch == held.leader_epoch
 
     def _persist(self, key: ShareKey, held: Held) -> ErrorCode:
         coordinator = self._persister(key)
@@ -297,6 +302,10 @@ class SharePartitionManager:
         self._timer = None
         now = self._clock.now_ms()
         for key, held in list(self.partitions.items()):
+            if not self._still_leads(key, held):
+                # the leadership moved on: the new leader took over from the persisted state
+                del self.partitions[key]
+                continue
             if held.sp.expire(now):
                 self._persist(key, held)
                 self._wake(key)

@@ -92,7 +92,7 @@ class ShareMachine(RuleBasedStateMachine):
         m = self.model
         first = data.draw(st.integers(0, m.end - 1))
         last = data.draw(st.integers(first, min(first + 3, m.end - 1)))
-        error = self.sp.acknowledge(member, first, last, ack, self.now)
+        error = self.sp.acknowledge(member, first, last, [ack], self.now)
         recs = m.recs[first : last + 1]
         if any(r.holder != member or r.done for r in recs):
             assert error == ErrorCode.INVALID_RECORD_STATE
@@ -162,7 +162,7 @@ def test_redelivery_raises_the_delivery_count_until_archived() -> None:
     assert [(a.first_offset, a.delivery_count) for a in sp.acquire("a", 1, 5, 0)] == [(0, 1)]
     assert sp.expire(10)
     assert [(a.first_offset, a.delivery_count) for a in sp.acquire("b", 1, 5, 10)] == [(0, 2)]
-    assert sp.acknowledge("b", 0, 0, AckType.RELEASE, 11) == ErrorCode.NONE
+    assert sp.acknowledge("b", 0, 0, [AckType.RELEASE], 11) == ErrorCode.NONE
     # the limit was reached: archived, never delivered again, and the SPSO moved past it
     assert sp.acquire("a", 1, 5, 12) == []
     assert sp.start_offset == 1
@@ -171,8 +171,8 @@ def test_redelivery_raises_the_delivery_count_until_archived() -> None:
 def test_state_batches_round_trip_as_the_persister_stores_them() -> None:
     sp = SharePartition(5, 5, 100, 10)
     sp.acquire("a", 10, 5, 0)
-    sp.acknowledge("a", 6, 6, AckType.ACCEPT, 0)
-    sp.acknowledge("a", 7, 8, AckType.REJECT, 0)
+    sp.acknowledge("a", 6, 6, [AckType.ACCEPT], 0)
+    sp.acknowledge("a", 7, 8, [AckType.REJECT], 0)
     assert sp.state_batches() == [
         StateBatch(5, 5, RecordState.AVAILABLE, 1),
         StateBatch(6, 6, RecordState.ACKNOWLEDGED, 1),
@@ -185,3 +185,16 @@ def test_state_batches_round_trip_as_the_persister_stores_them() -> None:
         (5, 5, 2),
         (9, 9, 2),
     ]
+
+
+def test_per_offset_acknowledgement_is_all_or_nothing() -> None:
+    sp = SharePartition(0, 5, 100, 10)
+    sp.acquire("a", 3, 10, 0)
+    sp.acquire("b", 4, 10, 0)  # offset 3 is b's
+    mixed = [AckType.ACCEPT, AckType.REJECT, AckType.RELEASE, AckType.ACCEPT]
+    assert sp.acknowledge("a", 0, 3, mixed, 1) == ErrorCode.INVALID_RECORD_STATE
+    assert sp.acquired_count() == 4  # nothing applied
+    assert sp.acknowledge("a", 0, 2, mixed[:2], 1) == ErrorCode.INVALID_REQUEST
+    assert sp.acknowledge("a", 0, 2, mixed[:3], 1) == ErrorCode.NONE
+    assert [sp.in_flight[o].state for o in (2, 3)] == [RecordState.AVAILABLE, RecordState.ACQUIRED]
+    assert sp.start_offset == 2
