@@ -21,6 +21,7 @@ from msklite.console import execute
 from msklite.kafka_releases import RELEASES
 from msklite.kafka_version import DEFAULT_KAFKA_VERSION
 from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
+from msklite.security.iam import load_credentials
 
 
 def _parse_config(items: list[str]) -> dict[str, str]:
@@ -102,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth",
         default="plaintext",
         help="the listeners every broker offers, comma-separated: plaintext (9092), tls (9094), "
-        "scram (SASL_SSL with SCRAM-SHA-512, 9096); with --port, a kind's ports start at "
-        "PORT, PORT+100, PORT+200 (default: plaintext)",
+        "scram (SASL_SSL with SCRAM-SHA-512, 9096), iam (SASL_SSL with AWS_MSK_IAM and "
+        "OAUTHBEARER, 9098); with --port, a kind's ports start at PORT, PORT+100, PORT+200, "
+        "PORT+300 (default: plaintext)",
     )
     serve.add_argument(
         "--scram-user",
@@ -111,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME:PASSWORD",
         help="a SASL/SCRAM user (SCRAM-SHA-512 and SCRAM-SHA-256; repeatable)",
+    )
+    serve.add_argument(
+        "--iam-credentials",
+        default=None,
+        metavar="FILE",
+        help="IAM access keys the IAM listener checks signatures against: a JSON object of "
+        'access key id → {"secret_access_key": ..., "principal_arn": ...}',
+    )
+    serve.add_argument(
+        "--iam-strict",
+        action="store_true",
+        help="the IAM listener refuses access keys --iam-credentials does not list (by "
+        "default it accepts them unchecked, named arn:aws:iam::000000000000:user/<key id>)",
     )
     serve.add_argument(
         "--kafka-version",
@@ -176,6 +191,7 @@ async def serve(args: argparse.Namespace) -> int:
     if brokers is None:
         brokers = (stored_brokers(data_dir) if data_dir else None) or 3
     try:
+        iam_credentials = load_credentials(args.iam_credentials) if args.iam_credentials else {}
         cluster = Cluster(
             brokers=brokers,
             data_dir=data_dir,
@@ -186,6 +202,8 @@ async def serve(args: argparse.Namespace) -> int:
             auth=args.auth,
             scram_users=_scram_users(args.scram_user),
             tls_client_auth=args.tls_client_auth,
+            iam_credentials=iam_credentials,
+            iam_permissive=not args.iam_strict,
             kafka_version=args.kafka_version,
         )
     except (ValueError, OSError) as e:

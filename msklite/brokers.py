@@ -121,9 +121,7 @@ class Brokers:
                 self.configs.get_int("queued.max.request.bytes"),
                 listener=kind.name,
                 tls=security.tls_context(kind, self.data_dir, info),
-                authenticator=security.authenticator(
-                    kind, self.configs.get_int("connection.failed.authentication.delay.ms")
-                ),
+                authenticator=security.authenticator(kind, info, self.configs, self.clock),
                 principal_of=security.principal_of(kind),
             )
             for kind in security.kinds

@@ -29,7 +29,8 @@ from msklite.kafka_version import kafka_version as kafka_version_name
 from msklite.loop_thread import LoopThread
 from msklite.metadata_log import MetadataLog
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
-from msklite.security.listeners import MAX_BROKERS_PER_KIND, SCRAM, TLS, ListenerKind
+from msklite.security.iam import IamCredential
+from msklite.security.listeners import IAM, MAX_BROKERS_PER_KIND, SCRAM, TLS, ListenerKind
 from msklite.security.settings import ClusterSecurity
 from msklite.timers import Timers
 
@@ -133,6 +134,8 @@ class Cluster:
         auth: str | list[str] | tuple[str, ...] = "plaintext",
         scram_users: Mapping[str, str] | None = None,
         tls_client_auth: bool = False,
+        iam_credentials: Mapping[str, IamCredential | Mapping[str, str]] | None = None,
+        iam_permissive: bool = True,
         kafka_version: str = DEFAULT_KAFKA_VERSION,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
@@ -141,12 +144,16 @@ class Cluster:
         bool (Kafka's true/false) or a list of str.
 
         `auth` names the listeners every broker offers, as MSK's: "plaintext" (9092), "tls"
-        (9094), "scram" (SASL_SSL with SCRAM-SHA-512/256, 9096), a list or a comma-separated
-        str. With a fixed `port`, a kind's brokers listen from `port` + 0, 100 or 200
+        (9094), "scram" (SASL_SSL with SCRAM-SHA-512/256, 9096), "iam" (SASL_SSL with
+        AWS_MSK_IAM and OAUTHBEARER, 9098), a list or a comma-separated str. With a fixed
+        `port`, a kind's brokers listen from `port` + 0, 100, 200 or 300
         (msklite/security/listeners.py). `scram_users` maps user names to passwords;
         `tls_client_auth` makes the TLS listener require client certificates (mTLS), issued
-        by `client_certificate(name)`. `kafka_version` is the MSK Kafka version to emulate (its
-        API versions and the configs that differ; see msklite.kafka_version)."""
+        by `client_certificate(name)`. `iam_credentials` maps access key ids to
+        `{"secret_access_key": ..., "principal_arn": ...}`; `iam_permissive` (the default)
+        also accepts keys it does not know, unchecked (msklite/security/iam.py).
+        `kafka_version` is the MSK Kafka version to emulate (its API versions and the configs
+        that differ; see msklite.kafka_version)."""
         brokers = _whole_number("brokers", brokers)
         if brokers < 1:
             raise ValueError(f"a cluster needs at least one broker, got brokers={brokers}")
@@ -157,7 +164,9 @@ class Cluster:
                 f"so port must be 1-{65536 - brokers} (or 0 for free ports)"
             )
         azs = _az_ids(azs)
-        self.security = ClusterSecurity(auth, scram_users, tls_client_auth)
+        self.security = ClusterSecurity(
+            auth, scram_users, tls_client_auth, iam_credentials, iam_permissive
+        )
         top = max(k.offset for k in self.security.kinds)
         if port and len(self.security.kinds) > 1 and brokers > MAX_BROKERS_PER_KIND:
             raise ValueError(
@@ -222,6 +231,11 @@ class Cluster:
         return self._bootstrap(SCRAM) if SCRAM in self.security.kinds else None
 
     @property
+    def bootstrap_servers_sasl_iam(self) -> str | None:
+        """MSK's BootstrapBrokerStringSaslIam (None: no IAM listener)."""
+        return self._bootstrap(IAM) if IAM in self.security.kinds else None
+
+    @property
     def bootstrap_lines(self) -> list[tuple[str, str]]:
         """(label, bootstrap string) per listener kind, plaintext first: "" labels it."""
         return [(k.label, self._bootstrap(k)) for k in self.security.kinds]
@@ -234,6 +248,13 @@ class Cluster:
     def add_scram_user(self, user: str, password: str) -> None:
         """Add (or change the password of) a SCRAM-SHA-512 and SCRAM-SHA-256 user."""
         self.security.users.add(user, password)
+
+    def add_iam_credential(
+        self, access_key_id: str, secret_access_key: str, principal_arn: str
+    ) -> None:
+        """Let the IAM listener check signatures of `access_key_id` against its secret and name
+        the client `principal_arn` (`arn:aws:iam::<account>:user/<name>` or a role's ARN)."""
+        self.security.iam.add(access_key_id, secret_access_key, principal_arn)
 
     def client_certificate(self, name: str) -> tuple[str, str]:
         """A client certificate for mTLS with subject `CN=name` (principal `User:CN=name`),

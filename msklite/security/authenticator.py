@@ -9,7 +9,10 @@ connection serves as usual), SaslHandshake and SaslAuthenticate are answered.
   SASL_AUTHENTICATION_FAILED with Kafka's message and the connection closes
   `connection.failed.authentication.delay.ms` (100 ms) later, as in Kafka, so that the client
   reads the error before it sees the close; any other request closes it. On success the
-  connection's principal is `User:<name>`.
+  connection's principal is the mechanism's (`User:<name>`, `User:<IAM principal ARN>`).
+- Session lifetime (SaslAuthenticate v1+), as Kafka computes it: 0 unless
+  `connections.max.reauth.ms` is positive, then that, bounded by the credential's expiry where
+  the mechanism knows one (an IAM signature's).
 
 Deviations from Kafka/MSK:
 - SaslHandshake v0 (raw SASL tokens outside Kafka's framing, pre-1.0 clients) closes the
@@ -20,24 +23,34 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
+
 from msklite.errors import ErrorCode, ProtocolError
 from msklite.protocol import messages, schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
-from msklite.security.scram import ScramError, ScramServer, ScramUsers
+from msklite.security.mechanism import SaslFailure, SaslServer
 
 
 class SaslAuthenticator:
     """One connection's SASL state (the connection's `Authenticator`)."""
 
     def __init__(
-        self, mechanisms: tuple[str, ...], users: ScramUsers, close_delay_ms: int = 100
+        self,
+        servers: Mapping[str, Callable[[], SaslServer]],
+        close_delay_ms: int = 100,
+        max_reauth_ms: int = 0,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
+        """`servers`: each enabled mechanism's server factory, in the handshake's order."""
         self.close_delay_ms = close_delay_ms
-        self._mechanisms = mechanisms
-        self._users = users
-        self._server: ScramServer | None = None
+        self._servers = servers
+        self._mechanisms = tuple(servers)
+        self._max_reauth_ms = max_reauth_ms
+        self._now_ms = now_ms
+        self._server: SaslServer | None = None
         self.principal: str | None = None  # set once authenticated
         self.failed = False  # the last answer is the connection's last
 
@@ -62,20 +75,20 @@ class SaslAuthenticator:
         )
         error = ErrorCode.NONE
         if req.mechanism in self._mechanisms:
-            self._server = ScramServer(req.mechanism, self._users)
+            self._server = self._servers[req.mechanism]()
         else:
             error = ErrorCode.UNSUPPORTED_SASL_MECHANISM
             self.failed = True
         body = schemas.SaslHandshakeResponse(error_code=error, mechanisms=list(self._mechanisms))
         return [messages.encode(body, header.api_version)]
 
-    def _exchange(self, server: ScramServer, header: RequestHeader, r: Reader) -> list[Buffer]:
+    def _exchange(self, server: SaslServer, header: RequestHeader, r: Reader) -> list[Buffer]:
         req = messages.decode_request(
             schemas.SaslAuthenticateRequest, header.api_version, r.data[r.pos :]
         )
         try:
             token = server.evaluate(bytes(req.auth_bytes))
-        except ScramError as e:
+        except SaslFailure as e:
             self.failed = True
             message = e.public or (
                 "Authentication failed during authentication due to invalid credentials "
@@ -88,12 +101,19 @@ class SaslAuthenticator:
                 session_lifetime_ms=0,
             )
             return [messages.encode(body, header.api_version)]
-        if server.user is not None:
-            self.principal = f"User:{server.user}"
+        self.principal = server.principal
         body = schemas.SaslAuthenticateResponse(
             error_code=ErrorCode.NONE,
             error_message=None,
             auth_bytes=token,
-            session_lifetime_ms=0,
+            session_lifetime_ms=0 if self.principal is None else self._session_lifetime(server),
         )
         return [messages.encode(body, header.api_version)]
+
+    def _session_lifetime(self, server: SaslServer) -> int:
+        if self._max_reauth_ms <= 0:
+            return 0
+        expiry = server.expiry_ms
+        if expiry is None:
+            return self._max_reauth_ms
+        return max(1, min(self._max_reauth_ms, expiry - self._now_ms()))

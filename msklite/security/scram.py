@@ -19,16 +19,14 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from msklite.security.mechanism import SaslFailure
+
 HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 DEFAULT_ITERATIONS = 4096  # kafka-configs' default and Kafka's minimum for both mechanisms
 
 
-class ScramError(Exception):
+class ScramError(SaslFailure):
     """A failed exchange; `public` is set only where Kafka shows the client its own message."""
-
-    def __init__(self, why: str, public: str | None = None) -> None:
-        super().__init__(why)
-        self.public = public
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +96,14 @@ class ScramServer:
         self._nonce = ""
         self._name = ""
         self.user: str | None = None
+
+    @property
+    def principal(self) -> str | None:
+        return None if self.user is None else f"User:{self.user}"
+
+    @property
+    def expiry_ms(self) -> int | None:
+        return None  # a password does not expire (delegation tokens, which do, are not served)
 
     def evaluate(self, message: bytes) -> bytes:
         try:

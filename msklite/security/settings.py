@@ -10,10 +10,20 @@ from typing import TYPE_CHECKING
 
 from msklite.authz import Authorizer
 from msklite.authz.acls import AclAuthorizer
+from msklite.clock import Clock
+from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
 from msklite.security.authenticator import SaslAuthenticator
-from msklite.security.listeners import PLAINTEXT, TLS, ListenerKind, parse_auth
-from msklite.security.scram import ScramUsers
+from msklite.security.iam import (
+    AwsMskIamServer,
+    IamCredential,
+    IamVerifier,
+    OAuthBearerIamServer,
+    parse_credentials,
+)
+from msklite.security.listeners import IAM, PLAINTEXT, TLS, ListenerKind, parse_auth
+from msklite.security.mechanism import SaslServer
+from msklite.security.scram import ScramServer, ScramUsers
 
 
 def tls_principal(peercert: object) -> str | None:
@@ -49,14 +59,19 @@ class ClusterSecurity:
         auth: str | Iterable[str] = "plaintext",
         scram_users: Mapping[str, str] | None = None,
         tls_client_auth: bool = False,
+        iam_credentials: Mapping[str, IamCredential | Mapping[str, str]] | None = None,
+        iam_permissive: bool = True,
     ) -> None:
         """`tls_client_auth`: the TLS listener requires a client certificate (mTLS, MSK's
-        ClientAuthentication.Tls); the connection's principal is its subject."""
+        ClientAuthentication.Tls); the connection's principal is its subject.
+        `iam_credentials`: access key id → IamCredential (or its JSON form);
+        `iam_permissive`: an unknown access key is accepted (see msklite.security.iam)."""
         self.tls_client_auth = tls_client_auth
         self.kinds: tuple[ListenerKind, ...] = parse_auth(auth)
         self.users = ScramUsers()
         for user, password in (scram_users or {}).items():
             self.users.add(user, password)
+        self.iam = IamVerifier(parse_credentials(dict(iam_credentials or {})), iam_permissive)
         self._ca: CertificateAuthority | None = None
 
     @property
@@ -73,6 +88,10 @@ class ClusterSecurity:
             from msklite.security.tls import load_or_create_ca
 
             self._ca = load_or_create_ca(data_dir)
+        if IAM in self.kinds:
+            from msklite.security.iam import preload
+
+            preload()
 
     def stop(self) -> None:
         self._ca = None
@@ -124,8 +143,23 @@ class ClusterSecurity:
         )
 
     def authenticator(
-        self, kind: ListenerKind, close_delay_ms: int
+        self, kind: ListenerKind, info: BrokerInfo, configs: BrokerConfigs, clock: Clock
     ) -> Callable[[], SaslAuthenticator] | None:
-        if not kind.mechanisms:
+        servers: dict[str, Callable[[], SaslServer]]
+        if kind is IAM:
+            hosts = (info.host, "localhost", "127.0.0.1")
+            servers = {
+                "AWS_MSK_IAM": functools.partial(AwsMskIamServer, self.iam, hosts, clock.now_ms),
+                "OAUTHBEARER": functools.partial(OAuthBearerIamServer, self.iam, clock.now_ms),
+            }
+        elif kind.mechanisms:
+            servers = {m: functools.partial(ScramServer, m, self.users) for m in kind.mechanisms}
+        else:
             return None
-        return functools.partial(SaslAuthenticator, kind.mechanisms, self.users, close_delay_ms)
+        return functools.partial(
+            SaslAuthenticator,
+            servers,
+            configs.get_int("connection.failed.authentication.delay.ms"),
+            configs.get_int("connections.max.reauth.ms"),
+            clock.now_ms,
+        )

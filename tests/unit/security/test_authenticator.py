@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Reader
 from msklite.security.authenticator import SaslAuthenticator
-from msklite.security.scram import ScramUsers
+from msklite.security.scram import ScramServer, ScramUsers
 
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
@@ -27,7 +28,7 @@ MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 def _authenticator() -> SaslAuthenticator:
     users = ScramUsers()
     users.add("alice", "pw")
-    return SaslAuthenticator(MECHANISMS, users)
+    return SaslAuthenticator({m: functools.partial(ScramServer, m, users) for m in MECHANISMS})
 
 
 def _send(auth: SaslAuthenticator, api_key: int, version: int, body: bytes) -> bytes:
