@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -51,6 +52,28 @@ def _scram_users(items: list[str]) -> dict[str, str]:
         if not sep or not name:
             raise SystemExit(f"--scram-user expects NAME:PASSWORD, got {item!r}")
         out[name] = password
+    return out
+
+
+def _iam_policies(items: list[str]) -> dict[str, list[object]]:
+    """`--iam-policy ARN=FILE` and `--iam-policy FILE` ({ARN: document or [documents]})."""
+    out: dict[str, list[object]] = {}
+    for item in items:
+        arn, sep, path = item.partition("=")
+        if not sep:
+            path = item
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"--iam-policy {item}: {e}") from None
+        if sep:
+            out.setdefault(arn, []).append(data)
+        elif isinstance(data, dict):
+            for key, value in data.items():
+                out.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+        else:
+            raise ValueError(f"--iam-policy {path}: a JSON object of principal ARN → policy")
     return out
 
 
@@ -126,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the IAM listener refuses access keys --iam-credentials does not list (by "
         "default it accepts them unchecked, named arn:aws:iam::000000000000:user/<key id>)",
+    )
+    serve.add_argument(
+        "--iam-policy",
+        action="append",
+        default=[],
+        metavar="ARN=FILE|FILE",
+        help="an IAM policy document (JSON) attached to a principal ARN, or a JSON file "
+        "mapping principal ARNs to policy documents (repeatable); with any, the IAM "
+        "listener authorizes by policies",
     )
     serve.add_argument(
         "--kafka-version",
@@ -204,6 +236,7 @@ async def serve(args: argparse.Namespace) -> int:
             tls_client_auth=args.tls_client_auth,
             iam_credentials=iam_credentials,
             iam_permissive=not args.iam_strict,
+            iam_policies=_iam_policies(args.iam_policy),
             kafka_version=args.kafka_version,
         )
     except (ValueError, OSError) as e:

@@ -136,6 +136,7 @@ class Cluster:
         tls_client_auth: bool = False,
         iam_credentials: Mapping[str, IamCredential | Mapping[str, str]] | None = None,
         iam_permissive: bool = True,
+        iam_policies: Mapping[str, Any] | None = None,
         kafka_version: str = DEFAULT_KAFKA_VERSION,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
@@ -152,6 +153,9 @@ class Cluster:
         by `client_certificate(name)`. `iam_credentials` maps access key ids to
         `{"secret_access_key": ..., "principal_arn": ...}`; `iam_permissive` (the default)
         also accepts keys it does not know, unchecked (msklite/security/iam.py).
+        `iam_policies` maps principal ARNs to IAM policy documents (a dict, its JSON text or
+        a list of them) that authorize the IAM listener's requests
+        (msklite/security/iam_policy.py).
         `kafka_version` is the MSK Kafka version to emulate (its API versions and the configs
         that differ; see msklite.kafka_version)."""
         brokers = _whole_number("brokers", brokers)
@@ -165,7 +169,7 @@ class Cluster:
             )
         azs = _az_ids(azs)
         self.security = ClusterSecurity(
-            auth, scram_users, tls_client_auth, iam_credentials, iam_permissive
+            auth, scram_users, tls_client_auth, iam_credentials, iam_permissive, iam_policies
         )
         top = max(k.offset for k in self.security.kinds)
         if port and len(self.security.kinds) > 1 and brokers > MAX_BROKERS_PER_KIND:
@@ -255,6 +259,11 @@ class Cluster:
         """Let the IAM listener check signatures of `access_key_id` against its secret and name
         the client `principal_arn` (`arn:aws:iam::<account>:user/<name>` or a role's ARN)."""
         self.security.iam.add(access_key_id, secret_access_key, principal_arn)
+
+    def attach_iam_policy(self, principal_arn: str, policy: str | Mapping[str, Any]) -> None:
+        """Attach an IAM policy document (a dict or its JSON text) to `principal_arn`; from the
+        first one on, the IAM listener's requests are authorized by policies."""
+        self.security.iam_policies.attach(principal_arn, policy)
 
     def client_certificate(self, name: str) -> tuple[str, str]:
         """A client certificate for mTLS with subject `CN=name` (principal `User:CN=name`),

@@ -274,11 +274,17 @@ class AwsMskIamServer:
     mechanism = "AWS_MSK_IAM"
 
     def __init__(
-        self, verifier: IamVerifier, hosts: Iterable[str], now_ms: Callable[[], int]
+        self,
+        verifier: IamVerifier,
+        hosts: Iterable[str],
+        now_ms: Callable[[], int],
+        may_connect: Callable[[str], bool] = lambda arn: True,
     ) -> None:
+        """`may_connect`: whether the principal's policies allow kafka-cluster:Connect."""
         self._verifier = verifier
         self._hosts = hosts
         self._now_ms = now_ms
+        self._may_connect = may_connect
         self._identity: IamIdentity | None = None
 
     @property
@@ -294,9 +300,11 @@ class AwsMskIamServer:
         if self._identity is not None:
             raise SaslFailure("a message after the exchange completed")
         try:
-            self._identity = self._verifier.verify_payload(message, self._hosts, self._now_ms())
+            identity = self._verifier.verify_payload(message, self._hosts, self._now_ms())
+            _check_connect(identity, self._may_connect)
         except IamError as e:
             raise SaslFailure(str(e), f"[{request_id}]: Access denied: {e}") from None
+        self._identity = identity
         return json.dumps({"version": VERSION, "request-id": request_id}).encode()
 
 
@@ -305,9 +313,15 @@ class OAuthBearerIamServer:
 
     mechanism = "OAUTHBEARER"
 
-    def __init__(self, verifier: IamVerifier, now_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        verifier: IamVerifier,
+        now_ms: Callable[[], int],
+        may_connect: Callable[[str], bool] = lambda arn: True,
+    ) -> None:
         self._verifier = verifier
         self._now_ms = now_ms
+        self._may_connect = may_connect
         self._identity: IamIdentity | None = None
         self._error: str | None = None  # sent as a challenge; the client's %x01 ends it
 
@@ -325,11 +339,20 @@ class OAuthBearerIamServer:
         if self._identity is not None:
             raise SaslFailure("a message after the exchange completed")
         try:
-            self._identity = self._verifier.verify_token(_bearer_token(message), self._now_ms())
+            identity = self._verifier.verify_token(_bearer_token(message), self._now_ms())
+            _check_connect(identity, self._may_connect)
         except IamError as e:
             self._error = str(e)
             return json.dumps({"status": "invalid_token"}).encode()
+        self._identity = identity
         return b""
+
+
+def _check_connect(identity: IamIdentity, may_connect: Callable[[str], bool]) -> None:
+    if not may_connect(identity.principal_arn):
+        raise IamError(
+            f"{identity.principal_arn} is not allowed kafka-cluster:Connect on this cluster"
+        )
 
 
 def _bearer_token(message: bytes) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from msklite.authz import Authorizer
+from msklite.authz import AclOperation, Action, Authorizer, ResourceType, Session
 from msklite.authz.acls import AclAuthorizer
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
@@ -21,6 +21,7 @@ from msklite.security.iam import (
     OAuthBearerIamServer,
     parse_credentials,
 )
+from msklite.security.iam_policy import IamPolicyAuthorizer, IamResources, iam_policies_from
 from msklite.security.listeners import IAM, PLAINTEXT, TLS, ListenerKind, parse_auth
 from msklite.security.mechanism import SaslServer
 from msklite.security.scram import ScramServer, ScramUsers
@@ -61,17 +62,21 @@ class ClusterSecurity:
         tls_client_auth: bool = False,
         iam_credentials: Mapping[str, IamCredential | Mapping[str, str]] | None = None,
         iam_permissive: bool = True,
+        iam_policies: Mapping[str, Any] | None = None,
     ) -> None:
         """`tls_client_auth`: the TLS listener requires a client certificate (mTLS, MSK's
         ClientAuthentication.Tls); the connection's principal is its subject.
         `iam_credentials`: access key id → IamCredential (or its JSON form);
-        `iam_permissive`: an unknown access key is accepted (see msklite.security.iam)."""
+        `iam_permissive`: an unknown access key is accepted (see msklite.security.iam);
+        `iam_policies`: principal ARN → policy document(s) (msklite.security.iam_policy)."""
         self.tls_client_auth = tls_client_auth
         self.kinds: tuple[ListenerKind, ...] = parse_auth(auth)
         self.users = ScramUsers()
         for user, password in (scram_users or {}).items():
             self.users.add(user, password)
         self.iam = IamVerifier(parse_credentials(dict(iam_credentials or {})), iam_permissive)
+        self.iam_policies = iam_policies_from(iam_policies or {})
+        self._cluster_arn = ""  # known once authorizer() has the cluster id
         self._ca: CertificateAuthority | None = None
 
     @property
@@ -136,11 +141,19 @@ class ClusterSecurity:
         with `super.users` (`User:a;User:b`) and `allow.everyone.if.no.acl.found`."""
         configs = controller.configs
         supers = [u.strip() for u in (configs.get("super.users") or "").split(";")]
-        return AclAuthorizer(
+        acls = AclAuthorizer(
             lambda: controller.acls,
             [u for u in supers if u],
             configs.get_bool("allow.everyone.if.no.acl.found"),
         )
+        if IAM not in self.kinds:
+            return acls
+        resources = IamResources(controller.cluster_id)
+        self._cluster_arn = resources.arn(ResourceType.CLUSTER, "")
+        return ByListener(acls, {IAM.name: IamPolicyAuthorizer(self.iam_policies, resources)})
+
+    def _may_connect(self, principal_arn: str) -> bool:
+        return self.iam_policies.may_connect(principal_arn, self._cluster_arn)
 
     def authenticator(
         self, kind: ListenerKind, info: BrokerInfo, configs: BrokerConfigs, clock: Clock
@@ -148,9 +161,14 @@ class ClusterSecurity:
         servers: dict[str, Callable[[], SaslServer]]
         if kind is IAM:
             hosts = (info.host, "localhost", "127.0.0.1")
+            connect = self._may_connect
             servers = {
-                "AWS_MSK_IAM": functools.partial(AwsMskIamServer, self.iam, hosts, clock.now_ms),
-                "OAUTHBEARER": functools.partial(OAuthBearerIamServer, self.iam, clock.now_ms),
+                "AWS_MSK_IAM": functools.partial(
+                    AwsMskIamServer, self.iam, hosts, clock.now_ms, connect
+                ),
+                "OAUTHBEARER": functools.partial(
+                    OAuthBearerIamServer, self.iam, clock.now_ms, connect
+                ),
             }
         elif kind.mechanisms:
             servers = {m: functools.partial(ScramServer, m, self.users) for m in kind.mechanisms}
@@ -163,3 +181,23 @@ class ClusterSecurity:
             configs.get_int("connections.max.reauth.ms"),
             clock.now_ms,
         )
+
+
+class ByListener:
+    """The authorizer of each listener: IAM policies on the IAM listener, as MSK (where ACLs
+    do not apply to IAM identities), the ACLs everywhere else."""
+
+    def __init__(self, default: Authorizer, by_listener: Mapping[str, Authorizer]) -> None:
+        self._default = default
+        self._by_listener = by_listener
+
+    def _of(self, session: Session) -> Authorizer:
+        return self._by_listener.get(session.listener, self._default)
+
+    def authorize(self, session: Session, actions: Sequence[Action]) -> list[bool]:
+        return self._of(session).authorize(session, actions)
+
+    def authorize_by_resource_type(
+        self, session: Session, operation: AclOperation, resource_type: ResourceType
+    ) -> bool:
+        return self._of(session).authorize_by_resource_type(session, operation, resource_type)

@@ -22,6 +22,7 @@ from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from confluent_kafka import KafkaError, Producer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
+from kafka.errors import TopicAuthorizationFailedError
 from kafka.net.sasl.msk import AwsMskIamClient
 from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
@@ -323,3 +324,78 @@ def test_cli_serves_iam_with_a_credentials_file(tmp_path: Path, topic_name: str)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+BOB_KEY, BOB = "AKIAMSKLITETEST00002", "arn:aws:iam::123456789012:user/bob"
+
+
+def _topic_arn(name: str) -> str:
+    return f"arn:aws:kafka:*:*:topic/*/*/{name}"
+
+
+def test_iam_policies_authorize_the_iam_listeners_requests(topic_name: str) -> None:
+    allowed, denied = f"{topic_name}-ok", f"{topic_name}-no"
+    alice_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+                "Resource": "arn:aws:kafka:*:*:cluster/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "kafka-cluster:DescribeTopic",
+                    "kafka-cluster:WriteData",
+                    "kafka-cluster:ReadData",
+                ],
+                "Resource": _topic_arn(f"{topic_name}-*"),
+            },
+            {"Effect": "Deny", "Action": "kafka-cluster:*Data", "Resource": _topic_arn(denied)},
+            {
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                "Resource": "arn:aws:kafka:*:*:group/*/*/*",
+            },
+        ],
+    }
+    credentials = {
+        KEY_ID: {"secret_access_key": SECRET, "principal_arn": ALICE},
+        BOB_KEY: {"secret_access_key": SECRET, "principal_arn": BOB},
+    }
+    with Cluster(
+        1,
+        auth="iam,plaintext",
+        iam_permissive=False,
+        iam_credentials=credentials,
+        iam_policies={ALICE: alice_policy},
+    ) as cluster:
+        cluster.create_topic(allowed, 1)
+        cluster.create_topic(denied, 1)
+        producer = KafkaProducer(**_kafka_python(cluster), retries=0)
+        producer.send(allowed, b"yes").get(timeout=10)
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(denied, b"no").get(timeout=10)
+        producer.send(allowed, b"still").get(timeout=10)  # the connection is still served
+        producer.close()
+        consumer = KafkaConsumer(
+            allowed,
+            group_id=f"g-{topic_name}",
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=10_000,
+            **_kafka_python(cluster),
+        )
+        assert [m.value for _, m in zip(range(2), consumer, strict=False)] == [b"yes", b"still"]
+        consumer.close()
+        # the plaintext listener is not governed by IAM policies (ACLs apply there)
+        plain = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers)
+        plain.send(denied, b"acl").get(timeout=10)
+        plain.close()
+        # bob's key is valid but no policy lets him connect
+        with _iam_raw(cluster) as raw:
+            raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
+            payload = AwsMskIamClient("127.0.0.1", BOB_KEY, SECRET, REGION).first_message()
+            resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=bytes(payload)), 1)
+            assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+            assert "not allowed kafka-cluster:Connect" in resp.error_message
