@@ -66,6 +66,9 @@ MESSAGES = [
     "DescribeProducers",
     "DescribeTransactions",
     "ListTransactions",
+    "DescribeAcls",
+    "CreateAcls",
+    "DeleteAcls",
     # msklite's own specs (msklite/protocol/specs/): kafka-python has none for these
     "ShareGroupHeartbeat",
     "ShareGroupDescribe",

@@ -6,6 +6,7 @@ registers every handler.
 """
 
 from msklite.handlers import (  # noqa: F401  (imported for registration)
+    acls,
     alter_configs,
     api_versions,
     configs,

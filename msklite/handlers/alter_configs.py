@@ -26,6 +26,8 @@ Behavior (Kafka 3.9 in KRaft mode: the broker's preprocessing, then the controll
   outside FATAL..TRACE INVALID_CONFIG, root's DELETE and APPEND/SUBTRACT INVALID_REQUEST.
 - An unknown operation: INVALID_REQUEST "Unknown operations type N".
 - Every resource succeeds or fails on its own; each is all-or-nothing.
+- Authorization, as Kafka's: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on the
+  cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
 
 Deviations from Kafka/MSK:
 - An unknown broker config name is refused (INVALID_CONFIG, with the closest known name);
@@ -38,9 +40,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+from msklite.authz import ResourceType
 from msklite.config import BROKER_CONFIGS, AlterOp, ConfigType, apply_ops
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers import loggers
+from msklite.handlers.authorization import ALTER_CONFIGS, allowed
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -159,8 +163,18 @@ class _Resource(Protocol):
     def resource_name(self) -> str: ...
 
 
+def _authorize(ctx: BrokerContext, header: RequestHeader, res: _Resource) -> None:
+    """ALTER_CONFIGS on the topic, or on the cluster for broker and logger resources."""
+    if res.resource_type == TOPIC:
+        if not allowed(ctx, header, ALTER_CONFIGS, ResourceType.TOPIC, res.resource_name):
+            raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+    elif res.resource_type in (BROKER, BROKER_LOGGER) and not allowed(ctx, header, ALTER_CONFIGS):
+        raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+
+
 def _outcomes(
     ctx: BrokerContext,
+    header: RequestHeader,
     resources: Sequence[tuple[_Resource, Ops]],
     incremental: bool,
     validate_only: bool,
@@ -174,6 +188,7 @@ def _outcomes(
                 raise KafkaError(
                     ErrorCode.INVALID_REQUEST, "Each resource must appear at most once."
                 )
+            _authorize(ctx, header, res)
             _alter(ctx, res, ops, incremental, validate_only)
         except KafkaError as e:
             code, message = e.code, e.message
@@ -185,7 +200,7 @@ def _outcomes(
 def handle_alter(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.AlterConfigsRequest, header, r)
     resources = [(res, [(c.name, 0, c.value) for c in res.configs]) for res in req.resources]
-    outcomes = _outcomes(ctx, resources, False, req.validate_only)
+    outcomes = _outcomes(ctx, header, resources, False, req.validate_only)
     result = schemas.AlterConfigsResponse.AlterConfigsResourceResponse
     body = schemas.AlterConfigsResponse(
         throttle_time_ms=0,
@@ -208,7 +223,7 @@ def handle_incremental(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
     resources = [
         (res, [(c.name, c.config_operation, c.value) for c in res.configs]) for res in req.resources
     ]
-    outcomes = _outcomes(ctx, resources, True, req.validate_only)
+    outcomes = _outcomes(ctx, header, resources, True, req.validate_only)
     result = schemas.IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
     body = schemas.IncrementalAlterConfigsResponse(
         throttle_time_ms=0,

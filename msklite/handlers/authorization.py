@@ -10,6 +10,18 @@ from msklite.authz import CLUSTER_NAME, AclOperation, Action, ResourceType
 from msklite.handlers.context import BrokerContext
 from msklite.protocol.header import RequestHeader
 
+# Shorthands for the handlers' questions.
+TOPIC, GROUP, CLUSTER = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER
+TRANSACTIONAL_ID = ResourceType.TRANSACTIONAL_ID
+READ, WRITE, CREATE, DELETE = (
+    AclOperation.READ,
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.DELETE,
+)
+ALTER, DESCRIBE = AclOperation.ALTER, AclOperation.DESCRIBE
+DESCRIBE_CONFIGS, ALTER_CONFIGS = AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS
+
 
 def authorized(
     ctx: BrokerContext,
@@ -45,3 +57,46 @@ def allowed_on_any(
 ) -> bool:
     """Kafka's authorizeByResourceType: `operation` on at least one resource of the type."""
     return ctx.authorizer.authorize_by_resource_type(header, operation, resource_type)
+
+
+# The operations Kafka reports per resource type (its authorizedOperations: what the
+# resource type supports, ALL and ANY aside).
+_SUPPORTED = {
+    ResourceType.TOPIC: (
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.CREATE,
+        AclOperation.DELETE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+    ),
+    ResourceType.GROUP: (AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE),
+    ResourceType.CLUSTER: (
+        AclOperation.CREATE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE,
+        AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+        AclOperation.IDEMPOTENT_WRITE,
+        AclOperation.CREATE_TOKENS,
+        AclOperation.DESCRIBE_TOKENS,
+    ),
+}
+
+
+def authorized_operations(
+    ctx: BrokerContext, header: RequestHeader, resource_type: ResourceType, name: str
+) -> set[int]:
+    """The operation codes the principal may do to the resource (the authorized-operations
+    fields of Metadata, DescribeCluster and DescribeGroups)."""
+    ops = _SUPPORTED[resource_type]
+    answers = ctx.authorizer.authorize(header, [Action(op, resource_type, name) for op in ops])
+    return {int(op) for op, ok in zip(ops, answers, strict=True) if ok}
+
+
+def bits(ops: set[int]) -> int:
+    """Operation codes as Kafka's int32 bitfield."""
+    return sum(1 << op for op in ops)

@@ -17,6 +17,8 @@ Behavior:
 - configuration_keys filters by name; config_type (v3+) from the registry; with
   include_documentation (v3+), Kafka 3.9's description of each topic and broker config.
 - Any other resource type: INVALID_REQUEST.
+- Authorization, as Kafka's: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on
+  the cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
 
 Deviations from Kafka/MSK:
 - A broker resource may name any broker of the cluster, not only the one asked (one process
@@ -25,9 +27,11 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
+from msklite.authz import ResourceType
 from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from msklite.errors import ErrorCode
 from msklite.handlers import loggers
+from msklite.handlers.authorization import DESCRIBE_CONFIGS, allowed, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -147,9 +151,24 @@ def _docs(resource_type: int) -> dict[str, str]:
 def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DescribeConfigsRequest, header, r)
     results = []
+    may_topics = authorized(
+        ctx,
+        header,
+        DESCRIBE_CONFIGS,
+        ResourceType.TOPIC,
+        [res.resource_name for res in req.resources if res.resource_type == TOPIC],
+    )
+    may_cluster = any(
+        res.resource_type in (BROKER, BROKER_LOGGER) for res in req.resources
+    ) and allowed(ctx, header, DESCRIBE_CONFIGS)
     for res in req.resources:
         code, message, configs = ErrorCode.NONE, None, list[Entry]()
-        if res.resource_type == TOPIC:
+        if res.resource_type == TOPIC and res.resource_name not in may_topics:
+            code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            message = f"Authorization failed for topic {res.resource_name}"
+        elif res.resource_type in (BROKER, BROKER_LOGGER) and not may_cluster:
+            code, message = ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed"
+        elif res.resource_type == TOPIC:
             if res.resource_name in ctx.controller.topics:
                 configs = _topic_configs(ctx, res.resource_name, req.include_synonyms)
             else:

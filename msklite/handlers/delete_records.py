@@ -17,6 +17,7 @@ Behavior:
   POLICY_VIOLATION (cleanup.policy without `delete`), OFFSET_OUT_OF_RANGE (an offset past the
   high watermark, or below -1); their low watermark is -1. An offset at or below the current
   start changes nothing and succeeds.
+- Authorization, as Kafka's: DELETE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 Deviations from Kafka/MSK:
 - The start is checkpointed whenever it moves inside a segment, not every
@@ -32,6 +33,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import DELETE, TOPIC, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -90,8 +92,17 @@ def handle(
     ctx: BrokerContext, header: RequestHeader, r: Reader
 ) -> list[Buffer] | Awaitable[list[Buffer]]:
     req = spec_request(schemas.DeleteRecordsRequest, header, r)
+    may_delete = authorized(ctx, header, DELETE, TOPIC, [t.name for t in req.topics])
     statuses = [
         _delete(ctx, TopicPartition(t.name, p.partition_index), p.offset)
+        if t.name in may_delete
+        else _Status(
+            TopicPartition(t.name, p.partition_index),
+            -1,
+            -1,
+            ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            False,
+        )
         for t in req.topics
         for p in t.partitions
     ]

@@ -23,6 +23,8 @@ Behavior:
   rack holding the offset) and no records; followers serve v11+ consumer fetches up to their
   own HW, and OFFSET_OUT_OF_RANGE past their log end sends the client back to the leader.
 - Record bytes go from the segment mmaps to the socket as memoryviews (no copy).
+- Authorization, as Kafka's: READ on each topic (TOPIC_AUTHORIZATION_FAILED for its
+  partitions, answered at once).
 
 Deviations from Kafka/MSK:
 - Followers replicate in-process (replication/follower.py), not through this API: a fetch with

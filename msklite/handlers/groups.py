@@ -24,6 +24,12 @@ Behavior:
 - DeleteGroups: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while members remain; otherwise writes
   tombstones for the group and its offsets.
 
+- Authorization, as Kafka's: FindCoordinator DESCRIBE on the group or transactional id
+  (GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED); Join/Sync/Heartbeat/Leave READ on the group;
+  DescribeGroups DESCRIBE on each group (its authorized operations the principal's);
+  ListGroups all groups with DESCRIBE on the cluster, else those it may DESCRIBE;
+  DeleteGroups DELETE on each group (GROUP_AUTHORIZATION_FAILED).
+
 Deviations from Kafka/MSK:
 - FindCoordinator for SHARE keys (KIP-932) gets INVALID_REQUEST.
 - The KIP-848 consumer protocol is refused (handlers/unserved.py), so every group is classic.
@@ -42,6 +48,16 @@ Version notes:
 from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import (
+    DELETE,
+    DESCRIBE,
+    GROUP,
+    READ,
+    TRANSACTIONAL_ID,
+    allowed,
+    authorized,
+    authorized_operations,
+)
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -50,8 +66,6 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 GROUP_KEY, TRANSACTION_KEY = 0, 1
-# READ, DELETE, DESCRIBE: what a principal may do to a group when no authorizer is set
-GROUP_OPERATIONS = {3, 6, 8}
 
 
 def coordinator_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
@@ -63,7 +77,7 @@ def coordinator_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
 
 
 def _find(
-    ctx: BrokerContext, key: str, key_type: int, listener: str
+    ctx: BrokerContext, header: RequestHeader, key: str, key_type: int
 ) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for one key."""
     from msklite.coordinator.group_runtime import ensure_offsets_topic  # lazily: see ctx.groups
@@ -73,6 +87,10 @@ def _find(
         return ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}", -1, "", -1
     if key_type == TRANSACTION_KEY and not key:
         return ErrorCode.INVALID_REQUEST, "empty transactional id", -1, "", -1
+    if key_type == GROUP_KEY and not allowed(ctx, header, DESCRIBE, GROUP, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, None, -1, "", -1
+    if key_type == TRANSACTION_KEY and not allowed(ctx, header, DESCRIBE, TRANSACTIONAL_ID, key):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None, -1, "", -1
     try:
         if key_type == GROUP_KEY:
             topic = ensure_offsets_topic(ctx.controller)
@@ -86,7 +104,7 @@ def _find(
     broker = ctx.controller.brokers.get(leader)
     if broker is None or not broker.alive:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None, -1, "", -1
-    return ErrorCode.NONE, None, broker.node_id, broker.host, broker.port_for(listener)
+    return ErrorCode.NONE, None, broker.node_id, broker.host, broker.port_for(header.listener)
 
 
 @handles(ApiKey.FIND_COORDINATOR, versions=(0, 6), flexible_from=3)
@@ -94,14 +112,14 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
     req = spec_request(schemas.FindCoordinatorRequest, header, r)
     key_type = req.key_type if header.api_version >= 1 else GROUP_KEY
     if header.api_version < 4:
-        error, message, node, host, port = _find(ctx, req.key, key_type, header.listener)
+        error, message, node, host, port = _find(ctx, header, req.key, key_type)
         body = schemas.FindCoordinatorResponse(
             error_code=error, error_message=message, node_id=node, host=host, port=port
         )
         return spec_response(header, body)
     coordinators = []
     for key in req.coordinator_keys:
-        error, message, node, host, port = _find(ctx, key, key_type, header.listener)
+        error, message, node, host, port = _find(ctx, header, key, key_type)
         coordinators.append(
             schemas.FindCoordinatorResponse.Coordinator(
                 key=key, node_id=node, host=host, port=port, error_code=error, error_message=message
@@ -113,13 +131,20 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 # ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ----
 
 
+def _group_error(ctx: BrokerContext, header: RequestHeader, group_id: str) -> ErrorCode:
+    """READ on the group (GROUP_AUTHORIZATION_FAILED), then the coordinator check."""
+    if not allowed(ctx, header, READ, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return coordinator_error(ctx, group_id) if group_id else ErrorCode.NONE
+
+
 @handles(ApiKey.JOIN_GROUP, versions=(0, 9), flexible_from=6)
 async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.coordinator import JoinRequest  # lazily: see ctx.groups
 
     v = header.api_version
     req = spec_request(schemas.JoinGroupRequest, header, r)
-    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    error = _group_error(ctx, header, req.group_id)
     if error != ErrorCode.NONE:
         failed = schemas.JoinGroupResponse(
             throttle_time_ms=0,
@@ -170,7 +195,7 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = spec_request(schemas.SyncGroupRequest, header, r)
-    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    error = _group_error(ctx, header, req.group_id)
     if error != ErrorCode.NONE:
         return spec_response(
             header, schemas.SyncGroupResponse(throttle_time_ms=0, error_code=error, assignment=b"")
@@ -197,7 +222,7 @@ async def sync_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 @handles(ApiKey.HEARTBEAT, versions=(0, 4), flexible_from=4)
 def heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.HeartbeatRequest, header, r)
-    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    error = _group_error(ctx, header, req.group_id)
     if error == ErrorCode.NONE:
         error = ctx.groups.heartbeat(
             req.group_id,
@@ -217,7 +242,7 @@ def leave_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
         if v < 3
         else [(m.member_id, m.group_instance_id) for m in req.members]
     )
-    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    error = _group_error(ctx, header, req.group_id)
     member_errors: list[ErrorCode] = []
     if error == ErrorCode.NONE:
         error, member_errors = ctx.groups.leave(req.group_id, leaving)
@@ -252,9 +277,24 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
     req = spec_request(schemas.DescribeGroupsRequest, header, r)
     group_cls = schemas.DescribeGroupsResponse.DescribedGroup
     member_cls = group_cls.DescribedGroupMember
-    ops = GROUP_OPERATIONS if v >= 3 and req.include_authorized_operations else None
+    with_ops = v >= 3 and req.include_authorized_operations
+    described = authorized(ctx, header, DESCRIBE, GROUP, req.groups)
     out = []
     for gid in req.groups:
+        if gid not in described:
+            out.append(
+                group_cls(
+                    error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                    group_id=gid,
+                    group_state="",
+                    protocol_type="",
+                    protocol_data="",
+                    members=[],
+                    authorized_operations=None,
+                )
+            )
+            continue
+        ops = authorized_operations(ctx, header, GROUP, gid) if with_ops else None
         error = coordinator_error(ctx, gid)
         group = ctx.groups.group(gid) if error == ErrorCode.NONE else None
         if group is None:
@@ -306,6 +346,10 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
     req = spec_request(schemas.ListGroupsRequest, header, r)
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
+    groups = ctx.groups.list_groups()
+    if not allowed(ctx, header, DESCRIBE):
+        described = authorized(ctx, header, DESCRIBE, GROUP, [g.group_id for g in groups])
+        groups = [g for g in groups if g.group_id in described]
     listed = [
         schemas.ListGroupsResponse.ListedGroup(
             group_id=g.group_id,
@@ -313,7 +357,7 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
             group_state=g.state.value,
             group_type="classic",
         )
-        for g in ctx.groups.list_groups()
+        for g in groups
         if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
     ]
     # share groups (KIP-932), of a broker that has served any share request
@@ -334,8 +378,13 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
 def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DeleteGroupsRequest, header, r)
     results = []
+    deletable = authorized(ctx, header, DELETE, GROUP, req.groups_names)
     for gid in req.groups_names:
-        error = coordinator_error(ctx, gid)
+        error = (
+            coordinator_error(ctx, gid)
+            if gid in deletable
+            else ErrorCode.GROUP_AUTHORIZATION_FAILED
+        )
         if error == ErrorCode.NONE:
             error = ctx.groups.delete_group(gid)
         results.append(

@@ -8,11 +8,14 @@ Behavior:
   epoch -1, offset -1.
 - current_leader_epoch fencing (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH), leaders only
   (NOT_LEADER_OR_FOLLOWER), UNKNOWN_TOPIC_OR_PARTITION.
+"- Authorization, as Kafka's for consumers: DESCRIBE on each topic
+  (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import DESCRIBE, TOPIC, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -27,6 +30,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
     topic_cls = schemas.OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
     part_cls = topic_cls.EpochEndOffset
     topics = []
+    described = authorized(ctx, header, DESCRIBE, TOPIC, [t.topic for t in req.topics])
     for t in req.topics:
         parts: list[
             schemas.OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset
@@ -34,6 +38,8 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         for p in t.partitions:
             code, epoch, end = ErrorCode.NONE, -1, -1
             try:
+                if t.topic not in described:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 part = ctx.replicas.leader_partition(t.topic, p.partition)
                 part.check_leader_epoch(p.current_leader_epoch)
                 epoch, end = part.log.epochs.end_offset_for(p.leader_epoch, part.log.log_end_offset)

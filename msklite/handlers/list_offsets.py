@@ -9,11 +9,13 @@ Behavior:
   by reading inside that one batch — or offset -1 / timestamp -1 when none exists.
 - Leader-only (NOT_LEADER_OR_FOLLOWER), current_leader_epoch fencing (v4+) as in Fetch.
 - Other negative timestamps find nothing (offset -1, timestamp -1).
+"- Authorization, as Kafka's: DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import DESCRIBE, TOPIC, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -61,6 +63,7 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
     part_cls = topic_cls.ListOffsetsPartitionResponse
     read_committed = header.api_version >= 2 and req.isolation_level == 1
     topics = []
+    described = authorized(ctx, header, DESCRIBE, TOPIC, [t.name for t in req.topics])
     for t in req.topics:
         parts: list[
             schemas.ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
@@ -68,6 +71,8 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
         for p in t.partitions:
             code, offset, timestamp, epoch = ErrorCode.NONE, -1, -1, -1
             try:
+                if t.name not in described:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 offset, timestamp, epoch = _lookup(ctx, t.name, p, read_committed)
             except KafkaError as e:
                 code = e.code

@@ -8,8 +8,12 @@ Behavior:
 - Brokers: live brokers only; a partition whose leader is down reports leader -1 and
   LEADER_NOT_AVAILABLE; replicas on stopped brokers or in an offline log directory are listed
   in offline_replicas (v5+).
-- Authorized operations (v8+): every operation is allowed (MSK's
-  allow.everyone.if.no.acl.found=true with no ACLs), reported when asked for.
+- Authorization (msklite.authz), as Kafka's: all topics lists only those the principal may
+  DESCRIBE; a named topic it may not describe is TOPIC_AUTHORIZATION_FAILED whether or not
+  it exists (by id: the id is answered, not the name); auto-creation needs CREATE on the
+  cluster or on the topic (TOPIC_AUTHORIZATION_FAILED, nothing created). Authorized
+  operations (v8+), when asked for, are the principal's (the cluster's only if it may
+  DESCRIBE the cluster, else none); DescribeCluster reports them likewise.
 - Encoded from cached per-topic fragments, invalidated when the controller changes the topic.
 
 Deviations from Kafka/MSK:
@@ -21,8 +25,10 @@ from __future__ import annotations
 
 import uuid
 
+from msklite.authz import CLUSTER_NAME, AclOperation, ResourceType
 from msklite.controller import NewTopic, TopicState, validate_topic_name
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import allowed, authorized, authorized_operations, bits
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import metadata as codec
@@ -31,8 +37,8 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
-# AclOperation codes (READ=3 … ALTER_CONFIGS=11, IDEMPOTENT_WRITE=12, tokens 13-14).
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+TOPIC = ResourceType.TOPIC
+DESCRIBE, CREATE = AclOperation.DESCRIBE, AclOperation.CREATE
 _NO_ID = uuid.UUID(int=0)
 
 
@@ -80,25 +86,53 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
     controller = ctx.controller
     cache = ctx.metadata_cache
     with_ops = req.include_topic_authorized_operations
+
+    def fragment(topic: TopicState) -> bytes:
+        if not with_ops:
+            return cache.fragment(topic, v)
+        return cache.fragment(topic, v, bits(authorized_operations(ctx, header, TOPIC, topic.name)))
+
     fragments: list[bytes] = []
     if req.topics is None:
-        fragments = [cache.fragment(t, v, with_ops) for t in controller.topics.values()]
+        # all topics: those the principal may not describe are left out
+        visible = authorized(ctx, header, DESCRIBE, TOPIC, controller.topics)
+        fragments = [fragment(t) for t in controller.topics.values() if t.name in visible]
     else:
+        names = [w.name for w in req.topics if w.name is not None]
+        ids = [w.topic_id for w in req.topics if w.name is None]
+        by_id = {i: controller.topics_by_id.get(i or _NO_ID) for i in ids}
+        describable = authorized(
+            ctx, header, DESCRIBE, TOPIC, [*names, *(t.name for t in by_id.values() if t)]
+        )
         auto_create = controller.configs.get_bool("auto.create.topics.enable") and (
             req.allow_auto_topic_creation or v < 4
         )
-        created = _auto_create(ctx, [w.name for w in req.topics]) if auto_create else {}
+        denied_create: set[str] = set()
+        created: dict[str, TopicState | KafkaError] = {}
+        if auto_create:
+            missing = [n for n in names if n in describable and n not in controller.topics]
+            if missing and not allowed(ctx, header, CREATE):
+                denied_create = set(missing) - authorized(ctx, header, CREATE, TOPIC, missing)
+            created = _auto_create(ctx, [n for n in missing if n not in denied_create])
         for wanted in req.topics:
             if wanted.name is None:
-                by_id = controller.topics_by_id.get(wanted.topic_id or _NO_ID)
-                if by_id is None:
+                topic_id = wanted.topic_id or _NO_ID
+                found = by_id[wanted.topic_id]
+                if found is None:
+                    fragments.append(_error_fragment(v, ErrorCode.UNKNOWN_TOPIC_ID, "", topic_id))
+                elif found.name not in describable:
+                    # topic ids are not secret: the id is answered, the name is not
                     fragments.append(
-                        _error_fragment(
-                            v, ErrorCode.UNKNOWN_TOPIC_ID, "", wanted.topic_id or _NO_ID
-                        )
+                        _error_fragment(v, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "", topic_id)
                     )
                 else:
-                    fragments.append(cache.fragment(by_id, v, with_ops))
+                    fragments.append(fragment(found))
+                continue
+            if wanted.name not in describable or wanted.name in denied_create:
+                # whether it exists is not disclosed
+                fragments.append(
+                    _error_fragment(v, ErrorCode.TOPIC_AUTHORIZATION_FAILED, wanted.name, _NO_ID)
+                )
                 continue
             topic = controller.topics.get(wanted.name)
             outcome = created.get(wanted.name)
@@ -110,14 +144,14 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
                     _error_fragment(v, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, wanted.name, _NO_ID)
                 )
             else:
-                fragments.append(cache.fragment(topic, v, with_ops))
+                fragments.append(fragment(topic))
     brokers = [
         codec.BrokerMetadata(b.node_id, b.host, b.port_for(header.listener), b.rack)
         for b in controller.brokers.values()
         if b.alive
     ]
     cluster_ops = (
-        CLUSTER_OPERATIONS
+        bits(_cluster_operations(ctx, header))
         if req.include_cluster_authorized_operations
         else codec.AUTHORIZED_OPERATIONS_OMITTED
     )
@@ -126,6 +160,13 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             v, brokers, controller.cluster_id, controller_id(ctx), fragments, cluster_ops
         )
     )
+
+
+def _cluster_operations(ctx: BrokerContext, header: RequestHeader) -> set[int]:
+    """What the principal may do to the cluster; nothing unless it may describe it."""
+    if not allowed(ctx, header, DESCRIBE):
+        return set()
+    return authorized_operations(ctx, header, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
 @handles(ApiKey.DESCRIBE_CLUSTER, versions=(0, 1), flexible_from=0)
@@ -163,9 +204,7 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
         # kafka-python encodes this bitfield from a set of operation codes; None is Kafka's
         # "not requested" (INT32_MIN).
         authorized_operations=(
-            {op for op in range(32) if CLUSTER_OPERATIONS >> op & 1}
-            if req.include_cluster_authorized_operations
-            else None
+            _cluster_operations(ctx, header) if req.include_cluster_authorized_operations else None
         ),
     )
     return spec_response(header, body)

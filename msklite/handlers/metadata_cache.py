@@ -1,5 +1,5 @@
 """MetadataCache: the topics' parts of a Metadata response, encoded once per (topic, version,
-with authorized operations) and kept until the controller reports a change of the topic —
+authorized operations) and kept until the controller reports a change of the topic —
 its partitions, leaders, ISRs, or the liveness of its replicas (a broker or log directory
 stopping or starting is a change of every topic it holds replicas of). Shared by every broker
 of a cluster: they all answer from the same controller."""
@@ -10,17 +10,14 @@ from msklite.controller import Controller, TopicState
 from msklite.errors import ErrorCode
 from msklite.protocol import metadata as codec
 
-# AclOperation codes READ=3 … ALTER_CONFIGS=11: all a principal may do to a topic when no
-# authorizer is set.
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-
 
 class MetadataCache:
-    """Encoded topic fragments by (topic, version, with authorized operations)."""
+    """Encoded topic fragments by (topic, version, authorized operations: the bitfield or
+    codec.AUTHORIZED_OPERATIONS_OMITTED)."""
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
-        self._fragments: dict[tuple[str, int, bool], bytes] = {}
+        self._fragments: dict[tuple[str, int, int], bytes] = {}
         controller.on_change(self.invalidate)
 
     def invalidate(self, topic: str | None = None) -> None:
@@ -30,14 +27,16 @@ class MetadataCache:
             for key in [k for k in self._fragments if k[0] == topic]:
                 del self._fragments[key]
 
-    def fragment(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
-        key = (topic.name, version, with_ops)
+    def fragment(
+        self, topic: TopicState, version: int, ops: int = codec.AUTHORIZED_OPERATIONS_OMITTED
+    ) -> bytes:
+        key = (topic.name, version, ops)
         cached = self._fragments.get(key)
         if cached is None:
-            cached = self._fragments[key] = self._encode(topic, version, with_ops)
+            cached = self._fragments[key] = self._encode(topic, version, ops)
         return cached
 
-    def _encode(self, topic: TopicState, version: int, with_ops: bool) -> bytes:
+    def _encode(self, topic: TopicState, version: int, ops: int) -> bytes:
         alive = {node_id for node_id, b in self.controller.brokers.items() if b.alive}
         parts = []
         for p in topic.partitions:
@@ -60,5 +59,5 @@ class MetadataCache:
             topic.topic_id,
             topic.internal,
             parts,
-            TOPIC_OPERATIONS if with_ops else codec.AUTHORIZED_OPERATIONS_OMITTED,
+            ops,
         )

@@ -13,6 +13,10 @@ Behavior:
 - OffsetDelete: removes offsets of topics the group does not subscribe to
   (GROUP_SUBSCRIBED_TO_TOPIC otherwise); GROUP_ID_NOT_FOUND; NON_EMPTY_GROUP for an active
   group that is not a consumer group.
+- Authorization, as Kafka's: OffsetCommit READ on the group (every partition
+  GROUP_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED); OffsetFetch
+  DESCRIBE on the group (the group's error) and on each topic (named: TOPIC_AUTHORIZATION_FAILED,
+  all: left out); OffsetDelete DELETE on the group (the top-level error), READ on each topic.
 - All of them: NOT_COORDINATOR from a broker other than the group's coordinator.
 
 Deviations from Kafka/MSK:
@@ -35,6 +39,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from msklite.errors import ErrorCode
+from msklite.handlers.authorization import DELETE, DESCRIBE, GROUP, READ, TOPIC, allowed, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
 from msklite.handlers.registry import handles, spec_request, spec_response
@@ -89,12 +94,19 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     req = spec_request(schemas.OffsetCommitRequest, header, r)
     errors: dict[tuple[str, int], ErrorCode] = {}
     valid: list[OffsetCommit] = []
-    group_error = coordinator_error(ctx, req.group_id)
+    group_error = (
+        coordinator_error(ctx, req.group_id)
+        if allowed(ctx, header, READ, GROUP, req.group_id)
+        else ErrorCode.GROUP_AUTHORIZATION_FAILED
+    )
+    readable = authorized(ctx, header, READ, TOPIC, [t.name for t in req.topics])
     for t in req.topics:
         for p in t.partitions:
             tp = (t.name, p.partition_index)
             if group_error != ErrorCode.NONE:
                 errors[tp] = group_error
+            elif t.name not in readable:
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif not _partition_exists(ctx, *tp):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
@@ -145,12 +157,26 @@ class _FetchTopic(Protocol):
 
 
 def _fetch_group(
-    ctx: BrokerContext, group_id: str, topics: Sequence[_FetchTopic] | None, require_stable: bool
+    ctx: BrokerContext,
+    header: RequestHeader,
+    group_id: str,
+    topics: Sequence[_FetchTopic] | None,
+    require_stable: bool,
 ) -> tuple[ErrorCode, list[tuple[str, list[Row]]]]:
-    """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])])."""
+    """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]).
+    Topics the principal may not DESCRIBE: TOPIC_AUTHORIZATION_FAILED when named, left out
+    when all are asked for."""
+    if not allowed(ctx, header, DESCRIBE, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
     error = coordinator_error(ctx, group_id)
     if error != ErrorCode.NONE:
         return error, []
+    denied: set[str] = set()
+    requested = topics or []
+    if topics is not None:
+        names = {t.name for t in topics}
+        denied = names - authorized(ctx, header, DESCRIBE, TOPIC, names)
+        topics = [t for t in topics if t.name not in denied]
     unstable = ctx.groups.unstable_partitions(group_id) if require_stable else set()
     wanted = (
         None
@@ -167,6 +193,16 @@ def _fetch_group(
         else:
             row = (partition, o.offset, o.leader_epoch, o.metadata, ErrorCode.NONE)
         by_topic.setdefault(topic, []).append(row)
+    if topics is None:
+        visible = authorized(ctx, header, DESCRIBE, TOPIC, by_topic)
+        return ErrorCode.NONE, [(t, rows) for t, rows in by_topic.items() if t in visible]
+    for name in denied:
+        by_topic[name] = [
+            (p, -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            for t in requested
+            if t.name == name
+            for p in t.partition_indexes
+        ]
     return ErrorCode.NONE, list(by_topic.items())
 
 
@@ -179,7 +215,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         part_cls = topic_cls.OffsetFetchResponsePartitions
         groups = []
         for g in req.groups:
-            error, rows = _fetch_group(ctx, g.group_id, g.topics, req.require_stable)
+            error, rows = _fetch_group(ctx, header, g.group_id, g.topics, req.require_stable)
             groups.append(
                 FetchedGroup(
                     group_id=g.group_id,
@@ -203,7 +239,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
                 )
             )
         return spec_response(header, schemas.OffsetFetchResponse(throttle_time_ms=0, groups=groups))
-    error, rows = _fetch_group(ctx, req.group_id, req.topics, v >= 7 and req.require_stable)
+    error, rows = _fetch_group(ctx, header, req.group_id, req.topics, v >= 7 and req.require_stable)
     if error != ErrorCode.NONE and v < 2:
         # v1 has no group-level error: every requested partition carries it
         rows = [
@@ -237,10 +273,19 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         TopicPartition(t.name, p.partition_index) for t in req.topics for p in t.partitions
     ]
     errors: dict[tuple[str, int], ErrorCode] = {}
-    error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
+    if not allowed(ctx, header, DELETE, GROUP, req.group_id):
+        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    else:
+        error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error == ErrorCode.NONE:
-        known = [tp for tp in requested if _partition_exists(ctx, *tp)]
+        readable = authorized(ctx, header, READ, TOPIC, [t.name for t in req.topics])
+        known = [tp for tp in requested if tp.topic in readable and _partition_exists(ctx, *tp)]
         errors = dict.fromkeys(requested, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        errors.update(
+            (tp, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            for tp in requested
+            if tp.topic not in readable
+        )
         error, results = ctx.groups.delete_offsets(req.group_id, known)
         errors.update(zip(known, results, strict=False))
     topics = [

@@ -31,6 +31,9 @@ Behavior:
   record's timestamp (INVALID_TIMESTAMP); a batch stamped LogAppendTime by its producer is
   refused the same way. Refused records are named in `record_errors` (index and message), as
   Kafka names them.
+- Authorization, as Kafka's: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED for its
+  partitions); a request with transactional batches WRITE on its transactional id (every
+  partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 Deviations from Kafka/MSK:
 - The leader does not ask the transaction coordinator whether a transactional batch's

@@ -6,6 +6,9 @@ Behavior:
   coordinator does for null transactional ids. Ids come in persisted blocks from the
   controller and are never reused across restarts. When a new block cannot be saved:
   COORDINATOR_LOAD_IN_PROGRESS (retriable), as Kafka answers while its next block is not ready.
+- Authorization, as Kafka's: WRITE on the transactional id
+  (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without one, IDEMPOTENT_WRITE on the cluster or
+  WRITE on any topic (KIP-679; CLUSTER_AUTHORIZATION_FAILED).
 
 - With a transactional id (the transaction coordinator, `msklite.coordinator.transaction`):
   NOT_COORDINATOR from another broker than the id's coordinator; INVALID_TRANSACTION_TIMEOUT
@@ -20,7 +23,15 @@ Behavior:
 
 from __future__ import annotations
 
+from msklite.authz import AclOperation
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import (
+    TOPIC,
+    TRANSACTIONAL_ID,
+    WRITE,
+    allowed,
+    allowed_on_any,
+)
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -54,12 +65,25 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
     v = header.api_version
     req = spec_request(schemas.InitProducerIdRequest, header, r)
     if req.transactional_id is not None:
-        error, producer_id, epoch = _transactional(ctx, req.transactional_id, req, v)
+        if allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id):
+            error, producer_id, epoch = _transactional(ctx, req.transactional_id, req, v)
+        else:
+            error, producer_id, epoch = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1
         body = schemas.InitProducerIdResponse(
             throttle_time_ms=0,
             error_code=error,
             producer_id=producer_id,
             producer_epoch=epoch,
+        )
+    elif not allowed(ctx, header, AclOperation.IDEMPOTENT_WRITE) and not allowed_on_any(
+        ctx, header, WRITE, TOPIC
+    ):
+        # KIP-679: WRITE on any topic implies idempotent writes
+        body = schemas.InitProducerIdResponse(
+            throttle_time_ms=0,
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            producer_id=-1,
+            producer_epoch=-1,
         )
     else:
         try:

@@ -12,6 +12,10 @@ Behavior:
   v1: allow_replication_factor_change=false refuses a changed replica count
   (INVALID_REPLICATION_FACTOR).
 - ListPartitionReassignments: ongoing moves with adding/removing replicas; null topics = all.
+- Authorization, as Kafka's: ElectLeaders and AlterPartitionReassignments need ALTER on the
+  cluster, ListPartitionReassignments and DescribeLogDirs DESCRIBE on it
+  (CLUSTER_AUTHORIZATION_FAILED: the top-level error; every partition's too for
+  ElectLeaders; DescribeLogDirs then lists no directory).
 - DescribeLogDirs: this broker's one log directory with the size of each replica and its lag
   behind the high watermark; total/usable bytes of its file system (v4+). An offline
   directory (a write or read in it failed) is reported with KAFKA_STORAGE_ERROR, no
@@ -23,6 +27,7 @@ from __future__ import annotations
 import os
 
 from msklite.errors import ErrorCode
+from msklite.handlers.authorization import ALTER, DESCRIBE, allowed
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -47,11 +52,16 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         wanted = [(t.name, list(range(len(t.partitions)))) for t in controller.topics.values()]
     else:
         wanted = [(tp.topic, list(tp.partitions)) for tp in req.topic_partitions]
+    may_alter = allowed(ctx, header, ALTER)
     results = []
     for topic, partitions in wanted:
         outcomes = []
         for index in partitions:
-            code = controller.elect_leaders(topic, index, unclean)
+            code = (
+                controller.elect_leaders(topic, index, unclean)
+                if may_alter
+                else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+            )
             outcomes.append(
                 Elected.PartitionResult(
                     partition_id=index,
@@ -61,7 +71,9 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
             )
         results.append(Elected(topic=topic, partition_result=outcomes))
     body = schemas.ElectLeadersResponse(
-        throttle_time_ms=0, error_code=0, replica_election_results=results
+        throttle_time_ms=0,
+        error_code=0 if may_alter else ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+        replica_election_results=results,
     )
     return spec_response(header, body)
 
@@ -71,6 +83,15 @@ def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
     req = spec_request(schemas.AlterPartitionReassignmentsRequest, header, r)
     controller = ctx.controller
     allow_rf_change = header.api_version < 1 or req.allow_replication_factor_change
+    if not allowed(ctx, header, ALTER):
+        body = schemas.AlterPartitionReassignmentsResponse(
+            throttle_time_ms=0,
+            allow_replication_factor_change=allow_rf_change,
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            error_message=None,
+            responses=[],
+        )
+        return spec_response(header, body)
     responses = []
     for t in req.topics:
         parts: list[Reassigned.ReassignablePartitionResponse] = []
@@ -116,6 +137,14 @@ def alter_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) ->
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS, versions=(0, 0), flexible_from=0)
 def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.ListPartitionReassignmentsRequest, header, r)
+    if not allowed(ctx, header, DESCRIBE):
+        body = schemas.ListPartitionReassignmentsResponse(
+            throttle_time_ms=0,
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            error_message=None,
+            topics=[],
+        )
+        return spec_response(header, body)
     wanted = None if req.topics is None else {t.name: set(t.partition_indexes) for t in req.topics}
     by_topic: dict[str, list[Ongoing.OngoingPartitionReassignment]] = {}
     for name, p in ctx.controller.reassignments():
@@ -141,6 +170,11 @@ def list_reassignments(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 @handles(ApiKey.DESCRIBE_LOG_DIRS, versions=(1, 4), flexible_from=2)
 def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DescribeLogDirsRequest, header, r)
+    if not allowed(ctx, header, DESCRIBE):
+        body = schemas.DescribeLogDirsResponse(
+            throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results=[]
+        )
+        return spec_response(header, body)
     wanted = None if req.topics is None else {t.topic: set(t.partitions) for t in req.topics}
     by_topic: dict[str, list[LogDir.DescribeLogDirsTopic.DescribeLogDirsPartition]] = {}
     root = ctx.replicas.logs.root

@@ -13,6 +13,10 @@ Behavior:
   create_partitions): a larger CreateTopics fails as a whole with POLICY_VIOLATION, a
   CreatePartitions topic past the limit with UNKNOWN_SERVER_ERROR, validate_only included;
   DeleteTopics removes at most 10,000 topics, the rest answer UNKNOWN_SERVER_ERROR.
+- Authorization, as Kafka's: CreateTopics needs CREATE on the cluster or on the topic
+  (TOPIC_AUTHORIZATION_FAILED) and reports a created topic's configs only with
+  DESCRIBE_CONFIGS on it (else topic_config_error_code TOPIC_AUTHORIZATION_FAILED);
+  DeleteTopics DELETE on the topic (by id: DESCRIBE too); CreatePartitions ALTER on it.
 - The controller answers synchronously, so timeout_ms never expires.
 
 Deviations from Kafka/MSK:
@@ -27,6 +31,16 @@ from collections import Counter
 from msklite.config import TOPIC_CONFIGS, ConfigSource
 from msklite.controller import MAX_RECORDS_PER_USER_OP, NewTopic, TopicState
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import (
+    ALTER,
+    CREATE,
+    DELETE,
+    DESCRIBE,
+    DESCRIBE_CONFIGS,
+    TOPIC,
+    allowed,
+    authorized,
+)
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -62,6 +76,13 @@ def _config_results(ctx: BrokerContext, topic: TopicState) -> list[Created.Creat
 def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.CreateTopicsRequest, header, r)
     counts = Counter(t.name for t in req.topics)
+    names = [t.name for t in req.topics if counts[t.name] == 1]
+    may_create = (
+        set(names)
+        if allowed(ctx, header, CREATE)
+        else authorized(ctx, header, CREATE, TOPIC, names)
+    )
+    may_describe_configs = authorized(ctx, header, DESCRIBE_CONFIGS, TOPIC, names)
     # Kafka leaves a name asked for twice out of the controller's request (and its counts).
     wanted = [
         NewTopic(
@@ -72,7 +93,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
             {c.name: c.value for c in t.configs or []},
         )
         for t in req.topics
-        if counts[t.name] == 1
+        if counts[t.name] == 1 and t.name in may_create
     ]
     outcomes: dict[str, TopicState | KafkaError]
     try:
@@ -80,6 +101,11 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         outcomes = {t.name: o for t, o in zip(wanted, created, strict=True)}
     except KafkaError as e:  # the request as a whole (too large, or its save failed)
         outcomes = dict.fromkeys(counts, e)
+    for name in names:
+        if name not in may_create:
+            outcomes[name] = KafkaError(
+                ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."
+            )
     results = []
     for t in req.topics:
         res = Created(
@@ -108,7 +134,10 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
                 if t.replication_factor == -1
                 else t.replication_factor
             )
-            res.configs = _config_results(ctx, outcome)
+            if t.name in may_describe_configs:
+                res.configs = _config_results(ctx, outcome)
+            else:
+                res.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         results.append(res)
     return spec_response(header, schemas.CreateTopicsResponse(throttle_time_ms=0, topics=results))
 
@@ -123,14 +152,23 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     )
     results = []
     room = MAX_RECORDS_PER_USER_OP  # topics the request may still remove
+    by_ids = {i: ctx.controller.topics_by_id.get(i) for n, i in wanted if n is None}
+    known = [n for n, _ in wanted if n is not None]
+    known += [t.name for t in by_ids.values() if t is not None]
+    may_delete = authorized(ctx, header, DELETE, TOPIC, known)
+    may_describe = authorized(ctx, header, DESCRIBE, TOPIC, [t.name for t in by_ids.values() if t])
     for name, topic_id in wanted:
         code, message = ErrorCode.NONE, None
         try:
             if name is None:
-                by_id = ctx.controller.topics_by_id.get(topic_id)
+                by_id = by_ids[topic_id]
                 if by_id is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID)
+                if by_id.name not in may_describe:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 name = by_id.name
+            if name not in may_delete:
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             topic_id = ctx.controller.delete_topic(name, room).topic_id
             room -= 1
         except KafkaError as e:
@@ -150,12 +188,15 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     req = spec_request(schemas.CreatePartitionsRequest, header, r)
     counts = Counter(t.name for t in req.topics)
     room = MAX_RECORDS_PER_USER_OP  # partition records the request may still add
+    may_alter = authorized(ctx, header, ALTER, TOPIC, counts)
     results = []
     for t in req.topics:
         code, message = ErrorCode.NONE, None
         try:
             if counts[t.name] > 1:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Duplicate topic {t.name} in request")
+            if t.name not in may_alter:
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             assignments = (
                 None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
             )

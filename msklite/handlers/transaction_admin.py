@@ -11,6 +11,9 @@ Behavior:
 - ListTransactions: the transactions this broker coordinates, filtered by state names (unknown
   names are echoed in unknown_state_filters), producer ids and (v1) a minimum running duration.
   Listing never creates `__transaction_state`.
+- Authorization, as Kafka's: DescribeProducers READ on each topic (TOPIC_AUTHORIZATION_FAILED),
+  DescribeTransactions DESCRIBE on each transactional id
+  (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); ListTransactions lists only those it may DESCRIBE.
 
 Deviations from Kafka/MSK:
 - The coordinator epoch of a producer is reported as -1 (markers' coordinator epochs are not
@@ -21,6 +24,7 @@ Deviations from Kafka/MSK:
 from __future__ import annotations
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import DESCRIBE, READ, TOPIC, TRANSACTIONAL_ID, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -38,6 +42,7 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
     part_cls = topic_cls.PartitionResponse
     state_cls = part_cls.ProducerState
     topics = []
+    readable = authorized(ctx, header, READ, TOPIC, [t.name for t in req.topics])
     for t in req.topics:
         parts = []
         for index in t.partition_indexes:
@@ -47,6 +52,8 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
                 schemas.DescribeProducersResponse.TopicResponse.PartitionResponse.ProducerState
             ] = []
             try:
+                if t.name not in readable:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 part = ctx.replicas.leader_partition(t.name, index)
             except KafkaError as e:
                 error, message = e.code, e.message
@@ -86,9 +93,12 @@ def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     state_cls = schemas.DescribeTransactionsResponse.TransactionState
     topic_cls = state_cls.TopicData
     out = []
+    described = authorized(ctx, header, DESCRIBE, TRANSACTIONAL_ID, req.transactional_ids)
     for txn_id in req.transactional_ids:
         error = (
-            txn_coordinator_error(ctx, txn_id)
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            if txn_id not in described
+            else txn_coordinator_error(ctx, txn_id)
             if TXN_TOPIC in ctx.controller.topics
             else ErrorCode.NOT_COORDINATOR
         )
@@ -143,7 +153,13 @@ def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     now = ctx.clock.now_ms()
     states = []
     if TXN_TOPIC in ctx.controller.topics:
-        for txn in sorted(ctx.txn.transactions(), key=lambda t: t.transactional_id):
+        txns = sorted(ctx.txn.transactions(), key=lambda t: t.transactional_id)
+        described = authorized(
+            ctx, header, DESCRIBE, TRANSACTIONAL_ID, [t.transactional_id for t in txns]
+        )
+        for txn in txns:
+            if txn.transactional_id not in described:
+                continue
             name = txn.state.kafka_name
             if wanted_states and name not in wanted_states:
                 continue

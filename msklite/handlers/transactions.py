@@ -17,6 +17,12 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   INVALID_TXN_STATE.
 - TxnOffsetCommit goes to the group coordinator: the offsets stay pending (OffsetFetch with
   require_stable answers UNSTABLE_OFFSET_COMMIT for them) until the transaction's marker.
+- Authorization, as Kafka's: WRITE on the transactional id
+  (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for AddPartitionsToTxn (before v4; then WRITE on each
+  topic, never an internal one: TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED),
+  AddOffsetsToTxn and TxnOffsetCommit (then READ on the group: GROUP_AUTHORIZATION_FAILED;
+  TxnOffsetCommit READ on each topic) and EndTxn; AddPartitionsToTxn v4+ (brokers')
+  CLUSTER_ACTION on the cluster.
 
 Deviations from Kafka/MSK:
 - Answers once the `__transaction_state` record is on the coordinator's log, as the group
@@ -29,7 +35,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from msklite.authz import AclOperation
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import (
+    GROUP,
+    READ,
+    TOPIC,
+    TRANSACTIONAL_ID,
+    WRITE,
+    allowed,
+    authorized,
+)
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
 from msklite.handlers.registry import handles, spec_request, spec_response
@@ -73,6 +89,7 @@ AddedInTxn = schemas.AddPartitionsToTxnResponse.AddPartitionsToTxnResult  # from
 
 def _add_partitions(
     ctx: BrokerContext,
+    header: RequestHeader,
     v: int,
     transactional_id: str,
     producer_id: int,
@@ -81,6 +98,26 @@ def _add_partitions(
     verify_only: bool,
 ) -> dict[TopicPartition, ErrorCode]:
     wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
+    # Versions before 4 come from clients: WRITE on the transactional id and on each topic
+    # (never on an internal one); v4+ from brokers, authorized as a whole by the handler.
+    if v < 4 and not allowed(ctx, header, WRITE, TRANSACTIONAL_ID, transactional_id):
+        return dict.fromkeys(wanted, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    writable = (
+        authorized(
+            ctx,
+            header,
+            WRITE,
+            TOPIC,
+            [
+                tp.topic
+                for tp in wanted
+                if tp.topic not in ctx.controller.topics
+                or not ctx.controller.topics[tp.topic].internal
+            ],
+        )
+        if v < 4
+        else {tp.topic for tp in wanted}
+    )
     error = txn_coordinator_error(ctx, transactional_id)
     if error != ErrorCode.NONE:
         return dict.fromkeys(wanted, error)
@@ -90,9 +127,11 @@ def _add_partitions(
         if tp.topic not in ctx.controller.topics
         or not 0 <= tp.partition < len(ctx.controller.topics[tp.topic].partitions)
     }
-    if unknown:
+    if unknown or len(writable) < len({tp.topic for tp in wanted}):
         return {
-            tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            if tp.topic not in writable
+            else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if tp in unknown
             else ErrorCode.OPERATION_NOT_ATTEMPTED
             for tp in wanted
@@ -122,6 +161,7 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     if v <= 3:
         results = _add_partitions(
             ctx,
+            header,
             v,
             req.v3_and_below_transactional_id,
             req.v3_and_below_producer_id,
@@ -147,10 +187,18 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
                 throttle_time_ms=0, results_by_topic_v3_and_below=topics
             ),
         )
+    if not allowed(ctx, header, AclOperation.CLUSTER_ACTION):
+        body = schemas.AddPartitionsToTxnResponse(
+            throttle_time_ms=0,
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            results_by_transaction=[],
+        )
+        return spec_response(header, body)
     out = []
     for t in req.transactions:
         results = _add_partitions(
             ctx,
+            header,
             v,
             t.transactional_id,
             t.producer_id,
@@ -186,7 +234,12 @@ def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
     v = header.api_version
     req = spec_request(schemas.AddOffsetsToTxnRequest, header, r)
-    error = txn_coordinator_error(ctx, req.transactional_id)
+    if not allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id):
+        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not allowed(ctx, header, READ, GROUP, req.group_id):
+        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    else:
+        error = txn_coordinator_error(ctx, req.transactional_id)
     if error == ErrorCode.NONE:
         # Kafka adds the group's __consumer_offsets partition to the transaction: its marker
         # is what makes the transaction's offsets visible.
@@ -214,7 +267,11 @@ def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = spec_request(schemas.EndTxnRequest, header, r)
-    error = txn_coordinator_error(ctx, req.transactional_id)
+    error = (
+        txn_coordinator_error(ctx, req.transactional_id)
+        if allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id)
+        else ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    )
     if error == ErrorCode.NONE:
         error = fenced(
             ctx.txn.end_txn(
@@ -239,13 +296,21 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     part_cls = topic_cls.TxnOffsetCommitResponsePartition
     errors: dict[tuple[str, int], ErrorCode] = {}
     valid: list[OffsetCommit] = []
-    group_error = coordinator_error(ctx, req.group_id)
+    if not allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id):
+        group_error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not allowed(ctx, header, READ, GROUP, req.group_id):
+        group_error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    else:
+        group_error = coordinator_error(ctx, req.group_id)
+    readable = authorized(ctx, header, READ, TOPIC, [t.name for t in req.topics])
     for t in req.topics:
         for p in t.partitions:
             key = (t.name, p.partition_index)
             topic = ctx.controller.topics.get(t.name)
             if group_error != ErrorCode.NONE:
                 errors[key] = group_error
+            elif t.name not in readable:
+                errors[key] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif topic is None or not 0 <= p.partition_index < len(topic.partitions):
                 errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:

@@ -4894,6 +4894,379 @@ class ListTransactionsResponse(_Struct):
     API_KEY: ClassVar[int] = 66
 
 
+class DescribeAclsRequest(_Struct):
+    __slots__ = (
+        "host_filter",
+        "operation",
+        "pattern_type_filter",
+        "permission_type",
+        "principal_filter",
+        "resource_name_filter",
+        "resource_type_filter",
+    )
+    resource_type_filter: int
+    resource_name_filter: str | None
+    pattern_type_filter: int
+    principal_filter: str | None
+    host_filter: str | None
+    operation: int
+    permission_type: int
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("resource_type_filter", SCALAR, (1, 3), None, None),
+        Field("resource_name_filter", STRING, (1, 3), (1, 3), None),
+        Field("pattern_type_filter", SCALAR, (1, 3), None, None),
+        Field("principal_filter", STRING, (1, 3), (1, 3), None),
+        Field("host_filter", STRING, (1, 3), (1, 3), None),
+        Field("operation", SCALAR, (1, 3), None, None),
+        Field("permission_type", SCALAR, (1, 3), None, None),
+    )
+
+    def __init__(
+        self,
+        *,
+        resource_type_filter: int,
+        resource_name_filter: str | None,
+        pattern_type_filter: int = 3,
+        principal_filter: str | None,
+        host_filter: str | None,
+        operation: int,
+        permission_type: int,
+    ) -> None:
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
+
+    API_KEY: ClassVar[int] = 29
+
+
+class DescribeAclsResponse(_Struct):
+    class DescribeAclsResource(_Struct):
+        class AclDescription(_Struct):
+            __slots__ = ("host", "operation", "permission_type", "principal")
+            principal: str
+            host: str
+            operation: int
+            permission_type: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("principal", STRING, (1, 3), None, None),
+                Field("host", STRING, (1, 3), None, None),
+                Field("operation", SCALAR, (1, 3), None, None),
+                Field("permission_type", SCALAR, (1, 3), None, None),
+            )
+
+            def __init__(
+                self, *, principal: str, host: str, operation: int, permission_type: int
+            ) -> None:
+                self.principal = principal
+                self.host = host
+                self.operation = operation
+                self.permission_type = permission_type
+
+        __slots__ = ("acls", "pattern_type", "resource_name", "resource_type")
+        resource_type: int
+        resource_name: str
+        pattern_type: int
+        acls: list[DescribeAclsResponse.DescribeAclsResource.AclDescription]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("resource_type", SCALAR, (1, 3), None, None),
+            Field("resource_name", STRING, (1, 3), None, None),
+            Field("pattern_type", SCALAR, (1, 3), None, None),
+            Field("acls", STRUCT_ARRAY, (1, 3), None, None, AclDescription),
+        )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int,
+            resource_name: str,
+            pattern_type: int = 3,
+            acls: list[DescribeAclsResponse.DescribeAclsResource.AclDescription],
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.pattern_type = pattern_type
+            self.acls = acls
+
+    __slots__ = ("error_code", "error_message", "resources", "throttle_time_ms")
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    resources: list[DescribeAclsResponse.DescribeAclsResource]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
+        Field("error_code", SCALAR, (1, 3), None, None),
+        Field("error_message", STRING, (1, 3), (1, 3), None),
+        Field("resources", STRUCT_ARRAY, (1, 3), None, None, DescribeAclsResource),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None,
+        resources: list[DescribeAclsResponse.DescribeAclsResource],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resources = resources
+
+    API_KEY: ClassVar[int] = 29
+
+
+class CreateAclsRequest(_Struct):
+    class AclCreation(_Struct):
+        __slots__ = (
+            "host",
+            "operation",
+            "permission_type",
+            "principal",
+            "resource_name",
+            "resource_pattern_type",
+            "resource_type",
+        )
+        resource_type: int
+        resource_name: str
+        resource_pattern_type: int
+        principal: str
+        host: str
+        operation: int
+        permission_type: int
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("resource_type", SCALAR, (1, 3), None, None),
+            Field("resource_name", STRING, (1, 3), None, None),
+            Field("resource_pattern_type", SCALAR, (1, 3), None, None),
+            Field("principal", STRING, (1, 3), None, None),
+            Field("host", STRING, (1, 3), None, None),
+            Field("operation", SCALAR, (1, 3), None, None),
+            Field("permission_type", SCALAR, (1, 3), None, None),
+        )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int,
+            resource_name: str,
+            resource_pattern_type: int = 3,
+            principal: str,
+            host: str,
+            operation: int,
+            permission_type: int,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.resource_pattern_type = resource_pattern_type
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
+
+    __slots__ = ("creations",)
+    creations: list[CreateAclsRequest.AclCreation]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("creations", STRUCT_ARRAY, (1, 3), None, None, AclCreation),
+    )
+
+    def __init__(self, *, creations: list[CreateAclsRequest.AclCreation]) -> None:
+        self.creations = creations
+
+    API_KEY: ClassVar[int] = 30
+
+
+class CreateAclsResponse(_Struct):
+    class AclCreationResult(_Struct):
+        __slots__ = ("error_code", "error_message")
+        error_code: int
+        error_message: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("error_code", SCALAR, (1, 3), None, None),
+            Field("error_message", STRING, (1, 3), (1, 3), None),
+        )
+
+        def __init__(self, *, error_code: int, error_message: str | None) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+
+    __slots__ = ("results", "throttle_time_ms")
+    throttle_time_ms: int
+    results: list[CreateAclsResponse.AclCreationResult]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
+        Field("results", STRUCT_ARRAY, (1, 3), None, None, AclCreationResult),
+    )
+
+    def __init__(
+        self, *, throttle_time_ms: int, results: list[CreateAclsResponse.AclCreationResult]
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = results
+
+    API_KEY: ClassVar[int] = 30
+
+
+class DeleteAclsRequest(_Struct):
+    class DeleteAclsFilter(_Struct):
+        __slots__ = (
+            "host_filter",
+            "operation",
+            "pattern_type_filter",
+            "permission_type",
+            "principal_filter",
+            "resource_name_filter",
+            "resource_type_filter",
+        )
+        resource_type_filter: int
+        resource_name_filter: str | None
+        pattern_type_filter: int
+        principal_filter: str | None
+        host_filter: str | None
+        operation: int
+        permission_type: int
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("resource_type_filter", SCALAR, (1, 3), None, None),
+            Field("resource_name_filter", STRING, (1, 3), (1, 3), None),
+            Field("pattern_type_filter", SCALAR, (1, 3), None, None),
+            Field("principal_filter", STRING, (1, 3), (1, 3), None),
+            Field("host_filter", STRING, (1, 3), (1, 3), None),
+            Field("operation", SCALAR, (1, 3), None, None),
+            Field("permission_type", SCALAR, (1, 3), None, None),
+        )
+
+        def __init__(
+            self,
+            *,
+            resource_type_filter: int,
+            resource_name_filter: str | None,
+            pattern_type_filter: int = 3,
+            principal_filter: str | None,
+            host_filter: str | None,
+            operation: int,
+            permission_type: int,
+        ) -> None:
+            self.resource_type_filter = resource_type_filter
+            self.resource_name_filter = resource_name_filter
+            self.pattern_type_filter = pattern_type_filter
+            self.principal_filter = principal_filter
+            self.host_filter = host_filter
+            self.operation = operation
+            self.permission_type = permission_type
+
+    __slots__ = ("filters",)
+    filters: list[DeleteAclsRequest.DeleteAclsFilter]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("filters", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsFilter),
+    )
+
+    def __init__(self, *, filters: list[DeleteAclsRequest.DeleteAclsFilter]) -> None:
+        self.filters = filters
+
+    API_KEY: ClassVar[int] = 31
+
+
+class DeleteAclsResponse(_Struct):
+    class DeleteAclsFilterResult(_Struct):
+        class DeleteAclsMatchingAcl(_Struct):
+            __slots__ = (
+                "error_code",
+                "error_message",
+                "host",
+                "operation",
+                "pattern_type",
+                "permission_type",
+                "principal",
+                "resource_name",
+                "resource_type",
+            )
+            error_code: int
+            error_message: str | None
+            resource_type: int
+            resource_name: str
+            pattern_type: int
+            principal: str
+            host: str
+            operation: int
+            permission_type: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("error_code", SCALAR, (1, 3), None, None),
+                Field("error_message", STRING, (1, 3), (1, 3), None),
+                Field("resource_type", SCALAR, (1, 3), None, None),
+                Field("resource_name", STRING, (1, 3), None, None),
+                Field("pattern_type", SCALAR, (1, 3), None, None),
+                Field("principal", STRING, (1, 3), None, None),
+                Field("host", STRING, (1, 3), None, None),
+                Field("operation", SCALAR, (1, 3), None, None),
+                Field("permission_type", SCALAR, (1, 3), None, None),
+            )
+
+            def __init__(
+                self,
+                *,
+                error_code: int,
+                error_message: str | None,
+                resource_type: int,
+                resource_name: str,
+                pattern_type: int = 3,
+                principal: str,
+                host: str,
+                operation: int,
+                permission_type: int,
+            ) -> None:
+                self.error_code = error_code
+                self.error_message = error_message
+                self.resource_type = resource_type
+                self.resource_name = resource_name
+                self.pattern_type = pattern_type
+                self.principal = principal
+                self.host = host
+                self.operation = operation
+                self.permission_type = permission_type
+
+        __slots__ = ("error_code", "error_message", "matching_acls")
+        error_code: int
+        error_message: str | None
+        matching_acls: list[DeleteAclsResponse.DeleteAclsFilterResult.DeleteAclsMatchingAcl]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("error_code", SCALAR, (1, 3), None, None),
+            Field("error_message", STRING, (1, 3), (1, 3), None),
+            Field("matching_acls", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsMatchingAcl),
+        )
+
+        def __init__(
+            self,
+            *,
+            error_code: int,
+            error_message: str | None,
+            matching_acls: list[DeleteAclsResponse.DeleteAclsFilterResult.DeleteAclsMatchingAcl],
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.matching_acls = matching_acls
+
+    __slots__ = ("filter_results", "throttle_time_ms")
+    throttle_time_ms: int
+    filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
+        Field("filter_results", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsFilterResult),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.filter_results = filter_results
+
+    API_KEY: ClassVar[int] = 31
+
+
 class ShareGroupHeartbeatRequest(_Struct):
     __slots__ = ("group_id", "member_epoch", "member_id", "rack_id", "subscribed_topic_names")
     group_id: str
@@ -6155,6 +6528,9 @@ REQUESTS: dict[int, type[Message]] = {
     DescribeProducersRequest.API_KEY: DescribeProducersRequest,
     DescribeTransactionsRequest.API_KEY: DescribeTransactionsRequest,
     ListTransactionsRequest.API_KEY: ListTransactionsRequest,
+    DescribeAclsRequest.API_KEY: DescribeAclsRequest,
+    CreateAclsRequest.API_KEY: CreateAclsRequest,
+    DeleteAclsRequest.API_KEY: DeleteAclsRequest,
     ShareGroupHeartbeatRequest.API_KEY: ShareGroupHeartbeatRequest,
     ShareGroupDescribeRequest.API_KEY: ShareGroupDescribeRequest,
     ShareFetchRequest.API_KEY: ShareFetchRequest,
@@ -6203,6 +6579,9 @@ RESPONSES: dict[int, type[Message]] = {
     DescribeProducersResponse.API_KEY: DescribeProducersResponse,
     DescribeTransactionsResponse.API_KEY: DescribeTransactionsResponse,
     ListTransactionsResponse.API_KEY: ListTransactionsResponse,
+    DescribeAclsResponse.API_KEY: DescribeAclsResponse,
+    CreateAclsResponse.API_KEY: CreateAclsResponse,
+    DeleteAclsResponse.API_KEY: DeleteAclsResponse,
     ShareGroupHeartbeatResponse.API_KEY: ShareGroupHeartbeatResponse,
     ShareGroupDescribeResponse.API_KEY: ShareGroupDescribeResponse,
     ShareFetchResponse.API_KEY: ShareFetchResponse,

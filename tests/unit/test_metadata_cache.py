@@ -20,22 +20,22 @@ def _setup() -> tuple[Controller, MetadataCache]:
 
 
 def _fresh(controller: Controller, name: str) -> bytes:
-    return MetadataCache(controller).fragment(controller.topics[name], V, False)
+    return MetadataCache(controller).fragment(controller.topics[name], V)
 
 
 def test_fragments_are_kept_until_their_topic_changes() -> None:
     controller, cache = _setup()
     controller.create_topic("a", assignments={0: [1, 2, 3]})
     controller.create_topic("b", assignments={0: [2, 3, 1]})
-    a, b = (cache.fragment(controller.topics[n], V, False) for n in ("a", "b"))
-    assert cache.fragment(controller.topics["a"], V, False) is a  # cached
+    a, b = (cache.fragment(controller.topics[n], V) for n in ("a", "b"))
+    assert cache.fragment(controller.topics["a"], V) is a  # cached
 
     controller.alter_isr("a", 0, [1, 2])
-    assert cache.fragment(controller.topics["a"], V, False) == _fresh(controller, "a") != a
-    assert cache.fragment(controller.topics["b"], V, False) is b  # untouched
+    assert cache.fragment(controller.topics["a"], V) == _fresh(controller, "a") != a
+    assert cache.fragment(controller.topics["b"], V) is b  # untouched
 
     controller.create_partitions("a", 2, None, False)
-    assert cache.fragment(controller.topics["a"], V, False) == _fresh(controller, "a")
+    assert cache.fragment(controller.topics["a"], V) == _fresh(controller, "a")
 
 
 def test_a_broker_stopping_or_starting_refreshes_the_topics_it_replicates() -> None:
@@ -44,11 +44,11 @@ def test_a_broker_stopping_or_starting_refreshes_the_topics_it_replicates() -> N
     # only what Metadata reports (offline_replicas).
     controller.create_topic("t", assignments={0: [1, 2, 3]})
     controller.alter_isr("t", 0, [1, 2])
-    before = cache.fragment(controller.topics["t"], V, False)
+    before = cache.fragment(controller.topics["t"], V)
 
     controller.broker_down(3)
-    down = cache.fragment(controller.topics["t"], V, False)
+    down = cache.fragment(controller.topics["t"], V)
     assert down == _fresh(controller, "t") != before
 
     controller.broker_up(3)
-    assert cache.fragment(controller.topics["t"], V, False) == before
+    assert cache.fragment(controller.topics["t"], V) == before
