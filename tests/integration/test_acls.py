@@ -41,6 +41,8 @@ from kafka.errors import TopicAuthorizationFailedError as KafkaPythonTopicAuthor
 from msklite import Cluster
 
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
+# A filter's "any name / principal / host" (confluent-kafka's stubs type these str).
+NULL: Any = None
 
 
 def _binding(
@@ -57,10 +59,10 @@ def _binding(
 def _everything() -> AclBindingFilter:
     return AclBindingFilter(
         ResourceType.ANY,
-        None,
+        NULL,
         ResourcePatternType.ANY,
-        None,
-        None,
+        NULL,
+        NULL,
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
@@ -100,8 +102,8 @@ def test_confluent_admin_creates_describes_and_deletes_acls(cluster: Cluster) ->
         ResourceType.TOPIC,
         "payments",
         ResourcePatternType.MATCH,
-        None,
-        None,
+        NULL,
+        NULL,
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
@@ -138,8 +140,8 @@ def _binding_filter(name: str) -> AclBindingFilter:
         ResourceType.TOPIC,
         name,
         ResourcePatternType.LITERAL,
-        None,
-        None,
+        NULL,
+        NULL,
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
@@ -263,8 +265,9 @@ def _consume_error(conf: dict[str, Any], group: str, topic: str) -> tuple[int, l
             m = consumer.poll(0.2)
             if m is None:
                 continue
-            if m.error() is not None:
-                code = m.error().code()
+            err = m.error()
+            if err is not None:
+                code = err.code()
             else:
                 got.append(m.value() or b"")
     finally:
