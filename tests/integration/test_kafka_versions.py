@@ -22,14 +22,14 @@ from tests.integration.rawclient import RawClient, header
 
 # What kafka-python 3.0.12's check (infer_broker_version_from_api_versions) makes of each
 # emulated answer. It tells releases apart by one API version each; where that version is one
-# msklite does not serve (3.3: DescribeAcls v3, 3.4: LeaderAndIsr v7, 3.5/3.7/3.9: Fetch
+# msklite does not serve (3.4: LeaderAndIsr v7, 3.5/3.7/3.9: Fetch
 # v15/16/17, 4.0/4.1: ListOffsets v10 / Produce v13) it lands on the newest release it can
 # still see, as it would for a real broker missing that version.
 KAFKA_PYTHON_SEES = {
     "2.8.1": (2, 8),
-    "3.3.2": (3, 2),
-    "3.4.0": (3, 2),
-    "3.5.1": (3, 2),
+    "3.3.2": (3, 3),
+    "3.4.0": (3, 3),
+    "3.5.1": (3, 3),
     "3.6.0": (3, 6),
     "3.7.x": (3, 6),
     "3.8.x": (3, 8),
@@ -147,6 +147,9 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         25: (0, 3),
         26: (0, 3),
         28: (0, 3),
+        29: (1, 2),
+        30: (1, 2),
+        31: (1, 2),
         32: (1, 4),
         33: (0, 2),
         35: (1, 2),
