@@ -347,9 +347,6 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
     groups = ctx.groups.list_groups()
-    if not allowed(ctx, header, DESCRIBE):
-        described = authorized(ctx, header, DESCRIBE, GROUP, [g.group_id for g in groups])
-        groups = [g for g in groups if g.group_id in described]
     listed = [
         schemas.ListGroupsResponse.ListedGroup(
             group_id=g.group_id,
@@ -370,6 +367,9 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
             for g in share.groups.list_groups()
             if not states or g.state.lower() in states
         )
+    if not allowed(ctx, header, DESCRIBE):
+        described = authorized(ctx, header, DESCRIBE, GROUP, [g.group_id for g in listed])
+        listed = [g for g in listed if g.group_id in described]
     body = schemas.ListGroupsResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, groups=listed)
     return spec_response(header, body)
 
