@@ -55,6 +55,14 @@ def _scram_users(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _port(args: argparse.Namespace) -> int:
+    if args.layout == "msk":
+        if args.port is not None:
+            raise ValueError("--layout msk listens on MSK's ports; --port is for --layout offset")
+        return 0
+    return 9092 if args.port is None else int(args.port)
+
+
 def _iam_policies(items: list[str]) -> dict[str, list[object]]:
     """`--iam-policy ARN=FILE` and `--iam-policy FILE` ({ARN: document or [documents]})."""
     out: dict[str, list[object]] = {}
@@ -91,8 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port",
         type=int,
-        default=9092,
-        help="port of broker 1; broker i listens on PORT+i-1 (0: any free port)",
+        default=None,
+        help="port of broker 1; broker i listens on PORT+i-1 (0: any free port; default 9092)",
+    )
+    serve.add_argument(
+        "--layout",
+        choices=["offset", "msk"],
+        default="offset",
+        help="offset (default): every broker on --host, broker i on PORT+i-1 and each listener "
+        "kind 100 ports further; msk: broker i on the i-th address from --host (127.0.0.1, "
+        "127.0.0.2, ...) with MSK's own ports 9092/9094/9096/9098 (Linux)",
+    )
+    serve.add_argument(
+        "--msk-hostnames",
+        action="store_true",
+        help="advertise MSK-shaped broker names (b-1.msklite.<id>.c1.kafka.us-east-1."
+        "amazonaws.com); prints the /etc/hosts lines that make them resolve",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     serve.add_argument(
@@ -229,7 +251,9 @@ async def serve(args: argparse.Namespace) -> int:
             data_dir=data_dir,
             config=_configs(args),
             host=args.host,
-            port=args.port,
+            port=_port(args),
+            layout=args.layout,
+            msk_hostnames=args.msk_hostnames,
             azs=[a for a in args.azs.split(",") if a],
             auth=args.auth,
             scram_users=_scram_users(args.scram_user),
@@ -258,6 +282,8 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"Bootstrap servers{f' ({label})' if label else ''}: {servers}", flush=True)
     if cluster.ca_certificate is not None:
         print(f"CA certificate: {cluster.ca_certificate}", flush=True)
+    for line in cluster.msk_hosts_lines:
+        print(f"/etc/hosts: {line}", flush=True)
     for b in cluster.brokers.values():
         print(
             f"  {broker_name(b.info.node_id)}  id={b.info.node_id}  "

@@ -115,7 +115,7 @@ class Brokers:
         servers = [
             BrokerServer(
                 ctx,
-                self.host,
+                info.bind or info.host,
                 security.port(kind, info),
                 self.configs.get_int("socket.request.max.bytes"),
                 self.configs.get_int("queued.max.request.bytes"),

@@ -10,6 +10,8 @@ Two ways to run it:
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
 import shutil
 import tempfile
@@ -28,7 +30,7 @@ from msklite.kafka_version import DEFAULT_KAFKA_VERSION, release_versions
 from msklite.kafka_version import kafka_version as kafka_version_name
 from msklite.loop_thread import LoopThread
 from msklite.metadata_log import MetadataLog
-from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string
+from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string, msk_hostname
 from msklite.security.iam import IamCredential
 from msklite.security.listeners import IAM, MAX_BROKERS_PER_KIND, SCRAM, TLS, ListenerKind
 from msklite.security.settings import ClusterSecurity
@@ -101,6 +103,30 @@ def stored_brokers(data_dir: str) -> int | None:
     return None if state is None else len(state.get("brokers", []))
 
 
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+
+
+def _check_msk_layout(host: str, port: int, brokers: int) -> None:
+    if port:
+        raise ValueError(
+            f"layout='msk' listens on MSK's ports (9092, 9094, 9096, 9098); port={port} is for "
+            "the port-offset layout"
+        )
+    try:
+        first = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ValueError(
+            f"layout='msk' needs host to be a 127.x.y.z address (broker i listens on the "
+            f"i-th address from it), got {host!r}"
+        ) from None
+    last = int(first) + brokers - 1
+    if first not in _LOOPBACK or (last & 0xFF) == 0xFF or (last >> 8) != (int(first) >> 8):
+        raise ValueError(
+            f"layout='msk' puts broker i on {host} + i - 1: {brokers} broker(s) from {host} "
+            "leave 127.x.y.1-254"
+        )
+
+
 def _whole_number(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} is an int, got {value!r} ({type(value).__name__})")
@@ -137,6 +163,8 @@ class Cluster:
         iam_credentials: Mapping[str, IamCredential | Mapping[str, str]] | None = None,
         iam_permissive: bool = True,
         iam_policies: Mapping[str, Any] | None = None,
+        layout: str = "offset",
+        msk_hostnames: bool = False,
         kafka_version: str = DEFAULT_KAFKA_VERSION,
     ) -> None:
         """`data_dir=None` means a temporary directory removed at stop; `port=0` binds each
@@ -156,6 +184,12 @@ class Cluster:
         `iam_policies` maps principal ARNs to IAM policy documents (a dict, its JSON text or
         a list of them) that authorize the IAM listener's requests
         (msklite/security/iam_policy.py).
+        `layout="msk"`: broker i listens on the i-th address from `host` (127.0.0.1,
+        127.0.0.2, ...: every 127.x.y.z is loopback on Linux) on MSK's own ports (9092, 9094,
+        9096, 9098), as MSK's brokers do on their own hosts; `port` must then be 0.
+        `msk_hostnames`: brokers advertise MSK-shaped names
+        (`b-1.msklite.<id>.c1.kafka.us-east-1.amazonaws.com`) that the user maps to their
+        addresses in /etc/hosts (`msk_hosts_lines`); their certificates carry them.
         `kafka_version` is the MSK Kafka version to emulate (its API versions and the configs
         that differ; see msklite.kafka_version)."""
         brokers = _whole_number("brokers", brokers)
@@ -168,6 +202,11 @@ class Cluster:
                 f"so port must be 1-{65536 - brokers} (or 0 for free ports)"
             )
         azs = _az_ids(azs)
+        if layout not in ("offset", "msk"):
+            raise ValueError(f"layout is 'offset' or 'msk', got {layout!r}")
+        self.layout = layout
+        if layout == "msk":
+            _check_msk_layout(host, port, brokers)
         self.security = ClusterSecurity(
             auth, scram_users, tls_client_auth, iam_credentials, iam_permissive, iam_policies
         )
@@ -182,6 +221,8 @@ class Cluster:
                 f"port {port} does not fit the listeners of {brokers} broker(s): the last "
                 f"would listen on {port + top + brokers - 1}, past 65535"
             )
+        self.security.msk_ports = layout == "msk"
+        self.msk_hostnames = msk_hostnames
         self.host = host
         self.base_port = port
         self.azs = azs
@@ -192,19 +233,36 @@ class Cluster:
         self.broker_configs = BrokerConfigs(
             {**msk_defaults(brokers, len(self.azs)), **(config or {})}, self.kafka_version
         )
-        self.infos = [
-            BrokerInfo(i, self.azs[(i - 1) % len(self.azs)], host, self._port_of(i))
-            for i in range(1, brokers + 1)
-        ]
         self.controller: Controller | None = None
+        self.infos = [
+            self._new_info(i, self.azs[(i - 1) % len(self.azs)]) for i in range(1, brokers + 1)
+        ]
         self._brokers: Brokers | None = None
         self._faults: Faults | None = None
         self._timers = Timers(self.clock)
         self._bridge = LoopThread("msklite")
         self.started = False
 
-    def _port_of(self, node_id: int) -> int:
-        return self.base_port + node_id - 1 if self.base_port else 0
+    def _new_info(self, node_id: int, az: str) -> BrokerInfo:
+        """Where broker `node_id` listens in the cluster's layout."""
+        if self.layout == "msk":
+            address = ipaddress.IPv4Address(self.host) + node_id - 1
+            if address not in _LOOPBACK or int(address) & 0xFF == 0xFF:
+                raise ValueError(f"broker {node_id} would listen on {address}, past 127.x.y.254")
+            info = BrokerInfo(node_id, az, str(address), self.security.kinds[0].msk_port)
+        else:
+            port = self.base_port + node_id - 1 if self.base_port else 0
+            if port > 65535:
+                raise ValueError(f"broker {node_id} would listen on port {port}, past 65535")
+            info = BrokerInfo(node_id, az, self.host, port)
+        if self.msk_hostnames and self.controller is not None:
+            info.bind, info.host = info.host, msk_hostname(node_id, self.controller.cluster_id)
+        return info
+
+    @property
+    def msk_hosts_lines(self) -> list[str]:
+        """The /etc/hosts lines that make the MSK-shaped names resolve (msk_hostnames)."""
+        return [f"{i.bind} {i.host}" for i in self.infos if i.bind]
 
     # ---- properties ----
 
@@ -300,6 +358,10 @@ class Cluster:
         )
         self.controller = controller
         controller.save_new_cluster()
+        if self.msk_hostnames:
+            for info in self.infos:
+                info.bind = info.bind or info.host
+                info.host = msk_hostname(info.node_id, controller.cluster_id)
         known = {i.node_id for i in self.infos}
         stored = sorted(n for n in controller.brokers if n not in known)
         if stored:
@@ -322,12 +384,22 @@ class Cluster:
             served_versions(release_versions(self.kafka_version)),
             self.security,
         )
-        self._faults = Faults(brokers, self.infos, self.azs, self._port_of)
+        self._faults = Faults(brokers, self.infos, self.azs, self._new_info)
         try:
             for info in self.infos:
                 brokers.build(info)
             for broker in brokers.running.values():
                 await brokers.open(broker)
+        except OSError as e:
+            await self._shutdown()
+            if self.layout == "msk" and e.errno == errno.EADDRNOTAVAIL:
+                raise OSError(
+                    e.errno,
+                    f"{e.strerror}: layout 'msk' needs 127.0.0.2, 127.0.0.3, ... to be loopback "
+                    "addresses (they are on Linux; on macOS add each with `sudo ifconfig lo0 "
+                    "alias 127.0.0.2 up`), or use the port-offset layout",
+                ) from e
+            raise
         except BaseException:
             await self._shutdown()
             raise

@@ -59,6 +59,7 @@ class BrokerInfo:
     alive: bool = True
     # listener name -> bound port, once the broker has listened (msklite.security.listeners)
     ports: dict[str, int] = field(default_factory=dict)
+    bind: str = ""  # the address it listens on where that is not `host` (an advertised name)
 
     def port_for(self, listener: str) -> int:
         """The port this broker advertises to a client that came in on `listener`."""

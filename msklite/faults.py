@@ -17,12 +17,13 @@ class Faults:
         brokers: Brokers,
         infos: list[BrokerInfo],
         azs: tuple[str, ...],
-        port_of: Callable[[int], int],
+        new_info: Callable[[int, str], BrokerInfo],
     ) -> None:
+        """`new_info(node_id, az)`: an added broker's address and port (ValueError: none)."""
         self.brokers = brokers
         self.infos = infos
         self.azs = azs
-        self._port_of = port_of
+        self._new_info = new_info
 
     # ---- argument checks ----
 
@@ -75,10 +76,7 @@ class Faults:
         else:
             az = self.az(az)
         node_id = max(i.node_id for i in self.infos) + 1
-        port = self._port_of(node_id)
-        if port > 65535:
-            raise ValueError(f"broker {node_id} would listen on port {port}, past 65535")
-        info = BrokerInfo(node_id, az, self.brokers.host, port)
+        info = self._new_info(node_id, az)
         self.brokers.controller.register_broker(info)
         self.infos.append(info)
         await self.brokers.start(info)

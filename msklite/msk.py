@@ -13,6 +13,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 DEFAULT_AZS = ("use1-az1", "use1-az2", "use1-az4")
+# How the local cluster is named where MSK names a cluster: its ARN, its brokers' host names.
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+CLUSTER_NAME = "msklite"
 
 # MSK's server.properties, as far as they differ from Kafka's defaults.
 MSK_BROKER_DEFAULTS: dict[str, str] = {
@@ -36,6 +40,13 @@ MSK_BROKER_DEFAULTS: dict[str, str] = {
 def broker_name(node_id: int) -> str:
     """MSK's broker naming: b-1, b-2, …"""
     return f"b-{node_id}"
+
+
+def msk_hostname(node_id: int, cluster_id: str) -> str:
+    """An MSK broker's host name, `b-1.<cluster-name>.<id>.c1.kafka.<region>.amazonaws.com`,
+    with the 6-character id (MSK's is random) taken from the cluster id."""
+    short = "".join(c for c in cluster_id.lower() if c.isalnum())[:6] or "local"
+    return f"{broker_name(node_id)}.{CLUSTER_NAME}.{short}.c1.kafka.{REGION}.amazonaws.com"
 
 
 def spread_over_azs(items: list[tuple[T, str | None]]) -> list[T]:

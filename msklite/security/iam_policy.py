@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from msklite.authz import AclOperation, Action, ResourceType, Session
+from msklite.msk import ACCOUNT, CLUSTER_NAME, REGION
 
 _O, _R = AclOperation, ResourceType
 ACTIONS: dict[tuple[ResourceType, AclOperation], str] = {
@@ -80,9 +81,9 @@ class IamResources:
     """How msklite's cluster is named in resource ARNs."""
 
     cluster_uuid: str
-    region: str = "us-east-1"
-    account: str = "000000000000"
-    cluster_name: str = "msklite"
+    region: str = REGION
+    account: str = ACCOUNT
+    cluster_name: str = CLUSTER_NAME
 
     def arn(self, resource_type: ResourceType, name: str) -> str:
         base = f"arn:aws:kafka:{self.region}:{self.account}"

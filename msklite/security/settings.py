@@ -77,6 +77,7 @@ class ClusterSecurity:
         self.iam = IamVerifier(parse_credentials(dict(iam_credentials or {})), iam_permissive)
         self.iam_policies = iam_policies_from(iam_policies or {})
         self._cluster_arn = ""  # known once authorizer() has the cluster id
+        self.msk_ports = False  # the MSK layout: every broker listens on MSK's own ports
         self._ca: CertificateAuthority | None = None
 
     @property
@@ -111,6 +112,8 @@ class ClusterSecurity:
         bound = info.ports.get(kind.name)
         if bound is not None:
             return bound
+        if self.msk_ports:
+            return kind.msk_port
         return info.port + kind.offset if info.port else 0
 
     def tls_context(
@@ -122,7 +125,7 @@ class ClusterSecurity:
 
         assert self._ca is not None, "start() makes the CA first"
         mtls = self.tls_client_auth and kind is TLS
-        return server_context(self._ca, data_dir, info.node_id, info.host, mtls)
+        return server_context(self._ca, data_dir, info.node_id, _names(info), mtls)
 
     def principal_of(self, kind: ListenerKind) -> Callable[[object], str | None] | None:
         """How a connection of `kind` names its client before any SASL: from its certificate
@@ -160,7 +163,7 @@ class ClusterSecurity:
     ) -> Callable[[], SaslAuthenticator] | None:
         servers: dict[str, Callable[[], SaslServer]]
         if kind is IAM:
-            hosts = (info.host, "localhost", "127.0.0.1")
+            hosts = _names(info)
             connect = self._may_connect
             servers = {
                 "AWS_MSK_IAM": functools.partial(
@@ -181,6 +184,12 @@ class ClusterSecurity:
             configs.get_int("connections.max.reauth.ms"),
             clock.now_ms,
         )
+
+
+def _names(info: BrokerInfo) -> list[str]:
+    """Every name a client may dial broker `info` by: for its certificate's SANs and the host
+    an IAM signature names."""
+    return list(dict.fromkeys(n for n in (info.host, info.bind, "localhost", "127.0.0.1") if n))
 
 
 class ByListener:

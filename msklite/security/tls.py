@@ -139,13 +139,11 @@ def issue_client_certificate(ca: CertificateAuthority, data_dir: str, name: str)
 
 
 def server_context(
-    ca: CertificateAuthority, data_dir: str, node_id: int, host: str, client_auth: bool
+    ca: CertificateAuthority, data_dir: str, node_id: int, hosts: list[str], client_auth: bool
 ) -> ssl.SSLContext:
-    """Broker `node_id`'s TLS server context (TLS 1.2+, as MSK), with a fresh certificate;
-    `client_auth`: a client must present a certificate msklite's CA signed (mTLS)."""
-    cert_path, key_path = issue_broker_certificate(
-        ca, data_dir, node_id, [host, "localhost", "127.0.0.1"]
-    )
+    """Broker `node_id`'s TLS server context (TLS 1.2+, as MSK), with a fresh certificate for
+    `hosts`; `client_auth`: a client must present a certificate msklite's CA signed (mTLS)."""
+    cert_path, key_path = issue_broker_certificate(ca, data_dir, node_id, hosts)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_path, key_path)
