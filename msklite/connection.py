@@ -34,6 +34,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
+from time import perf_counter_ns
 from typing import Protocol, cast
 
 from msklite.errors import ProtocolError
@@ -292,10 +293,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
             reader.skip_tagged_fields()
         # ApiVersions answers with header v0 whatever its version (KIP-511).
         flexible_response = flexible and header.api_key != ApiKey.API_VERSIONS
+        # Kafka's RequestsPerSec and TotalTimeMs (from here to the answer: msklite has no
+        # request queue): plain ints that msklite.metrics reads at scrape time
+        stats = self.ctx.stats
+        stats.requests[header.api_key][header.api_version] += 1
         if self.authenticator is not None and header.api_key != ApiKey.API_VERSIONS:
             return _framed(
                 header.correlation_id, flexible_response, self._authenticate(header, reader)
             )
+        started = perf_counter_ns()
         hook = self.ctx.request_hook
         try:
             if hook is None:
@@ -306,14 +312,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
             raise
         except Exception:
             return self._error_response(header, flexible_response)
+        if result is not None and type(result) is not list:
+            return self._framed_later(
+                header, flexible_response, cast(Awaitable[Response], result), started
+            )
+        took = perf_counter_ns() - started
+        stats.request_time_ns[header.api_key] += took
+        stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
         if result is None:
             return None
-        if type(result) is list:
-            return _framed(header.correlation_id, flexible_response, result)
-        return self._framed_later(header, flexible_response, cast(Awaitable[Response], result))
+        return _framed(header.correlation_id, flexible_response, result)
 
     async def _framed_later(
-        self, header: RequestHeader, flexible: bool, pending: Awaitable[Response]
+        self, header: RequestHeader, flexible: bool, pending: Awaitable[Response], started: int
     ) -> Response:
         try:
             body = await pending
@@ -321,6 +332,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             raise
         except Exception:
             return self._error_response(header, flexible)
+        took = perf_counter_ns() - started
+        stats = self.ctx.stats
+        stats.request_time_ns[header.api_key] += took
+        stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
         return None if body is None else _framed(header.correlation_id, flexible, body)
 
     def _authenticate(self, header: RequestHeader, reader: Reader) -> list[Buffer]:

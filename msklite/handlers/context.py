@@ -40,13 +40,38 @@ RequestHook = Callable[
 log = logging.getLogger("msklite.handlers")
 
 
+# Request times are counted in buckets of powers of two of 1024 ns: bucket i holds the times
+# t with (t >> 10).bit_length() == i, so that the hot path computes it without a search; 64
+# buckets hold any int64 time.
+TIME_BUCKETS = 64
+
+
 @dataclass(slots=True)
 class BrokerStats:
-    """Per-broker counters the Python API exposes (and tests read)."""
+    """Per-broker counters the Python API exposes, tests read and msklite.metrics renders at
+    scrape time: plain ints bumped on the hot path, no locks (one event loop)."""
 
     bytes_out: int = 0  # fetched record bytes (tests see which replica served a consumer)
     # requests that failed on an exception of ours (a bug), not on the peer's bytes
     internal_errors: int = 0
+    # topic -> record bytes / records appended by producers (Kafka's BytesInPerSec and
+    # MessagesInPerSec) and bytes fetched by consumers (BytesOutPerSec); replication excluded
+    bytes_in_by_topic: dict[str, int] = field(default_factory=dict)
+    messages_in_by_topic: dict[str, int] = field(default_factory=dict)
+    bytes_out_by_topic: dict[str, int] = field(default_factory=dict)
+    # api key -> version -> requests handled (RequestsPerSec); api key -> total ns and time
+    # buckets (TotalTimeMs). Sized by `size_for` to the served keys and versions.
+    requests: list[list[int]] = field(default_factory=list)
+    request_time_ns: list[int] = field(default_factory=list)
+    request_times: list[list[int]] = field(default_factory=list)
+
+    def size_for(self, api_versions: dict[int, tuple[int, int]]) -> None:
+        keys = max(api_versions, default=-1) + 1
+        self.requests = [
+            [0] * (api_versions[k][1] + 1 if k in api_versions else 0) for k in range(keys)
+        ]
+        self.request_time_ns = [0] * keys
+        self.request_times = [[0] * TIME_BUCKETS for _ in range(keys)]
 
 
 @dataclass(slots=True)
@@ -73,6 +98,9 @@ class BrokerContext:
     # share groups (KIP-932): started by the first share request, as the group coordinator is
     start_share: Callable[[], ShareServices] | None = None
     share_started: ShareServices | None = None
+
+    def __post_init__(self) -> None:
+        self.stats.size_for(self.api_versions)
 
     @property
     def groups(self) -> GroupRuntime:

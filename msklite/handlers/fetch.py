@@ -217,7 +217,10 @@ def _respond(
     total: int,
 ) -> list[Buffer]:
     by_topic: dict[str, list[codec.PartitionData]] = {}
+    bytes_out = ctx.stats.bytes_out_by_topic
     for tp, data in reads:
+        if data.records:
+            bytes_out[tp.topic] = bytes_out.get(tp.topic, 0) + sum(map(len, data.records))
         if fc.must_respond(
             tp,
             data.error_code,

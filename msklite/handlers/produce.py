@@ -82,6 +82,7 @@ def _produce_one(
         records = part.records
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "empty record set")
+        received = len(records)
         config = replica.config
         window = None
         if config.checks_timestamps:
@@ -113,6 +114,13 @@ def _produce_one(
                     f"{config.max_message_bytes}.",
                 )
         info = ctx.replicas.append(replica, records, h, acks)
+        # Kafka's BytesInPerSec counts the bytes as received, MessagesInPerSec the records
+        stats = ctx.stats
+        stats.bytes_in_by_topic[topic] = stats.bytes_in_by_topic.get(topic, 0) + received
+        if not info.duplicate:
+            stats.messages_in_by_topic[topic] = (
+                stats.messages_in_by_topic.get(topic, 0) + h.records_count
+            )
         if acks == -1:
             waits.append((resp, replica.wait_for(info.last_offset + 1)))
         resp.base_offset = info.base_offset

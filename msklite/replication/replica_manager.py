@@ -74,6 +74,9 @@ class ReplicaManager:
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
         self._deferred: dict[str, int] = {}  # topic → partition to go on opening from
+        # ISR changes this broker made as a leader (Kafka's IsrShrinksPerSec, IsrExpandsPerSec)
+        self.isr_shrinks = 0
+        self.isr_expands = 0
         self._closed = False
         if logs.offline is not None:  # it failed as it opened
             self._take_offline()
@@ -410,8 +413,10 @@ class ReplicaManager:
         part.update_follower(replica_id, log_end_offset, log_start_offset, self.clock.now_ms())
         if part.maybe_advance_high_watermark():
             self._high_watermark_moved(part)
-        if part.expand_candidate(replica_id):
-            self._alter_isr(part, [*part.state.isr, replica_id])
+        if part.expand_candidate(replica_id) and self._alter_isr(
+            part, [*part.state.isr, replica_id]
+        ):
+            self.isr_expands += 1
 
     def check_isr(self, max_lag_ms: int) -> None:
         """Shrink the ISR of led partitions whose followers fell behind (Kafka's
@@ -421,13 +426,14 @@ class ReplicaManager:
             if not part.is_leader:
                 continue
             out = part.shrink_candidates(now, max_lag_ms)
-            if out:
-                self._alter_isr(part, [r for r in part.state.isr if r not in out])
+            if out and self._alter_isr(part, [r for r in part.state.isr if r not in out]):
+                self.isr_shrinks += 1
 
-    def _alter_isr(self, part: Partition, isr: list[int]) -> None:
-        """Ask the controller for an ISR change; one it could not save is asked again at the
-        next fetch or ISR check (the controller logs why)."""
+    def _alter_isr(self, part: Partition, isr: list[int]) -> bool:
+        """Ask the controller for an ISR change; one it could not save (False) is asked again
+        at the next fetch or ISR check (the controller logs why)."""
         try:
             self.controller.alter_isr(part.topic, part.state.partition, isr)
         except KafkaError:
-            pass
+            return False
+        return True
