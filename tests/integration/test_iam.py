@@ -21,8 +21,8 @@ from aiokafka.abc import AbstractTokenProvider
 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 from confluent_kafka import KafkaError, Producer
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from kafka.errors import KafkaError as KafkaPythonError
-from kafka.errors import TopicAuthorizationFailedError
 from kafka.net.sasl.msk import AwsMskIamClient
 from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
@@ -356,7 +356,7 @@ def test_iam_policies_authorize_the_iam_listeners_requests(topic_name: str) -> N
             {
                 "Effect": "Allow",
                 "Action": ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
-                "Resource": "arn:aws:kafka:*:*:group/*/*/*",
+                "Resource": f"arn:aws:kafka:*:*:group/*/*/g-{topic_name}",
             },
         ],
     }
@@ -388,6 +388,13 @@ def test_iam_policies_authorize_the_iam_listeners_requests(topic_name: str) -> N
         )
         assert [m.value for _, m in zip(range(2), consumer, strict=False)] == [b"yes", b"still"]
         consumer.close()
+        # a group the policy does not name
+        other = KafkaConsumer(
+            allowed, group_id="other-group", auto_offset_reset="earliest", **_kafka_python(cluster)
+        )
+        with pytest.raises(GroupAuthorizationFailedError):
+            other.poll(timeout_ms=10_000)
+        other.close()
         # the plaintext listener is not governed by IAM policies (ACLs apply there)
         plain = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers)
         plain.send(denied, b"acl").get(timeout=10)
