@@ -208,13 +208,15 @@ class Brokers:
         """The group coordinator of broker `node_id`, built on first use (BrokerContext.groups
         says why): it coordinates the groups whose __consumer_offsets partition it leads."""
         from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
-        from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime, cluster_topics
         from msklite.replication.internal_topic import InternalTopic
 
         broker = self.running[node_id]
         runtime = GroupRuntime(
             GroupCoordinator(
-                CoordinatorConfig.from_broker_configs(self.configs), self.clock.now_ms()
+                CoordinatorConfig.from_broker_configs(self.configs),
+                self.clock.now_ms(),
+                lambda: cluster_topics(self.controller),
             ),
             InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
             self.clock,

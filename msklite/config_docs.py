@@ -123,6 +123,7 @@ BROKER: dict[str, str] = {
     "group.consumer.max.heartbeat.interval.ms": "The maximum heartbeat interval for registered consumers.",
     "group.consumer.max.session.timeout.ms": "The maximum allowed session timeout for registered consumers.",
     "group.consumer.max.size": "The maximum number of consumers that a single consumer group can accommodate. This value will only impact the new consumer coordinator. To configure the classic consumer coordinator check group.max.size instead.",
+    "group.consumer.migration.policy": "The config that enables converting the non-empty classic group using the consumer embedded protocol to the non-empty consumer group using the consumer group protocol and vice versa; conversions of empty groups in both directions are always enabled regardless of this policy. Kafka 3.9 does not document it; its default there is disabled, from 4.0 bidirectional.",
     "group.consumer.min.heartbeat.interval.ms": "The minimum heartbeat interval for registered consumers.",
     "group.consumer.min.session.timeout.ms": "The minimum allowed session timeout for registered consumers.",
     "group.consumer.session.timeout.ms": "The timeout to detect client failures when using the consumer group protocol.",

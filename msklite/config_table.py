@@ -139,6 +139,13 @@ BROKER: tuple[Row, ...] = (
     ("group.consumer.max.heartbeat.interval.ms", "int", "15000", "[1,...]", "read-only"),
     ("group.consumer.max.session.timeout.ms", "int", "60000", "[1,...]", "read-only"),
     ("group.consumer.max.size", "int", "2147483647", "[1,...]", "read-only"),
+    (
+        "group.consumer.migration.policy",
+        "string",
+        "disabled",
+        "[disabled, downgrade, upgrade, bidirectional]",
+        "read-only",
+    ),
     ("group.consumer.min.heartbeat.interval.ms", "int", "5000", "[1,...]", "read-only"),
     ("group.consumer.min.session.timeout.ms", "int", "45000", "[1,...]", "read-only"),
     ("group.consumer.session.timeout.ms", "int", "45000", "[1,...]", "read-only"),

@@ -4,9 +4,10 @@ MSK's version names, their ApiVersions answers (msklite.kafka_releases) and the 
 The default is 3.9.x: msklite's configs and their defaults are Kafka 3.9's (msklite.config),
 and every API version msklite serves up to 3.9's maximum behaves as 3.9 answers it. 4.0,
 4.1 and 4.2 are emulated on request only because part of what makes them 4.x is not served:
-KIP-848 consumer groups (GA in 4.0), transactions v2 (EndTxn/TxnOffsetCommit v5),
-DescribeTopicPartitions; and 4.0 changed config defaults msklite keeps at 3.9's (KIP-1030).
-Share groups (KIP-932) are served where the release had them enabled: 4.2 (GA)."""
+transactions v2 (EndTxn/TxnOffsetCommit v5), DescribeTopicPartitions, KIP-848's online group
+conversion; and 4.0 changed config defaults msklite keeps at 3.9's (KIP-1030). KIP-848
+consumer groups are served, on by default from 4.0 as in Kafka; share groups (KIP-932) where
+the release had them enabled: 4.2 (GA)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,13 @@ _REMOVED_IN_4_0 = (
     "log.message.timestamp.difference.max.ms",
     "message.timestamp.difference.max.ms",
 )
-_DEFAULTS_FROM_4_0 = {"log.message.timestamp.after.max.ms": "3600000"}
+_DEFAULTS_FROM_4_0 = {
+    "log.message.timestamp.after.max.ms": "3600000",
+    # KIP-848 is generally available from 4.0: the consumer protocol is on by default, and a
+    # group may move between the protocols (both only on request in 3.7-3.9)
+    "group.coordinator.rebalance.protocols": "classic,consumer",
+    "group.consumer.migration.policy": "bidirectional",
+}
 
 
 def _line(name: str) -> tuple[int, int]:

@@ -14,10 +14,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from msklite.config import BrokerConfigs
+from msklite.coordinator.assignors import ASSIGNORS, assignor_name
+from msklite.coordinator.consumer_coordinator import (
+    ConsumerConfig,
+    ConsumerGroups,
+    Topics,
+)
+from msklite.coordinator.consumer_group import ConsumerGroup
+from msklite.coordinator.consumer_records import RECORD_TYPES
+from msklite.coordinator.consumer_records import decode_key as decode_consumer_key
 from msklite.coordinator.group import Group, GroupState, Member
 from msklite.coordinator.offsets import CommittedOffset, expired
 from msklite.coordinator.records import (
@@ -35,6 +44,8 @@ from msklite.coordinator.records import (
     encode_offset_value,
 )
 from msklite.errors import ErrorCode, ProtocolError
+from msklite.protocol.consumer_group import HeartbeatRequest, HeartbeatResponse
+from msklite.protocol.primitives import Reader
 from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -68,10 +79,20 @@ class CoordinatorConfig:
     offsets_retention_check_interval_ms: int = 600000
     offset_metadata_max_bytes: int = 4096
     num_partitions: int = 50
+    consumer: ConsumerConfig = field(default_factory=ConsumerConfig)
 
     @classmethod
     def from_broker_configs(cls, c: BrokerConfigs) -> CoordinatorConfig:
+        configured = [
+            assignor_name(a) for a in (c.get("group.consumer.assignors") or "").split(",")
+        ]
         return cls(
+            consumer=ConsumerConfig(
+                session_timeout_ms=c.get_int("group.consumer.session.timeout.ms"),
+                heartbeat_interval_ms=c.get_int("group.consumer.heartbeat.interval.ms"),
+                max_size=c.get_int("group.consumer.max.size"),
+                assignors=tuple(a for a in configured if a in ASSIGNORS) or ("uniform",),
+            ),
             min_session_timeout_ms=c.get_int("group.min.session.timeout.ms"),
             max_session_timeout_ms=c.get_int("group.max.session.timeout.ms"),
             initial_rebalance_delay_ms=c.get_int("group.initial.rebalance.delay.ms"),
@@ -139,12 +160,24 @@ class Output:
     completions: list[tuple[int, JoinResponse | SyncResponse]] = field(default_factory=list)
 
 
+def _no_topics() -> Topics:
+    return {}
+
+
 class GroupCoordinator:
-    def __init__(self, config: CoordinatorConfig, now_ms: int) -> None:
+    """Classic groups and every group's committed offsets live here (a `Group` per group id:
+    a KIP-848 consumer group's entry holds only its offsets, as Kafka keeps offsets apart from
+    membership); KIP-848 consumer groups' membership lives in `self.consumer`."""
+
+    def __init__(
+        self, config: CoordinatorConfig, now_ms: int, topics: Callable[[], Topics] = _no_topics
+    ) -> None:
         self.config = config
         self.groups: dict[str, Group] = {}
         self.loaded: set[int] = set()
         self._next_expiry_check = now_ms + config.offsets_retention_check_interval_ms
+        self._topics = topics
+        self.consumer = ConsumerGroups(config.consumer, self.partition_for)
 
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.config.num_partitions)
@@ -162,8 +195,14 @@ class GroupCoordinator:
                 self._replay(key, value, now_ms)
             except ProtocolError as e:
                 log.warning("skipping a record of __consumer_offsets-%d: %s", partition, e)
+        self.consumer.loaded(partition, now_ms)
 
     def _replay(self, key_bytes: bytes, value: bytes | None, now_ms: int) -> None:
+        r = Reader(memoryview(key_bytes))
+        record_type = r.int16()
+        if record_type in RECORD_TYPES:
+            self.consumer.replay(decode_consumer_key(r, record_type), value, now_ms)
+            return
         key = decode_key(key_bytes)
         if isinstance(key, OffsetKey):
             group = self._get_or_create(key.group_id, now_ms)
@@ -227,6 +266,7 @@ class GroupCoordinator:
         NOT_COORDINATOR so that clients look the coordinator up again."""
         out = Output()
         self.loaded.discard(partition)
+        self.consumer.unload(partition)
         for gid in [g for g, group in self.groups.items() if group.partition == partition]:
             for m in self.groups.pop(gid).members.values():
                 self._fail_waiters(m, E.NOT_COORDINATOR, out)
@@ -455,6 +495,14 @@ class GroupCoordinator:
 
         if not req.group_id:
             return fail(E.INVALID_GROUP_ID)
+        modern = self.consumer.groups.get(req.group_id)
+        if modern is not None:
+            if modern.members:
+                # Kafka 4.x lets classic members join a consumer group; msklite does not
+                # (DEVIATIONS.md).
+                return fail(E.INCONSISTENT_GROUP_PROTOCOL)
+            # An empty consumer group becomes a classic one; its offsets stay.
+            out.records.extend(self.consumer.delete([req.group_id]))
         if (
             not self.config.min_session_timeout_ms
             <= req.session_timeout_ms
@@ -612,6 +660,34 @@ class GroupCoordinator:
                     m.sync_waiter = None
         return out
 
+    # ---- ConsumerGroupHeartbeat (KIP-848) ----
+
+    def consumer_heartbeat(
+        self, req: HeartbeatRequest, version: int, client_id: str, client_host: str, now_ms: int
+    ) -> tuple[HeartbeatResponse, Output]:
+        out = Output()
+        classic = self.groups.get(req.group_id)
+        in_use = classic is not None and classic.protocol_type is not None
+        if classic is not None and in_use and classic.members:
+            # Kafka converts a classic group in use when the migration policy allows it;
+            # msklite does not (DEVIATIONS.md).
+            message = f"Group {req.group_id} is not a consumer group."
+            return HeartbeatResponse(E.GROUP_ID_NOT_FOUND, message), out
+        response, records = self.consumer.heartbeat(
+            req, version, client_id, client_host, self._topics(), now_ms
+        )
+        if classic is not None and in_use and response.error_code == E.NONE:
+            # An empty classic group became a consumer group; its offsets stay.
+            self._reset_to_standalone(classic)
+            out.records.append(
+                (classic.partition, encode_group_key(GroupKey(classic.group_id)), None)
+            )
+        out.records.extend(records)
+        return response, out
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        return self.consumer.groups.get(group_id)
+
     # ---- Heartbeat, LeaveGroup ----
 
     def heartbeat(
@@ -675,9 +751,12 @@ class GroupCoordinator:
         offsets: list[OffsetCommit],
         now_ms: int,
         retention_ms: int = -1,
+        api_version: int = 9,
     ) -> tuple[list[ErrorCode], Output]:
         out = Output()
-        error = self._validate_commit(group_id, generation, member_id, instance_id, now_ms)
+        error = self._validate_commit(
+            group_id, generation, member_id, instance_id, now_ms, api_version
+        )
         if error != E.NONE:
             return [error] * len(offsets), out
         group = self.groups[group_id]
@@ -720,7 +799,7 @@ class GroupCoordinator:
         pending_before = known.pending_txn.get(producer_id) if known is not None else None
         if pending_before is not None and producer_epoch < pending_before[0]:
             return [E.PRODUCER_FENCED] * len(offsets)
-        error = self._validate_commit(group_id, generation, member_id, instance_id, now_ms)
+        error = self._validate_commit(group_id, generation, member_id, instance_id, now_ms, None)
         if error != E.NONE:
             return [error] * len(offsets)
         group = self.groups[group_id]
@@ -774,8 +853,22 @@ class GroupCoordinator:
         return {tp for _, pending in group.pending_txn.values() for tp in pending}
 
     def _validate_commit(
-        self, group_id: str, generation: int, member_id: str, instance_id: str | None, now_ms: int
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        now_ms: int,
+        api_version: int | None,
     ) -> ErrorCode:
+        """`api_version`: of OffsetCommit; None for TxnOffsetCommit."""
+        modern = self.consumer.groups.get(group_id)
+        if modern is not None:
+            # `generation` is the member epoch (OffsetCommit v9+ names it so)
+            error = self.consumer.validate_commit(modern, member_id, generation, api_version)
+            if error == E.NONE:
+                self._get_or_create(group_id, now_ms)
+            return error
         # An empty group id is valid here: Kafka keeps accepting it for offset storage.
         group = self.groups.get(group_id)
         if group is None:
@@ -796,6 +889,14 @@ class GroupCoordinator:
             return E.UNKNOWN_MEMBER_ID
         return E.NONE
 
+    def validate_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
+        """OffsetFetch v9+ names the member: a consumer group checks it and its epoch (classic
+        groups are not checked, DEVIATIONS.md)."""
+        modern = self.consumer.groups.get(group_id)
+        if modern is None:
+            return E.NONE
+        return self.consumer.validate_fetch(modern, member_id, member_epoch)
+
     def fetch_offsets(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:
@@ -814,10 +915,14 @@ class GroupCoordinator:
         if not group_id:
             return E.INVALID_GROUP_ID, [], out
         group = self.groups.get(group_id)
+        modern = self.consumer.groups.get(group_id)
         if group is None:
-            return E.GROUP_ID_NOT_FOUND, [], out
+            return (E.GROUP_ID_NOT_FOUND if modern is None else E.NONE), [], out
         subscribed: set[str] = set()
-        if not group.is_empty():
+        if modern is not None:
+            if modern.members:
+                subscribed = set(modern.subscription_metadata)
+        elif not group.is_empty():
             topics = group.subscribed_topics()
             if topics is None:
                 return E.NON_EMPTY_GROUP, [], out
@@ -839,6 +944,15 @@ class GroupCoordinator:
         errors = []
         for gid in group_ids:
             group = self.groups.get(gid)
+            modern = self.consumer.groups.get(gid)
+            if modern is not None:
+                if modern.members:
+                    errors.append(E.NON_EMPTY_GROUP)
+                    continue
+                out.records.extend(self.consumer.delete([gid]))
+                if group is None:
+                    errors.append(E.NONE)
+                    continue
             if group is None:
                 errors.append(E.GROUP_ID_NOT_FOUND)
                 continue
@@ -859,7 +973,7 @@ class GroupCoordinator:
 
     def next_deadline(self) -> int:
         """The earliest time at which `tick` has something to do."""
-        t = self._next_expiry_check
+        t = self.consumer.next_deadline(self._next_expiry_check)
         for g in self.groups.values():
             if g.rebalance_deadline is not None:
                 t = min(t, g.rebalance_deadline)
@@ -875,6 +989,8 @@ class GroupCoordinator:
         join phase (extended while new members keep arriving during the initial delay), the
         sync timeout, and offsets retention."""
         out = Output()
+        if self.consumer.next_deadline(now_ms + 1) <= now_ms:
+            out.records.extend(self.consumer.tick(self._topics(), now_ms))
         for group in list(self.groups.values()):
             for member_id, deadline in list(group.pending_members.items()):
                 if deadline <= now_ms:
@@ -908,9 +1024,12 @@ class GroupCoordinator:
 
     def _expire_offsets(self, now_ms: int, out: Output) -> None:
         for group in list(self.groups.values()):
-            if not group.is_empty():
+            modern = self.consumer.groups.get(group.group_id)
+            if not group.is_empty() or (modern is not None and modern.members):
                 continue
             empty_since = group.state_timestamp if group.protocol_type is not None else None
+            if modern is not None:
+                empty_since = modern.state_timestamp
             for tp in expired(
                 group.offsets,
                 now_ms=now_ms,
@@ -920,4 +1039,5 @@ class GroupCoordinator:
                 del group.offsets[tp]
                 out.records.append(self._offset_tombstone(group, tp))
             if group.state == GroupState.EMPTY and not group.offsets:
+                out.records.extend(self.consumer.delete([group.group_id]))
                 self._delete(group, out)

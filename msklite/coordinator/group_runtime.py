@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from msklite.clock import Clock
 from msklite.controller import Controller, TopicState
+from msklite.coordinator.consumer_coordinator import Topics
+from msklite.coordinator.consumer_group import ConsumerGroup
 from msklite.coordinator.coordinator import (
     GroupCoordinator,
     JoinRequest,
@@ -22,6 +24,7 @@ from msklite.coordinator.group import Group
 from msklite.coordinator.offsets import CommittedOffset
 from msklite.coordinator.runtime import CoordinatorRuntime, CoordinatorTopic
 from msklite.errors import ErrorCode
+from msklite.protocol.consumer_group import HeartbeatRequest, HeartbeatResponse
 from msklite.topic_partition import TopicPartition
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -49,6 +52,11 @@ def ensure_offsets_topic(controller: Controller) -> TopicState:
             internal=True,
         )
     return topic
+
+
+def cluster_topics(controller: Controller) -> Topics:
+    """What consumer groups see of the cluster's topics: name -> (topic id, partitions)."""
+    return {name: (t.topic_id, len(t.partitions)) for name, t in controller.topics.items()}
 
 
 def _fold(errors: list[ErrorCode], write_error: ErrorCode) -> list[ErrorCode]:
@@ -110,6 +118,27 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
         assert isinstance(response, SyncResponse)
         return response
 
+    def consumer_heartbeat(
+        self, req: HeartbeatRequest, version: int, client_id: str, client_host: str
+    ) -> HeartbeatResponse:
+        """A KIP-848 ConsumerGroupHeartbeat; a failed write of its records answers the
+        coordinator error instead (the member retries; its state here already moved on, as
+        in Kafka when an append fails after the in-memory change)."""
+        response, write_error = self._write(
+            lambda now: self._machine.consumer_heartbeat(req, version, client_id, client_host, now)
+        )
+        if write_error != ErrorCode.NONE and response.error_code == ErrorCode.NONE:
+            return HeartbeatResponse(write_error)
+        return response
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """A consumer group this broker coordinates, to describe (not to change)."""
+        return self._machine.consumer_group(group_id)
+
+    def consumer_assignor(self, group: ConsumerGroup) -> str:
+        """The server assignor the group's target comes from."""
+        return group.preferred_assignor(self._machine.config.consumer.assignors[0])
+
     def heartbeat(
         self, group_id: str, generation: int, member_id: str, instance_id: str | None
     ) -> ErrorCode:
@@ -137,10 +166,18 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
         instance_id: str | None,
         offsets: list[OffsetCommit],
         retention_ms: int = -1,
+        api_version: int = 9,
     ) -> list[ErrorCode]:
         errors, write_error = self._write(
             lambda now: self._machine.commit(
-                group_id, generation, member_id, instance_id, offsets, now, retention_ms
+                group_id,
+                generation,
+                member_id,
+                instance_id,
+                offsets,
+                now,
+                retention_ms,
+                api_version,
             )
         )
         return _fold(errors, write_error)
@@ -178,6 +215,9 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
     def unstable_partitions(self, group_id: str) -> set[TopicPartition]:
         return self._machine.unstable_partitions(group_id)
 
+    def validate_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
+        return self._machine.validate_fetch(group_id, member_id, member_epoch)
+
     def fetch_offsets(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:
@@ -194,13 +234,18 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
     # ---- admin ----
 
     def group(self, group_id: str) -> Group | None:
-        """A group this broker coordinates, to describe (not to change)."""
+        """A classic group this broker coordinates, to describe (not to change)."""
+        if group_id in self._machine.consumer.groups:
+            return None
         return self._machine.groups.get(group_id)
 
-    def list_groups(self) -> list[Group]:
-        """Every group of every partition this broker leads."""
+    def list_groups(self) -> list[Group | ConsumerGroup]:
+        """Every group of every partition this broker leads, classic and consumer (a
+        consumer group's offsets entry is not a group of its own)."""
         self.load_all()
-        return list(self._machine.groups.values())
+        modern = self._machine.consumer.groups
+        classic = [g for g in self._machine.groups.values() if g.group_id not in modern]
+        return [*classic, *modern.values()]
 
     def delete_group(self, group_id: str) -> ErrorCode:
         errors, write_error = self._write(lambda now: self._machine.delete_groups([group_id]))

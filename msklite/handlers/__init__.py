@@ -10,6 +10,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     alter_configs,
     api_versions,
     configs,
+    consumer_groups,
     delete_records,
     fetch,
     groups,
@@ -26,7 +27,6 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     topics,
     transaction_admin,
     transactions,
-    unserved,
 )
 from msklite.handlers.registry import HANDLERS, HandlerSpec, served_versions
 

@@ -17,10 +17,12 @@ Behavior:
   when the rebalance gets there, which may be long after the request.
 - JoinGroup v9 sets skip_assignment for a static leader rejoining a Stable group.
 - DescribeGroups: Kafka's state names; protocol, metadata and assignments only when Stable;
-  an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043).
+  an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043), and so is a KIP-848
+  consumer group (v6+: "is not a classic group"; ConsumerGroupDescribe describes it).
 - ListGroups: the groups this broker coordinates, with states_filter (v4+, case-insensitive)
-  and types_filter (v5+): classic groups, and share groups (protocol type and group type
-  "share", states Stable/Empty).
+  and types_filter (v5+): classic groups, KIP-848 consumer groups (protocol type and group type
+  "consumer", states Empty/Assigning/Reconciling/Stable), and share groups (protocol type and
+  group type "share", states Stable/Empty).
 - DeleteGroups: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while members remain; otherwise writes
   tombstones for the group and its offsets.
 
@@ -32,7 +34,8 @@ Behavior:
 
 Deviations from Kafka/MSK:
 - FindCoordinator for SHARE keys (KIP-932) gets INVALID_REQUEST.
-- The KIP-848 consumer protocol is refused (handlers/unserved.py), so every group is classic.
+- JoinGroup to a KIP-848 consumer group with members gets INCONSISTENT_GROUP_PROTOCOL (Kafka
+  4.x lets the classic member join it); an empty one becomes a classic group.
 
 Version notes:
 - FindCoordinator: v1 key_type, v3 flexible, v4 batched coordinator_keys.
@@ -300,7 +303,12 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
         if group is None:
             message = None
             if error == ErrorCode.NONE and v >= 6:
-                error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {gid} not found."
+                message = (
+                    f"Group {gid} is not a classic group."
+                    if ctx.groups.consumer_group(gid) is not None
+                    else f"Group {gid} not found."
+                )
+                error = ErrorCode.GROUP_ID_NOT_FOUND
             out.append(
                 group_cls(
                     error_code=error,
@@ -342,21 +350,28 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
 
 @handles(ApiKey.LIST_GROUPS, versions=(0, 5), flexible_from=3)
 def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+    from msklite.coordinator.group import Group  # lazily: see ctx.groups
+
     v = header.api_version
     req = spec_request(schemas.ListGroupsRequest, header, r)
     states = {s.lower() for s in req.states_filter} if v >= 4 else set()
     types = {t.lower() for t in req.types_filter} if v >= 5 else set()
-    groups = ctx.groups.list_groups()
-    listed = [
-        schemas.ListGroupsResponse.ListedGroup(
-            group_id=g.group_id,
-            protocol_type=g.protocol_type or "",
-            group_state=g.state.value,
-            group_type="classic",
+    listed = []
+    for g in ctx.groups.list_groups():
+        if isinstance(g, Group):
+            protocol_type, state, group_type = g.protocol_type or "", g.state.value, "classic"
+        else:
+            protocol_type, state, group_type = "consumer", g.state().value, "consumer"
+        if (states and state.lower() not in states) or (types and group_type not in types):
+            continue
+        listed.append(
+            schemas.ListGroupsResponse.ListedGroup(
+                group_id=g.group_id,
+                protocol_type=protocol_type,
+                group_state=state,
+                group_type=group_type,
+            )
         )
-        for g in groups
-        if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
-    ]
     # share groups (KIP-932), of a broker that has served any share request
     share = ctx.share_started
     if share is not None and (not types or "share" in types):

@@ -10,6 +10,10 @@ Behavior:
 - OffsetFetch: committed offset, leader epoch (v5+) and metadata; -1 where nothing is
   committed; all partitions of the group when topics is null (v2+); several groups at once
   (v8+), each with its own error.
+- KIP-848 consumer groups: OffsetCommit carries the member id and member epoch (v9+; an older
+  version from a consumer-protocol member is UNSUPPORTED_VERSION), UNKNOWN_MEMBER_ID for a
+  stranger, STALE_MEMBER_EPOCH for another epoch; epoch -1 commits only to an empty group.
+  OffsetFetch v9+ checks a named member the same way (epoch -1 without a member id: anyone).
 - OffsetDelete: removes offsets of topics the group does not subscribe to
   (GROUP_SUBSCRIBED_TO_TOPIC otherwise); GROUP_ID_NOT_FOUND; NON_EMPTY_GROUP for an active
   group that is not a consumer group.
@@ -20,7 +24,9 @@ Behavior:
 - All of them: NOT_COORDINATOR from a broker other than the group's coordinator.
 
 Deviations from Kafka/MSK:
-- OffsetCommit v10 and OffsetFetch v10 (topic ids, Kafka 4.1) are not served.
+- OffsetCommit v10 and OffsetFetch v10 (topic ids) are not served (no Kafka release MSK
+  offers advertises them).
+- OffsetFetch v9's member id and epoch are checked for consumer groups only, not classic ones.
 - require_stable (OffsetFetch v7+): UNSTABLE_OFFSET_COMMIT for a partition with a pending
   transactional offset, as Kafka answers (clients retry until the marker lands). Pending
   transactional offsets are held in the coordinator's memory, not written to
@@ -127,6 +133,7 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
             req.group_instance_id if v >= 7 else None,
             valid,
             req.retention_time_ms if v <= 4 else -1,
+            api_version=v,
         )
         for o, e in zip(valid, results, strict=True):
             errors[(o.topic, o.partition)] = e
@@ -162,13 +169,16 @@ def _fetch_group(
     group_id: str,
     topics: Sequence[_FetchTopic] | None,
     require_stable: bool,
+    member: tuple[str | None, int] = (None, -1),
 ) -> tuple[ErrorCode, list[tuple[str, list[Row]]]]:
     """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]).
     Topics the principal may not DESCRIBE: TOPIC_AUTHORIZATION_FAILED when named, left out
-    when all are asked for."""
+    when all are asked for. `member`: the (member id, member epoch) of OffsetFetch v9+."""
     if not allowed(ctx, header, DESCRIBE, GROUP, group_id):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
     error = coordinator_error(ctx, group_id)
+    if error == ErrorCode.NONE:
+        error = ctx.groups.validate_fetch(group_id, *member)
     if error != ErrorCode.NONE:
         return error, []
     denied: set[str] = set()
@@ -215,7 +225,10 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[B
         part_cls = topic_cls.OffsetFetchResponsePartitions
         groups = []
         for g in req.groups:
-            error, rows = _fetch_group(ctx, header, g.group_id, g.topics, req.require_stable)
+            member = (g.member_id, g.member_epoch) if v >= 9 else (None, -1)
+            error, rows = _fetch_group(
+                ctx, header, g.group_id, g.topics, req.require_stable, member
+            )
             groups.append(
                 FetchedGroup(
                     group_id=g.group_id,

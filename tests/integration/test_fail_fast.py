@@ -1,7 +1,8 @@
-"""What msklite does not serve yet fails at once with a clear error, never by a timeout:
-KIP-848 (`group.protocol=consumer`) consumers of the 4.x releases (librdkafka tries the new
-protocol only where ConsumerGroupHeartbeat v1 is advertised, as 4.0 and 4.1 advertise it; against
-3.9 and earlier it waits, as against those releases)."""
+"""What a broker does not serve fails at once with a clear error, never by a timeout: KIP-848
+(`group.protocol=consumer`) consumers of the 4.x releases when the broker's
+`group.coordinator.rebalance.protocols` leaves `consumer` out (librdkafka tries the new protocol
+only where ConsumerGroupHeartbeat v1 is advertised, as 4.0 and 4.1 advertise it; against 3.9 and
+earlier it waits, as against those releases)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ FAST = 5.0  # seconds; without an error the consumer would wait forever
 
 
 @pytest.mark.parametrize(
-    "version", [pytest.param(v, marks=pytest.mark.msk(kafka_version=v)) for v in ["4.0.x", "4.1.x"]]
+    "version",
+    [
+        pytest.param(
+            v,
+            marks=pytest.mark.msk(
+                kafka_version=v, config={"group.coordinator.rebalance.protocols": "classic"}
+            ),
+        )
+        for v in ["4.0.x", "4.1.x"]
+    ],
 )
 def test_confluent_kip848_consumer_fails_fast(
     msk_cluster: Cluster, topic_name: str, version: str
