@@ -18,6 +18,8 @@ Behavior:
 - ConsumerGroupDescribe: epochs, the preferred assignor, each member's current and target
   assignment; GROUP_ID_NOT_FOUND for an unknown group or one that is not a consumer group,
   INVALID_GROUP_ID for an empty id, NOT_COORDINATOR from another broker.
+- Authorization, as Kafka's: the heartbeat READ on the group, the describe DESCRIBE on each
+  group (GROUP_AUTHORIZATION_FAILED), its authorized operations the principal's.
 
 Deviations from Kafka/MSK:
 - Groups are not converted online: Kafka 4.x turns a classic group in use into a consumer group
@@ -41,8 +43,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from msklite.errors import ErrorCode
+from msklite.handlers.authorization import (
+    DESCRIBE,
+    GROUP,
+    READ,
+    allowed,
+    authorized_operations,
+    bits,
+)
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.groups import GROUP_OPERATIONS, coordinator_error
+from msklite.handlers.groups import coordinator_error
 from msklite.handlers.registry import handles
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.consumer_group import (
@@ -81,6 +91,8 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reade
         return encode_heartbeat_response(
             HeartbeatResponse(ErrorCode.UNSUPPORTED_VERSION, CONSUMER_PROTOCOL_DISABLED)
         )
+    if not allowed(ctx, header, READ, GROUP, req.group_id):
+        return encode_heartbeat_response(HeartbeatResponse(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
         return encode_heartbeat_response(HeartbeatResponse(error))
@@ -91,9 +103,6 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reade
 @handles(ApiKey.CONSUMER_GROUP_DESCRIBE, versions=(0, 1), flexible_from=0)
 def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = decode_describe_request(r, header.api_version)
-    ops = _NO_OPERATIONS
-    if req.include_authorized_operations:
-        ops = sum(1 << op for op in GROUP_OPERATIONS)
     by_id = ctx.controller.topics_by_id
 
     def assignment(a: Assignment) -> DescribedAssignment:
@@ -110,9 +119,14 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader
             out.append(DescribedGroup(ErrorCode.INVALID_GROUP_ID, gid))
             continue
         error = coordinator_error(ctx, gid)
+        if error == ErrorCode.NONE and not allowed(ctx, header, DESCRIBE, GROUP, gid):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
         if error != ErrorCode.NONE:
             out.append(DescribedGroup(error, gid))
             continue
+        ops = _NO_OPERATIONS
+        if req.include_authorized_operations:
+            ops = bits(authorized_operations(ctx, header, GROUP, gid))
         group = ctx.groups.consumer_group(gid)
         if group is None:
             message = (

@@ -17,7 +17,14 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
@@ -283,3 +290,36 @@ def test_classic_and_consumer_members_do_not_mix(msk_cluster: Cluster, topic_nam
     finally:
         late_classic.consumer.close()
         upgraded.consumer.close()
+
+
+def test_a_group_the_principal_may_not_read_is_refused(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    # READ denied, the rest allowed: FindCoordinator succeeds, the heartbeat does not.
+    acls = [
+        AclBinding(
+            ResourceType.GROUP,
+            topic_name,
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "*",
+            operation,
+            permission,
+        )
+        for operation, permission in [
+            (AclOperation.ALL, AclPermissionType.ALLOW),
+            (AclOperation.READ, AclPermissionType.DENY),
+        ]
+    ]
+    for done in admin.create_acls(acls).values():
+        done.result(10)
+    member = Member(msk_cluster, topic_name)
+    try:
+        member.subscribe([topic_name])
+        _poll_until([member], lambda: bool(member.errors))
+        assert "Group authorization failed" in member.errors[0].str()
+        assert member.owned() == set()
+    finally:
+        member.consumer.close()
