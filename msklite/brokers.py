@@ -217,6 +217,7 @@ class Brokers:
                 CoordinatorConfig.from_broker_configs(self.configs),
                 self.clock.now_ms(),
                 lambda: cluster_topics(self.controller),
+                lambda group_id: self.controller.group_configs.get(group_id, {}),
             ),
             InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
             self.clock,

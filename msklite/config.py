@@ -19,7 +19,12 @@ from enum import IntEnum
 from typing import Any
 
 from msklite import config_table
-from msklite.kafka_version import DEFAULT_KAFKA_VERSION, absent_configs, release_defaults
+from msklite.kafka_version import (
+    DEFAULT_KAFKA_VERSION,
+    absent_configs,
+    has_group_configs,
+    release_defaults,
+)
 
 LONG_MAX = "9223372036854775807"
 
@@ -46,6 +51,7 @@ class ConfigSource(IntEnum):
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
     DYNAMIC_BROKER_LOGGER_CONFIG = 6
+    GROUP_CONFIG = 8
 
 
 class AlterOp(IntEnum):
@@ -269,7 +275,11 @@ _APPLIED_BROKER = {
     "delete.topic.enable",
     "group.consumer.assignors",
     "group.consumer.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
+    "group.consumer.max.session.timeout.ms",
     "group.consumer.max.size",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.min.session.timeout.ms",
     "group.consumer.session.timeout.ms",
     "group.coordinator.rebalance.protocols",
     "group.initial.rebalance.delay.ms",
@@ -413,6 +423,7 @@ class BrokerConfigs:
         self.kafka_version = kafka_version
         # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
         self.absent = absent_configs(kafka_version)
+        self.group_configs = has_group_configs(kafka_version)
         self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}
         self._defaults.update(release_defaults(kafka_version))
         texts = {k: config_text(k, v) for k, v in static.items()}
@@ -623,3 +634,47 @@ class TopicConfig:
             if value is not None:
                 kwargs[name.replace(".", "_")] = _typed(d, value)
         return cls(**kwargs)
+
+
+# KIP-848's group-level configs (GROUP config resources, type 32, Kafka 3.9+; Kafka's
+# GroupConfig): name -> (the broker config giving its default, the broker configs bounding it).
+GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "consumer.session.timeout.ms": (
+        "group.consumer.session.timeout.ms",
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
+    ),
+    "consumer.heartbeat.interval.ms": (
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms",
+    ),
+}
+
+
+def group_config_defaults(broker: BrokerConfigs) -> dict[str, str]:
+    return {name: broker.get(default) or "" for name, (default, _, _) in GROUP_CONFIGS.items()}
+
+
+def validate_group_configs(configs: Mapping[str, str], broker: BrokerConfigs) -> str | None:
+    """Kafka's GroupConfig.validate: the reason `configs` (a group's whole override set) is
+    refused, None when it is not."""
+    for name in configs:
+        if name not in GROUP_CONFIGS:
+            return f"Unknown group config name: {name}"
+    values: dict[str, int] = {}
+    for name, value in {**group_config_defaults(broker), **configs}.items():
+        try:
+            values[name] = int(value.strip())
+        except ValueError:
+            return f"Invalid value {value} for configuration {name}: Not a number of type INT"
+        if values[name] < 1:
+            return f"Invalid value {value} for configuration {name}: Value must be at least 1"
+    for name, (_, low, high) in GROUP_CONFIGS.items():
+        if values[name] < broker.get_int(low):
+            return f"{name} must be greater than or equal to {low}"
+        if values[name] > broker.get_int(high):
+            return f"{name} must be less than or equal to {high}"
+    if values["consumer.session.timeout.ms"] <= values["consumer.heartbeat.interval.ms"]:
+        return "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+    return None

@@ -29,6 +29,7 @@ from msklite.config import (
     TopicConfig,
     apply_ops,
     unknown_broker_config,
+    validate_group_configs,
 )
 from msklite.errors import ErrorCode, KafkaError
 from msklite.metadata_log import MetadataLog
@@ -186,6 +187,8 @@ class Controller:
         # ACLs (msklite.authz): replaced as a whole on every change, so that a snapshot's
         # reference undoes a change and the authorizer sees by identity when to re-index
         self.acls: tuple[AclBinding, ...] = ()
+        # KIP-848 group configs (GROUP resources): group id -> its overrides
+        self.group_configs: dict[str, dict[str, str]] = {}
         self._observers: list[Callable[[str], None]] = []
         self._save_failing = False
         self._unsaved = False  # a change kept in memory is not on disk: write everything next
@@ -210,6 +213,7 @@ class Controller:
         self._next_producer_id = self._producer_id_block_end = state["producer_id_block_end"]
         self._placements = state.get("placements", 0)
         self._set_dynamic_configs(state.get("broker_configs", {}))
+        self.group_configs = {g: dict(c) for g, c in state.get("group_configs", {}).items()}
         self.acls = tuple(AclBinding.from_json(row) for row in state.get("acls", []))
         for b in state.get("brokers", []):
             if b["node_id"] not in self.brokers:
@@ -246,6 +250,7 @@ class Controller:
             "placements": self._placements,
             "brokers": [{"node_id": b.node_id, "rack": b.rack} for b in self.brokers.values()],
             "broker_configs": self._dynamic_configs(),
+            "group_configs": self.group_configs,
         }
 
     def _dynamic_configs(self) -> dict[str, dict[str, str]]:
@@ -793,6 +798,32 @@ class Controller:
             self._commit(snap, *rebuilt)
         except KafkaError:
             self._set_dynamic_configs(saved)
+            raise
+
+    def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str], validate_only: bool = False
+    ) -> None:
+        """Replace the configs of group `group_id` (GROUP resources, KIP-848) with `configs`,
+        checked as Kafka's GroupConfig checks them; saved before the coordinators read them."""
+        if not group_id:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "Group id must not be empty")
+        reason = validate_group_configs(configs, self.configs)
+        if reason is not None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, reason)
+        if validate_only:
+            return
+        before = self.group_configs.get(group_id)
+        if configs:
+            self.group_configs[group_id] = dict(configs)
+        else:
+            self.group_configs.pop(group_id, None)
+        try:
+            self._commit(self._snapshot([]))
+        except KafkaError:
+            if before is None:
+                self.group_configs.pop(group_id, None)
+            else:
+                self.group_configs[group_id] = before
             raise
 
     # ---- leadership and ISR (KRaft's PartitionChangeBuilder, in miniature) ----

@@ -93,6 +93,11 @@ def share_groups_enabled(name: str) -> bool:
     return _line(kafka_version(name)) >= (4, 2)
 
 
+def has_group_configs(name: str) -> bool:
+    """Whether the release describes and alters GROUP config resources (Kafka 3.9+)."""
+    return _line(kafka_version(name)) >= (3, 9)
+
+
 def release_defaults(name: str) -> dict[str, str]:
     """Broker config defaults of the release that differ from Kafka 3.9's."""
     return dict(_DEFAULTS_FROM_4_0) if _line(kafka_version(name)) >= (4, 0) else {}

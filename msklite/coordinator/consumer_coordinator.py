@@ -82,6 +82,14 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__sha
 _NOT_RE2 = re.compile(r"\(\?(?:[=!>(]|<[=!]|P=)|\\[1-9]|[*+?}][+]")
 
 
+# group id -> its GROUP config overrides (the controller's)
+GroupConfigs = Callable[[str], Mapping[str, str]]
+
+
+def no_group_configs(group_id: str) -> Mapping[str, str]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
     session_timeout_ms: int = 45000
@@ -139,24 +147,26 @@ def _subset(owned: list[tuple[uuid.UUID, list[int]]] | None, assigned: Assignmen
 
 
 class ConsumerGroups:
-    def __init__(self, config: ConsumerConfig, partition_for: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        partition_for: Callable[[str], int],
+        group_configs: GroupConfigs = no_group_configs,
+    ) -> None:
         self.config = config
         self.groups: dict[str, ConsumerGroup] = {}
         self._partition_for = partition_for
-        # per-group overrides (GROUP config resources): group id -> (session, heartbeat)
-        self.group_configs: dict[str, dict[str, int]] = {}
+        self._group_configs = group_configs
 
-    # ---- configs ----
+    # ---- configs: a group's own (GROUP config resources) over the brokers' ----
 
     def session_timeout_ms(self, group_id: str) -> int:
-        return self.group_configs.get(group_id, {}).get(
-            "consumer.session.timeout.ms", self.config.session_timeout_ms
-        )
+        own = self._group_configs(group_id).get("consumer.session.timeout.ms")
+        return int(own) if own is not None else self.config.session_timeout_ms
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
-        return self.group_configs.get(group_id, {}).get(
-            "consumer.heartbeat.interval.ms", self.config.heartbeat_interval_ms
-        )
+        own = self._group_configs(group_id).get("consumer.heartbeat.interval.ms")
+        return int(own) if own is not None else self.config.heartbeat_interval_ms
 
     # ---- records ----
 

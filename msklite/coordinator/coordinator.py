@@ -22,7 +22,9 @@ from msklite.coordinator.assignors import ASSIGNORS, assignor_name
 from msklite.coordinator.consumer_coordinator import (
     ConsumerConfig,
     ConsumerGroups,
+    GroupConfigs,
     Topics,
+    no_group_configs,
 )
 from msklite.coordinator.consumer_group import ConsumerGroup
 from msklite.coordinator.consumer_records import RECORD_TYPES
@@ -170,14 +172,18 @@ class GroupCoordinator:
     membership); KIP-848 consumer groups' membership lives in `self.consumer`."""
 
     def __init__(
-        self, config: CoordinatorConfig, now_ms: int, topics: Callable[[], Topics] = _no_topics
+        self,
+        config: CoordinatorConfig,
+        now_ms: int,
+        topics: Callable[[], Topics] = _no_topics,
+        group_configs: GroupConfigs = no_group_configs,
     ) -> None:
         self.config = config
         self.groups: dict[str, Group] = {}
         self.loaded: set[int] = set()
         self._next_expiry_check = now_ms + config.offsets_retention_check_interval_ms
         self._topics = topics
-        self.consumer = ConsumerGroups(config.consumer, self.partition_for)
+        self.consumer = ConsumerGroups(config.consumer, self.partition_for, group_configs)
 
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.config.num_partitions)

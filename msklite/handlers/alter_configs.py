@@ -24,6 +24,11 @@ Behavior (Kafka 3.9 in KRaft mode: the broker's preprocessing, then the controll
 - BROKER_LOGGER (IncrementalAlterConfigs only): SET a logger's level or DELETE it (back to
   its parent's), as RuntimeLoggerManager checks: unknown logger INVALID_CONFIG, a level
   outside FATAL..TRACE INVALID_CONFIG, root's DELETE and APPEND/SUBTRACT INVALID_REQUEST.
+- GROUP (IncrementalAlterConfigs only, from 3.9; KIP-848): SET or DELETE
+  `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms` of a group, checked as
+  Kafka's GroupConfig checks them (INVALID_CONFIG: an unknown name, a value that is not a
+  positive int, outside `group.consumer.min/max.*`, a session not above the heartbeat
+  interval); saved with the cluster metadata, read by the group's next heartbeat.
 - An unknown operation: INVALID_REQUEST "Unknown operations type N".
 - Every resource succeeds or fails on its own; each is all-or-nothing.
 - Authorization, as Kafka's: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on the
@@ -52,7 +57,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
-TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32
 DELETE = 1
 LIST = ConfigType.LIST
 
@@ -60,7 +65,7 @@ LIST = ConfigType.LIST
 Ops = list[tuple[str, int, str | None]]
 
 
-def _preprocess(res: _Resource, ops: Ops, incremental: bool) -> None:
+def _preprocess(ctx: BrokerContext, res: _Resource, ops: Ops, incremental: bool) -> None:
     """The checks Kafka's broker makes before it forwards a resource to the controller."""
     if any(n > 1 for n in Counter(name for name, _, _ in ops).values()):
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
@@ -71,7 +76,12 @@ def _preprocess(res: _Resource, ops: Ops, incremental: bool) -> None:
         raise KafkaError(
             ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls)
         )
-    if res.resource_type not in (TOPIC, BROKER, BROKER_LOGGER if incremental else TOPIC):
+    types = {TOPIC, BROKER}
+    if incremental:
+        types.add(BROKER_LOGGER)
+        if ctx.controller.configs.group_configs:
+            types.add(GROUP)
+    if res.resource_type not in types:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown resource type {res.resource_type}")
     unknown_ops = [op for _, op, _ in ops if op not in set(AlterOp)]
     if unknown_ops:
@@ -116,6 +126,23 @@ def _alter_broker(
     ctx.controller.alter_broker_configs(node_id, new, validate_only)
 
 
+def _alter_group(ctx: BrokerContext, name: str, ops: Ops, validate_only: bool) -> None:
+    for key, op, _ in ops:
+        if op in (AlterOp.APPEND, AlterOp.SUBTRACT):
+            raise KafkaError(
+                ErrorCode.INVALID_CONFIG,
+                f"Config value {AlterOp(op).name.lower()} is not allowed for config key: {key}",
+            )
+    current = ctx.controller.group_configs.get(name, {})
+    new = dict(current)
+    for key, op, value in ops:
+        if op == AlterOp.DELETE:
+            new.pop(key, None)
+        elif value is not None:
+            new[key] = value
+    ctx.controller.alter_group_configs(name, new, validate_only)
+
+
 def _alter_loggers(ctx: BrokerContext, name: str, ops: Ops, validate_only: bool) -> None:
     # Kafka's RuntimeLoggerManager prints its own id where the received one belongs.
     _node_id(ctx, name, "Unexpected node id. Expected {0}, but received {0}")
@@ -134,7 +161,7 @@ def _alter_loggers(ctx: BrokerContext, name: str, ops: Ops, validate_only: bool)
 def _alter(
     ctx: BrokerContext, res: _Resource, ops: Ops, incremental: bool, validate_only: bool
 ) -> None:
-    _preprocess(res, ops, incremental)
+    _preprocess(ctx, res, ops, incremental)
     controller = ctx.controller
     name = res.resource_name
     if res.resource_type == TOPIC:
@@ -145,6 +172,8 @@ def _alter(
             controller.alter_topic_configs(name, configs, validate_only)
     elif res.resource_type == BROKER:
         _alter_broker(ctx, name, ops, incremental, validate_only)
+    elif res.resource_type == GROUP:
+        _alter_group(ctx, name, ops, validate_only)
     else:
         _alter_loggers(ctx, name, ops, validate_only)
 

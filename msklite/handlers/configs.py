@@ -16,6 +16,9 @@ Behavior:
   (DYNAMIC_BROKER_LOGGER_CONFIG); an empty name: INVALID_REQUEST.
 - configuration_keys filters by name; config_type (v3+) from the registry; with
   include_documentation (v3+), Kafka 3.9's description of each topic and broker config.
+- GROUP (32) resources (KIP-848, from 3.9): `consumer.session.timeout.ms` and
+  `consumer.heartbeat.interval.ms`, the group's own (GROUP_CONFIG) or the brokers'
+  `group.consumer.*` default (DEFAULT_CONFIG), for any group id.
 - Any other resource type: INVALID_REQUEST.
 - Authorization, as Kafka's: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on
   the cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
@@ -28,7 +31,15 @@ Deviations from Kafka/MSK:
 from __future__ import annotations
 
 from msklite.authz import ResourceType
-from msklite.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
+from msklite.config import (
+    BROKER_CONFIGS,
+    GROUP_CONFIGS,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    ConfigSource,
+    ConfigType,
+    group_config_defaults,
+)
 from msklite.errors import ErrorCode
 from msklite.handlers import loggers
 from msklite.handlers.authorization import DESCRIBE_CONFIGS, allowed, authorized
@@ -39,7 +50,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
-TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32
 
 Result = schemas.DescribeConfigsResponse.DescribeConfigsResult
 Entry = Result.DescribeConfigsResourceResult
@@ -140,6 +151,35 @@ def _logger_configs() -> list[Entry]:
     ]
 
 
+def _group_configs(ctx: BrokerContext, group_id: str, synonyms: bool) -> list[Entry]:
+    """A group's configs: its own (GROUP_CONFIG) or the brokers' default (DEFAULT_CONFIG, as
+    Kafka's ConfigHelper reports it), with the broker config behind each as its synonym."""
+    broker = ctx.controller.configs
+    own = ctx.controller.group_configs.get(group_id, {})
+    defaults = group_config_defaults(broker)
+    out = []
+    for name, (default_name, _, _) in GROUP_CONFIGS.items():
+        chain = [(default_name, defaults[name], ConfigSource.DEFAULT_CONFIG)]
+        if name in own:
+            chain.insert(0, (name, own[name], ConfigSource.GROUP_CONFIG))
+        out.append(
+            Entry(
+                name=name,
+                value=chain[0][1],
+                read_only=False,
+                config_source=int(chain[0][2]),
+                is_sensitive=False,
+                synonyms=[
+                    Entry.DescribeConfigsSynonym(name=n, value=v, source=int(s))
+                    for n, v, s in (chain if synonyms else [])
+                ],
+                config_type=int(ConfigType.INT),
+                documentation=None,
+            )
+        )
+    return out
+
+
 def _docs(resource_type: int) -> dict[str, str]:
     # Imported on demand: 90 KB of text nobody needs unless a client asks for it.
     from msklite import config_docs
@@ -192,6 +232,8 @@ def handle(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]
             else:
                 code = ErrorCode.INVALID_REQUEST
                 message = f"Unexpected broker id, expected one of the cluster's ids, got {name}"
+        elif res.resource_type == GROUP and ctx.controller.configs.group_configs:
+            configs = _group_configs(ctx, res.resource_name, req.include_synonyms)
         else:
             code = ErrorCode.INVALID_REQUEST
             message = f"Unsupported resource type {res.resource_type}"

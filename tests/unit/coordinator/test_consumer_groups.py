@@ -38,7 +38,10 @@ class Harness:
         self.topics: dict[str, tuple[uuid.UUID, int]] = {"t": (TOPIC, 6)}
         config = CoordinatorConfig(num_partitions=1, consumer=ConsumerConfig(**consumer))
         self.config = config
-        self.coordinator = GroupCoordinator(config, 0, lambda: self.topics)
+        self.group_configs: dict[str, dict[str, str]] = {}
+        self.coordinator = GroupCoordinator(
+            config, 0, lambda: self.topics, lambda g: self.group_configs.get(g, {})
+        )
         self.coordinator.load(0, [], 0)
         self.records: list[tuple[bytes, bytes | None]] = []
         self.now = 0
@@ -273,6 +276,21 @@ def test_session_timeout_removes_a_silent_member() -> None:
     assert set(h.group().members) == {"a"}
     assert h.group().group_epoch == 3
     assert_replays(h)
+
+
+def test_a_groups_own_configs_win() -> None:
+    h = Harness(session_timeout_ms=SESSION)
+    h.group_configs["g"] = {
+        "consumer.session.timeout.ms": "50000",
+        "consumer.heartbeat.interval.ms": "1234",
+    }
+    assert h.hb("a", 0).heartbeat_interval_ms == 1234
+    assert h.hb("b", 0, group="other").heartbeat_interval_ms == 5000
+    h.tick(SESSION)
+    assert set(h.group().members) == {"a"}  # the group's longer session
+    assert "b" not in h.group("other").members
+    h.tick(50000 - SESSION)
+    assert h.group().members == {}
 
 
 def test_rebalance_timeout_removes_a_member_that_does_not_revoke() -> None:
