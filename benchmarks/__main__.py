@@ -25,6 +25,7 @@ from benchmarks import (
     ingest,
     latency,
     procs,
+    rebalance,
     replication,
     scale,
     share,
@@ -43,6 +44,7 @@ BENCHMARKS = (
     "scale",
     "replication",
     "groups",
+    "rebalance",
     "share",
     "validation",
     "compaction",
@@ -242,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             "groups",
             "rebalances (1, 3, 10 members) and offset commits",
             lambda: groups.run(3 if args.quick else 5, 500 if args.quick else 2000, loop=loop),
+        ),
+        (
+            "rebalance",
+            "a 4th member joins 3: classic vs KIP-848 consumer protocol",
+            lambda: rebalance.run(2 if args.quick else 3, timeout, loop=loop),
         ),
         (
             "share",
