@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -160,7 +161,7 @@ def test_msk_layout_is_checked() -> None:
         Cluster(1, layout="aws")
 
 
-def test_cli_layout_msk_prints_msks_bootstrap_strings() -> None:
+def test_cli_layout_msk_prints_msks_bootstrap_strings_and_hosts_lines() -> None:
     base = _base()
     prefix = base.rsplit(".", 1)[0]
     proc = subprocess.Popen(
@@ -178,6 +179,7 @@ def test_cli_layout_msk_prints_msks_bootstrap_strings() -> None:
             "2",
             "--auth",
             "plaintext,tls",
+            "--msk-hostnames",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -191,12 +193,18 @@ def test_cli_layout_msk_prints_msks_bootstrap_strings() -> None:
             if "in use" in err:
                 pytest.skip(err)
             pytest.fail(err)
-        lines = dict(
-            line.split(": ", 1)
-            for line in [first, *(proc.stdout.readline().strip() for _ in (1, 2))]
-        )
-        assert lines["Bootstrap servers"] == f"{prefix}.1:9092,{prefix}.2:9092"
-        assert lines["Bootstrap servers (TLS)"] == f"{prefix}.1:9094,{prefix}.2:9094"
+        printed = [first, *(proc.stdout.readline().strip() for _ in range(4))]
+        lines = dict(line.split(": ", 1) for line in printed[:3])
+        # what to add to /etc/hosts: each MSK-shaped name at its broker's own address
+        hosts = [line.removeprefix("/etc/hosts: ").split(" ") for line in printed[3:]]
+        assert [address for address, _ in hosts] == [f"{prefix}.1", f"{prefix}.2"]
+        names = [name for _, name in hosts]
+        for i, name in enumerate(names, 1):
+            assert re.fullmatch(
+                rf"b-{i}\.msklite\.[a-z0-9]{{6}}\.c1\.kafka\.us-east-1\.amazonaws\.com", name
+            )
+        assert lines["Bootstrap servers"] == f"{names[0]}:9092,{names[1]}:9092"
+        assert lines["Bootstrap servers (TLS)"] == f"{names[0]}:9094,{names[1]}:9094"
         assert lines["CA certificate"].endswith("ca.pem")
         proc.terminate()
         _, err = proc.communicate(timeout=15)
