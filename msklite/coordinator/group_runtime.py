@@ -239,6 +239,11 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
             return None
         return self._machine.groups.get(group_id)
 
+    def committed_offsets(self, group_id: str) -> dict[TopicPartition, CommittedOffset]:
+        """Every committed offset of a group of either type (to read, not to change)."""
+        entry = self._machine.groups.get(group_id)
+        return dict(entry.offsets) if entry is not None else {}
+
     def list_groups(self) -> list[Group | ConsumerGroup]:
         """Every group of every partition this broker leads, classic and consumer (a
         consumer group's offsets entry is not a group of its own)."""

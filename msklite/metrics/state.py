@@ -20,6 +20,7 @@ from msklite.topic_partition import TopicPartition
 if TYPE_CHECKING:
     from msklite.brokers import Broker
     from msklite.cluster import Cluster
+    from msklite.coordinator.consumer_group import ConsumerGroup
     from msklite.coordinator.group import Group
     from msklite.replication.partition import Partition
 
@@ -193,30 +194,58 @@ def groups(cluster: Cluster, now_ms: int | None = None) -> list[GroupView]:
     committed an offset for, sorted by group id."""
     now = cluster.clock.now_ms() if now_ms is None else now_ms
     out = [
-        _group_view(cluster, broker.info.node_id, group, now)
+        _group_view(cluster, broker, group, now)
         for broker in _coordinators(cluster)
         for group in broker.ctx.groups.list_groups()
     ]
     return sorted(out, key=lambda g: g.group_id)
 
 
-def _group_view(cluster: Cluster, coordinator: int, group: Group, now: int) -> GroupView:
-    members = [
-        MemberView(m.member_id, m.client_id, m.client_host, consumer_assignment(m.assignment))
-        for m in group.members.values()
-    ]
-    view = GroupView(
-        group.group_id,
-        coordinator,
-        str(group.state),
-        group.protocol_type or "",
-        group.protocol or "",
-        group.generation,
-        sorted(members, key=lambda m: m.member_id),
-    )
+def _group_view(
+    cluster: Cluster, broker: Broker, group: Group | ConsumerGroup, now: int
+) -> GroupView:
+    from msklite.coordinator.group import Group  # lazily, as the coordinator is
+
     controller = cluster.controller
     assert controller is not None
-    for tp, committed in sorted(group.offsets.items()):
+    runtime = broker.ctx.groups
+    if isinstance(group, Group):
+        members = [
+            MemberView(m.member_id, m.client_id, m.client_host, consumer_assignment(m.assignment))
+            for m in group.members.values()
+        ]
+        view = GroupView(
+            group.group_id,
+            broker.info.node_id,
+            str(group.state),
+            group.protocol_type or "",
+            group.protocol or "",
+            group.generation,
+            sorted(members, key=lambda m: m.member_id),
+        )
+    else:  # a KIP-848 consumer group: its assignment names topics by id
+        by_id = controller.topics_by_id
+        members = [
+            MemberView(
+                m.member_id,
+                m.client_id,
+                m.client_host,
+                sorted(
+                    (by_id[t].name, p) for t, ps in m.assigned.items() if t in by_id for p in ps
+                ),
+            )
+            for m in group.members.values()
+        ]
+        view = GroupView(
+            group.group_id,
+            broker.info.node_id,
+            group.state().value,
+            "consumer",
+            runtime.consumer_assignor(group),
+            group.group_epoch,
+            sorted(members, key=lambda m: m.member_id),
+        )
+    for tp, committed in sorted(runtime.committed_offsets(group.group_id).items()):
         topic = controller.topics.get(tp.topic)
         if topic is None or tp.partition >= len(topic.partitions):
             continue

@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
+from msklite.metrics import state as metrics_state
 from msklite.protocol.primitives import Writer
 from tests.integration.rawclient import RawClient, header
 
@@ -142,6 +143,14 @@ def test_three_members_share_six_partitions(msk_cluster: Cluster, topic_name: st
             sorted(tp.partition for tp in d.assignment.topic_partitions) for d in described.members
         )
         assert assignments == sorted(sorted(m.owned()) for m in members)
+
+        # the metrics see the consumer group, its members' partitions and its lag
+        for m in members:
+            m.consumer.commit(asynchronous=False)
+        (view,) = msk_cluster._call(lambda: metrics_state.groups(msk_cluster))
+        assert (view.group_id, view.state, view.protocol_type) == (topic_name, "Stable", "consumer")
+        assert sorted(p for member in view.members for _, p in member.assignment) == list(range(6))
+        assert sorted((lag.partition, lag.lag) for lag in view.lags) == [(p, 0) for p in range(6)]
     finally:
         _close(members)
 
