@@ -375,6 +375,7 @@ class Cluster:
                 f"brokers={total}, or use another data directory"
             )
         self.security.start(self.data_dir)
+        self.security.users.bind(controller)
         brokers = self._brokers = Brokers(
             controller,
             self.broker_configs,

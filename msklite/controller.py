@@ -31,6 +31,13 @@ from msklite.config import (
     unknown_broker_config,
     validate_group_configs,
 )
+from msklite.credentials import (
+    MAX_ITERATIONS,
+    MECHANISM_TYPES,
+    MIN_ITERATIONS,
+    ScramCredential,
+    from_salted_password,
+)
 from msklite.errors import ErrorCode, KafkaError
 from msklite.metadata_log import MetadataLog
 from msklite.msk import spread_over_azs
@@ -124,6 +131,7 @@ class _Snapshot:
     producer_id_block_end: int
     brokers: dict[int, BrokerInfo]
     acls: tuple[AclBinding, ...]
+    scram: dict[str, dict[str, ScramCredential]]
 
 
 def validate_topic_name(name: str) -> None:
@@ -189,6 +197,8 @@ class Controller:
         self.acls: tuple[AclBinding, ...] = ()
         # KIP-848 group configs (GROUP resources): group id -> its overrides
         self.group_configs: dict[str, dict[str, str]] = {}
+        # SCRAM credentials, user → mechanism → credential; replaced as a whole on change too
+        self.scram: dict[str, dict[str, ScramCredential]] = {}
         self._observers: list[Callable[[str], None]] = []
         self._save_failing = False
         self._unsaved = False  # a change kept in memory is not on disk: write everything next
@@ -215,6 +225,7 @@ class Controller:
         self._set_dynamic_configs(state.get("broker_configs", {}))
         self.group_configs = {g: dict(c) for g, c in state.get("group_configs", {}).items()}
         self.acls = tuple(AclBinding.from_json(row) for row in state.get("acls", []))
+        self.scram = _scram_from_json(state.get("scram", {}))
         for b in state.get("brokers", []):
             if b["node_id"] not in self.brokers:
                 self.brokers[b["node_id"]] = BrokerInfo(b["node_id"], b["rack"])
@@ -277,6 +288,7 @@ class Controller:
                     **self._globals(),
                     "topics": [_topic_json(t) for t in self.topics.values()],
                     "acls": [b.to_json() for b in self.acls],
+                    "scram": _scram_json(self.scram),
                 }
             )
         else:
@@ -313,6 +325,8 @@ class Controller:
         change = {**self._globals(), "topics": topics, "partitions": partitions}
         if self.acls is not snap.acls:
             change["acls"] = [b.to_json() for b in self.acls]
+        if self.scram is not snap.scram:
+            change["scram"] = _scram_json(self.scram)
         return change
 
     def _commit_code(self, snap: _Snapshot, topic: str) -> ErrorCode:
@@ -362,6 +376,7 @@ class Controller:
             self._producer_id_block_end,
             dict(self.brokers),
             self.acls,
+            self.scram,
         )
 
     def _restore(self, snap: _Snapshot) -> None:
@@ -380,6 +395,7 @@ class Controller:
         self.brokers.clear()
         self.brokers.update(snap.brokers)
         self.acls = snap.acls
+        self.scram = snap.scram
 
     def _commit(self, snap: _Snapshot, *topics: str, fact: bool = False) -> None:
         """Save a change made in memory since `snap`, then tell the observers. When the save
@@ -1086,6 +1102,86 @@ class Controller:
     def describe_acls(self, f: AclFilter) -> list[AclBinding]:
         return [b for b in self.acls if f.matches(b)]
 
+    # ---- SCRAM credentials ----
+
+    def set_scram_credentials(self, user: str, credentials: Mapping[str, ScramCredential]) -> None:
+        """Set a user's credentials for the mechanisms given (a user given at start)."""
+        snap = self._snapshot([])
+        self.scram = {**self.scram, user: {**self.scram.get(user, {}), **credentials}}
+        self._commit(snap)
+
+    def alter_scram_credentials(
+        self,
+        deletions: list[tuple[str, int]],
+        upsertions: list[tuple[str, int, int, bytes, bytes]],
+    ) -> list[tuple[str, ErrorCode, str | None]]:
+        """Kafka's ScramControlManager.alterCredentials: deletions (user, mechanism type) and
+        upsertions (user, mechanism type, iterations, salt, salted password), at most one per
+        user (DUPLICATE_RESOURCE); (user, error, message) per user, successes first. Atomic:
+        a failed save fails every user (KAFKA_STORAGE_ERROR)."""
+        errors: dict[str, tuple[ErrorCode, str]] = {}
+        deletes: dict[str, str] = {}
+        upserts: dict[str, tuple[str, int, bytes, bytes]] = {}
+        twice = (
+            ErrorCode.DUPLICATE_RESOURCE,
+            "A user credential cannot be altered twice in the same request",
+        )
+        for user, code in deletions:
+            if user in errors:
+                continue
+            if deletes.pop(user, None) is not None:
+                errors[user] = twice
+                continue
+            mechanism = MECHANISM_TYPES.get(code)
+            failure = _scram_name_check(user, mechanism)
+            if failure is None and (mechanism is None or mechanism not in self.scram.get(user, {})):
+                failure = (
+                    ErrorCode.RESOURCE_NOT_FOUND,
+                    "Attempt to delete a user credential that does not exist",
+                )
+            if failure is not None:
+                errors[user] = failure
+            elif mechanism is not None:
+                deletes[user] = mechanism
+        for user, code, iterations, salt, salted in upsertions:
+            if user in errors:
+                continue
+            if deletes.pop(user, None) is not None or upserts.pop(user, None) is not None:
+                errors[user] = twice
+                continue
+            mechanism = MECHANISM_TYPES.get(code)
+            failure = _scram_name_check(user, mechanism)
+            if failure is None and iterations < MIN_ITERATIONS:
+                failure = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations")
+            elif failure is None and iterations > MAX_ITERATIONS:
+                failure = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations")
+            if failure is not None:
+                errors[user] = failure
+            elif mechanism is not None:
+                upserts[user] = (mechanism, iterations, salt, salted)
+        if deletes or upserts:
+            snap = self._snapshot([])
+            table = {u: dict(c) for u, c in self.scram.items()}
+            for user, mechanism in deletes.items():
+                table[user].pop(mechanism, None)
+                if not table[user]:
+                    del table[user]
+            for user, (mechanism, iterations, salt, salted) in upserts.items():
+                table.setdefault(user, {})[mechanism] = from_salted_password(
+                    mechanism, salted, salt, iterations
+                )
+            self.scram = table
+            try:
+                self._commit(snap)
+            except KafkaError as e:
+                failed = [*deletes, *upserts, *errors]
+                return [(u, e.code, e.message) for u in failed]
+        out: list[tuple[str, ErrorCode, str | None]] = [
+            (u, ErrorCode.NONE, None) for u in [*deletes, *upserts]
+        ]
+        out += [(u, code, message) for u, (code, message) in errors.items()]
+        return out
+
     # ---- producer ids ----
 
     def allocate_producer_id(self) -> int:
@@ -1101,6 +1197,25 @@ class Controller:
         """Never hand out an id already seen in a log (state files can be lost)."""
         if pid >= self._next_producer_id:
             self._next_producer_id = pid + 1
+
+
+def _scram_name_check(user: str, mechanism: str | None) -> tuple[ErrorCode, str] | None:
+    if not user:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
+    if mechanism is None:
+        return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
+    return None
+
+
+def _scram_json(table: Mapping[str, Mapping[str, ScramCredential]]) -> dict[str, Any]:
+    return {u: {m: c.to_json() for m, c in creds.items()} for u, creds in table.items()}
+
+
+def _scram_from_json(saved: Mapping[str, Any]) -> dict[str, dict[str, ScramCredential]]:
+    return {
+        u: {m: ScramCredential.from_json(row) for m, row in creds.items()}
+        for u, creds in saved.items()
+    }
 
 
 def _new_cluster_id() -> str:

@@ -22,7 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 State = dict[str, Any]  # the snapshot's JSON: cluster_id, globals, topics (a list)
-# A change: any of the globals, "acls" (all of them, when they changed), "topics" {name:
+# A change: any of the globals, "acls" and "scram" (all of them, when they changed), "topics" {name:
 # topic or None when deleted}, "partitions" [[topic name, topic id, partition]].
 Change = dict[str, Any]
 
@@ -111,7 +111,14 @@ class MetadataLog:
 
 
 def _apply(state: State, topics: dict[str, Any], change: Change) -> None:
-    for key in ("producer_id_block_end", "placements", "brokers", "broker_configs", "acls"):
+    for key in (
+        "producer_id_block_end",
+        "placements",
+        "brokers",
+        "broker_configs",
+        "acls",
+        "scram",
+    ):
         if key in change:
             state[key] = change[key]
     for name, topic in change.get("topics", {}).items():

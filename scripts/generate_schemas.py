@@ -69,6 +69,8 @@ MESSAGES = [
     "DescribeAcls",
     "CreateAcls",
     "DeleteAcls",
+    "DescribeUserScramCredentials",
+    "AlterUserScramCredentials",
     # msklite's own specs (msklite/protocol/specs/): kafka-python has none for these
     "ShareGroupHeartbeat",
     "ShareGroupDescribe",

@@ -22,6 +22,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     producer_id,
     replicas,
     sasl,
+    scram_admin,
     share_fetch,
     share_groups,
     topics,

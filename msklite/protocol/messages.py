@@ -68,6 +68,14 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DESCRIBE_ACLS: ("kafka.protocol.admin.acl", "DescribeAcls"),
     ApiKey.CREATE_ACLS: ("kafka.protocol.admin.acl", "CreateAcls"),
     ApiKey.DELETE_ACLS: ("kafka.protocol.admin.acl", "DeleteAcls"),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (
+        "kafka.protocol.admin.users",
+        "DescribeUserScramCredentials",
+    ),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (
+        "kafka.protocol.admin.users",
+        "AlterUserScramCredentials",
+    ),
     ApiKey.SHARE_GROUP_HEARTBEAT: ("msklite.protocol.share_messages", "ShareGroupHeartbeat"),
     ApiKey.SHARE_GROUP_DESCRIBE: ("msklite.protocol.share_messages", "ShareGroupDescribe"),
     ApiKey.SHARE_FETCH: ("msklite.protocol.share_messages", "ShareFetch"),

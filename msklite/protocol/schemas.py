@@ -5267,6 +5267,194 @@ class DeleteAclsResponse(_Struct):
     API_KEY: ClassVar[int] = 31
 
 
+class DescribeUserScramCredentialsRequest(_Struct):
+    class UserName(_Struct):
+        __slots__ = ("name",)
+        name: str
+        FIELDS: ClassVar[tuple[Field, ...]] = (Field("name", STRING, (0, 0), None, None),)
+
+        def __init__(self, *, name: str) -> None:
+            self.name = name
+
+    __slots__ = ("users",)
+    users: list[DescribeUserScramCredentialsRequest.UserName] | None
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("users", STRUCT_ARRAY, (0, 0), (0, 0), None, UserName),
+    )
+
+    def __init__(self, *, users: list[DescribeUserScramCredentialsRequest.UserName] | None) -> None:
+        self.users = users
+
+    API_KEY: ClassVar[int] = 50
+
+
+class DescribeUserScramCredentialsResponse(_Struct):
+    class DescribeUserScramCredentialsResult(_Struct):
+        class CredentialInfo(_Struct):
+            __slots__ = ("iterations", "mechanism")
+            mechanism: int
+            iterations: int
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("mechanism", SCALAR, (0, 0), None, None),
+                Field("iterations", SCALAR, (0, 0), None, None),
+            )
+
+            def __init__(self, *, mechanism: int, iterations: int) -> None:
+                self.mechanism = mechanism
+                self.iterations = iterations
+
+        __slots__ = ("credential_infos", "error_code", "error_message", "user")
+        user: str
+        error_code: int
+        error_message: str | None
+        credential_infos: list[
+            DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.CredentialInfo
+        ]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("user", STRING, (0, 0), None, None),
+            Field("error_code", SCALAR, (0, 0), None, None),
+            Field("error_message", STRING, (0, 0), (0, 0), None),
+            Field("credential_infos", STRUCT_ARRAY, (0, 0), None, None, CredentialInfo),
+        )
+
+        def __init__(
+            self,
+            *,
+            user: str,
+            error_code: int,
+            error_message: str | None,
+            credential_infos: list[
+                DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.CredentialInfo
+            ],
+        ) -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
+            self.credential_infos = credential_infos
+
+    __slots__ = ("error_code", "error_message", "results", "throttle_time_ms")
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    results: list[DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("error_code", SCALAR, (0, 0), None, None),
+        Field("error_message", STRING, (0, 0), (0, 0), None),
+        Field("results", STRUCT_ARRAY, (0, 0), None, None, DescribeUserScramCredentialsResult),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None,
+        results: list[DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = results
+
+    API_KEY: ClassVar[int] = 50
+
+
+class AlterUserScramCredentialsRequest(_Struct):
+    class ScramCredentialDeletion(_Struct):
+        __slots__ = ("mechanism", "name")
+        name: str
+        mechanism: int
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 0), None, None),
+            Field("mechanism", SCALAR, (0, 0), None, None),
+        )
+
+        def __init__(self, *, name: str, mechanism: int) -> None:
+            self.name = name
+            self.mechanism = mechanism
+
+    class ScramCredentialUpsertion(_Struct):
+        __slots__ = ("iterations", "mechanism", "name", "salt", "salted_password")
+        name: str
+        mechanism: int
+        iterations: int
+        salt: bytes
+        salted_password: bytes
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("name", STRING, (0, 0), None, None),
+            Field("mechanism", SCALAR, (0, 0), None, None),
+            Field("iterations", SCALAR, (0, 0), None, None),
+            Field("salt", BYTES, (0, 0), None, None),
+            Field("salted_password", BYTES, (0, 0), None, None),
+        )
+
+        def __init__(
+            self, *, name: str, mechanism: int, iterations: int, salt: bytes, salted_password: bytes
+        ) -> None:
+            self.name = name
+            self.mechanism = mechanism
+            self.iterations = iterations
+            self.salt = salt
+            self.salted_password = salted_password
+
+    __slots__ = ("deletions", "upsertions")
+    deletions: list[AlterUserScramCredentialsRequest.ScramCredentialDeletion]
+    upsertions: list[AlterUserScramCredentialsRequest.ScramCredentialUpsertion]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("deletions", STRUCT_ARRAY, (0, 0), None, None, ScramCredentialDeletion),
+        Field("upsertions", STRUCT_ARRAY, (0, 0), None, None, ScramCredentialUpsertion),
+    )
+
+    def __init__(
+        self,
+        *,
+        deletions: list[AlterUserScramCredentialsRequest.ScramCredentialDeletion],
+        upsertions: list[AlterUserScramCredentialsRequest.ScramCredentialUpsertion],
+    ) -> None:
+        self.deletions = deletions
+        self.upsertions = upsertions
+
+    API_KEY: ClassVar[int] = 51
+
+
+class AlterUserScramCredentialsResponse(_Struct):
+    class AlterUserScramCredentialsResult(_Struct):
+        __slots__ = ("error_code", "error_message", "user")
+        user: str
+        error_code: int
+        error_message: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("user", STRING, (0, 0), None, None),
+            Field("error_code", SCALAR, (0, 0), None, None),
+            Field("error_message", STRING, (0, 0), (0, 0), None),
+        )
+
+        def __init__(self, *, user: str, error_code: int, error_message: str | None) -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
+
+    __slots__ = ("results", "throttle_time_ms")
+    throttle_time_ms: int
+    results: list[AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
+        Field("results", STRUCT_ARRAY, (0, 0), None, None, AlterUserScramCredentialsResult),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        results: list[AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult],
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = results
+
+    API_KEY: ClassVar[int] = 51
+
+
 class ShareGroupHeartbeatRequest(_Struct):
     __slots__ = ("group_id", "member_epoch", "member_id", "rack_id", "subscribed_topic_names")
     group_id: str
@@ -6531,6 +6719,8 @@ REQUESTS: dict[int, type[Message]] = {
     DescribeAclsRequest.API_KEY: DescribeAclsRequest,
     CreateAclsRequest.API_KEY: CreateAclsRequest,
     DeleteAclsRequest.API_KEY: DeleteAclsRequest,
+    DescribeUserScramCredentialsRequest.API_KEY: DescribeUserScramCredentialsRequest,
+    AlterUserScramCredentialsRequest.API_KEY: AlterUserScramCredentialsRequest,
     ShareGroupHeartbeatRequest.API_KEY: ShareGroupHeartbeatRequest,
     ShareGroupDescribeRequest.API_KEY: ShareGroupDescribeRequest,
     ShareFetchRequest.API_KEY: ShareFetchRequest,
@@ -6582,6 +6772,8 @@ RESPONSES: dict[int, type[Message]] = {
     DescribeAclsResponse.API_KEY: DescribeAclsResponse,
     CreateAclsResponse.API_KEY: CreateAclsResponse,
     DeleteAclsResponse.API_KEY: DeleteAclsResponse,
+    DescribeUserScramCredentialsResponse.API_KEY: DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse.API_KEY: AlterUserScramCredentialsResponse,
     ShareGroupHeartbeatResponse.API_KEY: ShareGroupHeartbeatResponse,
     ShareGroupDescribeResponse.API_KEY: ShareGroupDescribeResponse,
     ShareFetchResponse.API_KEY: ShareFetchResponse,

@@ -6,9 +6,9 @@ Every failure but one is Kafka's SaslException, which the authenticator answers 
 message that says nothing about which part was wrong (a user's existence is not disclosed).
 
 Deviations from Kafka/MSK:
-- Users come from the Python API and `--scram-user` and live in memory: MSK takes them from
-  Secrets Manager, Kafka from its metadata log; Describe/AlterUserScramCredentials are not
-  served yet. Delegation-token authentication (`tokenauth=true`) is not served.
+- Users come from the Python API, `--scram-user` and AlterUserScramCredentials and are saved
+  with the cluster metadata (Kafka's metadata log); MSK takes them from Secrets Manager.
+  Delegation-token authentication (`tokenauth=true`) is not served.
 """
 
 from __future__ import annotations
@@ -17,67 +17,68 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from msklite.credentials import HASHES, ScramCredential, make_credential, verifies
 from msklite.security.mechanism import SaslFailure
 
-HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
-DEFAULT_ITERATIONS = 4096  # kafka-configs' default and Kafka's minimum for both mechanisms
+if TYPE_CHECKING:
+    from msklite.controller import Controller
 
 
 class ScramError(SaslFailure):
     """A failed exchange; `public` is set only where Kafka shows the client its own message."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScramCredential:
-    salt: bytes
-    stored_key: bytes
-    server_key: bytes
-    iterations: int
-
-
-def make_credential(
-    mechanism: str, password: str, iterations: int = DEFAULT_ITERATIONS, salt: bytes | None = None
-) -> ScramCredential:
-    name = HASHES[mechanism]
-    salt = os.urandom(32) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac(name, password.encode(), salt, iterations)
-    client_key = hmac.digest(salted, b"Client Key", name)
-    return ScramCredential(
-        salt,
-        hashlib.new(name, client_key).digest(),
-        hmac.digest(salted, b"Server Key", name),
-        iterations,
-    )
-
-
 class ScramUsers:
-    """The SCRAM credentials of a cluster: (mechanism, user name) → credential."""
+    """The cluster's SCRAM users. Once the cluster starts (`bind`) they are the controller's,
+    saved with the cluster metadata and changed by AlterUserScramCredentials too; the users
+    given at start (`--scram-user`, the Python API) are written there then, unless their saved
+    credentials already verify the password (as Kafka's format-time SCRAM records are kept).
+    Before that (and in unit tests) they live here."""
 
     def __init__(self) -> None:
-        self._credentials: dict[tuple[str, str], ScramCredential] = {}
+        self._configured: dict[str, str] = {}
+        self._local: dict[tuple[str, str], ScramCredential] = {}
+        self._controller: Controller | None = None
 
     def add(self, user: str, password: str, mechanisms: tuple[str, ...] = tuple(HASHES)) -> None:
         if not user:
             raise ValueError("a SCRAM user name is a non-empty str")
+        self._configured[user] = password
+        if self._controller is not None:
+            self._apply(self._controller, user, password, mechanisms)
+            return
         for mechanism in mechanisms:
-            self._credentials[mechanism, user] = make_credential(mechanism, password)
+            self._local[mechanism, user] = make_credential(mechanism, password)
 
     def put(self, mechanism: str, user: str, credential: ScramCredential) -> None:
-        """Store a credential salted and iterated elsewhere (as AlterUserScramCredentials
-        carries it)."""
-        self._credentials[mechanism, user] = credential
+        """Store a credential salted and iterated elsewhere (unbound only: tests)."""
+        self._local[mechanism, user] = credential
 
-    def remove(self, user: str) -> None:
-        for mechanism in HASHES:
-            self._credentials.pop((mechanism, user), None)
+    def bind(self, controller: Controller) -> None:
+        self._controller = controller
+        for user, password in self._configured.items():
+            self._apply(controller, user, password, tuple(HASHES))
+
+    def unbind(self) -> None:
+        self._controller = None
+
+    @staticmethod
+    def _apply(
+        controller: Controller, user: str, password: str, mechanisms: tuple[str, ...]
+    ) -> None:
+        saved = controller.scram.get(user, {})
+        if all(m in saved and verifies(saved[m], m, password) for m in mechanisms):
+            return
+        controller.set_scram_credentials(
+            user, {m: make_credential(m, password) for m in mechanisms}
+        )
 
     def get(self, mechanism: str, user: str) -> ScramCredential | None:
-        return self._credentials.get((mechanism, user))
-
-    def users(self) -> list[str]:
-        return sorted({user for _, user in self._credentials})
+        if self._controller is not None:
+            return self._controller.scram.get(user, {}).get(mechanism)
+        return self._local.get((mechanism, user))
 
 
 class ScramServer:

@@ -101,6 +101,7 @@ class ClusterSecurity:
 
     def stop(self) -> None:
         self._ca = None
+        self.users.unbind()
 
     @property
     def ca_path(self) -> str | None:
