@@ -79,11 +79,15 @@ def test_confluent_alters_and_describes_users_and_logins_follow(tmp_path: Path) 
         assert _logs_in(c, "carol", "pw1")
         assert not _logs_in(c, "carol", "pw1", "SCRAM-SHA-256")  # that mechanism has none
         assert _logs_in(c, "dave", "pw2", "SCRAM-SHA-256")
-        carol = admin.describe_user_scram_credentials(["carol"])["carol"].result(timeout=15)
+        by_user = admin.describe_user_scram_credentials(["carol"])
+        assert isinstance(by_user, dict)  # one future per user named (one for all otherwise)
+        carol = by_user["carol"].result(timeout=15)
         assert [(i.mechanism, i.iterations) for i in carol.scram_credential_infos] == [
             (ScramMechanism.SCRAM_SHA_512, 8192)
         ]
-        everyone = admin.describe_user_scram_credentials().result(timeout=15)
+        all_users = admin.describe_user_scram_credentials()
+        assert not isinstance(all_users, dict)
+        everyone = all_users.result(timeout=15)
         assert sorted(everyone) == ["admin", "carol", "dave"]
         # Kafka's validation: too few iterations; deleting what does not exist
         bad = admin.alter_user_scram_credentials(

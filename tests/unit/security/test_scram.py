@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msklite.security.scram import ScramError, ScramServer, ScramUsers, make_credential
+from msklite.credentials import make_credential
+from msklite.security.scram import ScramError, ScramServer, ScramUsers
 
 # RFC 7677 section 3: user "user", password "pencil"
 CLIENT_FIRST = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
