@@ -123,6 +123,7 @@ class Brokers:
                 tls=security.tls_context(kind, self.data_dir, info),
                 authenticator=security.authenticator(kind, info, self.configs, self.clock),
                 principal_of=security.principal_of(kind),
+                max_idle_ms=self.configs.get_int("connections.max.idle.ms"),
             )
             for kind in security.kinds
         ]

@@ -271,6 +271,8 @@ _APPLIED_BROKER = {
     "broker.id",
     "broker.rack",
     "connection.failed.authentication.delay.ms",
+    "connections.max.idle.ms",
+    "connections.max.reauth.ms",
     "default.replication.factor",
     "delete.topic.enable",
     "group.consumer.assignors",

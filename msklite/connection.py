@@ -62,10 +62,20 @@ class Authenticator(Protocol):
     principal: str | None  # who, once authenticated
     failed: bool  # the last answer is the connection's last
     close_delay_ms: int  # after a failure (connection.failed.authentication.delay.ms)
+    raw_tokens: bool  # the next frame is a raw SASL token (after SaslHandshake v0)
+    session_lifetime_ms: int  # of the last authentication; 0: the session never expires
 
     def authenticate(self, header: RequestHeader, r: Reader) -> list[Buffer]:
         """Answer a request made before authentication (a ProtocolError closes the
         connection unanswered)."""
+        ...
+
+    def authenticate_raw(self, token: bytes) -> bytes:
+        """Answer a raw SASL token with the server's."""
+        ...
+
+    def reauthenticate(self) -> None:
+        """Start over on an authenticated connection (KIP-368)."""
         ...
 
 
@@ -84,6 +94,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.ctx = ctx
         self.listener = listener
         self.authenticator = authenticator
+        # kept once authenticated: a SaslHandshake then re-authenticates (KIP-368)
+        self._sasl = authenticator
+        self._session_end_ms = 0  # when the SASL session expires (0: never)
+        # read since the listener's last idle sweep (connections.max.idle.ms), and the time
+        # of the last sweep that saw it active
+        self.active = True
+        self.active_at_ms = 0
         self.principal = ANONYMOUS
         self._principal_of = principal_of
         self.decoder = FrameDecoder(max_frame, pool)
@@ -123,6 +140,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return self.decoder.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.active = True
         try:
             frames = self.decoder.buffer_updated(nbytes)
         except ProtocolError as e:
@@ -274,6 +292,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._pump()
 
     def _dispatch(self, frame: memoryview) -> Response | Awaitable[Response]:
+        authenticator = self.authenticator
+        if authenticator is not None and authenticator.raw_tokens:
+            return self._raw_token(authenticator, frame)
         header, reader = parse_request_header(frame)
         header.client_host = self.host
         header.listener = self.listener
@@ -298,6 +319,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         stats = self.ctx.stats
         stats.requests[header.api_key][header.api_version] += 1
         if self.authenticator is not None and header.api_key != ApiKey.API_VERSIONS:
+            return _framed(
+                header.correlation_id, flexible_response, self._authenticate(header, reader)
+            )
+        if self._sasl is not None and self._reauthenticating(header):
             return _framed(
                 header.correlation_id, flexible_response, self._authenticate(header, reader)
             )
@@ -342,13 +367,47 @@ class KafkaConnection(asyncio.BufferedProtocol):
         authenticator = self.authenticator
         assert authenticator is not None
         body = authenticator.authenticate(header, reader)
+        self._after_exchange(authenticator)
+        return body
+
+    def _raw_token(self, authenticator: Authenticator, frame: memoryview) -> Response:
+        """A raw SASL token (after SaslHandshake v0), answered with a raw size-prefixed one."""
+        token = authenticator.authenticate_raw(bytes(frame))
+        self._after_exchange(authenticator)
+        return [] if authenticator.failed else [_SIZE.pack(len(token)) + token]
+
+    def _after_exchange(self, authenticator: Authenticator) -> None:
         if authenticator.failed:
             log.info("closing connection from %s: authentication failed", self.peer)
             self._last_answer = True
         elif authenticator.principal is not None:
             self.principal = authenticator.principal
             self.authenticator = None
-        return body
+            lifetime = authenticator.session_lifetime_ms
+            self._session_end_ms = self.ctx.clock.now_ms() + lifetime if lifetime > 0 else 0
+
+    def _reauthenticating(self, header: RequestHeader) -> bool:
+        """On an authenticated SASL connection: a SaslHandshake starts a re-authentication
+        (KIP-368); any other request after the session's end closes the connection, as
+        Kafka closes a client that did not re-authenticate in time."""
+        if header.api_key == ApiKey.SASL_HANDSHAKE and header.api_version >= 1:
+            assert self._sasl is not None
+            self._sasl.reauthenticate()
+            self.authenticator = self._sasl
+            return True
+        if self._session_end_ms and self.ctx.clock.now_ms() > self._session_end_ms:
+            raise ProtocolError("its SASL session expired without a re-authentication")
+        return False
+
+    def idle_sweep(self, now_ms: int, max_idle_ms: int) -> None:
+        """connections.max.idle.ms: close once the listener's sweeps have seen nothing read
+        and no request waiting for max_idle_ms."""
+        if self.active or self._waiting is not None or self.queue:
+            self.active = False
+            self.active_at_ms = now_ms
+        elif now_ms - self.active_at_ms >= max_idle_ms:
+            log.debug("closing connection from %s: idle past connections.max.idle.ms", self.peer)
+            self.close()
 
     # ---- our own failures ----
 

@@ -11,6 +11,7 @@ import mmap
 import ssl
 from collections.abc import Callable
 
+from msklite.clock import Timer
 from msklite.connection import Authenticator, KafkaConnection
 from msklite.handlers.context import BrokerContext
 from msklite.protocol.frame import MemoryPool
@@ -29,9 +30,13 @@ class BrokerServer:
         tls: ssl.SSLContext | None = None,
         authenticator: Callable[[], Authenticator] | None = None,
         principal_of: Callable[[object], str | None] | None = None,
+        max_idle_ms: int = 0,
     ) -> None:
         """`queued_max_bytes`: the request memory shared by the connections (Kafka's
-        `queued.max.request.bytes`; 0 or less: unbounded)."""
+        `queued.max.request.bytes`; 0 or less: unbounded). `max_idle_ms`: Kafka's
+        `connections.max.idle.ms`, connections that read nothing that long are closed (0 or
+        less: never); swept a tenth of it at a time on the injected clock, so a connection
+        goes after between that and 1.1 times that."""
         self.ctx = ctx
         self.host = host
         self.port = port
@@ -43,6 +48,15 @@ class BrokerServer:
         self.pool = MemoryPool(queued_max_bytes, anonymous_mapping)
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None
+        self.max_idle_ms = max_idle_ms
+        self._sweep_ms = max(max_idle_ms // 10, 1)
+        self._sweeper: Timer | None = None
+
+    def _sweep(self) -> None:
+        now = self.ctx.clock.now_ms()
+        for conn in list(self.connections):
+            conn.idle_sweep(now, self.max_idle_ms)
+        self._sweeper = self.ctx.clock.call_later(self._sweep_ms, self._sweep)
 
     def _connection(self) -> KafkaConnection:
         make = self.authenticator
@@ -68,9 +82,14 @@ class BrokerServer:
             ssl=self.tls,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.max_idle_ms > 0:
+            self._sweeper = self.ctx.clock.call_later(self._sweep_ms, self._sweep)
         return self.port
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is None:
             return
         self._server.close()

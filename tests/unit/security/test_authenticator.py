@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kafka.net.sasl.scram import ScramClient
 from kafka.protocol.sasl import (
     SaslAuthenticateRequest,
     SaslAuthenticateResponse,
@@ -47,9 +48,72 @@ def test_a_request_before_the_handshake_closes() -> None:
         _send(_authenticator(), ApiKey.METADATA, 1, b"")
 
 
-def test_handshake_v0_closes() -> None:
-    with pytest.raises(ProtocolError, match="v0"):
-        _send(_authenticator(), ApiKey.SASL_HANDSHAKE, 0, b"\x00\x05PLAIN")
+def _scram_round(
+    auth: SaslAuthenticator, password: str = "pw", raw: bool = False, user: str = "alice"
+) -> bytes:
+    """A SCRAM-SHA-512 exchange after the handshake; the server's last token."""
+    client = ScramClient(user, password, "SCRAM-SHA-512")
+
+    def step(message: bytes) -> bytes:
+        if raw:
+            return auth.authenticate_raw(message)
+        body = bytes(SaslAuthenticateRequest[1](auth_bytes=message).encode(version=1))
+        resp = SaslAuthenticateResponse.decode(
+            _send(auth, ApiKey.SASL_AUTHENTICATE, 1, body), version=1
+        )
+        return bytes(resp.auth_bytes)
+
+    client.process_server_first_message(step(client.first_message()))
+    return step(client.final_message())
+
+
+def test_handshake_v0_goes_on_in_raw_tokens() -> None:
+    auth = _authenticator()
+    out = _send(auth, ApiKey.SASL_HANDSHAKE, 0, b"\x00\x0dSCRAM-SHA-512")
+    assert SaslHandshakeResponse.decode(out, version=0).error_code == 0
+    assert auth.raw_tokens
+    assert _scram_round(auth, raw=True).startswith(b"v=")
+    assert auth.principal == "User:alice" and not auth.raw_tokens and not auth.failed
+    # a wrong password: no answer, the connection closes
+    auth = _authenticator()
+    _send(auth, ApiKey.SASL_HANDSHAKE, 0, b"\x00\x0dSCRAM-SHA-512")
+    assert _scram_round(auth, "wrong", raw=True) == b""
+    assert auth.failed
+
+
+def test_reauthentication_keeps_mechanism_and_principal() -> None:
+    users = ScramUsers()
+    users.add("alice", "pw")
+    users.add("bob", "pw")
+    auth = SaslAuthenticator(
+        {m: functools.partial(ScramServer, m, users) for m in MECHANISMS}, max_reauth_ms=5000
+    )
+    _handshake(auth, "SCRAM-SHA-512")
+    _scram_round(auth)
+    assert auth.principal == "User:alice" and auth.session_lifetime_ms == 5000
+    auth.reauthenticate()
+    assert auth.principal is None
+    _handshake(auth, "SCRAM-SHA-512")
+    _scram_round(auth)
+    assert auth.principal == "User:alice" and not auth.failed
+    # another mechanism: the handshake is answered, the exchange fails
+    auth.reauthenticate()
+    assert _handshake(auth, "SCRAM-SHA-256").error_code == 0
+    body = bytes(SaslAuthenticateRequest[1](auth_bytes=b"n,,n=alice,r=x").encode(version=1))
+    resp = SaslAuthenticateResponse.decode(
+        _send(auth, ApiKey.SASL_AUTHENTICATE, 1, body), version=1
+    )
+    assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+    assert "not supported for re-authentication" in resp.error_message
+    # another principal: refused with Kafka's message
+    auth = SaslAuthenticator({m: functools.partial(ScramServer, m, users) for m in MECHANISMS})
+    _handshake(auth, "SCRAM-SHA-512")
+    _scram_round(auth, user="bob")
+    assert auth.principal == "User:bob"
+    auth.reauthenticate()
+    _handshake(auth, "SCRAM-SHA-512")
+    _scram_round(auth)  # alice
+    assert auth.failed
 
 
 def test_an_unknown_mechanism_is_answered_then_the_connection_fails() -> None:
@@ -91,5 +155,16 @@ def test_fuzzed_scram_tokens_fail_authentication(token: bytes) -> None:
         if resp.error_code:
             assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
             assert auth.failed
+            break
+    assert auth.principal is None
+
+
+@given(st.lists(st.binary(max_size=120), min_size=1, max_size=3))
+def test_fuzzed_raw_tokens_after_handshake_v0_fail_cleanly(tokens: list[bytes]) -> None:
+    auth = _authenticator()
+    _send(auth, ApiKey.SASL_HANDSHAKE, 0, b"\x00\x0dSCRAM-SHA-512")
+    for token in tokens:
+        auth.authenticate_raw(token)
+        if auth.failed:
             break
     assert auth.principal is None
