@@ -22,9 +22,9 @@ reads them as Kafka's StandardAuthorizer does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from msklite.authz import (
     CLUSTER_NAME,
@@ -201,41 +201,73 @@ def _grants(b: AclBinding, op: AclOperation) -> bool:
     return False
 
 
+class AclSource(Protocol):
+    """Where the authorizer reads the ACLs: the controller, which replaces the tuple as a
+    whole on every change (so an identity check tells when to re-index)."""
+
+    @property
+    def acls(self) -> tuple[AclBinding, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAcls:
+    """A fixed set of ACLs (no ACLs by default): for a context without a controller."""
+
+    acls: tuple[AclBinding, ...] = ()
+
+
+_CACHE_LIMIT = 1 << 16  # decisions remembered per ACL set, then forgotten all at once
+
+
 class AclAuthorizer:
-    """Kafka's StandardAuthorizer over the ACLs `acls()` returns (the controller's, which it
-    replaces as a whole on every change, so an identity check tells when to re-index)."""
+    """Kafka's StandardAuthorizer over the ACLs of `source`. Decisions are remembered per
+    (principal, host, action) until the ACLs change, so that a produce with ACLs in force
+    costs a dictionary lookup per topic."""
 
     def __init__(
         self,
-        acls: Callable[[], Sequence[AclBinding]],
+        source: AclSource,
         super_users: Iterable[str] = (),
         allow_everyone_if_no_acl_found: bool = True,
     ) -> None:
-        self._acls = acls
-        self._indexed: object = None
+        self._source = source
+        self._indexed: tuple[AclBinding, ...] | None = None
         self._index = AclIndex(())
+        self._open = allow_everyone_if_no_acl_found  # no ACLs and allow.everyone: all allowed
+        self._decisions: dict[tuple[str, str, Action], bool] = {}
         self.super_users = frozenset(super_users)
         self.allow_everyone = allow_everyone_if_no_acl_found
 
-    def _current(self) -> AclIndex:
-        acls = self._acls()
-        if acls is not self._indexed:
-            self._index = AclIndex(acls)
-            self._indexed = acls
-        return self._index
+    def _reindex(self, acls: tuple[AclBinding, ...]) -> None:
+        self._index = AclIndex(acls)
+        self._indexed = acls
+        self._open = self._index.empty and self.allow_everyone
+        self._decisions = {}
 
     def authorize(self, session: Session, actions: Sequence[Action]) -> list[bool]:
-        index = self._current()
+        acls = self._source.acls
+        if acls is not self._indexed:
+            self._reindex(acls)
         principal = session.principal
-        if principal in self.super_users or (index.empty and self.allow_everyone):
+        if self._open or principal in self.super_users:
             return [True] * len(actions)
         host = session.client_host
-        return [self._decide(index, principal, host, a) for a in actions]
+        decisions = self._decisions
+        out = []
+        for action in actions:
+            key = (principal, host, action)
+            decision = decisions.get(key)
+            if decision is None:
+                if len(decisions) >= _CACHE_LIMIT:
+                    decisions.clear()
+                decision = decisions[key] = self._decide(principal, host, action)
+            out.append(decision)
+        return out
 
-    def _decide(self, index: AclIndex, principal: str, host: str, action: Action) -> bool:
+    def _decide(self, principal: str, host: str, action: Action) -> bool:
         op = action.operation
         allowed = False
-        groups = index.applying(action.resource_type, action.name)
+        groups = self._index.applying(action.resource_type, action.name)
         for group in groups:
             for b in group:
                 if b.principal != principal and b.principal != WILDCARD_PRINCIPAL:
@@ -268,7 +300,7 @@ class AclAuthorizer:
             PatternType.PREFIXED: set(),
         }
         wildcard_allow = False
-        for b in self._acls():
+        for b in self._source.acls:
             if b.resource_type != resource_type:
                 continue
             if b.host != host and b.host != WILDCARD:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msklite.authz import Authorizer
-from msklite.authz.acls import AclAuthorizer
+from msklite.authz.acls import AclAuthorizer, StaticAcls
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
 from msklite.handlers.metadata_cache import MetadataCache
@@ -90,7 +90,7 @@ class BrokerContext:
     stats: BrokerStats = field(default_factory=BrokerStats)
     # who may do what (msklite.authz): the cluster's, shared by its brokers; by default the
     # ACL authorizer over no ACLs, which allows everything
-    authorizer: Authorizer = field(default_factory=lambda: AclAuthorizer(tuple))
+    authorizer: Authorizer = field(default_factory=lambda: AclAuthorizer(StaticAcls()))
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
     _groups: GroupRuntime | None = None

@@ -146,7 +146,7 @@ class ClusterSecurity:
         configs = controller.configs
         supers = [u.strip() for u in (configs.get("super.users") or "").split(";")]
         acls = AclAuthorizer(
-            lambda: controller.acls,
+            controller,
             [u for u in supers if u],
             configs.get_bool("allow.everyone.if.no.acl.found"),
         )

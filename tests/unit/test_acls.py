@@ -16,7 +16,7 @@ from msklite.authz import (
     PatternType,
     ResourceType,
 )
-from msklite.authz.acls import AclAuthorizer, AclBinding, AclFilter, validate_new
+from msklite.authz.acls import AclAuthorizer, AclBinding, AclFilter, StaticAcls, validate_new
 from msklite.errors import ErrorCode, KafkaError
 
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
@@ -51,7 +51,7 @@ def check(
     session: S | None = None,
     **kw: object,
 ) -> bool:
-    az = AclAuthorizer(lambda: tuple(acls), **kw)  # type: ignore[arg-type]
+    az = AclAuthorizer(StaticAcls(tuple(acls)), **kw)  # type: ignore[arg-type]
     return az.authorize(session or S(), [Action(op, TOPIC, name)])[0]
 
 
@@ -100,7 +100,7 @@ def test_hosts_super_users_and_principal_wildcard() -> None:
 
 def test_authorize_by_resource_type() -> None:
     def any_write(acls: list[AclBinding]) -> bool:
-        az = AclAuthorizer(lambda: tuple(acls), allow_everyone_if_no_acl_found=False)
+        az = AclAuthorizer(StaticAcls(tuple(acls)), allow_everyone_if_no_acl_found=False)
         return az.authorize_by_resource_type(S(), Op.WRITE, TOPIC)
 
     assert not any_write([])
@@ -205,6 +205,20 @@ def test_authorizer_agrees_with_the_model(
     everyone: bool,
 ) -> None:
     s = S(principal, host)
-    az = AclAuthorizer(lambda: tuple(acls), allow_everyone_if_no_acl_found=everyone)
+    az = AclAuthorizer(StaticAcls(tuple(acls)), allow_everyone_if_no_acl_found=everyone)
     todo = [Action(*a) for a in actions]
     assert az.authorize(s, todo) == [model(acls, s, a, everyone) for a in todo]
+
+
+def test_remembered_decisions_are_forgotten_when_the_acls_change() -> None:
+    @dataclass
+    class Source:
+        acls: tuple[AclBinding, ...]
+
+    source = Source((acl("t", Op.WRITE),))
+    az = AclAuthorizer(source)
+    assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [True]
+    source.acls = (acl("t", Op.WRITE, DENY),)
+    assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [False]
+    source.acls = ()
+    assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [True]
