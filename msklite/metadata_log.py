@@ -116,6 +116,7 @@ def _apply(state: State, topics: dict[str, Any], change: Change) -> None:
         "placements",
         "brokers",
         "broker_configs",
+        "group_configs",
         "acls",
         "scram",
     ):

@@ -87,3 +87,12 @@ def test_the_log_is_folded_into_a_snapshot_once_it_outgrows_it(tmp_path: Path) -
         raise AssertionError("the log was never folded into a new snapshot")
     assert 1 << 20 < size < 1 << 21 and path.stat().st_mtime_ns != first
     assert _layout(_controller(path)) == _layout(c)
+
+
+def test_group_configs_changed_in_a_log_line_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    c = _controller(path)
+    c.save_new_cluster()
+    c.create_topic("t", 1, 1)  # the first change writes the snapshot
+    c.alter_group_configs("g", {"consumer.session.timeout.ms": "50000"})  # a log line
+    assert _controller(path).group_configs == {"g": {"consumer.session.timeout.ms": "50000"}}
