@@ -376,8 +376,8 @@ class _SharePersister:
 
 class _Markers:
     """The transaction coordinators' MarkerWriter: a marker goes to the partition's current
-    leader, wherever it runs — a control batch for a data partition, the group coordinator's
-    pending offsets for a `__consumer_offsets` partition."""
+    leader, wherever it runs, as a control batch; on a `__consumer_offsets` partition its
+    group coordinator then completes the transaction's pending offsets."""
 
     def __init__(self, brokers: Brokers) -> None:
         self._brokers = brokers
@@ -401,13 +401,11 @@ class _Markers:
         leader = self._brokers.running.get(topic.partitions[tp.partition].leader)
         if leader is None:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
-        if tp.topic == OFFSETS_TOPIC:
-            return leader.ctx.groups.complete_txn(tp.partition, producer_id, commit)
         txn_topic = topics.get(TXN_TOPIC)
         coordinator_epoch = (
             txn_topic.partitions[txn_partition].leader_epoch if txn_topic is not None else 0
         )
-        return await write_marker(
+        error = await write_marker(
             leader.replicas,
             self._brokers.clock,
             tp,
@@ -416,3 +414,12 @@ class _Markers:
             commit,
             coordinator_epoch,
         )
+        if (
+            error == ErrorCode.NONE
+            and tp.topic == OFFSETS_TOPIC
+            and self._brokers.running.get(leader.info.node_id) is leader
+        ):
+            # As Kafka's group coordinator on the marker's append: the transaction's pending
+            # offsets become committed (or vanish).
+            leader.ctx.groups.complete_txn(tp.partition, producer_id, commit)
+        return error

@@ -48,12 +48,21 @@ from msklite.coordinator.records import (
 from msklite.errors import ErrorCode, ProtocolError
 from msklite.protocol.consumer_group import HeartbeatRequest, HeartbeatResponse
 from msklite.protocol.primitives import Reader
+from msklite.protocol.records import COMMIT_MARKER
 from msklite.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 E = ErrorCode
 # (partition of __consumer_offsets, key, value or None for a tombstone)
 Record = tuple[int, bytes, bytes | None]
+# (partition, producer id, producer epoch, key, value): a record of a producer's transaction
+# (TxnOffsetCommit), which its marker commits or aborts
+TxnRecord = tuple[int, int, int, bytes, bytes]
+# One record of an internal topic as a coordinator replays it: (key, value, producer id,
+# producer epoch, marker). The producer id and epoch are a transactional batch's (-1 for
+# others); a control batch is one entry with an empty key, a None value and its marker type
+# (0 abort, 1 commit), -1 for every data record.
+LogRecord = tuple[bytes, bytes | None, int, int, int]
 
 
 def java_string_hash(s: str) -> int:
@@ -159,6 +168,7 @@ class OffsetCommit:
 @dataclass(slots=True)
 class Output:
     records: list[Record] = field(default_factory=list)
+    txn_records: list[TxnRecord] = field(default_factory=list)
     completions: list[tuple[int, JoinResponse | SyncResponse]] = field(default_factory=list)
 
 
@@ -190,20 +200,25 @@ class GroupCoordinator:
 
     # ---- loading: replay of __consumer_offsets (Kafka's GroupMetadataManager.loadGroups) ----
 
-    def load(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
-    ) -> None:
+    def load(self, partition: int, records: Iterable[LogRecord], now_ms: int) -> None:
         """Rebuild the groups of `partition` from its records, oldest first. Records it cannot
-        read (another version's record types) are skipped, as Kafka skips unknown keys."""
+        read (another version's record types) are skipped, as Kafka skips unknown keys.
+        Transactional offsets stay pending until their producer's marker: a COMMIT makes them
+        committed offsets, an ABORT drops them (Kafka's loadGroupsAndOffsets)."""
         self.loaded.add(partition)
-        for key, value in records:
+        for key, value, producer_id, epoch, marker in records:
+            if marker != -1:
+                self.complete_txn(partition, producer_id, marker == COMMIT_MARKER)
+                continue
             try:
-                self._replay(key, value, now_ms)
+                self._replay(key, value, producer_id, epoch, now_ms)
             except ProtocolError as e:
                 log.warning("skipping a record of __consumer_offsets-%d: %s", partition, e)
         self.consumer.loaded(partition, now_ms)
 
-    def _replay(self, key_bytes: bytes, value: bytes | None, now_ms: int) -> None:
+    def _replay(
+        self, key_bytes: bytes, value: bytes | None, producer_id: int, epoch: int, now_ms: int
+    ) -> None:
         r = Reader(memoryview(key_bytes))
         record_type = r.int16()
         if record_type in RECORD_TYPES:
@@ -215,11 +230,15 @@ class GroupCoordinator:
             tp = TopicPartition(key.topic, key.partition)
             if value is None:
                 group.offsets.pop(tp, None)
+                return
+            v = decode_offset_value(value)
+            offset = CommittedOffset(
+                v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp
+            )
+            if producer_id == -1:
+                group.offsets[tp] = offset
             else:
-                v = decode_offset_value(value)
-                group.offsets[tp] = CommittedOffset(
-                    v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp
-                )
+                self._pending(group, producer_id, epoch)[tp] = offset
         elif value is None:
             known = self.groups.get(key.group_id)
             if known is not None:
@@ -798,21 +817,21 @@ class GroupCoordinator:
         instance_id: str | None,
         offsets: list[OffsetCommit],
         now_ms: int,
-    ) -> list[ErrorCode]:
-        """TxnOffsetCommit: the offsets wait, pending, for the transaction's marker. An epoch
-        older than one already seen is a fenced producer."""
+    ) -> tuple[list[ErrorCode], Output]:
+        """TxnOffsetCommit: the offsets are written at once as records of the producer's
+        transaction (so that a coordinator taking the partition over replays them) and stay
+        pending until its marker. An epoch older than one already seen is a fenced
+        producer."""
+        out = Output()
         known = self.groups.get(group_id)
         pending_before = known.pending_txn.get(producer_id) if known is not None else None
         if pending_before is not None and producer_epoch < pending_before[0]:
-            return [E.PRODUCER_FENCED] * len(offsets)
+            return [E.PRODUCER_FENCED] * len(offsets), out
         error = self._validate_commit(group_id, generation, member_id, instance_id, now_ms, None)
         if error != E.NONE:
-            return [error] * len(offsets)
+            return [error] * len(offsets), out
         group = self.groups[group_id]
-        epoch, pending = group.pending_txn.get(producer_id, (producer_epoch, {}))
-        if epoch != producer_epoch:
-            pending = {}  # a newer epoch: the older transaction was aborted
-        group.pending_txn[producer_id] = (producer_epoch, pending)
+        pending = self._pending(group, producer_id, producer_epoch)
         errors = []
         for o in offsets:
             metadata = o.metadata or ""
@@ -822,34 +841,41 @@ class GroupCoordinator:
             pending[TopicPartition(o.topic, o.partition)] = CommittedOffset(
                 o.offset, o.leader_epoch, metadata, now_ms
             )
+            out.txn_records.append(
+                (
+                    group.partition,
+                    producer_id,
+                    producer_epoch,
+                    encode_offset_key(OffsetKey(group_id, o.topic, o.partition)),
+                    encode_offset_value(OffsetValue(o.offset, o.leader_epoch, metadata, now_ms)),
+                )
+            )
             errors.append(E.NONE)
-        return errors
+        return errors, out
 
-    def complete_txn(
-        self, partition: int, producer_id: int, commit: bool, now_ms: int
-    ) -> tuple[None, Output]:
-        """The transaction marker of `producer_id` reached this `__consumer_offsets`
-        partition: its pending offsets are committed (written) or dropped."""
-        out = Output()
+    @staticmethod
+    def _pending(
+        group: Group, producer_id: int, epoch: int
+    ) -> dict[TopicPartition, CommittedOffset]:
+        """The offsets pending in `producer_id`'s transaction at `epoch`; a newer epoch means
+        the older transaction was aborted."""
+        known = group.pending_txn.get(producer_id)
+        if known is not None and known[0] == epoch:
+            return known[1]
+        pending: dict[TopicPartition, CommittedOffset] = {}
+        group.pending_txn[producer_id] = (epoch, pending)
+        return pending
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The transaction marker of `producer_id` is on this `__consumer_offsets` partition:
+        its pending offsets become committed offsets or vanish (nothing more is written: a
+        reload replays the marker)."""
         for group in self.groups.values():
             if group.partition != partition:
                 continue
             pending = group.pending_txn.pop(producer_id, None)
-            if pending is None or not commit:
-                continue
-            for tp, o in pending[1].items():
-                o = CommittedOffset(o.offset, o.leader_epoch, o.metadata, now_ms)
-                group.offsets[tp] = o
-                out.records.append(
-                    (
-                        group.partition,
-                        encode_offset_key(OffsetKey(group.group_id, tp.topic, tp.partition)),
-                        encode_offset_value(
-                            OffsetValue(o.offset, o.leader_epoch, o.metadata, now_ms)
-                        ),
-                    )
-                )
-        return None, out
+            if pending is not None and commit:
+                group.offsets.update(pending[1])
 
     def unstable_partitions(self, group_id: str) -> set[TopicPartition]:
         """Partitions with transactional offsets not yet committed or aborted."""

@@ -192,25 +192,26 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
         instance_id: str | None,
         offsets: list[OffsetCommit],
     ) -> list[ErrorCode]:
-        return self._machine.txn_commit(
-            group_id,
-            producer_id,
-            producer_epoch,
-            generation,
-            member_id,
-            instance_id,
-            offsets,
-            self.clock.now_ms(),
+        errors, write_error = self._write(
+            lambda now: self._machine.txn_commit(
+                group_id,
+                producer_id,
+                producer_epoch,
+                generation,
+                member_id,
+                instance_id,
+                offsets,
+                now,
+            )
         )
+        return _fold(errors, write_error)
 
-    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> ErrorCode:
-        """A transaction marker for `__consumer_offsets` partition `partition`."""
-        if not self._owns_partition(partition):
-            return ErrorCode.NOT_COORDINATOR
-        _, write_error = self._write(
-            lambda now: self._machine.complete_txn(partition, producer_id, commit, now)
-        )
-        return write_error
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """`producer_id`'s transaction marker is on `__consumer_offsets` partition
+        `partition` (up to the high watermark). A broker that no longer leads the partition
+        has nothing to do: its new leader replays the marker when it loads the partition."""
+        if self._owns_partition(partition):
+            self._machine.complete_txn(partition, producer_id, commit)
 
     def unstable_partitions(self, group_id: str) -> set[TopicPartition]:
         return self._machine.unstable_partitions(group_id)

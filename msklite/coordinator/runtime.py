@@ -21,7 +21,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from msklite.clock import Clock
-from msklite.coordinator.coordinator import Output
+from msklite.coordinator.coordinator import LogRecord, Output
 from msklite.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,17 @@ class CoordinatorTopic(Protocol):
 
     def is_leader(self, partition: int) -> bool: ...
 
-    def append(self, partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
-        """Append as leader; raises KafkaError (NOT_LEADER_OR_FOLLOWER, …)."""
+    def append(
+        self,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        producer: tuple[int, int] | None = None,
+    ) -> None:
+        """Append as leader, as one batch — a transactional one of `producer` (id, epoch) if
+        given; raises KafkaError (NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH, …)."""
 
-    def records(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
-        """Every (key, value) record of the partition, oldest first."""
+    def records(self, partition: int) -> Iterator[LogRecord]:
+        """Every record of the partition up to its high watermark, oldest first."""
 
 
 class StateMachine(Protocol):
@@ -48,9 +54,7 @@ class StateMachine(Protocol):
     @property
     def loaded(self) -> Container[int]: ...
 
-    def load(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
-    ) -> None: ...
+    def load(self, partition: int, records: Iterable[LogRecord], now_ms: int) -> None: ...
 
     def unload(self, partition: int) -> Output: ...
 
@@ -116,22 +120,27 @@ class CoordinatorRuntime(Generic[M]):
     def _apply(self, out: Output) -> ErrorCode:
         """Append the records, then answer the parked requests; the append's error, if any."""
         error = ErrorCode.NONE
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        batches: dict[tuple[int, tuple[int, int] | None], list[tuple[bytes, bytes | None]]] = {}
         for partition, key, value in out.records:
-            by_partition.setdefault(partition, []).append((key, value))
-        for partition, records in by_partition.items():
+            batches.setdefault((partition, None), []).append((key, value))
+        for partition, producer_id, epoch, key, txn_value in out.txn_records:
+            batches.setdefault((partition, (producer_id, epoch)), []).append((key, txn_value))
+        for (partition, producer), records in batches.items():
             try:
-                self.topic.append(partition, records)
+                self.topic.append(partition, records, producer)
             except KafkaError as e:
                 log.warning("writing to %s-%d failed: %s", self.topic.topic, partition, e)
                 # Kafka maps a failed internal-topic write to a coordinator error, so that
                 # clients look the coordinator up again.
-                error = (
-                    ErrorCode.NOT_COORDINATOR
-                    if e.code
-                    in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                    else ErrorCode.COORDINATOR_NOT_AVAILABLE
-                )
+                if e.code in (
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                ):
+                    error = ErrorCode.NOT_COORDINATOR
+                elif e.code == ErrorCode.INVALID_PRODUCER_EPOCH:
+                    error = e.code  # a transactional write of a fenced producer
+                else:
+                    error = ErrorCode.COORDINATOR_NOT_AVAILABLE
         for waiter, response in out.completions:
             fut = self._waiters.pop(waiter, None)
             if fut is not None and not fut.done():

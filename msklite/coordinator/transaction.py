@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from msklite.config import BrokerConfigs
-from msklite.coordinator.coordinator import Output, partition_for
+from msklite.coordinator.coordinator import LogRecord, Output, partition_for
 from msklite.coordinator.txn_records import (
     TxnLogValue,
     decode_key,
@@ -142,11 +142,11 @@ class TxnCoordinator:
 
     # ---- loading: replay of __transaction_state ----
 
-    def load(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
-    ) -> None:
+    def load(self, partition: int, records: Iterable[LogRecord], now_ms: int) -> None:
         self.loaded.add(partition)
-        for key, value in records:
+        for key, value, _, _, marker in records:
+            if marker != -1:
+                continue  # nothing transactional is written here
             try:
                 txn_id = decode_key(key)
                 if value is None:

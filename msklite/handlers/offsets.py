@@ -22,15 +22,13 @@ Behavior:
   DESCRIBE on the group (the group's error) and on each topic (named: TOPIC_AUTHORIZATION_FAILED,
   all: left out); OffsetDelete DELETE on the group (the top-level error), READ on each topic.
 - All of them: NOT_COORDINATOR from a broker other than the group's coordinator.
+- require_stable (OffsetFetch v7+): UNSTABLE_OFFSET_COMMIT for a partition with a pending
+  transactional offset, as Kafka answers (clients retry until the marker lands).
 
 Deviations from Kafka/MSK:
 - OffsetCommit v10 and OffsetFetch v10 (topic ids) are not served (no Kafka release MSK
   offers advertises them).
 - OffsetFetch v9's member id and epoch are checked for consumer groups only, not classic ones.
-- require_stable (OffsetFetch v7+): UNSTABLE_OFFSET_COMMIT for a partition with a pending
-  transactional offset, as Kafka answers (clients retry until the marker lands). Pending
-  transactional offsets are held in the coordinator's memory, not written to
-  `__consumer_offsets` before their marker (Kafka writes them as transactional records).
 
 Version notes:
 - OffsetCommit: v2-v4 retention_time_ms, v6 committed_leader_epoch, v7 group_instance_id,

@@ -15,8 +15,11 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   replicated append; a group's offsets partition: its pending offsets committed or dropped) and
   the transaction completes. A retry after completion succeeds; the other outcome is
   INVALID_TXN_STATE.
-- TxnOffsetCommit goes to the group coordinator: the offsets stay pending (OffsetFetch with
-  require_stable answers UNSTABLE_OFFSET_COMMIT for them) until the transaction's marker.
+- TxnOffsetCommit goes to the group coordinator: the offsets are written to
+  `__consumer_offsets` at once, as a transactional batch of the producer's id and epoch, and
+  stay pending (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for them) until
+  the transaction's marker is written there; a coordinator that takes the partition over
+  replays them, so they survive a move of the group's coordinator.
 - Authorization, as Kafka's: WRITE on the transactional id
   (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for AddPartitionsToTxn (before v4; then WRITE on each
   topic, never an internal one: TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED),

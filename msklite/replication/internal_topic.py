@@ -11,7 +11,13 @@ from collections.abc import Iterator, Sequence
 
 from msklite.clock import Clock
 from msklite.errors import KafkaError
-from msklite.protocol.records import encode_batch, iter_records, read_header
+from msklite.protocol.records import (
+    TRANSACTIONAL,
+    encode_batch,
+    iter_records,
+    marker_type,
+    read_header,
+)
 from msklite.replication.replica_manager import ReplicaManager
 
 # Enough for any group's records in one read; a larger batch is still returned whole (min_one).
@@ -31,14 +37,38 @@ class InternalTopic:
             return False
         return True
 
-    def append(self, partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+    def append(
+        self,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        producer: tuple[int, int] | None = None,
+    ) -> None:
         replica = self.replicas.leader_partition(self.topic, partition)
         batch_records: list[tuple[bytes | None, bytes | None]] = list(records)
-        batch = encode_batch(batch_records, timestamp=self.clock.now_ms())
+        if producer is None:
+            batch = encode_batch(batch_records, timestamp=self.clock.now_ms())
+        else:
+            # A transactional batch (TxnOffsetCommit), numbered after the producer's last one
+            # here so that the log's idempotence checks take it as the next, not a retry.
+            producer_id, epoch = producer
+            known = replica.log.producer_state.producers.get(producer_id)
+            sequence = 0
+            if known is not None and known.epoch == epoch and known.batches:
+                sequence = (known.batches[-1].last_seq + 1) & 0x7FFFFFFF
+            batch = encode_batch(
+                batch_records,
+                timestamp=self.clock.now_ms(),
+                producer_id=producer_id,
+                producer_epoch=epoch,
+                base_sequence=sequence,
+                attributes=TRANSACTIONAL,
+            )
         # acks=-1, as Kafka writes its offsets topic (offsets.commit.required.acks)
         self.replicas.append(replica, memoryview(batch), read_header(batch), acks=-1)
 
-    def records(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
+    def records(self, partition: int) -> Iterator[tuple[bytes, bytes | None, int, int, int]]:
+        """(key, value, producer id, producer epoch, marker) — see the coordinator's
+        LogRecord."""
         replica = self.replicas.leader_partition(self.topic, partition)
         plog = replica.log
         offset = plog.log_start_offset
@@ -51,8 +81,16 @@ class InternalTopic:
                 pos = 0
                 while pos < len(view):
                     h = read_header(view, pos)
-                    for record in iter_records(view[pos : pos + h.size]):
-                        if record.key is not None:
-                            yield record.key, record.value
+                    batch = view[pos : pos + h.size]
+                    if h.is_control:
+                        marker = marker_type(batch)
+                        if marker >= 0:
+                            yield b"", None, h.producer_id, h.producer_epoch, marker
+                    else:
+                        pid = h.producer_id if h.is_transactional else -1
+                        epoch = h.producer_epoch if h.is_transactional else -1
+                        for record in iter_records(batch):
+                            if record.key is not None:
+                                yield record.key, record.value, pid, epoch, -1
                     pos += h.size
                     offset = h.last_offset + 1

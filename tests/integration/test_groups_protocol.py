@@ -249,7 +249,7 @@ def test_commits_are_records_in_kafkas_format(msk_cluster: Cluster) -> None:
     node, _ = _coordinator(msk_cluster, "fmt-g")
     partition = partition_for("fmt-g", 50)
     records = list(msk_cluster.brokers[node].ctx.groups.topic.records(partition))
-    (key, value) = records[-1]
+    (key, value, *_) = records[-1]
     assert decode_key(key) == OffsetKey("fmt-g", "fmt", 0)
     # OffsetCommitKey v1 and OffsetCommitValue v3, byte for byte as Kafka writes them
     assert key == b"\x00\x01\x00\x05fmt-g\x00\x03fmt\x00\x00\x00\x00"

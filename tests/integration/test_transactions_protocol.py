@@ -7,17 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 from kafka.protocol.admin.transactions import DescribeTransactionsRequest
+from kafka.protocol.consumer.group import OffsetFetchRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.producer.transaction import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
     EndTxnRequest,
     InitProducerIdRequest,
+    TxnOffsetCommitRequest,
 )
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
 from msklite.errors import ErrorCode as E
+from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
 
 
@@ -169,3 +172,122 @@ def test_transaction_requests_and_their_errors(msk_cluster: Cluster, topic_name:
         assert states[unknown_elsewhere].error_code == E.NOT_COORDINATOR
         assert states["raw-tx"].producer_epoch == 2
         assert states["raw-tx"].transaction_state in ("PrepareCommit", "CompleteCommit")
+
+
+def _leader_of(cluster: Cluster, topic: str, key: str) -> int:
+    return cluster.partition(topic, partition_for(key, 50)).leader
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    with RawClient(bootstrap) as c:
+        found = c.request(FindCoordinatorRequest(version=3, key=group, key_type=0), 3)
+        assert found.error_code == E.NONE
+    with RawClient(f"{found.host}:{found.port}") as c:
+        fetched = c.request(
+            OffsetFetchRequest(
+                version=7,
+                group_id=group,
+                topics=[
+                    OffsetFetchRequest.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])
+                ],
+                require_stable=True,
+            ),
+            7,
+        )
+    assert fetched.error_code == E.NONE
+    [partition] = fetched.topics[0].partitions
+    assert partition.error_code == E.NONE
+    return int(partition.committed_offset)
+
+
+def test_transactional_offsets_survive_a_group_coordinator_move(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    """TxnOffsetCommit writes the offsets to __consumer_offsets at once, as records of the
+    transaction: the group's coordinator is stopped before EndTxn, and the broker that takes
+    its partition over replays them and commits them on the marker."""
+    msk_cluster.create_topic(topic_name, partitions=1)
+    with RawClient(msk_cluster.bootstrap_servers) as c:  # creates the internal topics
+        for key_type in (0, 1):
+            found = c.request(FindCoordinatorRequest(version=3, key="k", key_type=key_type), 3)
+            assert found.error_code == E.NONE
+    txn_id = "moved-tx"
+    txn_node = _leader_of(msk_cluster, "__transaction_state", txn_id)
+    group = next(
+        g
+        for g in (f"moved-group-{i}" for i in range(1000))
+        if _leader_of(msk_cluster, "__consumer_offsets", g) != txn_node
+    )
+    group_node = _leader_of(msk_cluster, "__consumer_offsets", group)
+    txn_info = msk_cluster.brokers[txn_node].info
+    group_info = msk_cluster.brokers[group_node].info
+    with RawClient(f"{txn_info.host}:{txn_info.port}") as c:
+        init = _init(c, txn_id)
+        pid, epoch = init.producer_id, init.producer_epoch
+        add = AddOffsetsToTxnRequest(
+            version=3,
+            transactional_id=txn_id,
+            producer_id=pid,
+            producer_epoch=epoch,
+            group_id=group,
+        )
+        assert c.request(add, 3).error_code == E.NONE
+    with RawClient(f"{group_info.host}:{group_info.port}") as c:
+        commit_cls = TxnOffsetCommitRequest
+        committed = c.request(
+            commit_cls(
+                version=3,
+                transactional_id=txn_id,
+                group_id=group,
+                producer_id=pid,
+                producer_epoch=epoch,
+                generation_id=-1,
+                member_id="",
+                group_instance_id=None,
+                topics=[
+                    commit_cls.TxnOffsetCommitRequestTopic(
+                        name=topic_name,
+                        partitions=[
+                            commit_cls.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                                partition_index=0,
+                                committed_offset=42,
+                                committed_leader_epoch=-1,
+                                committed_metadata="m",
+                            )
+                        ],
+                    )
+                ],
+            ),
+            3,
+        )
+        assert committed.topics[0].partitions[0].error_code == E.NONE
+    # the offsets' records reach every replica before their leader goes
+    offsets_partition = partition_for(group, 50)
+
+    def replicated() -> bool:
+        view = msk_cluster.partition("__consumer_offsets", offsets_partition)
+        return set(view.high_watermarks.values()) == set(view.log_end_offsets.values())
+
+    wait_until(replicated, "the offsets replicated")
+    msk_cluster.stop_broker(group_node)
+    assert msk_cluster.partition("__consumer_offsets", offsets_partition).leader != group_node
+    with RawClient(f"{txn_info.host}:{txn_info.port}") as c:
+        end = EndTxnRequest(
+            version=3,
+            transactional_id=txn_id,
+            producer_id=pid,
+            producer_epoch=epoch,
+            committed=True,
+        )
+        assert c.request(end, 3).error_code == E.NONE
+    wait_until(
+        lambda: (
+            next(t for t in msk_cluster.transactions() if t.transactional_id == txn_id).state
+            == "CompleteCommit"
+        ),
+        "the transaction complete",
+    )
+    assert _committed(msk_cluster.bootstrap_servers, group, topic_name) == 42
+    # and a restarted cluster member that loads the partition replays the marker too
+    msk_cluster.start_broker(group_node)
+    assert _committed(msk_cluster.bootstrap_servers, group, topic_name) == 42

@@ -183,7 +183,9 @@ class CoordinatorMachine(RuleBasedStateMachine):
     def replay_rebuilds_the_offsets(self) -> None:
         restored = GroupCoordinator(self.config, self.clock.now_ms())
         for p in {p for p, _, _ in self.records}:
-            restored.load(p, [(k, v) for q, k, v in self.records if q == p], self.clock.now_ms())
+            restored.load(
+                p, [(k, v, -1, -1, -1) for q, k, v in self.records if q == p], self.clock.now_ms()
+            )
         expect = {g: dict(x.offsets) for g, x in self.gc.groups.items() if x.offsets}
         got = {g: dict(x.offsets) for g, x in restored.groups.items() if x.offsets}
         assert got == expect

@@ -15,6 +15,7 @@ from msklite.coordinator.coordinator import (
     GroupCoordinator,
     JoinRequest,
     JoinResponse,
+    LogRecord,
     OffsetCommit,
     Output,
     SyncResponse,
@@ -582,7 +583,7 @@ def test_replay_restores_offsets_and_groups() -> None:
     restored = GroupCoordinator(h.config, h.now)
     partitions = {p for p, _, _ in h.records}
     for p in partitions:
-        restored.load(p, [(k, v) for q, k, v in h.records if q == p], h.now)
+        restored.load(p, [(k, v, -1, -1, -1) for q, k, v in h.records if q == p], h.now)
     assert set(restored.groups) == {"g", "simple"}
     g = restored.groups["g"]
     assert (g.state, g.generation, g.protocol, g.leader) == (
@@ -619,10 +620,45 @@ def test_load_skips_records_it_cannot_read() -> None:
     commit(h, OffsetCommit("t", 0, 3))
     (partition, key, value) = h.records[-1]
     # a KIP-848 ConsumerGroupMetadata key (version 3) and a truncated offset value
-    foreign = [(b"\x00\x03\x00\x01g", b"\x00\x00"), (key, b"\x00\x03\x00"), (key, value)]
+    foreign: list[LogRecord] = [
+        (b"\x00\x03\x00\x01g", b"\x00\x00", -1, -1, -1),
+        (key, b"\x00\x03\x00", -1, -1, -1),
+        (key, value, -1, -1, -1),
+    ]
     restored = GroupCoordinator(h.config, h.now)
     restored.load(partition, foreign, h.now)
     assert (
         restored.fetch_offsets("g", [TopicPartition("t", 0)])[0][2]
         == h.gc.groups["g"].offsets[TopicPartition("t", 0)]
     )
+
+
+def test_transactional_offsets_are_written_pending_and_replayed_with_their_marker() -> None:
+    h = Harness()
+    tp = TopicPartition("t", 0)
+    errors, out = h.gc.txn_commit("g", 7, 2, -1, "", None, [OffsetCommit("t", 0, 5)], h.now)
+    assert errors == [E.NONE] and not out.records
+    [(partition, pid, epoch, key, value)] = out.txn_records
+    assert (pid, epoch) == (7, 2)
+    assert h.gc.unstable_partitions("g") == {tp}
+    assert h.gc.fetch_offsets("g", [tp])[0][2] is None
+    logged: list[LogRecord] = [(key, value, pid, epoch, -1)]
+
+    def replayed(*markers: LogRecord) -> GroupCoordinator:
+        fresh = GroupCoordinator(h.config, h.now)
+        fresh.load(partition, [*logged, *markers], h.now)
+        return fresh
+
+    pending = replayed()
+    assert pending.unstable_partitions("g") == {tp}
+    committed = replayed((b"", None, 7, 2, 1))
+    assert not committed.unstable_partitions("g")
+    offset = committed.fetch_offsets("g", [tp])[0][2]
+    assert offset is not None and offset.offset == 5
+    aborted = replayed((b"", None, 7, 2, 0))
+    assert not aborted.unstable_partitions("g")
+    assert aborted.fetch_offsets("g", [tp])[0][2] is None
+    # another producer's marker leaves them pending
+    assert replayed((b"", None, 8, 0, 1)).unstable_partitions("g") == {tp}
+    h.gc.complete_txn(partition, 7, True)
+    assert h.gc.fetch_offsets("g", [tp])[0][2] == offset

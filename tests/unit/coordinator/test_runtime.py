@@ -13,6 +13,7 @@ from msklite.coordinator.coordinator import (
     CoordinatorConfig,
     GroupCoordinator,
     JoinRequest,
+    LogRecord,
     OffsetCommit,
 )
 from msklite.coordinator.group_runtime import OFFSETS_TOPIC, GroupRuntime
@@ -34,13 +35,18 @@ class MemoryTopic:
     def is_leader(self, partition: int) -> bool:
         return self.leader
 
-    def append(self, partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+    def append(
+        self,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        producer: tuple[int, int] | None = None,
+    ) -> None:
         if self.fail is not None:
             raise KafkaError(self.fail)
         self.data.setdefault(partition, []).extend(records)
 
-    def records(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
-        return iter(list(self.data.get(partition, [])))
+    def records(self, partition: int) -> Iterator[LogRecord]:
+        return iter([(k, v, -1, -1, -1) for k, v in self.data.get(partition, [])])
 
 
 def _runtime(topic: MemoryTopic, clock: ManualClock | None = None) -> GroupRuntime:

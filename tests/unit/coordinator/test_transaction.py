@@ -10,6 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from msklite.coordinator.coordinator import LogRecord
 from msklite.coordinator.transaction import (
     MarkerJob,
     TxnConfig,
@@ -40,7 +41,7 @@ def _init(
 def _replay(m: TxnCoordinator, outs: list[TxnOutput]) -> TxnCoordinator:
     """A new coordinator loading what `m` wrote."""
     fresh = _machine()
-    records = [(k, v) for out in outs for _, k, v in out.records]
+    records = [(k, v, -1, -1, -1) for out in outs for _, k, v in out.records]
     partition = m.partition_for("tx")
     fresh.load(partition, records, T0)
     return fresh
@@ -210,7 +211,7 @@ class TxnModel(RuleBasedStateMachine):
         super().__init__()
         self.m = _machine(abort_check_interval_ms=1000)
         self.now = T0
-        self.records: list[tuple[bytes, bytes | None]] = []
+        self.records: list[LogRecord] = []
         self.jobs: list[MarkerJob] = []
         # the model
         self.pid = -1
@@ -220,7 +221,7 @@ class TxnModel(RuleBasedStateMachine):
         self.started = -1
 
     def _take(self, out: TxnOutput) -> None:
-        self.records += [(k, v) for _, k, v in out.records]
+        self.records += [(k, v, -1, -1, -1) for _, k, v in out.records]
         self.jobs += out.markers
 
     @rule()
