@@ -1,5 +1,6 @@
 """AddPartitionsToTxn (key 24) v0-5, AddOffsetsToTxn (key 25) v0-4, EndTxn (key 26) v0-4,
-TxnOffsetCommit (key 28) v0-4; InitProducerId with a transactional id (producer_id.py).
+TxnOffsetCommit (key 28) v0-4, WriteTxnMarkers (key 27) v0-1; InitProducerId with a
+transactional id (producer_id.py).
 
 Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
 - Each request goes to the transactional id's coordinator, the leader of its
@@ -26,17 +27,35 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   AddOffsetsToTxn and TxnOffsetCommit (then READ on the group: GROUP_AUTHORIZATION_FAILED;
   TxnOffsetCommit READ on each topic) and EndTxn; AddPartitionsToTxn v4+ (brokers')
   CLUSTER_ACTION on the cluster.
+- WriteTxnMarkers (what a coordinator sends partition leaders; msklite's own coordinators
+  write their markers in-process, the same way): per marker and partition, a COMMIT or ABORT
+  control batch through this broker's replicated append (acks=all: answered once the high
+  watermark passes it, as Kafka answers). UNKNOWN_TOPIC_OR_PARTITION for a partition this
+  broker does not host, NOT_LEADER_OR_FOLLOWER where it is a follower, INVALID_PRODUCER_EPOCH
+  for an epoch older than the partition's, NOT_ENOUGH_REPLICAS below min.insync.replicas; a
+  committed or aborted `__consumer_offsets` marker completes the group coordinator's pending
+  transactional offsets. Answered per producer id, as Kafka merges them.
 
 Deviations from Kafka/MSK:
+- WriteTxnMarkers is a cluster action (CLUSTER_ACTION or ALTER on the cluster in Kafka); it
+  is answered like any request where nothing is authorized, and a partition does not compare
+  the coordinator epoch (no TRANSACTION_COORDINATOR_FENCED).
 - Answers once the `__transaction_state` record is on the coordinator's log, as the group
   coordinator does, not after it is replicated.
 - EndTxn v5 / TxnOffsetCommit v5 (KIP-890 part 2, transaction version 2) are not served.
+
+Version notes:
+- AddPartitionsToTxn v2+ / AddOffsetsToTxn v2+ / EndTxn v2+ answer PRODUCER_FENCED where older
+  versions get INVALID_PRODUCER_EPOCH (TxnOffsetCommit from v3); v3+ flexible (AddPartitionsToTxn
+  v4 batched with verify_only).
+- WriteTxnMarkers v1 is flexible; Kafka 4.0 dropped v0, so `--kafka-version` 4.x hides it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from msklite.authz import AclOperation
 from msklite.errors import ErrorCode, KafkaError
@@ -57,6 +76,9 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.topic_partition import TopicPartition
+
+if TYPE_CHECKING:
+    from msklite.protocol.write_txn_markers import Marker
 
 
 def fenced(error: ErrorCode, version: int, first_fenced_version: int) -> ErrorCode:
@@ -352,3 +374,49 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
         for t in req.topics
     ]
     return spec_response(header, schemas.TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics))
+
+
+# ---- WriteTxnMarkers ----
+
+
+@handles(ApiKey.WRITE_TXN_MARKERS, versions=(0, 1), flexible_from=1)
+def write_txn_markers(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> Awaitable[list[Buffer]]:
+    from msklite.protocol import write_txn_markers as codec
+
+    return _write_txn_markers(ctx, header.api_version, codec.decode_request(r, header.api_version))
+
+
+async def _write_txn_markers(
+    ctx: BrokerContext, version: int, markers: list[Marker]
+) -> list[Buffer]:
+    from msklite.coordinator.group_runtime import OFFSETS_TOPIC
+    from msklite.protocol import write_txn_markers as codec
+    from msklite.replication.markers import write_marker
+
+    async def one(m: Marker, tp: TopicPartition) -> ErrorCode:
+        if tp not in ctx.replicas.partitions:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        error = await write_marker(
+            ctx.replicas,
+            ctx.clock,
+            tp,
+            m.producer_id,
+            m.producer_epoch,
+            m.commit,
+            m.coordinator_epoch,
+        )
+        if error == ErrorCode.NONE and tp.topic == OFFSETS_TOPIC:
+            ctx.groups.complete_txn(tp.partition, m.producer_id, m.commit)
+        return error
+
+    jobs = [(m, tp) for m in markers for tp in m.partitions]
+    errors = await asyncio.gather(*(one(m, tp) for m, tp in jobs))
+    # Kafka answers per producer id: two markers of one producer share an entry.
+    results: dict[int, dict[TopicPartition, int]] = {}
+    for m in markers:
+        results.setdefault(m.producer_id, {})
+    for (m, tp), error in zip(jobs, errors, strict=True):
+        results[m.producer_id][tp] = error
+    return [codec.encode_response(version, results)]

@@ -4,24 +4,30 @@ verify_only, InitProducerId v3 KIP-360 fields), and the error codes Kafka answer
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from kafka.protocol.admin.transactions import DescribeTransactionsRequest
+from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.consumer.group import OffsetFetchRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
+from kafka.protocol.producer.produce import ProduceRequest
 from kafka.protocol.producer.transaction import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
     EndTxnRequest,
     InitProducerIdRequest,
     TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 )
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
 from msklite.errors import ErrorCode as E
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.records import TRANSACTIONAL, encode_batch
 from tests.integration.helpers import wait_until
-from tests.integration.rawclient import RawClient
+from tests.integration.rawclient import RawClient, header
 
 
 def _coordinator(cluster: Cluster, txn_id: str) -> tuple[str, str]:
@@ -291,3 +297,148 @@ def test_transactional_offsets_survive_a_group_coordinator_move(
     # and a restarted cluster member that loads the partition replays the marker too
     msk_cluster.start_broker(group_node)
     assert _committed(msk_cluster.bootstrap_servers, group, topic_name) == 42
+
+
+# ---- WriteTxnMarkers and the partition side, raw ----
+
+
+def _address(cluster: Cluster, node: int) -> str:
+    info = cluster.brokers[node].info
+    return f"{info.host}:{info.port}"
+
+
+def _produce_txn(
+    c: RawClient, topic: str, pid: int, epoch: int, seq: int, values: list[bytes], txn_id: str
+) -> int:
+    """A transactional batch to partition 0: its error code."""
+    batch = encode_batch(
+        [(None, v) for v in values],
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=seq,
+        attributes=TRANSACTIONAL,
+    )
+    data = ProduceRequest.TopicProduceData(
+        name=topic,
+        partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
+        ],
+    )
+    resp = c.request(
+        ProduceRequest(
+            version=9, transactional_id=txn_id, acks=-1, timeout_ms=5000, topic_data=[data]
+        ),
+        9,
+    )
+    return int(resp.responses[0].partition_responses[0].error_code)
+
+
+def _lso(c: RawClient, topic: str) -> tuple[int, int]:
+    """(high watermark, last stable offset) of partition 0, from a read_committed fetch."""
+    topic_cls = FetchRequest.FetchTopic
+    req = FetchRequest(
+        version=12,
+        replica_id=-1,
+        max_wait_ms=0,
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=1,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            topic_cls(
+                topic=topic,
+                partitions=[
+                    topic_cls.FetchPartition(
+                        partition=0,
+                        current_leader_epoch=-1,
+                        fetch_offset=0,
+                        last_fetched_epoch=-1,
+                        log_start_offset=-1,
+                        partition_max_bytes=1 << 20,
+                    )
+                ],
+            )
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
+    p = c.request(req, 12).responses[0].partitions[0]
+    return int(p.high_watermark), int(p.last_stable_offset)
+
+
+def _markers(c: RawClient, pid: int, epoch: int, commit: bool, topics: dict[str, list[int]]) -> Any:
+    cls = WriteTxnMarkersRequest
+    marker = cls.WritableTxnMarker(
+        producer_id=pid,
+        producer_epoch=epoch,
+        transaction_result=commit,
+        topics=[
+            cls.WritableTxnMarker.WritableTxnMarkerTopic(name=t, partition_indexes=ps)
+            for t, ps in topics.items()
+        ],
+        coordinator_epoch=0,
+    )
+    resp = c.request(cls(version=1, markers=[marker]), 1)
+    return {
+        (r.producer_id, t.name, p.partition_index): p.error_code
+        for r in resp.markers
+        for t in r.topics
+        for p in t.partitions
+    }
+
+
+def _markers_v0(
+    c: RawClient, pid: int, epoch: int, commit: bool, topic: str
+) -> list[tuple[int, str, int, int]]:
+    """WriteTxnMarkers v0 (non-flexible; kafka-python has no v0), built by hand."""
+    name = topic.encode()
+    body = (
+        struct.pack(">iqhbi", 1, pid, epoch, int(commit), 1)
+        + struct.pack(">h", len(name))
+        + name
+        + struct.pack(">iii", 1, 0, 0)  # partitions [0], coordinator epoch 0
+    )
+    c.correlation += 1
+    c.send_frame(header(ApiKey.WRITE_TXN_MARKERS, 0, c.correlation) + body)
+    r = c.read_frame()
+    correlation, n_markers, got_pid, n_topics, name_len = struct.unpack_from(">iiqih", r)
+    assert (correlation, n_markers, n_topics) == (c.correlation, 1, 1)
+    pos = struct.calcsize(">iiqih")
+    got_topic = r[pos : pos + name_len].decode()
+    n_parts, partition, error = struct.unpack_from(">iih", r, pos + name_len)
+    assert n_parts == 1 and len(r) == pos + name_len + struct.calcsize(">iih")
+    return [(got_pid, got_topic, partition, error)]
+
+
+def test_write_txn_markers_raw(msk_cluster: Cluster, topic_name: str) -> None:
+    """WriteTxnMarkers v0 and v1 straight to a partition leader: the marker ends the open
+    transaction there (the LSO moves up to the high watermark); a follower, an unknown
+    partition and an older producer epoch get Kafka's errors."""
+    msk_cluster.create_topic(topic_name, partitions=1)
+    txn_id = "markers-tx"
+    coordinator, _ = _coordinator(msk_cluster, txn_id)
+    with RawClient(coordinator) as c:
+        init = _init(c, txn_id)
+        pid, epoch = init.producer_id, init.producer_epoch
+        assert _errors(_add(c, txn_id, pid, epoch, {topic_name: [0]})) == {(topic_name, 0): E.NONE}
+    leader = msk_cluster.partition(topic_name, 0).leader
+    follower = next(n for n in msk_cluster.brokers if n != leader)
+    with RawClient(_address(msk_cluster, leader)) as c:
+        assert _produce_txn(c, topic_name, pid, epoch, 0, [b"a", b"b"], txn_id) == E.NONE
+        assert _lso(c, topic_name) == (2, 0)  # the open transaction holds read_committed back
+        assert _markers(c, pid, epoch, True, {topic_name: [0], "no-such-topic": [0]}) == {
+            (pid, topic_name, 0): E.NONE,
+            (pid, "no-such-topic", 0): E.UNKNOWN_TOPIC_OR_PARTITION,
+        }
+        assert _lso(c, topic_name) == (3, 3)  # the marker sits at offset 2
+        # v0, a newer epoch: written; then the older epoch is refused
+        assert _markers_v0(c, pid, epoch + 1, False, topic_name) == [(pid, topic_name, 0, E.NONE)]
+        assert _markers(c, pid, epoch, True, {topic_name: [0]}) == {
+            (pid, topic_name, 0): E.INVALID_PRODUCER_EPOCH
+        }
+        assert _lso(c, topic_name) == (4, 4)
+    with RawClient(_address(msk_cluster, follower)) as c:
+        assert _markers(c, pid, epoch + 1, True, {topic_name: [0]}) == {
+            (pid, topic_name, 0): E.NOT_LEADER_OR_FOLLOWER
+        }

@@ -216,6 +216,47 @@ def test_registry_flexible_versions_match_the_specs() -> None:
             # kafka-python ships no spec for them; Kafka 4.1's: versions 0-1, flexible from 0
             assert (handler.min_version, handler.max_version, handler.flexible_from) == (0, 1, 0)
             continue
+        if key == ApiKey.WRITE_TXN_MARKERS:
+            # hand-written: kafka-python's spec starts at v1; Kafka 3.9's: 0-1, flexible from 1
+            assert (handler.min_version, handler.max_version, handler.flexible_from) == (0, 1, 1)
+            continue
         lo, hi, flexible_from = spec.spec_versions(key)
         assert lo <= handler.min_version <= handler.max_version <= hi, ApiKey(key).name
         assert handler.flexible_from == flexible_from, ApiKey(key).name
+
+
+def test_write_txn_markers_codec_agrees_with_kafka_python() -> None:
+    from kafka.protocol.producer.transaction import (
+        WriteTxnMarkersRequest,
+        WriteTxnMarkersResponse,
+    )
+
+    from msklite.protocol import write_txn_markers as codec
+    from msklite.topic_partition import TopicPartition
+
+    cls = WriteTxnMarkersRequest
+    req = cls(
+        version=1,
+        markers=[
+            cls.WritableTxnMarker(
+                producer_id=7,
+                producer_epoch=3,
+                transaction_result=True,
+                topics=[
+                    cls.WritableTxnMarker.WritableTxnMarkerTopic(name="t", partition_indexes=[0, 2])
+                ],
+                coordinator_epoch=5,
+            )
+        ],
+    )
+    body = bytes(req.encode(version=1))
+    [marker] = codec.decode_request(Reader(memoryview(body)), 1)
+    assert marker == codec.Marker(7, 3, True, (TopicPartition("t", 0), TopicPartition("t", 2)), 5)
+    encoded = codec.encode_response(1, {7: {TopicPartition("t", 0): 0, TopicPartition("t", 2): 6}})
+    resp = WriteTxnMarkersResponse.decode(bytes(encoded), version=1)
+    assert [
+        (m.producer_id, t.name, p.partition_index, p.error_code)
+        for m in resp.markers
+        for t in m.topics
+        for p in t.partitions
+    ] == [(7, "t", 0, 0), (7, "t", 2, 6)]
