@@ -110,6 +110,7 @@ class Brokers:
             self.authorizer,
             request_hook=self.request_hook,
             start_share=functools.partial(self._start_share, info.node_id),
+            verify_txn=self._verify_txn,
         )
         security = self.security
         servers = [
@@ -308,6 +309,27 @@ class Brokers:
         for broker in self.running.values():
             if broker.ctx.share_started is not None:
                 broker.ctx.share_started.partitions.release_member(group_id, member_id)
+
+    def _verify_txn(
+        self, transactional_id: str, producer_id: int, epoch: int, tp: TopicPartition
+    ) -> ErrorCode:
+        """KIP-890 part 1, in-process: the transactional id's coordinator's verify_only
+        answer for `tp` (Kafka's AddPartitionsToTxnManager sends AddPartitionsToTxn v4+)."""
+        from msklite.coordinator.coordinator import partition_for
+        from msklite.coordinator.txn_runtime import TXN_TOPIC
+
+        topic = self.controller.topics.get(TXN_TOPIC)
+        if topic is None:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING  # no transaction was ever begun
+        leader = topic.partitions[partition_for(transactional_id, len(topic.partitions))].leader
+        broker = self.running.get(leader)
+        if broker is None:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        txn = broker.ctx.txn
+        if not txn.owns(transactional_id):
+            return ErrorCode.NOT_COORDINATOR
+        error, per_partition = txn.verify_partitions(transactional_id, producer_id, epoch, [tp])
+        return error if error != ErrorCode.NONE else per_partition[tp]
 
     # ---- the replica managers' notifier (ReplicaNotifier) ----
 

@@ -328,16 +328,18 @@ class TxnCoordinator:
         epoch: int,
         partitions: Iterable[TopicPartition],
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
-        """KIP-890's verify_only form: whether each partition is in the ongoing transaction."""
+        """KIP-890's verify_only form: whether each partition is in the transaction
+        (TRANSACTION_ABORTABLE where not, as Kafka 3.8+ answers; CONCURRENT_TRANSACTIONS while
+        its markers are being written)."""
         txn = self.txns.get(transactional_id)
         error = self._check_producer(txn, producer_id, epoch)
         if error != E.NONE:
             return error, {}
         assert txn is not None
-        ongoing = txn.state == TxnState.ONGOING
+        if txn.state in PREPARED:
+            return E.CONCURRENT_TRANSACTIONS, {}
         return E.NONE, {
-            tp: E.NONE if ongoing and tp in txn.partitions else E.INVALID_TXN_STATE
-            for tp in partitions
+            tp: E.NONE if tp in txn.partitions else E.TRANSACTION_ABORTABLE for tp in partitions
         }
 
     # ---- EndTxn ----

@@ -12,10 +12,12 @@ from msklite.authz import Authorizer
 from msklite.authz.acls import AclAuthorizer, StaticAcls
 from msklite.clock import Clock
 from msklite.controller import BrokerInfo, Controller
+from msklite.errors import ErrorCode
 from msklite.handlers.metadata_cache import MetadataCache
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
     from msklite.coordinator.group_runtime import GroupRuntime
@@ -93,6 +95,10 @@ class BrokerContext:
     authorizer: Authorizer = field(default_factory=lambda: AclAuthorizer(StaticAcls()))
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
+    # KIP-890 part 1: asks the transactional id's coordinator, wherever it runs, whether a
+    # partition is in the producer's transaction (transactional id, producer id, epoch,
+    # partition) -> its verify_only answer
+    verify_txn: Callable[[str, int, int, TopicPartition], ErrorCode] | None = None
     _groups: GroupRuntime | None = None
     _txn: TxnRuntime | None = None
     # share groups (KIP-932): started by the first share request, as the group coordinator is

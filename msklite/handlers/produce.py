@@ -22,6 +22,12 @@ Behavior:
   there until its marker); a batch older than the epoch a marker or a newer batch brought
   (a fenced producer) is INVALID_PRODUCER_EPOCH; control batches from clients are INVALID_RECORD
   (only the transaction coordinator writes markers).
+- KIP-890 part 1 (`transaction.partition.verification.enable`, default true): a producer's
+  first transactional batch on a partition (no transaction of its open there) is checked with
+  its transactional id's coordinator; a partition not in the transaction is INVALID_TXN_STATE
+  ("Partition was not added to the transaction"; TRANSACTION_ABORTABLE from v11), a fenced
+  epoch INVALID_PRODUCER_EPOCH, and a coordinator that cannot answer yet (moving, loading,
+  completing the previous transaction) NOT_ENOUGH_REPLICAS, which every client retries.
 - message.timestamp.type=LogAppendTime: the broker's time, reported in log_append_time_ms.
 - A topic `compression.type` other than `producer` stores the batch recompressed with that
   codec (compression.gzip/zstd.level applied) after validation, only when the codecs differ,
@@ -36,8 +42,6 @@ Behavior:
   partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 Deviations from Kafka/MSK:
-- The leader does not ask the transaction coordinator whether a transactional batch's
-  partition was added to the transaction (KIP-890 part 1 verification).
 - A recompressed batch (topic `compression.type`) keeps its records' bytes and the
   producer's max timestamp (Kafka rebuilds the records); snappy is written raw, as librdkafka
   writes it (Kafka's Java code writes the xerial framing); compression.lz4.level is not applied.
@@ -62,11 +66,51 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.protocol.records import (
     COMPRESSION_MASK,
+    BatchHeader,
     RecordErrors,
     read_header,
     recompress,
     validate_produced_batch,
 )
+from msklite.topic_partition import TopicPartition
+
+# Coordinator answers that older producers would not retry, turned into one they do (without
+# a metadata refresh), as Kafka's ReplicaManager turns them.
+_RETRY_VERIFICATION = frozenset(
+    (
+        ErrorCode.CONCURRENT_TRANSACTIONS,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.NOT_COORDINATOR,
+    )
+)
+
+
+def _verify_txn(
+    ctx: BrokerContext, txn_id: str, tp: TopicPartition, h: BatchHeader, version: int
+) -> None:
+    """KIP-890 part 1: a producer's first transactional batch on a partition must be in its
+    transaction, or a late batch (after the abort that should have covered it) would open a
+    transaction no marker ever ends. Raises KafkaError as Kafka answers."""
+    assert ctx.verify_txn is not None
+    if not ctx.controller.configs.get_bool("transaction.partition.verification.enable"):
+        return
+    error = ctx.verify_txn(txn_id, h.producer_id, h.producer_epoch, tp)
+    if error == ErrorCode.NONE:
+        return
+    if error == ErrorCode.PRODUCER_FENCED:
+        error = ErrorCode.INVALID_PRODUCER_EPOCH
+    elif error in _RETRY_VERIFICATION:
+        raise KafkaError(
+            ErrorCode.NOT_ENOUGH_REPLICAS,
+            "Unable to verify the partition has been added to the transaction. "
+            f"Underlying error: {error.name}",
+        )
+    elif error == ErrorCode.TRANSACTION_ABORTABLE and version < 11:
+        error = ErrorCode.INVALID_TXN_STATE  # Produce v11 brought TRANSACTION_ABORTABLE
+    if error == ErrorCode.INVALID_TXN_STATE:
+        raise KafkaError(error, "Partition was not added to the transaction")
+    raise KafkaError(error)
 
 
 def _produce_one(
@@ -75,6 +119,8 @@ def _produce_one(
     part: codec.PartitionProduceData,
     acks: int,
     waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
+    txn_id: str | None,
+    version: int,
 ) -> codec.PartitionProduceResponse:
     resp = codec.PartitionProduceResponse(part.index)
     try:
@@ -102,6 +148,13 @@ def _produce_one(
             raise KafkaError(
                 ErrorCode.INVALID_RECORD, "client produce requests cannot contain control records"
             )
+        if (
+            h.is_transactional
+            and txn_id is not None
+            and ctx.verify_txn is not None
+            and h.producer_id not in replica.log.producer_state.ongoing
+        ):
+            _verify_txn(ctx, txn_id, TopicPartition(topic, part.index), h, version)
         target = config.target_codec
         if target is not None and target != h.attributes & COMPRESSION_MASK:
             records = recompress(records, h, target, config.target_level)
@@ -237,7 +290,10 @@ def handle(
         responses = [
             (
                 t.name,
-                [_produce_one(ctx, t.name, p, req.acks, waits) for p in t.partition_data]
+                [
+                    _produce_one(ctx, t.name, p, req.acks, waits, req.transactional_id, v)
+                    for p in t.partition_data
+                ]
                 if ok
                 else [
                     codec.PartitionProduceResponse(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest
 from kafka.protocol.admin.transactions import DescribeTransactionsRequest
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.consumer.group import OffsetFetchRequest
@@ -123,7 +124,7 @@ def test_transaction_requests_and_their_errors(msk_cluster: Cluster, topic_name:
             p.partition_index: p.partition_error_code
             for t in result.topic_results
             for p in t.results_by_partition
-        } == {0: E.NONE, 1: E.INVALID_TXN_STATE}
+        } == {0: E.NONE, 1: E.TRANSACTION_ABORTABLE}
 
         # KIP-360: naming the current id and epoch bumps it; a stale epoch is fenced. The bump
         # aborts the open transaction first (CONCURRENT_TRANSACTIONS until its markers land).
@@ -308,7 +309,14 @@ def _address(cluster: Cluster, node: int) -> str:
 
 
 def _produce_txn(
-    c: RawClient, topic: str, pid: int, epoch: int, seq: int, values: list[bytes], txn_id: str
+    c: RawClient,
+    topic: str,
+    pid: int,
+    epoch: int,
+    seq: int,
+    values: list[bytes],
+    txn_id: str,
+    version: int = 9,
 ) -> int:
     """A transactional batch to partition 0: its error code."""
     batch = encode_batch(
@@ -326,9 +334,9 @@ def _produce_txn(
     )
     resp = c.request(
         ProduceRequest(
-            version=9, transactional_id=txn_id, acks=-1, timeout_ms=5000, topic_data=[data]
+            version=version, transactional_id=txn_id, acks=-1, timeout_ms=5000, topic_data=[data]
         ),
-        9,
+        version,
     )
     return int(resp.responses[0].partition_responses[0].error_code)
 
@@ -442,3 +450,67 @@ def test_write_txn_markers_raw(msk_cluster: Cluster, topic_name: str) -> None:
         assert _markers(c, pid, epoch + 1, True, {topic_name: [0]}) == {
             (pid, topic_name, 0): E.NOT_LEADER_OR_FOLLOWER
         }
+
+
+def test_a_late_transactional_batch_cannot_hang_a_partition(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    """KIP-890 part 1, the hanging transaction: a batch that reaches a partition after its
+    transaction was aborted (or one never added to it) would open a transaction there that no
+    marker ever ends, holding read_committed back forever. The leader asks the coordinator
+    first and refuses it: INVALID_TXN_STATE to Produce v9, TRANSACTION_ABORTABLE to v11."""
+    msk_cluster.create_topic(topic_name, partitions=1)
+    other = topic_name + "-other"
+    msk_cluster.create_topic(other, partitions=1)
+    txn_id = "hanging-tx"
+    coordinator, _ = _coordinator(msk_cluster, txn_id)
+    leader = _address(msk_cluster, msk_cluster.partition(topic_name, 0).leader)
+    other_leader = _address(msk_cluster, msk_cluster.partition(other, 0).leader)
+    with RawClient(coordinator) as co, RawClient(leader) as c, RawClient(other_leader) as o:
+        init = _init(co, txn_id)
+        pid, epoch = init.producer_id, init.producer_epoch
+        assert _errors(_add(co, txn_id, pid, epoch, {topic_name: [0]})) == {(topic_name, 0): E.NONE}
+        assert _produce_txn(c, topic_name, pid, epoch, 0, [b"in"], txn_id) == E.NONE
+        # a partition never added to the transaction
+        assert _produce_txn(o, other, pid, epoch, 0, [b"stray"], txn_id) == E.INVALID_TXN_STATE
+        assert _produce_txn(o, other, pid, epoch, 0, [b"stray"], txn_id, 11) == (
+            E.TRANSACTION_ABORTABLE
+        )
+        # the transaction aborts; a batch of it that arrives late is refused
+        end = EndTxnRequest(
+            version=3,
+            transactional_id=txn_id,
+            producer_id=pid,
+            producer_epoch=epoch,
+            committed=False,
+        )
+        assert co.request(end, 3).error_code == E.NONE
+        wait_until(lambda: _lso(c, topic_name) == (2, 2), "the abort marker written")
+        assert _produce_txn(c, topic_name, pid, epoch, 1, [b"late"], txn_id) == (
+            E.INVALID_TXN_STATE
+        )
+        # a fenced epoch is INVALID_PRODUCER_EPOCH (the coordinator's PRODUCER_FENCED)
+        assert _produce_txn(o, other, pid, epoch + 5, 0, [b"x"], txn_id) == (
+            E.INVALID_PRODUCER_EPOCH
+        )
+        # nothing hangs: both partitions are stable up to their end
+        assert _lso(c, topic_name) == (2, 2)
+        assert _lso(o, other) == (0, 0)
+        # with verification off (a cluster-wide dynamic config) the late batch goes in and
+        # hangs the partition, as it did before KIP-890
+        req_cls = IncrementalAlterConfigsRequest
+        res_cls = req_cls.AlterConfigsResource
+        off = res_cls.AlterableConfig(
+            name="transaction.partition.verification.enable", config_operation=0, value="false"
+        )
+        altered = co.request(
+            req_cls(
+                version=1,
+                resources=[res_cls(resource_type=4, resource_name="", configs=[off])],
+                validate_only=False,
+            ),
+            1,
+        )
+        assert altered.responses[0].error_code == E.NONE
+        assert _produce_txn(c, topic_name, pid, epoch, 1, [b"late"], txn_id) == E.NONE
+        assert _lso(c, topic_name) == (3, 2)

@@ -194,7 +194,7 @@ def test_verify_only() -> None:
     m.add_partitions("tx", pid, epoch, [TP0], T0)
     assert m.verify_partitions("tx", pid, epoch, [TP0, TP1]) == (
         E.NONE,
-        {TP0: E.NONE, TP1: E.INVALID_TXN_STATE},
+        {TP0: E.NONE, TP1: E.TRANSACTION_ABORTABLE},
     )
     assert m.txns["tx"].partitions == {TP0}
 
