@@ -38,6 +38,8 @@ from msklite.timers import Timers
 
 T = TypeVar("T")
 METADATA_FILE = "cluster-metadata.json"
+# Kafka's producer.id.expiration.check.interval.ms (an internal config; its default)
+PRODUCER_EXPIRATION_CHECK_MS = 600_000
 
 __all__ = [
     "Broker",
@@ -411,6 +413,7 @@ class Cluster:
         self._timers.every(
             self.broker_configs.get_int("replica.lag.time.max.ms") // 2, self.check_isr
         )
+        self._timers.every(PRODUCER_EXPIRATION_CHECK_MS, self.remove_expired_producers)
         self.started = True
 
     async def astop(self) -> None:
@@ -433,6 +436,12 @@ class Cluster:
         max_lag = self.broker_configs.get_int("replica.lag.time.max.ms")
         for broker in list(self.brokers.values()):
             broker.replicas.check_isr(max_lag)
+
+    def remove_expired_producers(self) -> int:
+        """Forget, on every broker, the producers idle longer than producer.id.expiration.ms
+        (a dynamic cluster-wide config); returns how many entries went."""
+        expiration = self._controller().configs.get_int("producer.id.expiration.ms")
+        return sum(b.replicas.remove_expired_producers(expiration) for b in self.brokers.values())
 
     def enforce_retention(self) -> int:
         """Run one retention pass on every broker now; returns segments removed."""

@@ -321,6 +321,7 @@ _APPLIED_BROKER = {
     "transaction.state.log.segment.bytes",
     "transactional.id.expiration.ms",
     "transaction.partition.verification.enable",
+    "producer.id.expiration.ms",
 }
 APPLIED_BROKER_CONFIGS = frozenset(
     _APPLIED_BROKER | {name for t in APPLIED_TOPIC_CONFIGS for name, _ in TOPIC_SYNONYMS.get(t, ())}

@@ -8,7 +8,10 @@ Rules, from Kafka's ProducerAppendInfo:
   retry: it is answered with the original offsets and not appended again;
 - otherwise its first sequence must follow the last one (wrapping at 2^31 - 1), or
   OUT_OF_ORDER_SEQUENCE_NUMBER;
-- a producer we know nothing about (new, or its batches were deleted) may start anywhere.
+- a producer we know nothing about (new, its batches deleted, or expired) may start anywhere.
+A producer idle for producer.id.expiration.ms (since its last batch's max timestamp, as Kafka
+counts) with no transaction open here is forgotten (`remove_expired`, run by the cluster every
+producer.id.expiration.check.interval.ms, Kafka's default 10 minutes).
 It reads batch headers only (and a marker's type), so it is rebuilt at start-up by scanning
 the log's headers.
 
@@ -45,6 +48,9 @@ class BatchMetadata(NamedTuple):
 class ProducerEntry:
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=MAX_CACHED_BATCHES))
+    # the max timestamp of its last batch or marker (Kafka's lastTimestamp), which
+    # producer.id.expiration.ms counts from
+    last_timestamp: int = -1
 
 
 def _in_sequence(last_seq: int, next_seq: int) -> bool:
@@ -116,6 +122,7 @@ class ProducerStateManager:
         entry = self.producers.get(h.producer_id)
         if entry is None or h.producer_epoch > entry.epoch:
             entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
+        entry.last_timestamp = max(entry.last_timestamp, h.max_timestamp)
         if h.is_control:
             return self._end_txn(h, marker)
         if h.is_transactional:
@@ -182,6 +189,19 @@ class ProducerStateManager:
     def drop_aborted_below(self, offset: int) -> None:
         """Retention removed everything below `offset`."""
         self.aborted = [a for a in self.aborted if a.last_offset >= offset]
+
+    def remove_expired(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms (Kafka's removeExpiredProducers): forget producers idle
+        that long without a transaction open here. Their next batch is taken as a new
+        producer's (any sequence). Returns how many went."""
+        expired = [
+            pid
+            for pid, entry in self.producers.items()
+            if now_ms - entry.last_timestamp >= expiration_ms and pid not in self.ongoing
+        ]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
 
     def max_producer_id(self) -> int:
         return max(self.producers, default=-1)

@@ -347,6 +347,15 @@ class ReplicaManager:
             self.storage_failed(e)
             return 0
 
+    def remove_expired_producers(self, expiration_ms: int) -> int:
+        """One producer.id.expiration.ms pass over this broker's replicas (leaders and
+        followers alike, as Kafka's periodic check runs over every log)."""
+        now = self.clock.now_ms()
+        return sum(
+            p.log.producer_state.remove_expired(now, expiration_ms)
+            for p in self.partitions.values()
+        )
+
     # ---- DeleteRecords ----
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[int, int]:

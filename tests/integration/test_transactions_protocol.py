@@ -5,10 +5,14 @@ verify_only, InitProducerId v3 KIP-360 fields), and the error codes Kafka answer
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 from typing import Any
 
 from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest
-from kafka.protocol.admin.transactions import DescribeTransactionsRequest
+from kafka.protocol.admin.transactions import (
+    DescribeProducersRequest,
+    DescribeTransactionsRequest,
+)
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.consumer.group import OffsetFetchRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
@@ -23,6 +27,7 @@ from kafka.protocol.producer.transaction import (
 )
 
 from msklite import Cluster
+from msklite.clock import ManualClock
 from msklite.coordinator.coordinator import partition_for
 from msklite.errors import ErrorCode as E
 from msklite.protocol.api_keys import ApiKey
@@ -514,3 +519,57 @@ def test_a_late_transactional_batch_cannot_hang_a_partition(
         assert altered.responses[0].error_code == E.NONE
         assert _produce_txn(c, topic_name, pid, epoch, 1, [b"late"], txn_id) == E.NONE
         assert _lso(c, topic_name) == (3, 2)
+
+
+def _active_producers(c: RawClient, topic: str) -> list[int]:
+    req = DescribeProducersRequest(
+        version=0,
+        topics=[DescribeProducersRequest.TopicRequest(name=topic, partition_indexes=[0])],
+    )
+    [partition] = c.request(req, 0).topics[0].partitions
+    assert partition.error_code == E.NONE
+    return [p.producer_id for p in partition.active_producers]
+
+
+def _produce_idempotent(c: RawClient, topic: str, pid: int, seq: int, timestamp: int) -> int:
+    batch = encode_batch(
+        [(None, b"v")], producer_id=pid, producer_epoch=0, base_sequence=seq, timestamp=timestamp
+    )
+    data = ProduceRequest.TopicProduceData(
+        name=topic,
+        partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
+        ],
+    )
+    resp = c.request(
+        ProduceRequest(
+            version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
+        ),
+        9,
+    )
+    return int(resp.responses[0].partition_responses[0].error_code)
+
+
+def test_idle_producer_ids_expire_on_the_injected_clock(tmp_path: Path) -> None:
+    """producer.id.expiration.ms (default one day): the partition forgets a producer idle that
+    long, on the cluster's clock, and takes its next batch as a new producer's, whatever its
+    sequence, as Kafka does."""
+    clock = ManualClock()
+    with Cluster(brokers=1, data_dir=str(tmp_path), clock=clock) as cluster:
+        cluster.create_topic("idle", partitions=1, replication_factor=1)
+        with RawClient(cluster.bootstrap_servers) as c:
+            init = c.request(
+                InitProducerIdRequest(version=1, transactional_id=None, transaction_timeout_ms=0), 1
+            )
+            pid = init.producer_id
+            assert _produce_idempotent(c, "idle", pid, 0, clock.now_ms()) == E.NONE
+            assert _produce_idempotent(c, "idle", pid, 5, clock.now_ms()) == (
+                E.OUT_OF_ORDER_SEQUENCE_NUMBER
+            )
+            clock.advance(86_400_000 - 600_000)  # the check runs, too early for this one
+            clock.advance(600_000 - 1)
+            assert _active_producers(c, "idle") == [pid]
+            clock.advance(600_000)
+            wait_until(lambda: _active_producers(c, "idle") == [], "the producer expired")
+            assert _produce_idempotent(c, "idle", pid, 5, clock.now_ms()) == E.NONE
+            assert _active_producers(c, "idle") == [pid]

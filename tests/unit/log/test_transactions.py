@@ -103,6 +103,28 @@ def test_an_open_transaction_survives_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
+def test_idle_producers_expire_but_not_with_a_transaction_open(tmp_path: Path) -> None:
+    """producer.id.expiration.ms, counted from each producer's last batch timestamp; a
+    producer with a transaction open here stays whatever its age."""
+    log = _open(tmp_path / "p")
+    for pid, ts in ((1, 1_000), (2, 5_000)):
+        batch = encode_batch(
+            [(None, b"v")], producer_id=pid, producer_epoch=0, base_sequence=0, timestamp=ts
+        )
+        log.append_as_leader(memoryview(batch), read_header(batch), 0)
+    _data(log, pid=3)  # timestamp 0, open
+    state = log.producer_state
+    assert state.remove_expired(now_ms=3_999, expiration_ms=3_000) == 0
+    assert state.remove_expired(now_ms=4_000, expiration_ms=3_000) == 1
+    assert set(state.producers) == {2, 3}
+    # the expired producer is new again: any sequence goes
+    batch = encode_batch([(None, b"v")], producer_id=1, producer_epoch=0, base_sequence=7)
+    assert not log.append_as_leader(memoryview(batch), read_header(batch), 0).duplicate
+    _marker(log, pid=3, commit=True)  # its marker's timestamp (0) counts once it is closed
+    assert state.remove_expired(now_ms=8_000, expiration_ms=3_000) == 3
+    log.close()
+
+
 def test_truncating_a_marker_reopens_its_transaction(tmp_path: Path) -> None:
     log = _open(tmp_path / "p")
     _data(log, pid=4)  # 0
