@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -15,6 +16,7 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
 from msklite import Cluster
 from msklite.coordinator.coordinator import partition_for
+from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
 
 DEADLINE_S = 30.0
@@ -278,3 +280,79 @@ def test_consume_transform_produce_exactly_once_through_broker_restarts(
     _transform(msk_cluster, src, dst, total, faults, batch=50, group=group)
     assert not stopped
     _assert_exactly_once(msk_cluster, dst, total)
+
+
+# ---- faults: the whole cluster restarted, a data partition's leader moved ----
+
+
+def test_a_transaction_open_across_a_whole_cluster_restart_is_aborted(
+    tmp_path: Path, topic_name: str
+) -> None:
+    """Every broker stops while a transaction is open (records written, no EndTxn) and its
+    producer never comes back. After the restart the coordinator reloads it from
+    __transaction_state, aborts it at its timeout and writes the markers: the LSO moves on
+    and a read_committed consumer gets the records behind it."""
+    config = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 200}
+    with Cluster(brokers=3, data_dir=str(tmp_path), config=config) as cluster:
+        cluster.create_topic(topic_name, partitions=1)
+        p = _txn_producer(cluster, "txn-restart", **{"transaction.timeout.ms": 3000})
+        p.begin_transaction()
+        p.produce(topic_name, value=b"open", partition=0)
+        assert p.flush(DEADLINE_S) == 0
+        plain = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        plain.produce(topic_name, value=b"after", partition=0)
+        assert plain.flush(DEADLINE_S) == 0
+        assert [v for _, v in _read_all(cluster, topic_name, "read_uncommitted", 2)] == [
+            b"open",
+            b"after",
+        ]
+        [open_txn] = [t for t in cluster.transactions() if t.transactional_id == "txn-restart"]
+        assert open_txn.state == "Ongoing"
+    with Cluster(brokers=3, data_dir=str(tmp_path), config=config) as cluster:
+        wait_until(
+            lambda: any(
+                t.transactional_id == "txn-restart" and t.state == "CompleteAbort"
+                for t in cluster.transactions()
+            ),
+            "the open transaction aborted",
+            timeout=DEADLINE_S,
+        )
+        assert _read_all(cluster, topic_name, "read_committed", 1) == [(1, b"after")]
+        # the same transactional id carries on, with a bumped epoch
+        again = _txn_producer(cluster, "txn-restart")
+        again.begin_transaction()
+        again.produce(topic_name, value=b"next", partition=0)
+        again.commit_transaction(DEADLINE_S)
+        assert [v for _, v in _read_all(cluster, topic_name, "read_committed", 2)] == [
+            b"after",
+            b"next",
+        ]
+
+
+def test_the_lso_survives_a_leader_change_mid_transaction(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    """The data partition's leader stops while a transaction is open there: the new leader
+    (a follower that replicated the batches) holds read_committed at the same first offset,
+    takes the marker, and then lets the transaction through."""
+    msk_cluster.create_topic(topic_name, partitions=1)
+    plain = Producer({"bootstrap.servers": msk_cluster.bootstrap_servers, "acks": "all"})
+    plain.produce(topic_name, value=b"before", partition=0)
+    assert plain.flush(DEADLINE_S) == 0
+    p = _txn_producer(msk_cluster, "txn-leader-change")
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open", partition=0)
+    assert p.flush(DEADLINE_S) == 0
+    plain.produce(topic_name, value=b"after", partition=0)
+    assert plain.flush(DEADLINE_S) == 0
+    old_leader = _leader(msk_cluster, topic_name, 0)
+    msk_cluster.stop_broker(old_leader)
+    assert _leader(msk_cluster, topic_name, 0) != old_leader
+    assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 1)] == [b"before"]
+    p.commit_transaction(DEADLINE_S)
+    assert [v for _, v in _read_all(msk_cluster, topic_name, "read_committed", 3)] == [
+        b"before",
+        b"open",
+        b"after",
+    ]
+    msk_cluster.start_broker(old_leader)
