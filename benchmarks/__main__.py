@@ -30,6 +30,7 @@ from benchmarks import (
     scale,
     share,
     throughput,
+    transactions,
     validation,
     warm,
 )
@@ -48,6 +49,7 @@ BENCHMARKS = (
     "share",
     "validation",
     "compaction",
+    "transactions",
 )
 PEERS = ("mock", "tansu")
 
@@ -67,6 +69,7 @@ FULL: dict[str, Any] = {
     "scale_partitions": 10_000,
     "connections": 1000,
     "timeout_s": 120.0,
+    "txn_messages": 100_000,  # 1 KiB records per transactional producer run (100 commits)
 }
 QUICK: dict[str, Any] = FULL | {
     "coldstart_runs": 3,
@@ -80,6 +83,7 @@ QUICK: dict[str, Any] = FULL | {
     "latency_rounds": 1,
     "latency_seconds": 2.0,
     "scale_partitions": 2_000,
+    "txn_messages": 20_000,
     "timeout_s": 30.0,
 }
 
@@ -264,6 +268,19 @@ def main(argv: list[str] | None = None) -> int:
             "compaction",
             "log cleaner MiB/s, and a producer's rate with and without the cleaner",
             lambda: compaction.run(args.quick),
+        ),
+        (
+            "transactions",
+            f"{rounds} rounds, transactional producer (commit every {transactions.PER_TXN:,}),"
+            " read_committed vs read_uncommitted",
+            lambda: transactions.run(
+                settings["txn_messages"],
+                rounds,
+                timeout=timeout,
+                loop=loop,
+                with_mock="mock" in peers,
+                warm=warm_,
+            ),
         ),
     ]
     sections: list[Section] = []

@@ -164,6 +164,25 @@ def evaluate(sections: Sequence[Section], quick: bool) -> list[Verdict]:
         return f"{ms:.2f} ms", verdict, f"only {n:,} partitions: {why}"
 
     add("Metadata, 10,000 partitions", "≤ 20 ms", metadata, "scale")
+
+    add(
+        "transactional producer msklite/mock, RF 3",
+        "≥ 0.80",
+        functools.partial(_ratio_goal, kind="produce", mine="msklite", acks=None, minimum=0.8),
+        "transactions",
+    )
+
+    def read_committed(d: dict[str, Any]) -> tuple[str, str, str]:
+        rows = d["median_msg_per_s"]["consume"]
+        ratios = {k: r["ratio committed/uncommitted"] for k, r in rows.items()}
+        have = {k: v for k, v in ratios.items() if v is not None}
+        if not have:
+            raise ValueError("no consume runs")
+        worst = min(have, key=lambda k: have[k])
+        verdict = "PASS" if have[worst] >= 0.9 and len(have) == len(ratios) else "MISS"
+        return f"{have[worst]:.2f}", verdict, f"worst of {len(have)} loads ({worst})"
+
+    add("read_committed/read_uncommitted, msklite", "≥ 0.90", read_committed, "transactions")
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Protocol
 
 from msklite.clock import Clock
@@ -29,6 +30,8 @@ TXN_TOPIC = "__transaction_state"
 # Between rounds of markers that could not all be written (a leader moving, too few ISR).
 MARKER_RETRY_MS = 100
 LEADERSHIP_CHECK_MS = 1000
+# How long EndTxn waits for its markers before answering anyway (see `markers_done`).
+END_TXN_WAIT_MS = 1000
 # Marker outcomes not worth retrying: written; superseded by a newer epoch on the partition;
 # the topic deleted.
 _FINAL = (
@@ -132,6 +135,33 @@ class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
             lambda now: self._machine.end_txn(transactional_id, producer_id, epoch, commit, now)
         )
         return write_error if error == ErrorCode.NONE else error
+
+    def markers_done(self, transactional_id: str) -> Awaitable[None] | None:
+        """While the transaction's markers are being written: an awaitable that ends when
+        they all are (the transaction complete) or END_TXN_WAIT_MS later, whichever comes
+        first. EndTxn answers after it, as the librdkafka mock answers once its markers are
+        in: the next transaction's AddPartitionsToTxn then finds it complete instead of
+        getting CONCURRENT_TRANSACTIONS and a client backoff (20-100 ms) for every commit
+        that loses that race."""
+        task = self._jobs.get(transactional_id)
+        if task is None or task.done():
+            return None
+        return self._bounded_wait(task)
+
+    async def _bounded_wait(self, task: asyncio.Task[None]) -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def finish(*_: object) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self.clock.call_later(END_TXN_WAIT_MS, finish)
+        task.add_done_callback(finish)
+        try:
+            await done
+        finally:
+            timer.cancel()
+            task.remove_done_callback(finish)
 
     # ---- admin ----
 

@@ -11,11 +11,10 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist (the others of the request get
   OPERATION_NOT_ATTEMPTED). v4+ batches several transactions; `verify_only` (KIP-890) answers
   whether each partition is in the ongoing transaction without adding it.
-- EndTxn: commit or abort; the PrepareCommit/PrepareAbort record is written before the answer,
-  then the markers are written (data partitions: a control batch through the leader's
-  replicated append; a group's offsets partition: its pending offsets committed or dropped) and
-  the transaction completes. A retry after completion succeeds; the other outcome is
-  INVALID_TXN_STATE.
+- EndTxn: commit or abort; the PrepareCommit/PrepareAbort record is written, then the markers
+  (data partitions: a control batch through the leader's replicated append; a group's offsets
+  partition: the same, and its pending offsets committed or dropped) and the transaction
+  completes. A retry after completion succeeds; the other outcome is INVALID_TXN_STATE.
 - TxnOffsetCommit goes to the group coordinator: the offsets are written to
   `__consumer_offsets` at once, as a transactional batch of the producer's id and epoch, and
   stay pending (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for them) until
@@ -37,6 +36,10 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   transactional offsets. Answered per producer id, as Kafka merges them.
 
 Deviations from Kafka/MSK:
+- EndTxn answers once its markers are written and the transaction is complete (at most 1 s
+  after the prepare record, then anyway), as the librdkafka mock does; Kafka answers after the
+  prepare record, and the next transaction's AddPartitionsToTxn gets CONCURRENT_TRANSACTIONS
+  (a client backoff of 20-100 ms) until the markers are in.
 - WriteTxnMarkers is a cluster action (CLUSTER_ACTION or ALTER on the cluster in Kafka); it
   is answered like any request where nothing is authorized, and a partition does not compare
   the coordinator epoch (no TRANSACTION_COORDINATOR_FENCED).
@@ -289,7 +292,9 @@ def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
 
 
 @handles(ApiKey.END_TXN, versions=(0, 4), flexible_from=3)
-def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def end_txn(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> list[Buffer] | Awaitable[list[Buffer]]:
     v = header.api_version
     req = spec_request(schemas.EndTxnRequest, header, r)
     error = (
@@ -305,7 +310,16 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer
             v,
             2,
         )
-    return spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
+    response = spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
+    markers = ctx.txn.markers_done(req.transactional_id) if error == ErrorCode.NONE else None
+    if markers is None:
+        return response
+    return _after(markers, response)
+
+
+async def _after(done: Awaitable[None], response: list[Buffer]) -> list[Buffer]:
+    await done
+    return response
 
 
 # ---- TxnOffsetCommit ----
