@@ -1,5 +1,5 @@
 """DescribeProducers (key 61) v0, DescribeTransactions (key 65) v0, ListTransactions (key 66)
-v0-1: what `kafka-transactions.sh describe-producers / describe / list` show.
+v0-2: what `kafka-transactions.sh describe-producers / describe / list` show.
 
 Behavior:
 - DescribeProducers: per partition, from its leader (NOT_LEADER_OR_FOLLOWER elsewhere,
@@ -9,19 +9,24 @@ Behavior:
   TRANSACTIONAL_ID_NOT_FOUND for an unknown id): Kafka's state name, timeout, start time,
   producer id and epoch, partitions.
 - ListTransactions: the transactions this broker coordinates, filtered by state names (unknown
-  names are echoed in unknown_state_filters), producer ids and (v1) a minimum running duration.
-  Listing never creates `__transaction_state`.
+  names are echoed in unknown_state_filters), producer ids, (v1) a minimum running duration and
+  (v2, Kafka 4.1) a regular expression the whole transactional id must match
+  (INVALID_REGULAR_EXPRESSION when it does not compile; empty or null: no filter). Listing
+  never creates `__transaction_state`.
 - Authorization, as Kafka's: DescribeProducers READ on each topic (TOPIC_AUTHORIZATION_FAILED),
   DescribeTransactions DESCRIBE on each transactional id
   (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); ListTransactions lists only those it may DESCRIBE.
 
 Deviations from Kafka/MSK:
 - The coordinator epoch of a producer is reported as -1 (markers' coordinator epochs are not
-  tracked per partition). ListTransactions v2 (a transactional id pattern, Kafka 4.1) is not
-  served.
+  tracked per partition).
+- ListTransactions v2's pattern is a Python regular expression (Kafka compiles it with RE2/J):
+  the two agree on ordinary patterns, not on every construct.
 """
 
 from __future__ import annotations
+
+import re
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.handlers.authorization import DESCRIBE, READ, TOPIC, TRANSACTIONAL_ID, authorized
@@ -139,12 +144,26 @@ def describe_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     )
 
 
-@handles(ApiKey.LIST_TRANSACTIONS, versions=(0, 1), flexible_from=0)
+@handles(ApiKey.LIST_TRANSACTIONS, versions=(0, 2), flexible_from=0)
 def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     from msklite.coordinator.transaction import TxnState
 
     v = header.api_version
     req = spec_request(schemas.ListTransactionsRequest, header, r)
+    pattern = None
+    if v >= 2 and req.transactional_id_pattern:
+        try:
+            pattern = re.compile(req.transactional_id_pattern)
+        except re.error:
+            return spec_response(
+                header,
+                schemas.ListTransactionsResponse(
+                    throttle_time_ms=0,
+                    error_code=ErrorCode.INVALID_REGULAR_EXPRESSION,
+                    unknown_state_filters=[],
+                    transaction_states=[],
+                ),
+            )
     names = {s.kafka_name for s in TxnState}
     wanted_states = set(req.state_filters)
     unknown = [s for s in req.state_filters if s not in names]
@@ -166,6 +185,8 @@ def list_transactions(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
             if wanted_pids and txn.producer_id not in wanted_pids:
                 continue
             if duration >= 0 and (txn.start_ms < 0 or now - txn.start_ms <= duration):
+                continue
+            if pattern is not None and pattern.fullmatch(txn.transactional_id) is None:
                 continue
             states.append(
                 schemas.ListTransactionsResponse.TransactionState(

@@ -8,10 +8,12 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest
 from kafka.protocol.admin.transactions import (
     DescribeProducersRequest,
     DescribeTransactionsRequest,
+    ListTransactionsRequest,
 )
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.consumer.group import OffsetFetchRequest
@@ -574,3 +576,52 @@ def test_idle_producer_ids_expire_on_the_injected_clock(tmp_path: Path) -> None:
             wait_until(lambda: _active_producers(c, "idle") == [], "the producer expired")
             assert _produce_idempotent(c, "idle", pid, 5, clock.now_ms()) == E.NONE
             assert _active_producers(c, "idle") == [pid]
+
+
+@pytest.mark.msk(kafka_version="4.1.x")
+def test_list_transactions_v2_filters_by_pattern(msk_cluster: Cluster, topic_name: str) -> None:
+    """ListTransactions v2 (Kafka 4.1): the whole transactional id must match the pattern;
+    one that does not compile is INVALID_REGULAR_EXPRESSION. Each broker lists what it
+    coordinates, so every broker is asked."""
+    for txn_id in ("orders-1", "orders-2", "payments-1"):
+        coordinator, _ = _coordinator(msk_cluster, txn_id)
+        with RawClient(coordinator) as c:
+            assert _init(c, txn_id).error_code == E.NONE
+
+    def listed(pattern: str | None) -> tuple[set[int], set[str]]:
+        errors, ids = set(), set()
+        for node in msk_cluster.brokers:
+            with RawClient(_address(msk_cluster, node)) as c:
+                resp = c.request(
+                    ListTransactionsRequest(
+                        version=2,
+                        state_filters=[],
+                        producer_id_filters=[],
+                        duration_filter=-1,
+                        transactional_id_pattern=pattern,
+                    ),
+                    2,
+                )
+            errors.add(resp.error_code)
+            ids |= {t.transactional_id for t in resp.transaction_states}
+        return errors, ids
+
+    assert listed("orders-.*") == ({E.NONE}, {"orders-1", "orders-2"})
+    assert listed("orders") == ({E.NONE}, set())  # the whole id, not a part of it
+    assert listed("") == ({E.NONE}, {"orders-1", "orders-2", "payments-1"})
+    assert listed(None) == ({E.NONE}, {"orders-1", "orders-2", "payments-1"})
+    assert listed("orders-(") == ({E.INVALID_REGULAR_EXPRESSION}, set())
+    with RawClient(msk_cluster.bootstrap_servers) as c:
+        versions = {k.api_key: (k.min_version, k.max_version) for k in c.api_versions().api_keys}
+    # Kafka 4.0 dropped WriteTxnMarkers v0; EndTxn v5 (KIP-890 part 2) is not served
+    assert versions[ApiKey.LIST_TRANSACTIONS] == (0, 2)
+    assert versions[ApiKey.WRITE_TXN_MARKERS] == (1, 1)
+    assert versions[ApiKey.END_TXN] == (0, 4)
+
+
+def test_list_transactions_v2_is_kafka_4_1s(msk_cluster: Cluster) -> None:
+    """Under the default 3.9.x emulation ListTransactions stops at v1, as Kafka 3.9's did."""
+    with RawClient(msk_cluster.bootstrap_servers) as c:
+        versions = {k.api_key: (k.min_version, k.max_version) for k in c.api_versions().api_keys}
+    assert versions[ApiKey.LIST_TRANSACTIONS] == (0, 1)
+    assert versions[ApiKey.WRITE_TXN_MARKERS] == (0, 1)
