@@ -146,6 +146,7 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         24: (0, 3),
         25: (0, 3),
         26: (0, 3),
+        27: (0, 1),
         28: (0, 3),
         29: (1, 2),
         30: (1, 2),
