@@ -33,16 +33,16 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   broker does not host, NOT_LEADER_OR_FOLLOWER where it is a follower, INVALID_PRODUCER_EPOCH
   for an epoch older than the partition's, NOT_ENOUGH_REPLICAS below min.insync.replicas; a
   committed or aborted `__consumer_offsets` marker completes the group coordinator's pending
-  transactional offsets. Answered per producer id, as Kafka merges them.
+  transactional offsets. Answered per producer id, as Kafka merges them. It needs ALTER or
+  CLUSTER_ACTION on the cluster: CLUSTER_AUTHORIZATION_FAILED for every partition otherwise.
 
 Deviations from Kafka/MSK:
 - EndTxn answers once its markers are written and the transaction is complete (at most 1 s
   after the prepare record, then anyway), as the librdkafka mock does; Kafka answers after the
   prepare record, and the next transaction's AddPartitionsToTxn gets CONCURRENT_TRANSACTIONS
   (a client backoff of 20-100 ms) until the markers are in.
-- WriteTxnMarkers is a cluster action (CLUSTER_ACTION or ALTER on the cluster in Kafka); it
-  is answered like any request where nothing is authorized, and a partition does not compare
-  the coordinator epoch (no TRANSACTION_COORDINATOR_FENCED).
+- WriteTxnMarkers: a partition does not compare the coordinator epoch (no
+  TRANSACTION_COORDINATOR_FENCED).
 - Answers once the `__transaction_state` record is on the coordinator's log, as the group
   coordinator does, not after it is replicated.
 - EndTxn v5 / TxnOffsetCommit v5 (KIP-890 part 2, transaction version 2) are not served.
@@ -396,10 +396,21 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
 @handles(ApiKey.WRITE_TXN_MARKERS, versions=(0, 1), flexible_from=1)
 def write_txn_markers(
     ctx: BrokerContext, header: RequestHeader, r: Reader
-) -> Awaitable[list[Buffer]]:
+) -> list[Buffer] | Awaitable[list[Buffer]]:
     from msklite.protocol import write_txn_markers as codec
 
-    return _write_txn_markers(ctx, header.api_version, codec.decode_request(r, header.api_version))
+    markers = codec.decode_request(r, header.api_version)
+    # what a coordinator sends: ALTER on the cluster, else CLUSTER_ACTION, as Kafka asks
+    if not (
+        allowed(ctx, header, AclOperation.ALTER)
+        or allowed(ctx, header, AclOperation.CLUSTER_ACTION)
+    ):
+        refused: dict[int, dict[TopicPartition, int]] = {}
+        for m in markers:
+            errors = refused.setdefault(m.producer_id, {})
+            errors.update(dict.fromkeys(m.partitions, ErrorCode.CLUSTER_AUTHORIZATION_FAILED))
+        return [codec.encode_response(header.api_version, refused)]
+    return _write_txn_markers(ctx, header.api_version, markers)
 
 
 async def _write_txn_markers(

@@ -5,6 +5,7 @@ verify_only, InitProducerId v3 KIP-360 fields), and the error codes Kafka answer
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from kafka.protocol.producer.transaction import (
 )
 
 from msklite import Cluster
+from msklite.authz import AclOperation, Action, ResourceType
 from msklite.clock import ManualClock
 from msklite.coordinator.coordinator import partition_for
 from msklite.errors import ErrorCode as E
@@ -625,3 +627,33 @@ def test_list_transactions_v2_is_kafka_4_1s(msk_cluster: Cluster) -> None:
         versions = {k.api_key: (k.min_version, k.max_version) for k in c.api_versions().api_keys}
     assert versions[ApiKey.LIST_TRANSACTIONS] == (0, 1)
     assert versions[ApiKey.WRITE_TXN_MARKERS] == (0, 1)
+
+
+class _NoClusterActions:
+    """Allows everything but ALTER and CLUSTER_ACTION on the cluster."""
+
+    def authorize(self, session: Any, actions: Sequence[Action]) -> list[bool]:
+        return [
+            not (
+                a.resource_type == ResourceType.CLUSTER
+                and a.operation in (AclOperation.ALTER, AclOperation.CLUSTER_ACTION)
+            )
+            for a in actions
+        ]
+
+    def authorize_by_resource_type(
+        self, session: Any, operation: AclOperation, resource_type: ResourceType
+    ) -> bool:
+        return True
+
+
+def test_write_txn_markers_is_a_cluster_action(msk_cluster: Cluster, topic_name: str) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    leader = msk_cluster.partition(topic_name, 0).leader
+    broker = msk_cluster.brokers[leader]
+    broker.ctx.authorizer = _NoClusterActions()
+    with RawClient(_address(msk_cluster, leader)) as c:
+        assert _markers(c, 5, 0, True, {topic_name: [0]}) == {
+            (5, topic_name, 0): E.CLUSTER_AUTHORIZATION_FAILED
+        }
+        assert _lso(c, topic_name) == (0, 0)  # nothing written
