@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from msklite.coordinator.coordinator import Output, partition_for
+from msklite.coordinator.coordinator import LogRecord, Output, partition_for
 from msklite.errors import ErrorCode
 
 ASSIGNOR = "simple"
@@ -107,9 +107,7 @@ class ShareGroupCoordinator:
 
     # ---- the runtime's contract ----
 
-    def load(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
-    ) -> None:
+    def load(self, partition: int, records: Iterable[LogRecord], now_ms: int) -> None:
         # Share-group membership is not persisted (DEVIATIONS.md): members join again.
         self.loaded.add(partition)
 

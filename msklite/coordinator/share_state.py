@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from msklite.coordinator.coordinator import Output, partition_for
+from msklite.coordinator.coordinator import LogRecord, Output, partition_for
 from msklite.coordinator.share_partition import RecordState, StateBatch
 from msklite.errors import ErrorCode, ProtocolError
 from msklite.protocol.primitives import Reader, Writer
@@ -171,11 +171,11 @@ class ShareStateCoordinator:
     def partition_for(self, key: ShareKey) -> int:
         return partition_for(key.coordinator_key(), self.num_partitions)
 
-    def load(
-        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
-    ) -> None:
+    def load(self, partition: int, records: Iterable[LogRecord], now_ms: int) -> None:
         self.loaded.add(partition)
-        for key, value in records:
+        for key, value, _, _, marker in records:
+            if marker != -1:
+                continue  # nothing transactional is written here
             try:
                 record_type, k, state = decode(key, value)
             except ProtocolError:

@@ -68,11 +68,11 @@ def test_load_replays_snapshots_updates_and_tombstones() -> None:
     machine.load(
         7,
         [
-            (encode_key(SNAPSHOT_TYPE, KEY), snapshot),
-            (encode_key(UPDATE_TYPE, KEY), update),
-            (encode_key(SNAPSHOT_TYPE, other), snapshot),
-            (encode_key(SNAPSHOT_TYPE, other), None),
-            (b"\x00\x09junk", b""),  # another version's record: skipped
+            (encode_key(SNAPSHOT_TYPE, KEY), snapshot, -1, -1, -1),
+            (encode_key(UPDATE_TYPE, KEY), update, -1, -1, -1),
+            (encode_key(SNAPSHOT_TYPE, other), snapshot, -1, -1, -1),
+            (encode_key(SNAPSHOT_TYPE, other), None, -1, -1, -1),
+            (b"\x00\x09junk", b"", -1, -1, -1),  # another version's record: skipped
         ],
         0,
     )
