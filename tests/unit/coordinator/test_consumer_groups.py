@@ -93,7 +93,7 @@ class Harness:
 
     def reloaded(self) -> GroupCoordinator:
         fresh = GroupCoordinator(self.config, self.now, lambda: self.topics)
-        fresh.load(0, self.records, self.now)
+        fresh.load(0, [(k, v, -1, -1, -1) for k, v in self.records], self.now)
         return fresh
 
 
