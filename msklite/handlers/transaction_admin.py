@@ -4,7 +4,8 @@ v0-2: what `kafka-transactions.sh describe-producers / describe / list` show.
 Behavior:
 - DescribeProducers: per partition, from its leader (NOT_LEADER_OR_FOLLOWER elsewhere,
   UNKNOWN_TOPIC_OR_PARTITION), the producers the partition knows: id, epoch, last sequence and
-  timestamp, and the first offset of the producer's open transaction (-1 when none).
+  timestamp, the coordinator epoch of its last marker, and the first offset of the producer's
+  open transaction (-1 when none).
 - DescribeTransactions: per transactional id, from its coordinator (NOT_COORDINATOR elsewhere,
   TRANSACTIONAL_ID_NOT_FOUND for an unknown id): Kafka's state name, timeout, start time,
   producer id and epoch, partitions.
@@ -18,8 +19,6 @@ Behavior:
   (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); ListTransactions lists only those it may DESCRIBE.
 
 Deviations from Kafka/MSK:
-- The coordinator epoch of a producer is reported as -1 (markers' coordinator epochs are not
-  tracked per partition).
 - ListTransactions v2's pattern is a Python regular expression (Kafka compiles it with RE2/J):
   the two agree on ordinary patterns, not on every construct.
 """
@@ -71,8 +70,8 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, r: Reader) -> 
                             producer_id=pid,
                             producer_epoch=entry.epoch,
                             last_sequence=last.last_seq if last else -1,
-                            last_timestamp=last.timestamp if last else -1,
-                            coordinator_epoch=-1,
+                            last_timestamp=entry.last_timestamp,
+                            coordinator_epoch=entry.coordinator_epoch,
                             current_txn_start_offset=state.ongoing.get(pid, -1),
                         )
                     )

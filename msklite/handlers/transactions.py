@@ -31,7 +31,9 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   control batch through this broker's replicated append (acks=all: answered once the high
   watermark passes it, as Kafka answers). UNKNOWN_TOPIC_OR_PARTITION for a partition this
   broker does not host, NOT_LEADER_OR_FOLLOWER where it is a follower, INVALID_PRODUCER_EPOCH
-  for an epoch older than the partition's, NOT_ENOUGH_REPLICAS below min.insync.replicas; a
+  for an epoch older than the partition's, TRANSACTION_COORDINATOR_FENCED for a coordinator
+  epoch older than the producer's last marker's, NOT_ENOUGH_REPLICAS below
+  min.insync.replicas; a
   committed or aborted `__consumer_offsets` marker completes the group coordinator's pending
   transactional offsets. Answered per producer id, as Kafka merges them. It needs ALTER or
   CLUSTER_ACTION on the cluster: CLUSTER_AUTHORIZATION_FAILED for every partition otherwise.
@@ -41,8 +43,6 @@ Deviations from Kafka/MSK:
   after the prepare record, then anyway), as the librdkafka mock does; Kafka answers after the
   prepare record, and the next transaction's AddPartitionsToTxn gets CONCURRENT_TRANSACTIONS
   (a client backoff of 20-100 ms) until the markers are in.
-- WriteTxnMarkers: a partition does not compare the coordinator epoch (no
-  TRANSACTION_COORDINATOR_FENCED).
 - Answers once the `__transaction_state` record is on the coordinator's log, as the group
   coordinator does, not after it is replicated.
 - EndTxn v5 / TxnOffsetCommit v5 (KIP-890 part 2, transaction version 2) are not served.

@@ -39,6 +39,7 @@ from msklite.protocol.records import (
     BatchHeader,
     assign,
     iter_records,
+    marker_coordinator_epoch,
     marker_type,
     scan_valid_prefix,
 )
@@ -156,8 +157,13 @@ class PartitionLog:
             seg.created_ms = self._segment_time(seg)
             aborted: list[AbortedTxn] = []
             for pos, h in seg.batches():
-                marker = marker_type(seg.view(pos, pos + h.size)) if h.is_control else -1
-                entry = self.producer_state.update(h, marker)
+                if h.is_control:
+                    view = seg.view(pos, pos + h.size)
+                    entry = self.producer_state.update(
+                        h, marker_type(view), marker_coordinator_epoch(view)
+                    )
+                else:
+                    entry = self.producer_state.update(h)
                 if entry is not None:
                     aborted.append(entry)
                 self.epochs.assign(h.partition_leader_epoch, h.base_offset)
@@ -312,7 +318,10 @@ class PartitionLog:
         seg.append(parts, h)
         self.log_end_offset = seg.next_offset
         if h.is_control:
-            entry = self.producer_state.update(h, marker_type(b"".join(parts)))
+            batch = b"".join(parts)
+            entry = self.producer_state.update(
+                h, marker_type(batch), marker_coordinator_epoch(batch)
+            )
             if entry is not None:
                 txn_index.append(txn_index.path_for(seg.path), entry)
         else:

@@ -51,6 +51,8 @@ class ProducerEntry:
     # the max timestamp of its last batch or marker (Kafka's lastTimestamp), which
     # producer.id.expiration.ms counts from
     last_timestamp: int = -1
+    # the coordinator epoch of its last marker: a marker from an older coordinator is fenced
+    coordinator_epoch: int = -1
 
 
 def _in_sequence(last_seq: int, next_seq: int) -> bool:
@@ -113,10 +115,12 @@ class ProducerStateManager:
             )
         return None
 
-    def update(self, h: BatchHeader, marker: int = -1) -> AbortedTxn | None:
+    def update(
+        self, h: BatchHeader, marker: int = -1, coordinator_epoch: int = -1
+    ) -> AbortedTxn | None:
         """Record a batch that is now in the log (at its final offsets); `marker` is a control
-        batch's type (records.COMMIT_MARKER / ABORT_MARKER). Returns the aborted-index entry
-        an ABORT marker makes."""
+        batch's type (records.COMMIT_MARKER / ABORT_MARKER) and `coordinator_epoch` the one it
+        carries. Returns the aborted-index entry an ABORT marker makes."""
         if h.producer_id == NO_PRODUCER_ID:
             return None
         entry = self.producers.get(h.producer_id)
@@ -124,6 +128,7 @@ class ProducerStateManager:
             entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
         entry.last_timestamp = max(entry.last_timestamp, h.max_timestamp)
         if h.is_control:
+            entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
             return self._end_txn(h, marker)
         if h.is_transactional:
             self.ongoing.setdefault(h.producer_id, h.base_offset)
@@ -150,6 +155,18 @@ class ProducerStateManager:
         )
         self.aborted.append(entry)
         return entry
+
+    def check_coordinator_epoch(self, producer_id: int, coordinator_epoch: int) -> None:
+        """A marker's coordinator epoch must not be older than the last one this partition
+        took for the producer (Kafka's checkCoordinatorEpoch): TRANSACTION_COORDINATOR_FENCED,
+        a coordinator that lost its partition writing late."""
+        entry = self.producers.get(producer_id)
+        if entry is not None and coordinator_epoch < entry.coordinator_epoch:
+            raise KafkaError(
+                ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                f"coordinator epoch {coordinator_epoch} is older than "
+                f"{entry.coordinator_epoch} for producer {producer_id}",
+            )
 
     def last_stable_offset(self, high_watermark: int) -> int:
         """The LSO: the high watermark, or the first unstable offset below it."""

@@ -818,6 +818,19 @@ def marker_type(batch: Buffer) -> int:
     return -1
 
 
+def marker_coordinator_epoch(batch: Buffer) -> int:
+    """The coordinator epoch a transaction marker carries (its value: int16 version, int32
+    epoch); -1 when the value is not a marker's."""
+    for record in iter_records(batch):
+        value = record.value
+        if value is not None and len(value) >= 6:
+            version, epoch = struct.unpack_from(">hi", value)
+            if version == 0:
+                return int(epoch)
+        break
+    return -1
+
+
 _RecordFields = tuple[int, int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]
 
 

@@ -1,7 +1,9 @@
 """Transaction markers on data partitions: the transaction coordinator's WriteTxnMarkers,
 in-process. A marker is a control batch appended through the leader's normal replicated append
 (min.insync.replicas checked, acks=all); it counts as written once the high watermark passes
-it, as Kafka's coordinator waits for its WriteTxnMarkers answers."""
+it, as Kafka's coordinator waits for its WriteTxnMarkers answers. A marker whose coordinator
+epoch is older than the last one the partition took for the producer is
+TRANSACTION_COORDINATOR_FENCED."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ async def write_marker(
 ) -> ErrorCode:
     try:
         part = replicas.leader_partition(*tp)
+        part.log.producer_state.check_coordinator_epoch(producer_id, coordinator_epoch)
         batch = control_batch(
             producer_id, producer_epoch, commit, coordinator_epoch, clock.now_ms()
         )

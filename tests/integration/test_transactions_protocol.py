@@ -385,7 +385,14 @@ def _lso(c: RawClient, topic: str) -> tuple[int, int]:
     return int(p.high_watermark), int(p.last_stable_offset)
 
 
-def _markers(c: RawClient, pid: int, epoch: int, commit: bool, topics: dict[str, list[int]]) -> Any:
+def _markers(
+    c: RawClient,
+    pid: int,
+    epoch: int,
+    commit: bool,
+    topics: dict[str, list[int]],
+    coordinator_epoch: int = 0,
+) -> Any:
     cls = WriteTxnMarkersRequest
     marker = cls.WritableTxnMarker(
         producer_id=pid,
@@ -395,7 +402,7 @@ def _markers(c: RawClient, pid: int, epoch: int, commit: bool, topics: dict[str,
             cls.WritableTxnMarker.WritableTxnMarkerTopic(name=t, partition_indexes=ps)
             for t, ps in topics.items()
         ],
-        coordinator_epoch=0,
+        coordinator_epoch=coordinator_epoch,
     )
     resp = c.request(cls(version=1, markers=[marker]), 1)
     return {
@@ -456,6 +463,15 @@ def test_write_txn_markers_raw(msk_cluster: Cluster, topic_name: str) -> None:
             (pid, topic_name, 0): E.INVALID_PRODUCER_EPOCH
         }
         assert _lso(c, topic_name) == (4, 4)
+        # a coordinator epoch older than the producer's last marker's: a deposed coordinator
+        assert _markers(c, pid, epoch + 1, False, {topic_name: [0]}, coordinator_epoch=7) == {
+            (pid, topic_name, 0): E.NONE
+        }
+        assert _markers(c, pid, epoch + 1, False, {topic_name: [0]}, coordinator_epoch=6) == {
+            (pid, topic_name, 0): E.TRANSACTION_COORDINATOR_FENCED
+        }
+        [producer] = [p for p in _producer_states(c, topic_name) if p.producer_id == pid]
+        assert (producer.producer_epoch, producer.coordinator_epoch) == (epoch + 1, 7)
     with RawClient(_address(msk_cluster, follower)) as c:
         assert _markers(c, pid, epoch + 1, True, {topic_name: [0]}) == {
             (pid, topic_name, 0): E.NOT_LEADER_OR_FOLLOWER
@@ -526,14 +542,18 @@ def test_a_late_transactional_batch_cannot_hang_a_partition(
         assert _lso(c, topic_name) == (3, 2)
 
 
-def _active_producers(c: RawClient, topic: str) -> list[int]:
+def _producer_states(c: RawClient, topic: str) -> list[Any]:
     req = DescribeProducersRequest(
         version=0,
         topics=[DescribeProducersRequest.TopicRequest(name=topic, partition_indexes=[0])],
     )
     [partition] = c.request(req, 0).topics[0].partitions
     assert partition.error_code == E.NONE
-    return [p.producer_id for p in partition.active_producers]
+    return list(partition.active_producers)
+
+
+def _active_producers(c: RawClient, topic: str) -> list[int]:
+    return [p.producer_id for p in _producer_states(c, topic)]
 
 
 def _produce_idempotent(c: RawClient, topic: str, pid: int, seq: int, timestamp: int) -> int:

@@ -8,6 +8,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -199,3 +200,19 @@ def test_lso_and_aborted_index_agree_with_a_model(ops: list[Op], data: st.DataOb
         assert again.producer_state.aborted == state.aborted
         assert again.producer_state.last_stable_offset(end) == expected
         again.close()
+
+
+def test_a_markers_coordinator_epoch_fences_older_ones_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "p"
+    log = _open(path)
+    _data(log, pid=4)
+    _marker(log, pid=4, commit=True)  # coordinator epoch 3
+    log.close()
+    again = _open(path)
+    state = again.producer_state
+    assert state.producers[4].coordinator_epoch == 3
+    state.check_coordinator_epoch(4, 3)
+    with pytest.raises(KafkaError) as fenced:
+        state.check_coordinator_epoch(4, 2)
+    assert fenced.value.code == ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    again.close()
