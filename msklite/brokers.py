@@ -26,6 +26,7 @@ from msklite.replication.follower import ReplicaFetcher
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.security.settings import ClusterSecurity
 from msklite.server import BrokerServer
+from msklite.throttle import BrokerQuotas
 from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
@@ -108,6 +109,10 @@ class Brokers:
             self.api_versions,
             BrokerStats(),
             self.authorizer,
+            quotas=BrokerQuotas(
+                self.configs.get_int("quota.window.num"),
+                self.configs.get_int("quota.window.size.seconds"),
+            ),
             request_hook=self.request_hook,
             start_share=functools.partial(self._start_share, info.node_id),
             verify_txn=self._verify_txn,
@@ -138,6 +143,7 @@ class Brokers:
             replicas.sync_topic(topic)
         replicas.remove_orphans()
         controller.on_change(replicas.topic_changed)
+        controller.on_quota_change(ctx.quotas.update)
         return broker
 
     def set_request_hook(self, hook: RequestHook | None) -> None:
@@ -188,6 +194,7 @@ class Brokers:
         broker = self.running.pop(node_id)
         self._peers.pop(node_id, None)
         self.controller.off_change(broker.replicas.topic_changed)
+        self.controller.off_quota_change(broker.ctx.quotas.update)
         await self.close(broker)
         broker.replicas.shutdown()
 
@@ -196,6 +203,7 @@ class Brokers:
         self.running.pop(node_id, None)
         self._peers.pop(node_id, None)
         self.controller.off_change(broker.replicas.topic_changed)
+        self.controller.off_quota_change(broker.ctx.quotas.update)
         broker.replicas.shutdown()
 
     async def shutdown(self) -> None:

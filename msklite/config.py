@@ -307,6 +307,8 @@ _APPLIED_BROKER = {
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "queued.max.request.bytes",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "replica.fetch.backoff.ms",
     "replica.fetch.max.bytes",
     "replica.lag.time.max.ms",

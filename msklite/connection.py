@@ -113,6 +113,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._read_paused = False
         self._closed = False
         self._last_answer = False  # close once what is answered so far is written
+        self._throttled = 0  # quota throttles in force: nothing more is read or handled
         self.peer: str = "?"
         self.host: str = ""
 
@@ -217,6 +218,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             and self._waiting is None
             and not self._write_paused
             and not self._last_answer
+            and not self._throttled
         ):
             frame = self.queue.popleft()
             try:
@@ -261,13 +263,25 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _flow_control(self) -> None:
         if self.transport is None or self._closed:
             return
-        hold = len(self.queue) >= MAX_QUEUED_REQUESTS or self.decoder.waiting
+        hold = len(self.queue) >= MAX_QUEUED_REQUESTS or self.decoder.waiting or self._throttled
         if hold and not self._read_paused:
             self.transport.pause_reading()
             self._read_paused = True
         elif not hold and self._read_paused:
             self.transport.resume_reading()
             self._read_paused = False
+
+    def _throttle(self, ms: int) -> None:
+        """A client over its quota: as Kafka mutes its channel, nothing more is read from it
+        or handled until `ms` has passed on the clock; its response leaves at once (every
+        version: the client waits too where it knows how, KIP-219)."""
+        self._throttled += 1
+        self.ctx.clock.call_later(ms, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._throttled -= 1
+        if not self._throttled and not self._closed:
+            self._pump()
 
     async def _finish(self, pending: Awaitable[Response]) -> None:
         try:
@@ -344,6 +358,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         took = perf_counter_ns() - started
         stats.request_time_ns[header.api_key] += took
         stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
+        if header.throttle_ms:
+            self._throttle(header.throttle_ms)
         if result is None:
             return None
         return _framed(header.correlation_id, flexible_response, result)
@@ -361,6 +377,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         stats = self.ctx.stats
         stats.request_time_ns[header.api_key] += took
         stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
+        if header.throttle_ms:
+            self._throttle(header.throttle_ms)
         return None if body is None else _framed(header.correlation_id, flexible, body)
 
     def _authenticate(self, header: RequestHeader, reader: Reader) -> list[Buffer]:

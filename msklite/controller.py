@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msklite.authz.acls import AclBinding, AclFilter, validate_new
+from msklite.client_quotas import Entity, Op, Outcome, QuotaTable
 from msklite.config import (
     BROKER_CONFIGS,
     PER_BROKER,
@@ -200,6 +201,8 @@ class Controller:
         # SCRAM credentials, user → mechanism → credential; replaced as a whole on change too
         self.scram: dict[str, dict[str, ScramCredential]] = {}
         self._observers: list[Callable[[str], None]] = []
+        self.client_quotas = QuotaTable()
+        self._quota_observers: list[Callable[[QuotaTable], None]] = []
         self._save_failing = False
         self._unsaved = False  # a change kept in memory is not on disk: write everything next
         # Brokers whose log directory is offline (KRaft: their offline directories, reported
@@ -226,6 +229,7 @@ class Controller:
         self.group_configs = {g: dict(c) for g, c in state.get("group_configs", {}).items()}
         self.acls = tuple(AclBinding.from_json(row) for row in state.get("acls", []))
         self.scram = _scram_from_json(state.get("scram", {}))
+        self.client_quotas.load_json(state.get("client_quotas", []))
         for b in state.get("brokers", []):
             if b["node_id"] not in self.brokers:
                 self.brokers[b["node_id"]] = BrokerInfo(b["node_id"], b["rack"])
@@ -262,6 +266,7 @@ class Controller:
             "brokers": [{"node_id": b.node_id, "rack": b.rack} for b in self.brokers.values()],
             "broker_configs": self._dynamic_configs(),
             "group_configs": self.group_configs,
+            "client_quotas": self.client_quotas.to_json(),
         }
 
     def _dynamic_configs(self) -> dict[str, dict[str, str]]:
@@ -344,6 +349,41 @@ class Controller:
 
     def off_change(self, observer: Callable[[str], None]) -> None:
         self._observers.remove(observer)
+
+    def on_quota_change(self, observer: Callable[[QuotaTable], None]) -> None:
+        """`observer` gets the quota table now and after every change (a broker's quota
+        managers: every broker applies a change at once)."""
+        self._quota_observers.append(observer)
+        observer(self.client_quotas)
+
+    def off_quota_change(self, observer: Callable[[QuotaTable], None]) -> None:
+        self._quota_observers.remove(observer)
+
+    # ---- client quotas ----
+
+    def alter_client_quotas(
+        self, entries: list[tuple[Entity, list[Op]]], validate_only: bool = False
+    ) -> list[Outcome]:
+        """AlterClientQuotas, as Kafka's ClientQuotaControlManager checks it: one outcome per
+        distinct entity. The accepted changes are saved together, then applied."""
+        table = self.client_quotas
+        outcomes, changed = table.alter(entries, validate_only)
+        if not changed:
+            return outcomes
+        before = dict(table.entities)
+        snap = self._snapshot([])
+        table.replace(changed)
+        try:
+            self._commit(snap)
+        except KafkaError as e:
+            table.entities = before
+            for o in outcomes:
+                if o.code == ErrorCode.NONE:
+                    o.code, o.message = e.code, e.message
+            return outcomes
+        for observer in list(self._quota_observers):
+            observer(table)
+        return outcomes
 
     def _snapshot(
         self, topics: list[TopicState] | None = None, only: PartitionState | None = None

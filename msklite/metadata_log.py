@@ -119,6 +119,7 @@ def _apply(state: State, topics: dict[str, Any], change: Change) -> None:
         "group_configs",
         "acls",
         "scram",
+        "client_quotas",
     ):
         if key in change:
             state[key] = change[key]

@@ -63,6 +63,8 @@ MESSAGES = [
     "TxnOffsetCommit",
     "SaslHandshake",
     "SaslAuthenticate",
+    "DescribeClientQuotas",
+    "AlterClientQuotas",
     "DescribeProducers",
     "DescribeTransactions",
     "ListTransactions",

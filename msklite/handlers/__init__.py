@@ -9,6 +9,7 @@ from msklite.handlers import (  # noqa: F401  (imported for registration)
     acls,
     alter_configs,
     api_versions,
+    client_quotas,
     configs,
     consumer_groups,
     delete_records,

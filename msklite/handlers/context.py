@@ -17,6 +17,7 @@ from msklite.handlers.metadata_cache import MetadataCache
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.replica_manager import ReplicaManager
+from msklite.throttle import BrokerQuotas
 from msklite.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ class BrokerContext:
     # who may do what (msklite.authz): the cluster's, shared by its brokers; by default the
     # ACL authorizer over no ACLs, which allows everything
     authorizer: Authorizer = field(default_factory=lambda: AclAuthorizer(StaticAcls()))
+    # the broker's client quota managers (produce, fetch, request time)
+    quotas: BrokerQuotas = field(default_factory=BrokerQuotas)
     # the test kit's per-request hook (msklite.testing.control); None: every request is handled
     request_hook: RequestHook | None = None
     # KIP-890 part 1: asks the transactional id's coordinator, wherever it runs, whether a

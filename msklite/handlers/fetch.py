@@ -25,6 +25,11 @@ Behavior:
 - Record bytes go from the segment mmaps to the socket as memoryviews (no copy).
 - Authorization, as Kafka's: READ on each topic (TOPIC_AUTHORIZATION_FAILED for its
   partitions, answered at once).
+- consumer_byte_rate quotas (msklite.throttle), for consumers (replica_id < 0): max_bytes is
+  capped at what the quota allows in one span; the response's size is recorded, and over the
+  quota the answer is empty with throttle_time_ms (the size taken back; session id 0 unless
+  incremental, as Kafka's getThrottledResponse) and the connection reads nothing more for
+  that long.
 
 Deviations from Kafka/MSK:
 - Followers replicate in-process (replication/follower.py), not through this API: a fetch with
@@ -49,6 +54,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.partition import Partition
+from msklite.throttle import user_of
 from msklite.topic_partition import TopicPartition
 
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
@@ -163,6 +169,12 @@ def handle(
         fc = ctx.fetch_sessions.new_context(req)
     except KafkaError as e:
         return codec.encode_response(v, e.code, 0, [])
+    quota = ctx.quotas.active and req.replica_id < 0
+    if quota:
+        # never more than the client's quota allows in one span (getMaxValueInQuotaWindow)
+        window = ctx.quotas.fetch.max_value_in_window(user_of(header.principal), header.client_id)
+        req.max_bytes = int(min(req.max_bytes, window))
+        req.min_bytes = min(req.min_bytes, req.max_bytes)
     topics = {tp.topic for tp, _ in fc.partitions}
     denied = topics - authorized(ctx, header, AclOperation.READ, ResourceType.TOPIC, topics)
     reads, total, errors = _read_all(ctx, fc, req, v, denied)
@@ -170,12 +182,14 @@ def handle(
         # Watch now, in the same step as the read: the coroutine starts on a later turn of
         # the loop, after requests read in this one (a produce that wakes it) have run.
         keys = [tp for tp, _ in fc.partitions]
-        return _long_poll(ctx, fc, req, v, keys, ctx.replicas.fetch_waiters.watch(keys), denied)
-    return _respond(ctx, fc, v, reads, total)
+        waiter = ctx.replicas.fetch_waiters.watch(keys)
+        return _long_poll(ctx, header if quota else None, fc, req, v, keys, waiter, denied)
+    return _respond(ctx, header if quota else None, fc, v, reads, total)
 
 
 async def _long_poll(
     ctx: BrokerContext,
+    quota: RequestHeader | None,
     fc: FetchContext,
     req: codec.FetchRequest,
     v: int,
@@ -203,7 +217,7 @@ async def _long_poll(
                 ctx.replicas.fetch_waiters.unwatch(keys, waiter)
             reads, total, errors = _read_all(ctx, fc, req, v, denied)
             if total >= req.min_bytes or errors or expired:
-                return _respond(ctx, fc, v, reads, total)
+                return _respond(ctx, quota, fc, v, reads, total)
             waiter = ctx.replicas.fetch_waiters.watch(keys)
     finally:
         timer.cancel()
@@ -211,11 +225,13 @@ async def _long_poll(
 
 def _respond(
     ctx: BrokerContext,
+    quota: RequestHeader | None,
     fc: FetchContext,
     v: int,
     reads: list[tuple[TopicPartition, codec.PartitionData]],
     total: int,
 ) -> list[Buffer]:
+    """`quota`: the request's header when the fetch byte-rate quota applies."""
     by_topic: dict[str, list[codec.PartitionData]] = {}
     bytes_out = ctx.stats.bytes_out_by_topic
     for tp, data in reads:
@@ -230,5 +246,26 @@ def _respond(
             data.log_start_offset,
         ):
             by_topic.setdefault(tp.topic, []).append(data)
+    body = codec.encode_response(v, ErrorCode.NONE, fc.response_session_id, list(by_topic.items()))
+    if quota is not None:
+        throttled = _throttled(ctx, quota, fc, v, sum(len(b) for b in body))
+        if throttled is not None:
+            return throttled
     ctx.stats.bytes_out += total
-    return codec.encode_response(v, ErrorCode.NONE, fc.response_session_id, list(by_topic.items()))
+    return body
+
+
+def _throttled(
+    ctx: BrokerContext, header: RequestHeader, fc: FetchContext, v: int, size: int
+) -> list[Buffer] | None:
+    """The consumer byte-rate quota, as KafkaApis applies it: the response's size recorded;
+    over the quota, the size is taken back and the answer is empty, with the throttle time
+    (and the session id only for an incremental fetch, as Kafka's getThrottledResponse)."""
+    user, now = user_of(header.principal), ctx.clock.now_ms()
+    throttle = ctx.quotas.fetch.record(user, header.client_id, size, now)
+    if not throttle:
+        return None
+    ctx.quotas.fetch.unrecord(user, header.client_id, size, now)
+    header.throttle_ms = max(header.throttle_ms, throttle)
+    session_id = fc.response_session_id if fc.incremental else 0
+    return codec.encode_response(v, ErrorCode.NONE, session_id, [], throttle)

@@ -40,6 +40,9 @@ Behavior:
 - Authorization, as Kafka's: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED for its
   partitions); a request with transactional batches WRITE on its transactional id (every
   partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+- producer_byte_rate quotas (msklite.throttle): the request's bytes are recorded for the
+  client's (user, client-id); over the quota the answer carries throttle_time_ms and the
+  connection reads nothing more for that long (acks=0 too, which has no answer).
 
 Deviations from Kafka/MSK:
 - A recompressed batch (topic `compression.type`) keeps its records' bytes and the
@@ -72,6 +75,7 @@ from msklite.protocol.records import (
     recompress,
     validate_produced_batch,
 )
+from msklite.throttle import user_of
 from msklite.topic_partition import TopicPartition
 
 # Coordinator answers that older producers would not retry, turned into one they do (without
@@ -199,6 +203,7 @@ async def _await_replication(
     waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]],
     pending: set[asyncio.Future[ErrorCode]],
     timeout_ms: int,
+    throttle: int,
 ) -> list[Buffer]:
     """acks=all: wait until the HW passes every appended batch, or the request times out.
     (A countdown on one future: asyncio.wait costs ≈3x more per request, measured.)"""
@@ -224,7 +229,7 @@ async def _await_replication(
     finally:
         timer.cancel()
     _settle(waits)
-    return [codec.encode_response(version, responses)]
+    return [codec.encode_response(version, responses, throttle)]
 
 
 def _settle(waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]]) -> None:
@@ -264,6 +269,7 @@ def handle(
     v = header.api_version
     req = codec.decode_request(r, v)
     responses: list[tuple[str, list[codec.PartitionProduceResponse]]] = []
+    throttle = 0
     if req.acks not in (0, 1, -1):
         for t in req.topic_data:
             parts = [
@@ -303,9 +309,20 @@ def handle(
             for t, ok in zip(req.topic_data, allowed, strict=True)
         ]
         pending = {fut for _, fut in waits if not fut.done()}
+        throttle = _throttle(ctx, header, len(r.data)) if ctx.quotas.active else 0
         if pending:
-            return _await_replication(ctx, v, responses, waits, pending, req.timeout_ms)
+            return _await_replication(ctx, v, responses, waits, pending, req.timeout_ms, throttle)
         _settle(waits)
     if req.acks == 0:
         return None
-    return [codec.encode_response(v, responses)]
+    return [codec.encode_response(v, responses, throttle)]
+
+
+def _throttle(ctx: BrokerContext, header: RequestHeader, size: int) -> int:
+    """The produce byte-rate quota (ClientQuotaManager): the request's bytes recorded, the
+    throttle time returned and the connection muted for it (acks=0 too: no response)."""
+    throttle = ctx.quotas.produce.record(
+        user_of(header.principal), header.client_id, size, ctx.clock.now_ms()
+    )
+    header.throttle_ms = max(header.throttle_ms, throttle)
+    return throttle

@@ -122,11 +122,12 @@ def encode_response(
     error_code: int,
     session_id: int,
     responses: list[tuple[str, list[PartitionData]]],
+    throttle_ms: int = 0,
 ) -> list[Buffer]:
     flex = version >= FLEXIBLE_FROM
     out: list[Buffer] = []
     w = Writer()
-    w.int32(0)  # throttle_time_ms
+    w.int32(throttle_ms)
     if version >= 7:
         w.int16(error_code)
         w.int32(session_id)

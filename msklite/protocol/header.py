@@ -28,6 +28,9 @@ class RequestHeader:
     # connection: Metadata advertises that listener's endpoints, authorization asks the principal
     listener: str = "PLAINTEXT"
     principal: str = "User:ANONYMOUS"
+    # set by a handler whose client went over a quota: the connection reads nothing more
+    # from it for this long (Kafka mutes the channel), the response itself leaves at once
+    throttle_ms: int = 0
 
 
 def parse_request_header(frame: memoryview) -> tuple[RequestHeader, Reader]:

@@ -64,6 +64,8 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.LIST_GROUPS: ("kafka.protocol.admin.groups", "ListGroups"),
     ApiKey.DELETE_GROUPS: ("kafka.protocol.admin.groups", "DeleteGroups"),
     ApiKey.SASL_HANDSHAKE: ("kafka.protocol.sasl", "SaslHandshake"),
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: ("kafka.protocol.admin.client_quotas", "DescribeClientQuotas"),
+    ApiKey.ALTER_CLIENT_QUOTAS: ("kafka.protocol.admin.client_quotas", "AlterClientQuotas"),
     ApiKey.SASL_AUTHENTICATE: ("kafka.protocol.sasl", "SaslAuthenticate"),
     ApiKey.DESCRIBE_ACLS: ("kafka.protocol.admin.acl", "DescribeAcls"),
     ApiKey.CREATE_ACLS: ("kafka.protocol.admin.acl", "CreateAcls"),

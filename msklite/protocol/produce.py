@@ -70,7 +70,9 @@ class PartitionProduceResponse:
 
 
 def encode_response(
-    version: int, responses: list[tuple[str, list[PartitionProduceResponse]]]
+    version: int,
+    responses: list[tuple[str, list[PartitionProduceResponse]]],
+    throttle_ms: int = 0,
 ) -> bytearray:
     flex = version >= FLEXIBLE_FROM
     w = Writer()
@@ -97,7 +99,7 @@ def encode_response(
                 w.empty_tagged_fields()
         if flex:
             w.empty_tagged_fields()
-    w.int32(0)  # throttle_time_ms
+    w.int32(throttle_ms)
     if flex:
         w.empty_tagged_fields()
     return w.buf

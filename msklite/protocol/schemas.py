@@ -4582,6 +4582,231 @@ class SaslAuthenticateResponse(_Struct):
     API_KEY: ClassVar[int] = 36
 
 
+class DescribeClientQuotasRequest(_Struct):
+    class ComponentData(_Struct):
+        __slots__ = ("entity_type", "match", "match_type")
+        entity_type: str
+        match_type: int
+        match: str | None
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("entity_type", STRING, (0, 1), None, None),
+            Field("match_type", SCALAR, (0, 1), None, None),
+            Field("match", STRING, (0, 1), (0, 1), None),
+        )
+
+        def __init__(self, *, entity_type: str, match_type: int, match: str | None) -> None:
+            self.entity_type = entity_type
+            self.match_type = match_type
+            self.match = match
+
+    __slots__ = ("components", "strict")
+    components: list[DescribeClientQuotasRequest.ComponentData]
+    strict: bool
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("components", STRUCT_ARRAY, (0, 1), None, None, ComponentData),
+        Field("strict", SCALAR, (0, 1), None, None),
+    )
+
+    def __init__(
+        self, *, components: list[DescribeClientQuotasRequest.ComponentData], strict: bool
+    ) -> None:
+        self.components = components
+        self.strict = strict
+
+    API_KEY: ClassVar[int] = 48
+
+
+class DescribeClientQuotasResponse(_Struct):
+    class EntryData(_Struct):
+        class EntityData(_Struct):
+            __slots__ = ("entity_name", "entity_type")
+            entity_type: str
+            entity_name: str | None
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("entity_type", STRING, (0, 1), None, None),
+                Field("entity_name", STRING, (0, 1), (0, 1), None),
+            )
+
+            def __init__(self, *, entity_type: str, entity_name: str | None) -> None:
+                self.entity_type = entity_type
+                self.entity_name = entity_name
+
+        class ValueData(_Struct):
+            __slots__ = ("key", "value")
+            key: str
+            value: float
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("key", STRING, (0, 1), None, None),
+                Field("value", SCALAR, (0, 1), None, None),
+            )
+
+            def __init__(self, *, key: str, value: float) -> None:
+                self.key = key
+                self.value = value
+
+        __slots__ = ("entity", "values")
+        entity: list[DescribeClientQuotasResponse.EntryData.EntityData]
+        values: list[DescribeClientQuotasResponse.EntryData.ValueData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("entity", STRUCT_ARRAY, (0, 1), None, None, EntityData),
+            Field("values", STRUCT_ARRAY, (0, 1), None, None, ValueData),
+        )
+
+        def __init__(
+            self,
+            *,
+            entity: list[DescribeClientQuotasResponse.EntryData.EntityData],
+            values: list[DescribeClientQuotasResponse.EntryData.ValueData],
+        ) -> None:
+            self.entity = entity
+            self.values = values
+
+    __slots__ = ("entries", "error_code", "error_message", "throttle_time_ms")
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    entries: list[DescribeClientQuotasResponse.EntryData] | None
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 1), None, None),
+        Field("error_code", SCALAR, (0, 1), None, None),
+        Field("error_message", STRING, (0, 1), (0, 1), None),
+        Field("entries", STRUCT_ARRAY, (0, 1), (0, 1), None, EntryData),
+    )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int,
+        error_code: int,
+        error_message: str | None,
+        entries: list[DescribeClientQuotasResponse.EntryData] | None,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entries = entries
+
+    API_KEY: ClassVar[int] = 48
+
+
+class AlterClientQuotasRequest(_Struct):
+    class EntryData(_Struct):
+        class EntityData(_Struct):
+            __slots__ = ("entity_name", "entity_type")
+            entity_type: str
+            entity_name: str | None
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("entity_type", STRING, (0, 1), None, None),
+                Field("entity_name", STRING, (0, 1), (0, 1), None),
+            )
+
+            def __init__(self, *, entity_type: str, entity_name: str | None) -> None:
+                self.entity_type = entity_type
+                self.entity_name = entity_name
+
+        class OpData(_Struct):
+            __slots__ = ("key", "remove", "value")
+            key: str
+            value: float
+            remove: bool
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("key", STRING, (0, 1), None, None),
+                Field("value", SCALAR, (0, 1), None, None),
+                Field("remove", SCALAR, (0, 1), None, None),
+            )
+
+            def __init__(self, *, key: str, value: float, remove: bool) -> None:
+                self.key = key
+                self.value = value
+                self.remove = remove
+
+        __slots__ = ("entity", "ops")
+        entity: list[AlterClientQuotasRequest.EntryData.EntityData]
+        ops: list[AlterClientQuotasRequest.EntryData.OpData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("entity", STRUCT_ARRAY, (0, 1), None, None, EntityData),
+            Field("ops", STRUCT_ARRAY, (0, 1), None, None, OpData),
+        )
+
+        def __init__(
+            self,
+            *,
+            entity: list[AlterClientQuotasRequest.EntryData.EntityData],
+            ops: list[AlterClientQuotasRequest.EntryData.OpData],
+        ) -> None:
+            self.entity = entity
+            self.ops = ops
+
+    __slots__ = ("entries", "validate_only")
+    entries: list[AlterClientQuotasRequest.EntryData]
+    validate_only: bool
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("entries", STRUCT_ARRAY, (0, 1), None, None, EntryData),
+        Field("validate_only", SCALAR, (0, 1), None, None),
+    )
+
+    def __init__(
+        self, *, entries: list[AlterClientQuotasRequest.EntryData], validate_only: bool
+    ) -> None:
+        self.entries = entries
+        self.validate_only = validate_only
+
+    API_KEY: ClassVar[int] = 49
+
+
+class AlterClientQuotasResponse(_Struct):
+    class EntryData(_Struct):
+        class EntityData(_Struct):
+            __slots__ = ("entity_name", "entity_type")
+            entity_type: str
+            entity_name: str | None
+            FIELDS: ClassVar[tuple[Field, ...]] = (
+                Field("entity_type", STRING, (0, 1), None, None),
+                Field("entity_name", STRING, (0, 1), (0, 1), None),
+            )
+
+            def __init__(self, *, entity_type: str, entity_name: str | None) -> None:
+                self.entity_type = entity_type
+                self.entity_name = entity_name
+
+        __slots__ = ("entity", "error_code", "error_message")
+        error_code: int
+        error_message: str | None
+        entity: list[AlterClientQuotasResponse.EntryData.EntityData]
+        FIELDS: ClassVar[tuple[Field, ...]] = (
+            Field("error_code", SCALAR, (0, 1), None, None),
+            Field("error_message", STRING, (0, 1), (0, 1), None),
+            Field("entity", STRUCT_ARRAY, (0, 1), None, None, EntityData),
+        )
+
+        def __init__(
+            self,
+            *,
+            error_code: int,
+            error_message: str | None,
+            entity: list[AlterClientQuotasResponse.EntryData.EntityData],
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.entity = entity
+
+    __slots__ = ("entries", "throttle_time_ms")
+    throttle_time_ms: int
+    entries: list[AlterClientQuotasResponse.EntryData]
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("throttle_time_ms", SCALAR, (0, 1), None, None),
+        Field("entries", STRUCT_ARRAY, (0, 1), None, None, EntryData),
+    )
+
+    def __init__(
+        self, *, throttle_time_ms: int, entries: list[AlterClientQuotasResponse.EntryData]
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.entries = entries
+
+    API_KEY: ClassVar[int] = 49
+
+
 class DescribeProducersRequest(_Struct):
     class TopicRequest(_Struct):
         __slots__ = ("name", "partition_indexes")
@@ -6713,6 +6938,8 @@ REQUESTS: dict[int, type[Message]] = {
     TxnOffsetCommitRequest.API_KEY: TxnOffsetCommitRequest,
     SaslHandshakeRequest.API_KEY: SaslHandshakeRequest,
     SaslAuthenticateRequest.API_KEY: SaslAuthenticateRequest,
+    DescribeClientQuotasRequest.API_KEY: DescribeClientQuotasRequest,
+    AlterClientQuotasRequest.API_KEY: AlterClientQuotasRequest,
     DescribeProducersRequest.API_KEY: DescribeProducersRequest,
     DescribeTransactionsRequest.API_KEY: DescribeTransactionsRequest,
     ListTransactionsRequest.API_KEY: ListTransactionsRequest,
@@ -6766,6 +6993,8 @@ RESPONSES: dict[int, type[Message]] = {
     TxnOffsetCommitResponse.API_KEY: TxnOffsetCommitResponse,
     SaslHandshakeResponse.API_KEY: SaslHandshakeResponse,
     SaslAuthenticateResponse.API_KEY: SaslAuthenticateResponse,
+    DescribeClientQuotasResponse.API_KEY: DescribeClientQuotasResponse,
+    AlterClientQuotasResponse.API_KEY: AlterClientQuotasResponse,
     DescribeProducersResponse.API_KEY: DescribeProducersResponse,
     DescribeTransactionsResponse.API_KEY: DescribeTransactionsResponse,
     ListTransactionsResponse.API_KEY: ListTransactionsResponse,

@@ -162,6 +162,8 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         45: (0, 0),
         46: (0, 0),
         47: (0, 0),
+        48: (0, 1),
+        49: (0, 1),
         50: (0, 0),
         51: (0, 0),
         60: (0, 0),
