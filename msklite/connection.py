@@ -19,6 +19,11 @@ broker (`BrokerStats.internal_errors`), logged with its traceback, and answered 
 it, with UNKNOWN_SERVER_ERROR where the response has a top-level error code, and otherwise by
 closing the connection.
 
+A client over a quota (msklite.throttle) is muted as Kafka mutes its channel: its response
+leaves at once with throttle_time_ms, and nothing more is read or handled until that time has
+passed on the clock. Once a request_percentage quota exists, the connection also times each
+handler (without one, a request pays a single attribute check for it).
+
 A connection belongs to one listener (its name rides on every request header). On a SASL
 listener it holds an `Authenticator` (msklite.security) until the client has authenticated:
 every request but ApiVersions goes to it instead of the handlers, and its principal then rides
@@ -46,6 +51,8 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder, MemoryPool
 from msklite.protocol.header import RequestHeader, parse_request_header, response_header
 from msklite.protocol.primitives import Buffer, Reader
+from msklite.protocol.throttle_field import write_throttle
+from msklite.throttle import user_of
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ MAX_QUEUED_REQUESTS = 100
 
 Response = list[Buffer] | None
 ANONYMOUS = "User:ANONYMOUS"
+# answered without request-time quotas, as Kafka answers them (sendResponseExemptThrottle)
+_EXEMPT = frozenset({ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
 
 
 class Authenticator(Protocol):
@@ -271,6 +280,25 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.resume_reading()
             self._read_paused = False
 
+    def _request_time(self, header: RequestHeader, took_ns: int) -> None:
+        """The request_percentage quota (ClientRequestQuotaManager): the time the handler
+        took, as a percentage of one thread, recorded for the client; a throttle longer
+        than a byte-rate quota's replaces it (Kafka answers with the larger one). acks=0
+        produces (no answer) are exempt, as in Kafka."""
+        if header.api_key in _EXEMPT:
+            return
+        percent_seconds = took_ns * 1e-7
+        throttle = self.ctx.quotas.request.record(
+            user_of(header.principal), header.client_id, percent_seconds, self.ctx.clock.now_ms()
+        )
+        header.throttle_ms = max(header.throttle_ms, throttle)
+
+    def _answer_throttled(self, header: RequestHeader, flexible: bool, body: Response) -> None:
+        """A client over a quota: its response says for how long, and it is muted."""
+        if body is not None:
+            write_throttle(header.api_key, header.api_version, flexible, body, header.throttle_ms)
+        self._throttle(header.throttle_ms)
+
     def _throttle(self, ms: int) -> None:
         """A client over its quota: as Kafka mutes its channel, nothing more is read from it
         or handled until `ms` has passed on the clock; its response leaves at once (every
@@ -351,7 +379,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             raise
         except Exception:
             return self._error_response(header, flexible_response)
+        if self.ctx.quotas.request_timed and result is not None:
+            self._request_time(header, perf_counter_ns() - started)
         if result is not None and type(result) is not list:
+            # its throttle is known once it completes (_framed_later)
             return self._framed_later(
                 header, flexible_response, cast(Awaitable[Response], result), started
             )
@@ -359,7 +390,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         stats.request_time_ns[header.api_key] += took
         stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
         if header.throttle_ms:
-            self._throttle(header.throttle_ms)
+            self._answer_throttled(header, flexible_response, result)
         if result is None:
             return None
         return _framed(header.correlation_id, flexible_response, result)
@@ -378,7 +409,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         stats.request_time_ns[header.api_key] += took
         stats.request_times[header.api_key][(took >> 10).bit_length()] += 1
         if header.throttle_ms:
-            self._throttle(header.throttle_ms)
+            self._answer_throttled(header, flexible, body)
         return None if body is None else _framed(header.correlation_id, flexible, body)
 
     def _authenticate(self, header: RequestHeader, reader: Reader) -> list[Buffer]:

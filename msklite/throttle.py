@@ -12,9 +12,12 @@ ClientQuotaManager (produce and fetch byte rates) and ClientRequestQuotaManager
 - Which quota applies to a (user, client-id) follows DefaultQuotaCallback: the eight levels
   from /users/<user>/clients/<client-id> down to /clients/<default>, and clients resolving to
   the same metric tags share one rate (every client-id of a user with a user quota, say).
+- request_percentage counts the time a client's requests took their handler, as a
+  percentage of one thread (the connection measures it: msklite.connection).
 - Kafka turns a quota type on for good when its first quota of that shape is set (its
   `quotaTypesEnabled` is only ever or-ed); so does this. Until then the managers are off and
-  the produce and fetch paths pay one attribute check (`BrokerQuotas.active`).
+  the produce and fetch paths pay one attribute check (`BrokerQuotas.active`), every request
+  another (`request_timed`).
 
 Time is the injected clock's milliseconds, passed in by the callers.
 """
@@ -232,10 +235,12 @@ class BrokerQuotas:
         self.produce = QuotaManager(PRODUCER_BYTE_RATE, num_samples, window_ms)
         self.fetch = QuotaManager(CONSUMER_BYTE_RATE, num_samples, window_ms)
         self.request = QuotaManager(REQUEST_PERCENTAGE, num_samples, window_ms, window_ms)
-        # the one check the hot paths make: some quota was ever set
+        # the checks the hot paths make: some quota was ever set; a request_percentage one
         self.active = False
+        self.request_timed = False
 
     def update(self, table: QuotaTable) -> None:
         for manager in (self.produce, self.fetch, self.request):
             manager.update(table.entities)
         self.active = any(m.enabled for m in (self.produce, self.fetch, self.request))
+        self.request_timed = self.request.enabled

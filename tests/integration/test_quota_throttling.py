@@ -13,6 +13,7 @@ from kafka import KafkaProducer
 from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
 from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest
+from kafka.protocol.metadata.metadata import MetadataRequest
 from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
@@ -139,6 +140,24 @@ def test_fetch_over_the_quota_is_answered_empty(manual: tuple[Cluster, ManualClo
         # quota's span), so throttled again, by the same time
         again = c.request(req, 11)
         assert again.throttle_time_ms == resp.throttle_time_ms
+
+
+def test_request_percentage_throttles_any_answer(manual: tuple[Cluster, ManualClock]) -> None:
+    """A tiny request_percentage: every handled request is over it, and the throttle is
+    capped at one window (ClientRequestQuotaManager), in whatever response has the field:
+    first in Metadata, last in Produce; ApiVersions is exempt, as in Kafka."""
+    cluster, clock = manual
+    set_quota(cluster, [("client-id", "raw")], "request_percentage", 1e-9)
+    with RawClient(cluster.bootstrap_servers) as c:
+        assert c.request(ApiVersionsRequest(version=2), 2).throttle_time_ms == 0
+        assert c.request(MetadataRequest(version=9, topics=None), 9).throttle_time_ms == 1000
+        c.send_only(ApiVersionsRequest(version=2), 2)
+        assert not _answered_within(c, 0.3)
+        clock.advance(1000)
+        assert _answered_within(c, 5.0)
+        resp = c.request(_produce_request(10), 9)
+        assert resp.throttle_time_ms == 1000
+        assert resp.responses[0].partition_responses[0].error_code == 0
 
 
 QUOTA = 1_000_000  # bytes per second

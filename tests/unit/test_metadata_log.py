@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from msklite.client_quotas import Entity, entity_of
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
+from msklite.errors import ErrorCode
 from msklite.msk import MSK_BROKER_DEFAULTS
 
 
@@ -96,3 +100,33 @@ def test_group_configs_changed_in_a_log_line_survive_a_restart(tmp_path: Path) -
     c.create_topic("t", 1, 1)  # the first change writes the snapshot
     c.alter_group_configs("g", {"consumer.session.timeout.ms": "50000"})  # a log line
     assert _controller(path).group_configs == {"g": {"consumer.session.timeout.ms": "50000"}}
+
+
+def test_client_quotas_are_saved_replayed_and_undone_when_the_save_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cluster-metadata.json"
+    log = tmp_path / "cluster-metadata.log"
+    c = _controller(path)
+    c.create_topic("t", 1, 1)
+    alice, bob = entity_of([("user", "alice")]), entity_of([("user", "bob")])
+    [out] = c.alter_client_quotas([(alice, [("producer_byte_rate", 10.0, False)])])
+    assert (out.code, log.stat().st_size > 0) == (ErrorCode.NONE, True)
+    assert _controller(path).client_quotas.entities == {alice: {"producer_byte_rate": 10.0}}
+
+    told: list[dict[Entity, dict[str, float]]] = []
+    c.on_quota_change(lambda table: told.append(dict(table.entities)))
+
+    def fail(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(c._store, "append", fail)
+    [out] = c.alter_client_quotas([(bob, [("producer_byte_rate", 5.0, False)])])
+    assert out.code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert c.client_quotas.entities == {alice: {"producer_byte_rate": 10.0}}
+    assert told == [{alice: {"producer_byte_rate": 10.0}}]  # only the registration's call
+    monkeypatch.undo()
+    # removing the last key removes the entity, after a restart too
+    [out] = c.alter_client_quotas([(alice, [("producer_byte_rate", 0.0, True)])])
+    assert out.code == ErrorCode.NONE and told[-1] == {}
+    assert _controller(path).client_quotas.entities == {}
