@@ -24,8 +24,12 @@ brokers' metadata image):
   HashMap gives (request_percentage, producer_byte_rate, consumer_byte_rate,
   controller_mutation_rate).
 
+- Authorization (Kafka's): DescribeClientQuotas needs DESCRIBE_CONFIGS on the cluster, else
+  CLUSTER_AUTHORIZATION_FAILED (no message, entries null); AlterClientQuotas needs
+  ALTER_CONFIGS on the cluster, else every entry as sent answers CLUSTER_AUTHORIZATION_FAILED
+  "Cluster authorization failed.".
+
 Deviations from Kafka/MSK:
-- Every principal may describe and alter quotas (no ACLs yet).
 - An ip entity's name must be an address (or `localhost`): Kafka also resolves host names.
 - ip quotas (connection_creation_rate) and controller_mutation_rate are saved and described,
   not enforced.
@@ -35,8 +39,10 @@ Version notes: v1 is v0, flexible.
 
 from __future__ import annotations
 
+from msklite.authz import AclOperation
 from msklite.client_quotas import Entity, entity_of
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import allowed
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.protocol import schemas
@@ -51,6 +57,14 @@ _Alter = schemas.AlterClientQuotasResponse
 @handles(ApiKey.DESCRIBE_CLIENT_QUOTAS, versions=(0, 1), flexible_from=1)
 def handle_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DescribeClientQuotasRequest, header, r)
+    if not allowed(ctx, header, AclOperation.DESCRIBE_CONFIGS):
+        body = _Describe(
+            throttle_time_ms=0,
+            error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            error_message=None,
+            entries=None,
+        )
+        return spec_response(header, body)
     components = [(c.entity_type, c.match_type, c.match) for c in req.components]
     try:
         found = ctx.controller.client_quotas.describe(components, req.strict)
@@ -77,6 +91,24 @@ def handle_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
 @handles(ApiKey.ALTER_CLIENT_QUOTAS, versions=(0, 1), flexible_from=1)
 def handle_alter(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.AlterClientQuotasRequest, header, r)
+    if not allowed(ctx, header, AclOperation.ALTER_CONFIGS):
+        denied = _Alter(
+            throttle_time_ms=0,
+            entries=[
+                _Alter.EntryData(
+                    error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                    error_message="Cluster authorization failed.",
+                    entity=[
+                        _Alter.EntryData.EntityData(
+                            entity_type=e.entity_type, entity_name=e.entity_name
+                        )
+                        for e in entry.entity
+                    ],
+                )
+                for entry in req.entries
+            ],
+        )
+        return spec_response(header, denied)
     entries: list[tuple[Entity, list[tuple[str, float, bool]]]] = [
         (
             entity_of((e.entity_type, e.entity_name) for e in entry.entity),

@@ -295,3 +295,15 @@ def test_quotas_survive_a_restart_and_reach_every_broker(tmp_path: Path) -> None
         }
         for broker in cluster.brokers.values():
             assert broker.ctx.quotas.fetch.overrides == {(("user", None),): 1e6}
+
+
+@pytest.mark.msk(brokers=1, config={"allow.everyone.if.no.acl.found": False})
+def test_quotas_need_the_cluster_config_acls(msk_cluster: Cluster) -> None:
+    """No ACLs and allow.everyone.if.no.acl.found=false: the anonymous principal may neither
+    describe (DESCRIBE_CONFIGS on the cluster) nor alter (ALTER_CONFIGS) quotas."""
+    resp = _describe(msk_cluster, [])
+    assert (resp.error_code, resp.error_message, resp.entries) == (31, None, None)
+    twice = [("user", "a")]
+    out = _alter(msk_cluster, [(twice, [_set("producer_byte_rate", 1)])] * 2)
+    assert out == [(twice, 31, "Cluster authorization failed.")] * 2
+    assert msk_cluster._controller().client_quotas.entities == {}
