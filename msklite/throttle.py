@@ -97,8 +97,11 @@ class SampledRate:
 
 def throttle_time(rate: float, bound: float, window_ms: int) -> int:
     """QuotaUtils.throttleTime: how long to hold a client back so that its rate falls to the
-    bound (Java's Math.round)."""
-    return math.floor((rate - bound) / bound * window_ms + 0.5)
+    bound (Java's Math.round: NaN, from a NaN quota Kafka accepts, is 0), at most an int32."""
+    ms = (rate - bound) / bound * window_ms
+    if math.isnan(ms):
+        return 0
+    return math.floor(min(ms + 0.5, 2**31 - 1))
 
 
 class QuotaManager:

@@ -3,6 +3,8 @@ DefaultQuotaCallback), on explicit millisecond timestamps: no clock, no sleeps."
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from msklite.client_quotas import QuotaTable, entity_of
@@ -46,6 +48,9 @@ def test_throttle_time_is_kafkas() -> None:
     assert throttle_time(100.05, 100.0, 10_000) == 5
     assert throttle_time(100.0125, 100.0, 10_000) == 1  # 1.25 → 1
     assert throttle_time(100.015, 100.0, 10_000) == 2  # 1.5 → 2
+    # Kafka accepts a NaN quota (no check refuses it); Math.round(NaN) is 0
+    assert throttle_time(5.0, math.nan, 10_000) == 0
+    assert throttle_time(1e300, 1e-300, 10_000) == 2**31 - 1
 
 
 def _manager(quotas: dict[tuple[tuple[str, str | None], ...], float], **kw: int) -> QuotaManager:
