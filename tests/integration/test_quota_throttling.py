@@ -4,10 +4,12 @@ clock show the exact figures; real clients show the effect."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from kafka import KafkaProducer
 from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
@@ -251,4 +253,24 @@ def test_kafka_python_reports_produce_throttle_time(msk_cluster: Cluster) -> Non
     throttle_max = producer.metrics()["producer-metrics"]["throttle-time-max"]
     producer.close()
     assert throttle_max > 0
+    assert total / elapsed < 1.3 * QUOTA
+
+
+@pytest.mark.msk(brokers=1, config=FAST_WINDOWS)
+async def test_aiokafka_producer_is_held_to_its_quota_by_the_mute(msk_cluster: Cluster) -> None:
+    """aiokafka ignores throttle_time_ms (it exposes no throttle at all): only the broker's
+    muting of the connection holds it to the quota."""
+    msk_cluster.create_topic("q", partitions=1)
+    set_quota(msk_cluster, [("client-id", "aio")], "producer_byte_rate", QUOTA)
+    producer = AIOKafkaProducer(bootstrap_servers=msk_cluster.bootstrap_servers, client_id="aio")
+    await producer.start()
+    try:
+        total = 3 * QUOTA
+        start = time.monotonic()
+        sends = [await producer.send("q", b"x" * 10_000) for _ in range(total // 10_000)]
+        await asyncio.gather(*sends)
+        elapsed = time.monotonic() - start
+    finally:
+        await producer.stop()
+    assert elapsed > (total - 2 * QUOTA) / QUOTA
     assert total / elapsed < 1.3 * QUOTA
