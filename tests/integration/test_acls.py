@@ -128,7 +128,8 @@ def test_acls_survive_a_restart(tmp_path: Any) -> None:
         admin = AdminClient({"bootstrap.servers": c.bootstrap_servers})
         _create(admin, [_binding("orders", AclOperation.READ)])
         _create(admin, [_binding("t2", AclOperation.WRITE, principal="User:bob")])
-        admin.delete_acls([_binding_filter("t2")], request_timeout=10)
+        gone = _binding_filter("t2")
+        admin.delete_acls([gone], request_timeout=10)[gone].result(timeout=15)
     with Cluster(1, data_dir=data, config=ADMIN) as c:
         admin = AdminClient({"bootstrap.servers": c.bootstrap_servers})
         got = admin.describe_acls(_everything(), request_timeout=10).result(timeout=15)
