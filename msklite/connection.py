@@ -21,8 +21,9 @@ closing the connection.
 
 A client over a quota (msklite.throttle) is muted as Kafka mutes its channel: its response
 leaves at once with throttle_time_ms, and nothing more is read or handled until that time has
-passed on the clock. Once a request_percentage quota exists, the connection also times each
-handler (without one, a request pays a single attribute check for it).
+passed on the clock. Once a request_percentage quota exists, the handler's time (measured
+for the metrics anyway) is also recorded against it (without one, a request pays a single
+attribute check for it).
 
 A connection belongs to one listener (its name rides on every request header). On a SASL
 listener it holds an `Authenticator` (msklite.security) until the client has authenticated:
