@@ -24,6 +24,7 @@ from kafka.protocol.producer.transaction import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
     EndTxnRequest,
+    EndTxnResponse,
     InitProducerIdRequest,
     TxnOffsetCommitRequest,
     WriteTxnMarkersRequest,
@@ -677,3 +678,47 @@ def test_write_txn_markers_is_a_cluster_action(msk_cluster: Cluster, topic_name:
             (5, topic_name, 0): E.CLUSTER_AUTHORIZATION_FAILED
         }
         assert _lso(c, topic_name) == (0, 0)  # nothing written
+
+
+def test_end_txn_answers_after_its_markers_or_after_a_second(tmp_path: Path) -> None:
+    """EndTxn waits for its markers, but not forever: with the data partition's followers
+    paused (the marker cannot reach the high watermark) it answers once 1 s has passed on the
+    cluster's clock, the transaction still PrepareCommit; the markers land when the followers
+    copy again."""
+    clock = ManualClock()
+    with Cluster(brokers=3, data_dir=str(tmp_path), clock=clock) as cluster:
+        cluster.create_topic("paused", partitions=1)
+        txn_id = "bounded-tx"
+        coordinator, _ = _coordinator(cluster, txn_id)
+        leader = cluster.partition("paused", 0).leader
+        followers = [n for n in cluster.partition("paused", 0).replicas if n != leader]
+        with RawClient(coordinator) as co, RawClient(_address(cluster, leader)) as c:
+            init = _init(co, txn_id)
+            pid, epoch = init.producer_id, init.producer_epoch
+            assert _errors(_add(co, txn_id, pid, epoch, {"paused": [0]})) == {("paused", 0): E.NONE}
+            assert _produce_txn(c, "paused", pid, epoch, 0, [b"v"], txn_id) == E.NONE
+            for node in followers:
+                cluster.pause_replication(node, "paused", 0)
+            end = EndTxnRequest(
+                version=3,
+                transactional_id=txn_id,
+                producer_id=pid,
+                producer_epoch=epoch,
+                committed=True,
+            )
+            co.send_only(end, 3)
+            wait_until(
+                lambda: any(t.state == "PrepareCommit" for t in cluster.transactions()),
+                "the prepare record written",
+            )
+            clock.advance(1000)
+            answer = EndTxnResponse.decode(co.read_frame(), version=3, header=True)
+            assert answer.error_code == E.NONE
+            [txn] = [t for t in cluster.transactions() if t.transactional_id == txn_id]
+            assert txn.state == "PrepareCommit"
+            for node in followers:
+                cluster.resume_replication(node, "paused", 0)
+            wait_until(
+                lambda: any(t.state == "CompleteCommit" for t in cluster.transactions()),
+                "the markers written",
+            )
