@@ -18,8 +18,11 @@ Behavior:
   the delivery count reaches group.share.delivery.count.limit.
 - With nothing acquired the request waits up to max_wait_ms for an append or a release.
 - A partition led elsewhere: NOT_LEADER_OR_FOLLOWER with the current leader and its endpoint.
+- Authorization, as Kafka's: READ on the group (GROUP_AUTHORIZATION_FAILED, the top-level
+  error); ShareFetch READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 Deviations from Kafka/MSK:
+- ShareAcknowledge does not ask READ on each topic (only on the group).
 - Records are acquired per offset from the fetched batches (Kafka tracks whole in-flight
   batches and splits them on demand); what a client sees is the same.
 - The share acquire mode (v2 ShareAcquireMode) is taken as batch-optimized: max_records is
@@ -38,6 +41,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import GROUP, READ, TOPIC, allowed, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.handlers.share_groups import DISABLED, share_enabled
@@ -132,6 +136,8 @@ def share_fetch(
     group_id, member_id = req.group_id, req.member_id
     if not group_id or not member_id:
         return failed(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set.")
+    if not allowed(ctx, header, READ, GROUP, group_id):
+        return failed(ErrorCode.GROUP_AUTHORIZATION_FAILED)
     acks = _acks_of(req.topics)  # type: ignore[arg-type]
     epoch = req.share_session_epoch
     if epoch == 0 and acks:
@@ -151,7 +157,7 @@ def share_fetch(
     for f in req.forgotten_topics_data:
         for index in f.partitions:
             session.partitions.pop((f.topic_id, index), None)
-    fetched = _fetch_all(ctx, group_id, member_id, session, req)
+    fetched = _fetch_all(ctx, header, group_id, member_id, session, req)
     if (
         req.max_wait_ms > 0
         and not any(f.acquired or f.error for f in fetched.values())
@@ -200,7 +206,7 @@ async def _long_poll(
                 await waiter
             finally:
                 ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-            fetched = _fetch_all(ctx, group_id, member_id, session, req)
+            fetched = _fetch_all(ctx, header, group_id, member_id, session, req)
             if expired or any(f.acquired or f.error for f in fetched.values()):
                 return _fetch_response(ctx, header, fetched, ack_errors)
             waiter = ctx.replicas.fetch_waiters.watch(keys)
@@ -210,6 +216,7 @@ async def _long_poll(
 
 def _fetch_all(
     ctx: BrokerContext,
+    header: RequestHeader,
     group_id: str,
     member_id: str,
     session: ShareSession,
@@ -222,8 +229,14 @@ def _fetch_all(
     records_left = req.max_records if req.max_records > 0 else 500
     bytes_left = req.max_bytes
     out: dict[ShareKey, Fetched] = {}
+    by_id = ctx.controller.topics_by_id
+    names = {t: by_id[t].name for t, _ in session.partitions if t in by_id}
+    readable = authorized(ctx, header, READ, TOPIC, names.values())
     for topic_id, index in list(session.partitions):
         key = ShareKey(group_id, topic_id, index)
+        if topic_id in names and names[topic_id] not in readable:
+            out[key] = Fetched(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            continue
         try:
             held, part = manager.partition(group_id, topic_id, index)
             if records_left <= 0 or bytes_left <= 0:
@@ -320,6 +333,8 @@ def share_acknowledge(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     group_id, member_id = req.group_id, req.member_id
     if not group_id or not member_id:
         return failed(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set.")
+    if not allowed(ctx, header, READ, GROUP, group_id):
+        return failed(ErrorCode.GROUP_AUTHORIZATION_FAILED)
     manager = ctx.share.partitions
     try:
         manager.session(group_id, member_id, req.share_session_epoch, acknowledging_only=True)

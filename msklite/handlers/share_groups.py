@@ -25,6 +25,10 @@ Behavior:
   a negative offset). DeleteShareGroupOffsets: likewise only for an empty group (and
   GROUP_ID_NOT_FOUND for one with neither members nor state); a topic's every partition loses
   its state, so that the next fetch starts at `share.auto.offset.reset`.
+- Authorization, as Kafka's: ShareGroupHeartbeat READ on the group (GROUP_AUTHORIZATION_FAILED)
+  and DESCRIBE on every subscribed topic (TOPIC_AUTHORIZATION_FAILED); ShareGroupDescribe and
+  DescribeShareGroupOffsets DESCRIBE on the group; AlterShareGroupOffsets READ on it,
+  DeleteShareGroupOffsets DELETE.
 
 Deviations from Kafka/MSK:
 - Share-group membership lives in the coordinator's memory, not in `__consumer_offsets`
@@ -44,7 +48,9 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from msklite.authz import AclOperation
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import DELETE, DESCRIBE, GROUP, READ, TOPIC, allowed, authorized
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.kafka_version import share_groups_enabled
@@ -86,6 +92,11 @@ def share_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) 
 
     if not share_enabled(ctx):
         return failed(ErrorCode.UNSUPPORTED_VERSION, DISABLED)
+    if not allowed(ctx, header, READ, GROUP, req.group_id):
+        return failed(ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    topics = req.subscribed_topic_names or []
+    if len(authorized(ctx, header, DESCRIBE, TOPIC, topics)) < len(set(topics)):
+        return failed(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     runtime = _coordinator(ctx, req.group_id) if req.group_id else ctx.share.groups
     if runtime is None:
         return failed(ErrorCode.NOT_COORDINATOR)
@@ -159,6 +170,9 @@ def share_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -
         if not group_id:
             empty(ErrorCode.INVALID_GROUP_ID, "The group id must not be empty.")
             continue
+        if not allowed(ctx, header, DESCRIBE, GROUP, group_id):
+            empty(ErrorCode.GROUP_AUTHORIZATION_FAILED, None)
+            continue
         runtime = _coordinator(ctx, group_id)
         if runtime is None:
             empty(ErrorCode.NOT_COORDINATOR, None)
@@ -223,6 +237,8 @@ def describe_share_group_offsets(
         error = ErrorCode.NONE
         if not share_enabled(ctx):
             error = ErrorCode.UNSUPPORTED_VERSION
+        elif not allowed(ctx, header, DESCRIBE, GROUP, g.group_id):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
         elif _coordinator(ctx, g.group_id) is None:
             error = ErrorCode.NOT_COORDINATOR
         elif ctx.share.groups.group(g.group_id) is None and g.topics is None:
@@ -278,12 +294,17 @@ def describe_share_group_offsets(
     return spec_response(header, resp_t(throttle_time_ms=0, groups=groups))
 
 
-def _admin_error(ctx: BrokerContext, group_id: str, must_exist: bool) -> ErrorCode:
-    """The group-level answer of the offset admin APIs: they change only empty groups."""
+def _admin_error(
+    ctx: BrokerContext, header: RequestHeader, group_id: str, must_exist: bool, op: AclOperation
+) -> ErrorCode:
+    """The group-level answer of the offset admin APIs: they change only empty groups, and
+    need `op` on the group (Alter READ, Delete DELETE)."""
     if not share_enabled(ctx):
         return ErrorCode.UNSUPPORTED_VERSION
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID
+    if not allowed(ctx, header, op, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
     runtime = _coordinator(ctx, group_id)
     if runtime is None:
         return ErrorCode.NOT_COORDINATOR
@@ -303,7 +324,7 @@ def alter_share_group_offsets(ctx: BrokerContext, header: RequestHeader, r: Read
     resp_t = schemas.AlterShareGroupOffsetsResponse
     topic_t = resp_t.AlterShareGroupOffsetsResponseTopic
     part_t = topic_t.AlterShareGroupOffsetsResponsePartition
-    error = _admin_error(ctx, req.group_id, must_exist=False)
+    error = _admin_error(ctx, header, req.group_id, False, READ)
     if error != ErrorCode.NONE:
         return spec_response(header, resp_t(throttle_time_ms=0, error_code=error, responses=[]))
     persister = ctx.share.persister
@@ -345,7 +366,7 @@ def delete_share_group_offsets(
     req = spec_request(schemas.DeleteShareGroupOffsetsRequest, header, r)
     resp_t = schemas.DeleteShareGroupOffsetsResponse
     topic_t = resp_t.DeleteShareGroupOffsetsResponseTopic
-    error = _admin_error(ctx, req.group_id, must_exist=True)
+    error = _admin_error(ctx, header, req.group_id, True, DELETE)
     if error != ErrorCode.NONE:
         return spec_response(header, resp_t(throttle_time_ms=0, error_code=error, responses=[]))
     persister = ctx.share.persister
