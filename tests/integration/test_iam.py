@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from kafka.errors import KafkaError as KafkaPythonError
 from kafka.net.sasl.msk import AwsMskIamClient
+from kafka.net.sasl.oauth import AbstractTokenProvider as KafkaPythonTokenProvider
 from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
 from msklite import Cluster
@@ -201,6 +202,25 @@ async def test_aiokafka_oauthbearer_with_the_msk_signer(iam: Cluster, topic_name
     finally:
         await consumer.stop()
     assert record.value == b"a1"
+
+
+class _KafkaPythonSignerTokens(KafkaPythonTokenProvider):  # type: ignore[misc]
+    def token(self) -> str:
+        token, _ = MSKAuthTokenProvider.generate_auth_token(REGION)
+        return str(token)
+
+
+def test_kafka_python_oauthbearer_with_the_msk_signer(
+    iam: Cluster, topic_name: str, principals: set[str]
+) -> None:
+    iam.create_topic(topic_name, 1)
+    producer = KafkaProducer(
+        **{**_kafka_python(iam), "sasl_mechanism": "OAUTHBEARER"},
+        sasl_oauth_token_provider=_KafkaPythonSignerTokens(),
+    )
+    producer.send(topic_name, b"kp").get(timeout=10)
+    producer.close()
+    assert principals == {f"User:{ALICE}"}
 
 
 def test_permissive_mode_accepts_an_unknown_key_and_names_it(topic_name: str) -> None:
