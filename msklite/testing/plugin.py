@@ -22,7 +22,9 @@ In both modes the fixtures give an `ExternalCluster`: `bootstrap_servers` and `c
 
 Marker arguments: `brokers`, `config`, `azs` (in-process only), and `kafka_version`: the MSK
 Kafka version the cluster emulates (`--kafka-version`; also recorded in the test's
-user_properties).
+user_properties). In process, also the listeners and their credentials, as `Cluster` takes
+them: `auth="plaintext,tls,scram,iam"`, `scram_users`, `tls_client_auth`, `iam_credentials`,
+`iam_permissive`, `iam_policies`, `layout`, `msk_hostnames`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,19 @@ DEFAULT_CONFIG: dict[str, object] = {
     "log.retention.check.interval.ms": 300000,
     "group.initial.rebalance.delay.ms": 100,
 }
-_MARKER_ARGS = {"brokers", "config", "azs", "kafka_version"}
+# Cluster's own arguments the marker passes through to an in-process cluster.
+_IN_PROCESS_ARGS = {
+    "azs",
+    "auth",
+    "scram_users",
+    "tls_client_auth",
+    "iam_credentials",
+    "iam_permissive",
+    "iam_policies",
+    "layout",
+    "msk_hostnames",
+}
+_MARKER_ARGS = {"brokers", "config", "kafka_version", *_IN_PROCESS_ARGS}
 
 
 class AnyCluster(Protocol):
@@ -102,10 +116,13 @@ class _Clusters:
         self,
         brokers: int = 3,
         config: Mapping[str, object] | None = None,
-        azs: Any = None,
         kafka_version: str | None = None,
+        **in_process: Any,
     ) -> Any:
         merged = {**DEFAULT_CONFIG, **(config or {})}
+        unknown = set(in_process) - _IN_PROCESS_ARGS
+        if unknown:
+            raise TypeError(f"unknown cluster argument(s) {sorted(unknown)}")
         if self.bootstrap is not None:
             from msklite.testing.external import ExternalCluster
 
@@ -113,14 +130,16 @@ class _Clusters:
         if self.python is not None:
             from msklite.testing.external import ExternalCluster
 
-            if azs is not None:
-                raise pytest.UsageError("the msk marker's azs needs an in-process cluster")
+            if in_process:
+                names = ", ".join(sorted(in_process))
+                raise pytest.UsageError(f"the msk marker's {names} need(s) an in-process cluster")
+
             external = ExternalCluster.start(self.python, brokers, merged, kafka_version)
             self.started.append(external)
             return external
         from msklite.cluster import Cluster
 
-        kwargs: dict[str, Any] = {} if azs is None else {"azs": azs}
+        kwargs: dict[str, Any] = {k: v for k, v in in_process.items() if v is not None}
         if kafka_version is not None:
             kwargs["kafka_version"] = kafka_version
         cluster = Cluster(brokers=brokers, config=merged, **kwargs).start()  # type: ignore[arg-type]

@@ -132,3 +132,10 @@ def test_marker_arguments_are_checked(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "unknown msk marker argument(s) ['nodes']" in out.stdout + out.stderr
+
+
+@pytest.mark.msk(brokers=1, auth="plaintext,iam", iam_permissive=False)
+def test_the_marker_chooses_listeners(msk_cluster: Cluster) -> None:
+    assert [label for label, _ in msk_cluster.bootstrap_lines] == ["", "IAM"]
+    assert msk_cluster.security.iam.permissive is False
+    assert msk_cluster.ca_certificate is not None
