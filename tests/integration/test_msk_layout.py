@@ -89,6 +89,9 @@ def test_each_broker_listens_on_its_own_address_with_msks_ports(
     msk_layout.start_broker(2)
     again = dict(msk_layout.bootstrap_lines)["TLS"]
     assert sorted(again.split(",")) == sorted(lines["TLS"].split(","))
+    # an added broker takes the next address, with the same ports
+    assert msk_layout.add_broker() == 4
+    assert f"{prefix}.4:9096" in dict(msk_layout.bootstrap_lines)["SASL/SCRAM"].split(",")
 
 
 def test_msk_host_names_are_advertised_certified_and_signed_for(
