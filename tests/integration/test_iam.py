@@ -25,6 +25,7 @@ from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailed
 from kafka.errors import KafkaError as KafkaPythonError
 from kafka.net.sasl.msk import AwsMskIamClient
 from kafka.net.sasl.oauth import AbstractTokenProvider as KafkaPythonTokenProvider
+from kafka.protocol.metadata.metadata import MetadataRequest
 from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
 from msklite import Cluster
@@ -282,7 +283,13 @@ def test_a_refused_payload_is_answered_then_closed_and_nothing_else_is_affected(
         assert resp.error_code == 0
         answer = json.loads(resp.auth_bytes)
         assert answer["version"] == "2020_10_22" and answer["request-id"]
-        assert resp.session_lifetime_ms == 0  # connections.max.reauth.ms is 0, as in Kafka
+        # the signature's expiry bounds the session (Kafka's rule for a credential that
+        # expires, with connections.max.reauth.ms unset); the client re-authenticates before
+        assert 0 < resp.session_lifetime_ms <= 900_000
+        raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
+        resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=_payload()), 1)
+        assert resp.error_code == 0 and resp.session_lifetime_ms > 0
+        assert raw.request(MetadataRequest[1](topics=None), 1).brokers
     assert all(iam.broker_stats(n).internal_errors == 0 for n in iam.brokers)
 
 
