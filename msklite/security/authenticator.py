@@ -13,9 +13,9 @@ connection serves as usual), SaslHandshake and SaslAuthenticate are answered.
 - SaslHandshake v0 (pre-1.0 clients): the exchange then goes on in raw SASL tokens, each a
   size-prefixed frame without Kafka's request header, answered the same way; a failure closes
   the connection without an answer, as Kafka does.
-- Session lifetime (SaslAuthenticate v1+), as Kafka computes it: 0 unless
-  `connections.max.reauth.ms` is positive, then that, bounded by the credential's expiry where
-  the mechanism knows one (an IAM signature's).
+- Session lifetime (SaslAuthenticate v1+), as Kafka's SaslServerAuthenticator computes it:
+  `connections.max.reauth.ms` (0: none), bounded by the credential's expiry where the
+  mechanism knows one (an IAM signature's), which alone sets it when the config is 0.
 - Re-authentication (KIP-368): a SaslHandshake on an authenticated connection starts the
   exchange over; the mechanism may not change (the handshake is answered, the exchange fails
   SASL_AUTHENTICATION_FAILED), nor the principal ("Cannot change principals during
@@ -167,9 +167,9 @@ class SaslAuthenticator:
         return token
 
     def _session_lifetime(self, server: SaslServer) -> int:
-        if self._max_reauth_ms <= 0:
-            return 0
         expiry = server.expiry_ms
         if expiry is None:
-            return self._max_reauth_ms
-        return max(1, min(self._max_reauth_ms, expiry - self._now_ms()))
+            return max(self._max_reauth_ms, 0)
+        # a credential just verified unexpired: at least 1 ms, so that the session expires
+        left = max(expiry - self._now_ms(), 1)
+        return left if self._max_reauth_ms <= 0 else min(left, self._max_reauth_ms)
