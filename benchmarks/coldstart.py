@@ -3,8 +3,10 @@
 Each run picks free ports, spawns `python -m msklite serve --ephemeral --port P --brokers N`
 and polls 127.0.0.1:P with a raw-socket Metadata v1 request until it is answered. It measures,
 from just before the spawn: the first accepted TCP connection, the complete Metadata answer and
-the `Bootstrap servers:` line on stdout. After a short idle pause it reads VmRSS and the CPU time
-the process has used so far. One extra run first warms caches (page cache) and is not counted.
+the `Bootstrap servers:` line on stdout, and (separately: it comes up after the Kafka listeners)
+the first answer of the HTTP endpoint named by the `AWS endpoint:` line. After a short idle
+pause it reads VmRSS and the CPU time the process has used so far. One extra run first warms
+caches (page cache) and is not counted.
 
 msklite's bytecode is compiled first (`compileall`), as `pip install` does for a regular
 install: with PYTHONDONTWRITEBYTECODE set (as in some sandboxes and CI images) an editable
@@ -17,6 +19,8 @@ import compileall
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,16 @@ from benchmarks.report import Section, ms, summary
 from benchmarks.wire import first_metadata
 
 BOOTSTRAP_PREFIX = "Bootstrap servers:"
+AWS_PREFIX = "AWS endpoint:"
+
+
+def _first_http_answer(url: str, timeout: float) -> float:
+    """perf_counter when the endpoint first answered (any HTTP status)."""
+    try:
+        urllib.request.urlopen(f"{url}/v1/kafka-versions", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # an answer all the same
+    return time.perf_counter()
 
 
 def _one_run(brokers: int, timeout: float, idle: float, loop: str) -> dict[str, Any]:
@@ -40,6 +54,8 @@ def _one_run(brokers: int, timeout: float, idle: float, loop: str) -> dict[str, 
             server.check_alive()
             raise BenchError(f"no Metadata answer on port {port}: {e}") from e
         bootstrap_at, line = server.wait_line(BOOTSTRAP_PREFIX, timeout)
+        _, aws_line = server.wait_line(AWS_PREFIX, timeout)
+        http_at = _first_http_answer(aws_line.removeprefix(AWS_PREFIX).strip(), timeout)
         got = len(answer.metadata.brokers)
         if got != brokers:
             raise BenchError(f"Metadata listed {got} brokers, expected {brokers}")
@@ -52,6 +68,7 @@ def _one_run(brokers: int, timeout: float, idle: float, loop: str) -> dict[str, 
             "connect_s": answer.connected_at - t0,
             "metadata_s": answer.answered_at - t0,
             "bootstrap_line_s": bootstrap_at - t0,
+            "http_answer_s": http_at - t0,
             "connect_attempts": answer.attempts,
             "idle_rss_kib": server.rss_kib(),
             "startup_cpu_s": server.cpu_seconds(),
@@ -101,6 +118,7 @@ def run(
     metadata = summary(col("metadata_s"))
     connect = summary(col("connect_s"))
     bootstrap = summary(col("bootstrap_line_s"))
+    http = summary(col("http_answer_s"))
     rss = summary(col("idle_rss_kib"))
     cpu = summary(col("startup_cpu_s"))
     floor_s = summary(floor)
@@ -112,6 +130,7 @@ def run(
         "first_metadata_s": metadata,
         "first_connect_s": connect,
         "bootstrap_line_s": bootstrap,
+        "http_answer_s": http,
         "idle_rss_kib": rss,
         "startup_cpu_s": cpu,
         "interpreter_floor_s": floor_s,
@@ -128,6 +147,11 @@ def run(
         "spawn -> 'Bootstrap servers:' line",
         ms(bootstrap["median"]),
         f"min {ms(bootstrap['min'])}",
+    )
+    section.row(
+        "spawn -> first HTTP answer (AWS endpoint)",
+        ms(http["median"]),
+        f"min {ms(http['min'])}; after the Kafka listeners, not part of the cold start",
     )
     if rss["median"] is not None:
         section.row(

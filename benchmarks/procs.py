@@ -116,6 +116,8 @@ def msklite_command(brokers: int, port: int, loop: str = "default") -> list[str]
         str(port),
         "--host",
         HOST,
+        "--aws-port",
+        "0",
     ]
 
 

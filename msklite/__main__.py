@@ -1,7 +1,8 @@
 """`msklite serve`: run an emulated MSK cluster until SIGINT/SIGTERM.
 
 Prints `Bootstrap servers: host:port,...` (flushed) once every listener accepts connections,
-then one status line per broker; then reads fault commands (`help`) from standard input.
+then one status line per broker, then `AWS endpoint: http://host:port` once the HTTP endpoint
+(msklite/web) answers; then reads fault commands (`help`) from standard input.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from msklite.kafka_releases import RELEASES
 from msklite.kafka_version import DEFAULT_KAFKA_VERSION
 from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
 from msklite.security.iam import load_credentials
+from msklite.web import DEFAULT_AWS_PORT
+from msklite.web.service import Service
 
 
 def _parse_config(items: list[str]) -> dict[str, str]:
@@ -43,6 +46,13 @@ def _configs(args: argparse.Namespace) -> dict[str, str]:
             config = msk_configuration(f.read())
     config.update(_parse_config(args.config))
     return config
+
+
+def _port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
+    return port
 
 
 def _scram_users(items: list[str]) -> dict[str, str]:
@@ -201,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the TLS listener requires a client certificate from msklite's CA (mTLS; "
         "issue one with `msklite certs client NAME`)",
     )
+    serve.add_argument(
+        "--aws-port",
+        type=_port_number,
+        default=None,
+        metavar="PORT",
+        help=f"port of the HTTP endpoint: the MSK API (boto3's `kafka` client, `aws kafka`) and "
+        f"what else msklite serves over HTTP (default {DEFAULT_AWS_PORT}, LocalStack's, or any "
+        f"free port with --port 0; 0: any free port)",
+    )
+    serve.add_argument(
+        "--no-http", action="store_true", help="no HTTP endpoint (no MSK API) at all"
+    )
     certs = sub.add_parser(
         "certs", help="print the local CA's path; `certs client NAME`: issue an mTLS certificate"
     )
@@ -239,6 +261,15 @@ def certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aws_port(args: argparse.Namespace) -> int | None:
+    """The HTTP endpoint's port: None for none; a cluster on free ports gets a free one too."""
+    if args.no_http:
+        return None
+    if args.aws_port is not None:
+        return int(args.aws_port)
+    return 0 if args.port == 0 else DEFAULT_AWS_PORT
+
+
 async def serve(args: argparse.Namespace) -> int:
     data_dir = None if args.ephemeral else (args.data_dir or default_data_dir())
     brokers = args.brokers
@@ -266,6 +297,7 @@ async def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
         return 2
+    service = Service(cluster, aws_port=_aws_port(args))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -297,10 +329,24 @@ async def serve(args: argparse.Namespace) -> int:
         f" Kafka {cluster.kafka_version}",
         flush=True,
     )
+    try:
+        await service.astart_http()
+    except ImportError as e:
+        print(f"  (no AWS endpoint: {e.name} is missing; pip install 'msklite[http]')", flush=True)
+    except OSError as e:
+        await service.astop()
+        print(
+            f"msklite: cannot serve HTTP on port {service.aws_port}: {e} (--aws-port 0 picks "
+            f"a free port, --no-http turns it off)",
+            file=sys.stderr,
+        )
+        return 1
+    if service.url is not None:
+        print(f"AWS endpoint: {service.url}", flush=True)
     console = loop.create_task(_console(cluster, stop))
     await stop.wait()
     console.cancel()
-    await cluster.astop()
+    await service.astop()
     print("msklite stopped", flush=True)
     return 0
 

@@ -1,0 +1,106 @@
+"""`msklite serve` as a library: the default cluster, the clusters the MSK API manages (fleet.py)
+and the HTTP endpoint serving the routes of msklite/web on the same event loop.
+
+    async with Service(Cluster(brokers=3), aws_port=0) as svc:
+        svc.url   # http://127.0.0.1:PORT, for boto3's endpoint_url
+
+or `svc = Service(...).start()` / `svc.stop()` from synchronous code (a loop in a background
+thread, as `Cluster.start()`). The endpoint starts after the default cluster's listeners accept
+connections, and aiohttp is imported in a worker thread meanwhile, so a Kafka client connecting
+at once is not held up by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from msklite.cluster import Cluster
+from msklite.loop_thread import LoopThread
+from msklite.web import DEFAULT_AWS_PORT, Route
+from msklite.web.fleet import Fleet
+
+if TYPE_CHECKING:
+    from msklite.web.endpoint import HttpEndpoint
+
+
+def http_routes(fleet: Fleet) -> list[Route]:
+    """Every route provider's routes (a provider imports aiohttp: called off the event loop).
+    A new provider adds its `routes(fleet)` here."""
+    return []
+
+
+def _load_endpoint(host: str, port: int, fleet: Fleet) -> HttpEndpoint:
+    from msklite.web.endpoint import HttpEndpoint
+
+    return HttpEndpoint(host, port, http_routes(fleet))
+
+
+class Service:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        aws_host: str | None = None,
+        aws_port: int | None = DEFAULT_AWS_PORT,
+    ) -> None:
+        """`aws_port=None`: no HTTP endpoint; 0: any free port. `aws_host` defaults to the
+        cluster's host."""
+        self.cluster = cluster
+        self.fleet = Fleet(cluster, cluster.host)
+        self.aws_host = aws_host or cluster.host
+        self.aws_port = aws_port
+        self._endpoint: HttpEndpoint | None = None
+        self._bridge = LoopThread("msklite-service")
+
+    @property
+    def url(self) -> str | None:
+        """The AWS endpoint (`http://host:port`) once it listens; None without one."""
+        return None if self._endpoint is None else self._endpoint.url
+
+    async def astart(self) -> None:
+        """The default cluster, then the HTTP endpoint."""
+        await self.cluster.astart()
+        try:
+            await self.astart_http()
+        except BaseException:
+            await self.astop()
+            raise
+
+    async def astart_http(self) -> None:
+        """Start the HTTP endpoint (no-op without one); the cluster is running."""
+        if self.aws_port is None or self._endpoint is not None:
+            return
+        loop = asyncio.get_running_loop()
+        endpoint = await loop.run_in_executor(
+            None, _load_endpoint, self.aws_host, self.aws_port, self.fleet
+        )
+        await endpoint.start()
+        self._endpoint = endpoint
+
+    async def astop(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.stop()
+            self._endpoint = None
+        await self.cluster.astop()
+
+    async def __aenter__(self) -> Service:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    def start(self) -> Service:
+        """Start on a private event loop in a background thread; returns when serving."""
+        self._bridge.start(self.astart)
+        return self
+
+    def stop(self) -> None:
+        self._bridge.stop(self.astop())
+
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
