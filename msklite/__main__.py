@@ -48,6 +48,29 @@ def _configs(args: argparse.Namespace) -> dict[str, str]:
     return config
 
 
+def _scram_secrets(path: str | None) -> dict[str, tuple[str, str]]:
+    """`--scram-secrets FILE`: secret name -> (user, password), as Secrets Manager holds an
+    MSK SCRAM secret (`{"username": ..., "password": ...}`)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            secrets = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"msklite: --scram-secrets {path}: {e}") from None
+    if not isinstance(secrets, dict):
+        raise SystemExit(f"msklite: --scram-secrets {path}: not a JSON object")
+    out = {}
+    for name, secret in secrets.items():
+        if not (isinstance(secret, dict) and {"username", "password"} <= secret.keys()):
+            raise SystemExit(
+                f"msklite: --scram-secrets {path}: {name} is not "
+                '{"username": ..., "password": ...}'
+            )
+        out[name] = (str(secret["username"]), str(secret["password"]))
+    return out
+
+
 def _port_number(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -223,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-http", action="store_true", help="no HTTP endpoint (no MSK API) at all"
     )
+    serve.add_argument(
+        "--aws-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long the MSK API's clusters stay CREATING, UPDATING, REBOOTING_BROKER or "
+        "DELETING beyond the work itself (default 0: near-instant)",
+    )
+    serve.add_argument(
+        "--scram-secrets",
+        default=None,
+        metavar="FILE",
+        help="Secrets Manager's part for BatchAssociateScramSecret: a JSON object mapping "
+        'secret names (AmazonMSK_...) to {"username": ..., "password": ...}',
+    )
     certs = sub.add_parser(
         "certs", help="print the local CA's path; `certs client NAME`: issue an mTLS certificate"
     )
@@ -297,7 +335,12 @@ async def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"msklite: {e}", file=sys.stderr)
         return 2
-    service = Service(cluster, aws_port=_aws_port(args))
+    service = Service(
+        cluster,
+        aws_port=_aws_port(args),
+        transition_delay=args.aws_delay,
+        scram_secrets=_scram_secrets(args.scram_secrets),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,7 +13,8 @@ at once is not held up by it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from msklite.cluster import Cluster
 from msklite.loop_thread import LoopThread
@@ -23,11 +24,15 @@ from msklite.web.fleet import Fleet
 if TYPE_CHECKING:
     from msklite.web.endpoint import HttpEndpoint
 
+T = TypeVar("T")
+
 
 def http_routes(fleet: Fleet) -> list[Route]:
     """Every route provider's routes (a provider imports aiohttp: called off the event loop).
     A new provider adds its `routes(fleet)` here."""
-    return []
+    from msklite.web import msk_api
+
+    return [*msk_api.routes(fleet)]
 
 
 def _load_endpoint(host: str, port: int, fleet: Fleet) -> HttpEndpoint:
@@ -43,11 +48,16 @@ class Service:
         *,
         aws_host: str | None = None,
         aws_port: int | None = DEFAULT_AWS_PORT,
+        transition_delay: float = 0.0,
+        scram_secrets: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
-        """`aws_port=None`: no HTTP endpoint; 0: any free port. `aws_host` defaults to the
-        cluster's host."""
+        """`aws_port=None`: no HTTP endpoint (nor MSK API); 0: any free port. `aws_host`
+        defaults to the cluster's host. `transition_delay`: seconds the MSK API's clusters
+        stay in a transitional state (CREATING, UPDATING, ...) beyond the work itself.
+        `scram_secrets`: Secrets Manager secret name (`AmazonMSK_...`) -> (user, password),
+        for BatchAssociateScramSecret."""
         self.cluster = cluster
-        self.fleet = Fleet(cluster, cluster.host)
+        self.fleet = Fleet(cluster, cluster.host, transition_delay, scram_secrets)
         self.aws_host = aws_host or cluster.host
         self.aws_port = aws_port
         self._endpoint: HttpEndpoint | None = None
@@ -68,9 +78,11 @@ class Service:
             raise
 
     async def astart_http(self) -> None:
-        """Start the HTTP endpoint (no-op without one); the cluster is running."""
+        """Start the clusters the MSK API created (saved in the data directory), then the
+        HTTP endpoint (no-op without one); the default cluster is running."""
         if self.aws_port is None or self._endpoint is not None:
             return
+        await self.fleet.open()
         loop = asyncio.get_running_loop()
         endpoint = await loop.run_in_executor(
             None, _load_endpoint, self.aws_host, self.aws_port, self.fleet
@@ -82,6 +94,7 @@ class Service:
         if self._endpoint is not None:
             await self._endpoint.stop()
             self._endpoint = None
+        await self.fleet.close()
         await self.cluster.astop()
 
     async def __aenter__(self) -> Service:
@@ -90,6 +103,10 @@ class Service:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.astop()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the service's event loop (from synchronous code, after `start()`)."""
+        return self._bridge.call(fn)
 
     def start(self) -> Service:
         """Start on a private event loop in a background thread; returns when serving."""

@@ -1,0 +1,631 @@
+"""The MSK control plane (msklite/web/msk_api.py) driven by boto3's `kafka` client, the way
+infrastructure code drives MSK: clusters created, found, used by real Kafka clients through
+the bootstrap brokers the API hands out, scaled, rebooted, configured and deleted. Every
+response body (errors too) is checked against botocore's service model."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from msklite import Cluster
+from msklite.web.service import Service
+from tests.integration.helpers import wait_until
+from tests.integration.msk_model import ResponseChecker
+
+SUBNETS = ["subnet-0a1b", "subnet-0c2d", "subnet-0e3f"]
+PLAINTEXT = {"EncryptionInTransit": {"ClientBroker": "PLAINTEXT"}}
+SECRETS = {"AmazonMSK_alice": ("alice", "alice-secret")}
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake static credentials; no profile, config file or instance metadata consulted."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def service(aws_env: None, tmp_path: Path) -> Iterator[Service]:
+    svc = Service(
+        Cluster(brokers=1, data_dir=str(tmp_path / "data")), aws_port=0, scram_secrets=SECRETS
+    ).start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def checker() -> ResponseChecker:
+    return ResponseChecker()
+
+
+@pytest.fixture
+def kafka(service: Service, checker: ResponseChecker) -> Iterator[Any]:
+    client = boto3.client("kafka", endpoint_url=service.url, region_name="us-east-1")
+    client.meta.events.register("after-call.kafka", checker)
+    yield client
+    assert checker.checked, "no response was checked"
+    assert checker.problems == []
+
+
+def provisioned(brokers: int = 3, subnets: list[str] = SUBNETS, **extra: Any) -> dict[str, Any]:
+    return {
+        "BrokerNodeGroupInfo": {"ClientSubnets": subnets, "InstanceType": "kafka.m5.large"},
+        "KafkaVersion": "3.9.x",
+        "NumberOfBrokerNodes": brokers,
+        "EncryptionInfo": PLAINTEXT,
+        **extra,
+    }
+
+
+def wait_state(kafka: Any, arn: str, state: str = "ACTIVE") -> dict[str, Any]:
+    """Poll DescribeClusterV2 as MSK users do (the kafka model has no waiters)."""
+    info: dict[str, Any] = {}
+
+    def reached() -> bool:
+        info.update(kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"])
+        return bool(info["State"] == state)
+
+    wait_until(reached, f"cluster {arn} {state}", timeout=60)
+    return info
+
+
+def create(kafka: Any, name: str, **spec: Any) -> tuple[str, str]:
+    """(cluster ARN, plaintext bootstrap) of a new ACTIVE cluster."""
+    arn = kafka.create_cluster_v2(ClusterName=name, Provisioned=provisioned(**spec))["ClusterArn"]
+    wait_state(kafka, arn)
+    return arn, kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+
+
+def make_topic(bootstrap: str, topic: str, partitions: int = 1, rf: int = 3) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, rf)])[topic].result(30)
+
+
+def consume_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                values.append(msg.value() or b"")
+    finally:
+        consumer.close()
+    return values
+
+
+def error_of(call: Any, **kwargs: Any) -> tuple[str, int, str]:
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    response = e.value.response
+    return (
+        response["Error"]["Code"],
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Message"],
+    )
+
+
+def test_create_use_scale_and_delete_a_cluster(kafka: Any) -> None:
+    assert kafka.waiter_names == []  # botocore's kafka model defines no waiter to use
+    started = time.perf_counter()
+    created = kafka.create_cluster_v2(
+        ClusterName="orders", Provisioned=provisioned(), Tags={"team": "payments"}
+    )
+    assert created["State"] == "CREATING" and created["ClusterType"] == "PROVISIONED"
+    arn = created["ClusterArn"]
+    assert arn.startswith("arn:aws:kafka:us-east-1:123456789012:cluster/orders/")
+    info = wait_state(kafka, arn)
+    active = time.perf_counter()
+    bootstrap = kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+    assert len(bootstrap.split(",")) == 3
+    make_topic(bootstrap, "orders")
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    acked: list[float] = []
+    producer.produce(
+        "orders",
+        b"first",
+        on_delivery=lambda err, _: acked.append(time.perf_counter()) if err is None else None,
+    )
+    producer.flush(30)
+    assert acked
+    print(
+        f"\nCreateClusterV2 -> ACTIVE {1000 * (active - started):.0f} ms -> first produce "
+        f"acknowledged {1000 * (acked[0] - started):.0f} ms (topic creation included)"
+    )
+    assert consume_all(bootstrap, "orders", 1) == [b"first"]
+
+    assert info["Tags"] == {"team": "payments"}
+    assert info["Provisioned"]["NumberOfBrokerNodes"] == 3
+    nodes = kafka.list_nodes(ClusterArn=arn)["NodeInfoList"]
+    assert [n["BrokerNodeInfo"]["BrokerId"] for n in nodes] == [1.0, 2.0, 3.0]
+    assert [n["BrokerNodeInfo"]["ClientSubnet"] for n in nodes] == SUBNETS
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    racks = {b.id: b for b in md.brokers.values()}
+    assert set(racks) == {1, 2, 3}
+
+    # UpdateBrokerCount: three more brokers, live, one per AZ in subnet order
+    version = info["CurrentVersion"]
+    op = kafka.update_broker_count(
+        ClusterArn=arn, CurrentVersion=version, TargetNumberOfBrokerNodes=6
+    )
+    described = kafka.describe_cluster_operation(ClusterOperationArn=op["ClusterOperationArn"])
+    assert described["ClusterOperationInfo"]["OperationType"] == "INCREASE_BROKER_COUNT"
+    info = wait_state(kafka, arn)
+    assert info["CurrentVersion"] != version
+    assert info["Provisioned"]["NumberOfBrokerNodes"] == 6
+    nodes = kafka.list_nodes(ClusterArn=arn)["NodeInfoList"]
+    assert [n["BrokerNodeInfo"]["ClientSubnet"] for n in nodes] == SUBNETS + SUBNETS
+    bootstrap = kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+    assert len(bootstrap.split(",")) == 6
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    assert {b.id for b in md.brokers.values()} == {1, 2, 3, 4, 5, 6}
+    operation = kafka.describe_cluster_operation_v2(ClusterOperationArn=op["ClusterOperationArn"])
+    assert operation["ClusterOperationInfo"]["OperationState"] == "UPDATE_COMPLETE"
+    listed = kafka.list_cluster_operations(ClusterArn=arn)["ClusterOperationInfoList"]
+    assert [o["OperationType"] for o in listed] == ["INCREASE_BROKER_COUNT", "CREATE"]
+
+    deleted = kafka.delete_cluster(ClusterArn=arn)
+    assert deleted["State"] == "DELETING"
+
+    def gone() -> bool:
+        try:
+            kafka.describe_cluster_v2(ClusterArn=arn)
+        except ClientError as e:
+            return bool(e.response["Error"]["Code"] == "NotFoundException")
+        return False
+
+    wait_until(gone, "the cluster deleted", timeout=60)
+    names = [c["ClusterName"] for c in kafka.list_clusters_v2()["ClusterInfoList"]]
+    assert names == ["msklite"]
+
+
+def test_reboot_a_broker_mid_produce_loses_no_acked_record(kafka: Any, service: Service) -> None:
+    arn, bootstrap = create(kafka, "reboot")
+    make_topic(bootstrap, "payments")
+    cluster = service.fleet.running()["reboot"]
+    before = service.call(lambda: cluster.partition("payments", 0))
+    leader = before.leader
+    acked: list[bytes] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
+        )
+
+        def delivered(err: Any, msg: Any) -> None:
+            (failed.append(str(err)) if err is not None else acked.append(msg.value()))
+
+        n = 0
+        while not stop.is_set():
+            producer.produce("payments", str(n).encode(), on_delivery=delivered)
+            producer.poll(0.002)
+            n += 1
+        producer.flush(30)
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    try:
+        wait_until(lambda: len(acked) >= 100, "records acked before the reboot", 30)
+        op = kafka.reboot_broker(ClusterArn=arn, BrokerIds=[str(leader)])
+        info = kafka.describe_cluster_operation(ClusterOperationArn=op["ClusterOperationArn"])
+        assert info["ClusterOperationInfo"]["OperationType"] == "REBOOT_NODE"
+        wait_state(kafka, arn)
+        # leadership left the rebooted broker and came back once it caught up
+        wait_until(
+            lambda: service.call(lambda: cluster.partition("payments", 0)).leader == leader,
+            "the preferred leader back",
+            30,
+        )
+        settled = len(acked)
+        wait_until(lambda: len(acked) >= settled + 100, "records acked after the reboot", 30)
+    finally:
+        stop.set()
+        worker.join(60)
+    after = service.call(lambda: cluster.partition("payments", 0))
+    assert after.leader_epoch >= before.leader_epoch + 2
+    assert failed == []
+    consumed = consume_all(bootstrap, "payments", len(acked))
+    assert set(acked) <= set(consumed)
+    state = kafka.describe_cluster_operation_v2(ClusterOperationArn=op["ClusterOperationArn"])
+    assert state["ClusterOperationInfo"]["OperationState"] == "UPDATE_COMPLETE"
+
+
+SERVER_PROPERTIES = b"auto.create.topics.enable=true\nnum.partitions=2\nlog.retention.ms=3600000\n"
+
+
+def test_configurations_create_revise_and_apply(kafka: Any) -> None:
+    created = kafka.create_configuration(
+        Name="retention", KafkaVersions=["3.9.x"], ServerProperties=SERVER_PROPERTIES
+    )
+    config_arn = created["Arn"]
+    assert created["LatestRevision"]["Revision"] == 1 and created["State"] == "ACTIVE"
+    code, status, message = error_of(
+        kafka.create_configuration, Name="bad", ServerProperties=b"broker.id=7\n"
+    )
+    assert (code, status) == ("BadRequestException", 400)
+    assert "Key 'broker.id' is not supported" in message
+    code, status, _ = error_of(
+        kafka.create_configuration, Name="retention", ServerProperties=SERVER_PROPERTIES
+    )
+    assert (code, status) == ("ConflictException", 409)
+
+    arn, bootstrap = create(
+        kafka, "configured", ConfigurationInfo={"Arn": config_arn, "Revision": 1}
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def broker_config(name: str) -> str:
+        resource = ConfigResource("BROKER", "1")
+        configs = admin.describe_configs([resource])[resource].result(10)
+        return str(configs[name].value)
+
+    assert broker_config("num.partitions") == "2"
+    assert broker_config("log.retention.ms") == "3600000"
+
+    revised = kafka.update_configuration(
+        Arn=config_arn,
+        Description="a day",
+        ServerProperties=b"num.partitions=2\nlog.retention.ms=86400000\n",
+    )
+    assert revised["LatestRevision"]["Revision"] == 2
+    revision = kafka.describe_configuration_revision(Arn=config_arn, Revision=2)
+    assert revision["ServerProperties"] == b"num.partitions=2\nlog.retention.ms=86400000\n"
+    revisions = kafka.list_configuration_revisions(Arn=config_arn)["Revisions"]
+    assert [r["Revision"] for r in revisions] == [1, 2]
+    described = kafka.describe_configuration(Arn=config_arn)
+    assert described["LatestRevision"]["Description"] == "a day"
+    assert [c["Name"] for c in kafka.list_configurations()["Configurations"]] == ["retention"]
+
+    version = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+    op = kafka.update_cluster_configuration(
+        ClusterArn=arn, CurrentVersion=version, ConfigurationInfo={"Arn": config_arn, "Revision": 2}
+    )
+    wait_state(kafka, arn)
+    assert broker_config("log.retention.ms") == "86400000"  # applied live
+    done = kafka.describe_cluster_operation(ClusterOperationArn=op["ClusterOperationArn"])
+    assert done["ClusterOperationInfo"]["OperationState"] == "UPDATE_COMPLETE"
+    software = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentBrokerSoftwareInfo"]
+    assert software == {
+        "ConfigurationArn": config_arn,
+        "ConfigurationRevision": 2,
+        "KafkaVersion": "3.9.x",
+    }
+
+    code, _, message = error_of(kafka.delete_configuration, Arn=config_arn)
+    assert code == "BadRequestException" and "in use by configured" in message
+    kafka.delete_cluster(ClusterArn=arn)
+    wait_until(
+        lambda: all(c["ClusterArn"] != arn for c in kafka.list_clusters_v2()["ClusterInfoList"]),
+        "the cluster deleted",
+        60,
+    )
+    assert kafka.delete_configuration(Arn=config_arn)["State"] == "DELETING"
+    code, status, _ = error_of(kafka.describe_configuration, Arn=config_arn)
+    assert (code, status) == ("NotFoundException", 404)
+
+
+def test_errors_as_the_model_declares_them(kafka: Any, service: Service) -> None:
+    missing = "arn:aws:kafka:us-east-1:123456789012:cluster/none/0000"
+    assert error_of(kafka.describe_cluster_v2, ClusterArn=missing)[:2] == ("NotFoundException", 404)
+    # UpdateBrokerCount declares no NotFoundException: MSK's BadRequestException instead
+    code, status, _ = error_of(
+        kafka.update_broker_count,
+        ClusterArn=missing,
+        CurrentVersion="X",
+        TargetNumberOfBrokerNodes=6,
+    )
+    assert (code, status) == ("BadRequestException", 400)
+    code, _, message = error_of(
+        kafka.create_cluster_v2, ClusterName="odd", Provisioned=provisioned(brokers=4)
+    )
+    assert code == "BadRequestException" and "multiple of the number of client subnets" in message
+    code, _, message = error_of(
+        kafka.create_cluster_v2,
+        ClusterName="sasl-plain",
+        Provisioned=provisioned(ClientAuthentication={"Sasl": {"Scram": {"Enabled": True}}}),
+    )
+    assert code == "BadRequestException" and "encryption in transit" in message
+    code, _, message = error_of(
+        kafka.create_cluster_v2,
+        ClusterName="old",
+        Provisioned=provisioned() | {"KafkaVersion": "1.1.1"},
+    )
+    assert code == "BadRequestException" and "unknown Kafka version" in message
+    code, _, message = error_of(kafka.list_replicators)
+    assert code == "BadRequestException" and "does not emulate ListReplicators" in message
+
+    arn, _ = create(kafka, "locked", brokers=2, subnets=SUBNETS[:2])
+    assert error_of(kafka.create_cluster_v2, ClusterName="locked", Provisioned=provisioned())[
+        :2
+    ] == (
+        "ConflictException",
+        409,
+    )
+    version = kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+    code, _, message = error_of(
+        kafka.update_broker_type,
+        ClusterArn=arn,
+        CurrentVersion="STALE",
+        TargetInstanceType="kafka.m5.xlarge",
+    )
+    assert code == "BadRequestException" and "not the current version" in message
+    kafka.update_broker_type(
+        ClusterArn=arn, CurrentVersion=version, TargetInstanceType="kafka.m5.xlarge"
+    )
+    # the version moved: the same request again is refused (optimistic locking)
+    code, _, _ = error_of(
+        kafka.update_broker_type,
+        ClusterArn=arn,
+        CurrentVersion=version,
+        TargetInstanceType="kafka.m5.xlarge",
+    )
+    assert code == "BadRequestException"
+    info = wait_state(kafka, arn)
+    assert info["Provisioned"]["BrokerNodeGroupInfo"]["InstanceType"] == "kafka.m5.xlarge"
+    code, _, message = error_of(
+        kafka.update_broker_count,
+        ClusterArn=arn,
+        CurrentVersion=info["CurrentVersion"],
+        TargetNumberOfBrokerNodes=3,
+    )
+    assert code == "BadRequestException" and "multiple of the number of AZs" in message
+
+
+def test_states_last_the_configured_delay(aws_env: None, checker: ResponseChecker) -> None:
+    with Service(Cluster(brokers=1), aws_port=0, transition_delay=0.5) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="eu-west-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        arn = kafka.create_cluster_v2(
+            ClusterName="slow", Provisioned=provisioned(brokers=2, subnets=SUBNETS[:2])
+        )["ClusterArn"]
+        assert arn.split(":")[3] == "eu-west-1"  # the signature's region
+        assert kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"] == "CREATING"
+        info = wait_state(kafka, arn)
+        kafka.reboot_broker(ClusterArn=arn, BrokerIds=["1"])
+        assert (
+            kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"] == "REBOOTING_BROKER"
+        )
+        code, _, _ = error_of(
+            kafka.update_broker_type,
+            ClusterArn=arn,
+            CurrentVersion=info["CurrentVersion"],
+            TargetInstanceType="kafka.m5.xlarge",
+        )
+        assert code == "BadRequestException"  # not ACTIVE
+        wait_state(kafka, arn)
+    assert checker.problems == []
+
+
+def test_list_filters_and_pages(kafka: Any) -> None:
+    for name in ("app-a", "app-b", "other"):
+        kafka.create_cluster_v2(
+            ClusterName=name, Provisioned=provisioned(brokers=2, subnets=SUBNETS[:2])
+        )
+    pages = kafka.get_paginator("list_clusters_v2").paginate(PaginationConfig={"PageSize": 1})
+    names = [c["ClusterName"] for page in pages for c in page["ClusterInfoList"]]
+    assert names == ["msklite", "app-a", "app-b", "other"]
+    listed = kafka.list_clusters_v2(ClusterNameFilter="app-", MaxResults=1)
+    assert [c["ClusterName"] for c in listed["ClusterInfoList"]] == ["app-a"]
+    listed = kafka.list_clusters_v2(ClusterNameFilter="app-", NextToken=listed["NextToken"])
+    assert [c["ClusterName"] for c in listed["ClusterInfoList"]] == [
+        "app-b"
+    ] and "NextToken" not in listed
+    assert kafka.list_clusters_v2(ClusterTypeFilter="SERVERLESS")["ClusterInfoList"] == []
+    assert [
+        c["ClusterName"] for c in kafka.list_clusters(ClusterNameFilter="oth")["ClusterInfoList"]
+    ] == ["other"]
+    code, _, _ = error_of(kafka.list_clusters_v2, NextToken="garbage")
+    assert code == "BadRequestException"
+
+
+def test_the_serve_cluster_is_listed(kafka: Any, service: Service) -> None:
+    (info,) = kafka.list_clusters()["ClusterInfoList"]
+    assert info["ClusterName"] == "msklite" and info["State"] == "ACTIVE"
+    brokers = kafka.get_bootstrap_brokers(ClusterArn=info["ClusterArn"])
+    assert brokers["BootstrapBrokerString"] == service.cluster.bootstrap_servers
+    code, _, _ = error_of(kafka.delete_cluster, ClusterArn=info["ClusterArn"])
+    assert code == "BadRequestException"
+
+
+def test_versions_and_tags(kafka: Any) -> None:
+    versions = [v["Version"] for v in kafka.list_kafka_versions()["KafkaVersions"]]
+    assert "3.9.x" in versions and "2.8.1" in versions
+    compatible = kafka.get_compatible_kafka_versions()["CompatibleKafkaVersions"]
+    targets = {c["SourceVersion"]: c["TargetVersions"] for c in compatible}
+    assert targets["3.8.x"] == ["3.9.x", "4.0.x", "4.1.x"]
+    arn, _ = create(kafka, "tagged", brokers=2, subnets=SUBNETS[:2], KafkaVersion="3.8.x")
+    (mine,) = kafka.get_compatible_kafka_versions(ClusterArn=arn)["CompatibleKafkaVersions"]
+    assert mine["SourceVersion"] == "3.8.x"
+    kafka.tag_resource(ResourceArn=arn, Tags={"env": "dev", "team": "a"})
+    kafka.untag_resource(ResourceArn=arn, TagKeys=["team"])
+    assert kafka.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"env": "dev"}
+    version = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+    code, _, _ = error_of(
+        kafka.update_cluster_kafka_version,
+        ClusterArn=arn,
+        CurrentVersion=version,
+        TargetKafkaVersion="3.6.0",
+    )
+    assert code == "BadRequestException"  # no downgrades
+    kafka.update_cluster_kafka_version(
+        ClusterArn=arn, CurrentVersion=version, TargetKafkaVersion="3.9.x"
+    )
+    info = wait_state(kafka, arn)
+    assert info["Provisioned"]["CurrentBrokerSoftwareInfo"]["KafkaVersion"] == "3.9.x"
+    code, status, _ = error_of(kafka.list_tags_for_resource, ResourceArn=arn + "-gone")
+    assert (code, status) == ("NotFoundException", 404)
+
+
+def test_scram_secrets_become_users_of_the_cluster(kafka: Any, service: Service) -> None:
+    arn = kafka.create_cluster_v2(
+        ClusterName="scram",
+        Provisioned=provisioned(
+            brokers=2,
+            subnets=SUBNETS[:2],
+            EncryptionInfo={"EncryptionInTransit": {"ClientBroker": "TLS"}},
+            ClientAuthentication={"Sasl": {"Scram": {"Enabled": True}}},
+        ),
+    )["ClusterArn"]
+    wait_state(kafka, arn)
+    brokers = kafka.get_bootstrap_brokers(ClusterArn=arn)
+    assert set(brokers) - {"ResponseMetadata"} == {"BootstrapBrokerStringSaslScram"}
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_alice-AbCdEf"
+    wrong = "arn:aws:secretsmanager:us-east-1:123456789012:secret:alice-AbCdEf"
+    unknown = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_bob-AbCdEf"
+    result = kafka.batch_associate_scram_secret(
+        ClusterArn=arn, SecretArnList=[secret, wrong, unknown]
+    )
+    errors = {u["SecretArn"]: u["ErrorCode"] for u in result["UnprocessedScramSecrets"]}
+    assert errors == {wrong: "InvalidSecretName", unknown: "SecretNotFound"}
+    assert kafka.list_scram_secrets(ClusterArn=arn)["SecretArnList"] == [secret]
+
+    cluster = service.fleet.running()["scram"]
+    assert cluster.ca_certificate is not None
+    client = {
+        "bootstrap.servers": brokers["BootstrapBrokerStringSaslScram"],
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alice",
+        "sasl.password": "alice-secret",
+        "ssl.ca.location": cluster.ca_certificate,
+    }
+    producer = Producer(client)
+    admin = AdminClient(client)
+    admin.create_topics([NewTopic("secure", 1, 2)])["secure"].result(30)
+    errors_seen: list[Any] = []
+    producer.produce("secure", b"hello", on_delivery=lambda err, _: errors_seen.append(err))
+    assert producer.flush(30) == 0 and errors_seen == [None]
+
+    result = kafka.batch_disassociate_scram_secret(ClusterArn=arn, SecretArnList=[secret, unknown])
+    assert [u["SecretArn"] for u in result["UnprocessedScramSecrets"]] == [unknown]
+    assert kafka.list_scram_secrets(ClusterArn=arn)["SecretArnList"] == []
+    assert service.call(lambda: cluster.security.users.users()) == []
+
+
+def test_serverless_and_iam_follow_what_msklite_serves(kafka: Any) -> None:
+    from msklite.security.listeners import KINDS
+
+    spec = {
+        "VpcConfigs": [{"SubnetIds": SUBNETS}],
+        "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}},
+    }
+    if "iam" in KINDS:
+        arn = kafka.create_cluster_v2(ClusterName="sls", Serverless=spec)["ClusterArn"]
+        info = wait_state(kafka, arn)
+        assert info["ClusterType"] == "SERVERLESS" and "Provisioned" not in info
+        brokers = kafka.get_bootstrap_brokers(ClusterArn=arn)
+        assert set(brokers) - {"ResponseMetadata"} == {"BootstrapBrokerStringSaslIam"}
+    else:
+        code, _, message = error_of(kafka.create_cluster_v2, ClusterName="sls", Serverless=spec)
+        assert code == "BadRequestException" and "IAM" in message
+    code, _, message = error_of(
+        kafka.create_cluster_v2,
+        ClusterName="sls-open",
+        Serverless={"VpcConfigs": spec["VpcConfigs"]},
+    )
+    assert code == "BadRequestException" and "require IAM" in message
+
+
+def test_clusters_survive_a_restart(
+    aws_env: None, tmp_path: Path, checker: ResponseChecker
+) -> None:
+    data = str(tmp_path / "data")
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        arn, bootstrap = create(kafka, "durable")
+        make_topic(bootstrap, "kept")
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        producer.produce("kept", b"before the restart")
+        assert producer.flush(30) == 0
+        default_arn = next(
+            c["ClusterArn"]
+            for c in kafka.list_clusters_v2()["ClusterInfoList"]
+            if c["ClusterName"] == "msklite"
+        )
+        kafka.tag_resource(ResourceArn=arn, Tags={"kept": "yes"})
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        listed = {c["ClusterName"]: c for c in kafka.list_clusters_v2()["ClusterInfoList"]}
+        assert set(listed) == {"msklite", "durable"}
+        assert listed["msklite"]["ClusterArn"] == default_arn
+        assert listed["durable"]["State"] == "ACTIVE" and listed["durable"]["Tags"] == {
+            "kept": "yes"
+        }
+        bootstrap = kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+        assert consume_all(bootstrap, "kept", 1) == [b"before the restart"]
+    assert checker.problems == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "parameter"),
+    [
+        ("POST", "/api/v2/clusters", b"{not json", None),
+        ("POST", "/api/v2/clusters", b"[1, 2]", None),
+        ("POST", "/api/v2/clusters", b'{"clusterName": 5}', "clusterName"),
+        ("POST", "/api/v2/clusters", b"{}", "clusterName"),
+        ("POST", "/api/v2/clusters", b'{"clusterName": ""}', "clusterName"),
+        ("GET", "/api/v2/clusters?maxResults=lots", b"", "maxResults"),
+        ("GET", "/api/v2/clusters?maxResults=0", b"", "maxResults"),
+        (
+            "POST",
+            "/v1/configurations",
+            b'{"name": "x", "serverProperties": "%%%"}',
+            "serverProperties",
+        ),
+        (
+            "POST",
+            "/v1/clusters",
+            b'{"clusterName": "x", "kafkaVersion": "3.9.x", "numberOfBrokerNodes": 3,'
+            b' "brokerNodeGroupInfo": {"instanceType": "kafka.m5.large"}}',
+            "clientSubnets",
+        ),
+    ],
+)
+def test_bad_requests_over_raw_http(
+    service: Service, method: str, path: str, body: bytes, parameter: str | None
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    assert service.url is not None
+    request = urllib.request.Request(f"{service.url}{path}", data=body or None, method=method)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=10)
+    assert e.value.code == 400
+    assert e.value.headers["x-amzn-ErrorType"] == "BadRequestException"
+    answer = json.loads(e.value.read())
+    assert answer["message"]
+    assert answer.get("invalidParameter") == parameter
