@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from msklite.cluster import Cluster
 
+logger = logging.getLogger(__name__)
 DEFAULT_CLUSTER_NAME = "msklite"
 ACCOUNT = "123456789012"  # the account every ARN names (credentials are not checked)
 STATE_FILE = "state.json"
@@ -87,14 +89,24 @@ class Fleet:
                 self._forget_cluster(arn)
                 continue
             cluster = self.build(record)
-            await cluster.astart()
+            try:
+                await cluster.astart()
+            except (OSError, ValueError) as e:
+                # one cluster that cannot start (its disk, its port) leaves the others serving
+                logger.error("MSK API cluster %s did not start: %s", record["ClusterName"], e)
+                record["State"] = "FAILED"
+                record["StateInfo"] = {"Code": "InternalServerError", "Message": str(e)}
+                continue
             self.running_clusters[arn] = cluster
             # work interrupted by the restart is done: its cluster is up again
             if record["State"] != "ACTIVE":
                 record["State"] = "ACTIVE"
                 self._finish(record.pop("ActiveOperationArn", None), None)
         self._ensure_default(region)
-        self.save()
+        try:
+            self.save()
+        except OSError as e:  # e.g. a full disk: the Kafka side keeps serving regardless
+            logger.error("MSK API state not saved: %s", e)
 
     def _load(self, directory: str) -> None:
         self._dir = directory
@@ -241,23 +253,35 @@ class Fleet:
                 raise
             except Exception as e:
                 error = str(e) or type(e).__name__
-            if state == "DELETING" and error is None:
-                self._finish(arn, None)
-                self._forget_cluster(record["ClusterArn"])
-            else:
-                record.pop("ActiveOperationArn", None)
-                if operation_type == "CREATE" and error is not None:
-                    record["State"] = "FAILED"
-                    record["StateInfo"] = {"Code": "InternalServerError", "Message": error}
-                else:
-                    record["State"] = "ACTIVE"
-                self._finish(arn, error)
-            self.save()
+                logger.warning(
+                    "%s of cluster %s failed: %s", operation_type, record["ClusterName"], error
+                )
+            self._settle(record, arn, operation_type, state, error)
 
         task = asyncio.get_running_loop().create_task(go())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return arn
+
+    def _settle(
+        self, record: Record, arn: str, operation_type: str, state: str, error: str | None
+    ) -> None:
+        """The end of an operation: the cluster ACTIVE again (or gone, or FAILED)."""
+        if state == "DELETING" and error is None:
+            self._finish(arn, None)
+            self._forget_cluster(record["ClusterArn"])
+        else:
+            record.pop("ActiveOperationArn", None)
+            if operation_type == "CREATE" and error is not None:
+                record["State"] = "FAILED"
+                record["StateInfo"] = {"Code": "InternalServerError", "Message": error}
+            else:
+                record["State"] = "ACTIVE"
+            self._finish(arn, error)
+        try:
+            self.save()
+        except OSError as e:
+            logger.error("MSK API state not saved: %s", e)
 
     def _finish(self, arn: str | None, error: str | None) -> None:
         op = self.operations.get(arn or "")
