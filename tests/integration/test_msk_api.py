@@ -192,6 +192,11 @@ def test_create_use_scale_and_delete_a_cluster(kafka: Any) -> None:
     assert operation["ClusterOperationInfo"]["OperationState"] == "UPDATE_COMPLETE"
     listed = kafka.list_cluster_operations(ClusterArn=arn)["ClusterOperationInfoList"]
     assert [o["OperationType"] for o in listed] == ["INCREASE_BROKER_COUNT", "CREATE"]
+    listed = kafka.list_cluster_operations_v2(ClusterArn=arn, MaxResults=1)
+    assert [o["OperationType"] for o in listed["ClusterOperationInfoList"]] == [
+        "INCREASE_BROKER_COUNT"
+    ]
+    assert "NextToken" in listed
 
     deleted = kafka.delete_cluster(ClusterArn=arn)
     assert deleted["State"] == "DELETING"
@@ -629,3 +634,25 @@ def test_bad_requests_over_raw_http(
     answer = json.loads(e.value.read())
     assert answer["message"]
     assert answer.get("invalidParameter") == parameter
+
+
+def test_every_handler_is_an_operation_of_the_model() -> None:
+    """A handler whose name matches no operation would never be routed."""
+    from msklite.web.msk_api import API_VERSION, MskApi, _snake
+    from msklite.web.restjson import load_service
+
+    operations = {_snake(n): n for n in load_service("kafka", API_VERSION).operation_names}
+    handlers = {n for n in vars(MskApi) if not n.startswith("_")}
+    assert handlers <= set(operations), handlers - set(operations)
+    assert {operations[h] for h in handlers} >= {
+        "CreateCluster", "CreateClusterV2", "DescribeCluster", "DescribeClusterV2",
+        "ListClusters", "ListClustersV2", "DeleteCluster", "GetBootstrapBrokers", "ListNodes",
+        "UpdateBrokerCount", "UpdateBrokerStorage", "UpdateBrokerType", "RebootBroker",
+        "UpdateClusterConfiguration", "UpdateClusterKafkaVersion", "CreateConfiguration",
+        "DescribeConfiguration", "ListConfigurations", "UpdateConfiguration",
+        "DescribeConfigurationRevision", "ListConfigurationRevisions", "DeleteConfiguration",
+        "ListKafkaVersions", "GetCompatibleKafkaVersions", "ListClusterOperations",
+        "ListClusterOperationsV2", "DescribeClusterOperation", "DescribeClusterOperationV2",
+        "TagResource", "UntagResource", "ListTagsForResource", "BatchAssociateScramSecret",
+        "BatchDisassociateScramSecret", "ListScramSecrets",
+    }  # fmt: skip
