@@ -468,7 +468,8 @@ def test_versions_and_tags(kafka: Any) -> None:
     assert "3.9.x" in versions and "2.8.1" in versions
     compatible = kafka.get_compatible_kafka_versions()["CompatibleKafkaVersions"]
     targets = {c["SourceVersion"]: c["TargetVersions"] for c in compatible}
-    assert targets["3.8.x"] == ["3.9.x", "4.0.x", "4.1.x"]
+    assert targets["3.8.x"][:3] == ["3.9.x", "4.0.x", "4.1.x"]  # upgrades only
+    assert targets["3.9.x"] == targets["3.8.x"][1:]
     arn, _ = create(kafka, "tagged", brokers=2, subnets=SUBNETS[:2], KafkaVersion="3.8.x")
     (mine,) = kafka.get_compatible_kafka_versions(ClusterArn=arn)["CompatibleKafkaVersions"]
     assert mine["SourceVersion"] == "3.8.x"
