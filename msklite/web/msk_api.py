@@ -914,7 +914,7 @@ class MskApi:
 
     def _scram_cluster(self, arn: str) -> Record:
         record = self._record(arn)
-        if "scram" not in record.get("_auth", []) and not record.get("_default"):
+        if "scram" not in record.get("_auth", []):
             raise bad_request(
                 "SASL/SCRAM authentication is not enabled on the cluster.", "clusterArn"
             )

@@ -32,30 +32,49 @@ SERVE = [sys.executable, "-m", "msklite", "serve", "--port", "0", "--brokers", "
 AWS = [sys.executable, "-m", "awscli", "kafka"]
 
 
+class Serve:
+    """`msklite serve` in a process of its own: its printed lines until the AWS endpoint."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*SERVE, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        assert self.proc.stdout is not None
+        self.lines = [self.proc.stdout.readline()]
+        while not self.lines[-1].startswith("AWS endpoint: "):
+            assert self.lines[-1], self.proc.communicate(timeout=30)
+            self.lines.append(self.proc.stdout.readline())
+        self.endpoint = self.lines[-1].split(": ", 1)[1].strip()
+
+    def line(self, prefix: str) -> str:
+        return (
+            next(line for line in self.lines if line.startswith(prefix)).split(": ", 1)[1].strip()
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = self.proc.communicate(timeout=60)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+            assert self.proc.returncode == 0, err
+
+
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*SERVE, "--data-dir", str(tmp_path / "data")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    server = Serve("--data-dir", str(tmp_path / "data"))
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        while not line.startswith("AWS endpoint: "):
-            assert line, proc.stderr.read() if proc.stderr else ""
-            line = proc.stdout.readline()
-        yield line.split(": ", 1)[1].strip()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+        yield server.endpoint
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 def aws(endpoint: str, *args: str) -> Any:
@@ -134,3 +153,53 @@ def test_the_aws_cli_creates_uses_and_deletes_a_cluster(endpoint: str, tmp_path:
         timeout=60,
     )
     assert bad.returncode != 0 and "NotFoundException" in bad.stderr
+
+
+def test_serve_plays_secrets_manager_for_scram_secrets(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"AmazonMSK_alice": {"username": "alice", "password": "pw-1"}}))
+    server = Serve("--ephemeral", "--auth", "plaintext,scram", "--scram-secrets", str(secrets))
+    try:
+        endpoint = server.endpoint
+        (cluster,) = aws(endpoint, "list-clusters-v2")["ClusterInfoList"]
+        secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_alice-a1B2c3"
+        result = aws(
+            endpoint, "batch-associate-scram-secret", "--cluster-arn", cluster["ClusterArn"],
+            "--secret-arn-list", secret,
+        )  # fmt: skip
+        assert result["UnprocessedScramSecrets"] == []
+        brokers = aws(endpoint, "get-bootstrap-brokers", "--cluster-arn", cluster["ClusterArn"])
+        admin = AdminClient(
+            {
+                "bootstrap.servers": brokers["BootstrapBrokerStringSaslScram"],
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": "alice",
+                "sasl.password": "pw-1",
+                "ssl.ca.location": server.line("CA certificate"),
+            }
+        )
+        assert admin.list_topics(timeout=20).brokers
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "Expecting value"),
+        ("[1]", "not a JSON object"),
+        ('{"AmazonMSK_x": 1}', "is not"),
+    ],
+)
+def test_serve_refuses_a_bad_secrets_file(tmp_path: Path, content: str, message: str) -> None:
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(content)
+    out = subprocess.run(
+        [*SERVE, "--ephemeral", "--scram-secrets", str(secrets)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert out.returncode != 0 and message in out.stderr
