@@ -179,7 +179,6 @@ class Fleet:
             port=0,
             azs=record["_azs"],
             auth=record["_auth"],
-            scram_users=record.get("_scramUsers", {}),
             tls_client_auth=bool(record.get("_tlsClientAuth")),
             kafka_version=prov.get("CurrentBrokerSoftwareInfo", {}).get("KafkaVersion", "3.9.x"),
         )

@@ -41,7 +41,9 @@ from typing import Any
 from aiohttp import web
 from botocore.model import OperationModel, ServiceModel
 
+from msklite.cluster import Cluster
 from msklite.config import BROKER_CONFIGS, PER_BROKER
+from msklite.credentials import TYPE_OF
 from msklite.errors import KafkaError
 from msklite.kafka_releases import RELEASES
 from msklite.kafka_version import kafka_version
@@ -256,7 +258,6 @@ class MskApi:
             "_uuid": cluster_uuid,
             "_nodes": {},
             "_scramSecrets": [],
-            "_scramUsers": {},
             "ClusterArn": cluster_arn(call.region, name, cluster_uuid),
             "ClusterName": name,
             "State": "CREATING",
@@ -482,10 +483,7 @@ class MskApi:
         return {"ClusterArn": arn, "State": "DELETING"}
 
     async def get_bootstrap_brokers(self, params: dict[str, Any], call: Call) -> dict[str, Any]:
-        record = self._record(params["ClusterArn"])
-        cluster = self.fleet.cluster_of(record["ClusterArn"])
-        if cluster is None or not cluster.started:
-            raise bad_request(f"The cluster is {record['State']}; its brokers are not up yet.")
+        cluster = self._running(self._record(params["ClusterArn"]))
         return {
             BOOTSTRAP_FIELDS[kind.auth]: servers
             for kind, (_, servers) in zip(
@@ -924,7 +922,7 @@ class MskApi:
         self, params: dict[str, Any], call: Call
     ) -> dict[str, Any]:
         record = self._scram_cluster(params["ClusterArn"])
-        cluster = self.fleet.cluster_of(record["ClusterArn"])
+        cluster = self._running(record)
         unprocessed = []
         for arn in params["SecretArnList"]:
             error = self._secret_error(arn)
@@ -940,11 +938,15 @@ class MskApi:
                 continue
             user, password = self.fleet.secrets[_secret_name(arn)]
             record["_scramSecrets"].append(arn)
-            record.setdefault("_scramUsers", {})[user] = password
-            if cluster is not None and cluster.started:
-                cluster.add_scram_user(user, password)
+            cluster.add_scram_user(user, password)  # saved with the cluster's metadata
         self.fleet.save()
         return {"ClusterArn": record["ClusterArn"], "UnprocessedScramSecrets": unprocessed}
+
+    def _running(self, record: Record) -> Cluster:
+        cluster = self.fleet.cluster_of(record["ClusterArn"])
+        if cluster is None or not cluster.started:
+            raise bad_request(f"The cluster is {record['State']}; retry once it is ACTIVE.")
+        return cluster
 
     def _secret_error(self, arn: str) -> tuple[str, str] | None:
         parts = arn.split(":")
@@ -961,7 +963,8 @@ class MskApi:
         self, params: dict[str, Any], call: Call
     ) -> dict[str, Any]:
         record = self._scram_cluster(params["ClusterArn"])
-        cluster = self.fleet.cluster_of(record["ClusterArn"])
+        controller = self._running(record).controller
+        assert controller is not None
         unprocessed = []
         for arn in params["SecretArnList"]:
             if arn not in record["_scramSecrets"]:
@@ -976,9 +979,10 @@ class MskApi:
             record["_scramSecrets"].remove(arn)
             secret = self.fleet.secrets.get(_secret_name(arn))
             if secret is not None:
-                record.get("_scramUsers", {}).pop(secret[0], None)
-                if cluster is not None and cluster.started:
-                    cluster.security.users.remove(secret[0])
+                user = secret[0]
+                # one mechanism a request, as AlterUserScramCredentials allows
+                for mechanism in list(controller.scram.get(user, {})):
+                    controller.alter_scram_credentials([(user, TYPE_OF[mechanism])], [])
         self.fleet.save()
         return {"ClusterArn": record["ClusterArn"], "UnprocessedScramSecrets": unprocessed}
 
