@@ -24,6 +24,7 @@ from benchmarks import (
     groups,
     ingest,
     latency,
+    metrics,
     procs,
     rebalance,
     replication,
@@ -50,6 +51,7 @@ BENCHMARKS = (
     "validation",
     "compaction",
     "transactions",
+    "metrics",
 )
 PEERS = ("mock", "tansu")
 
@@ -281,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                 with_mock="mock" in peers,
                 warm=warm_,
             ),
+        ),
+        (
+            "metrics",
+            "a producer's rate with /metrics scraped every second and without",
+            lambda: metrics.run(args.quick),
         ),
     ]
     sections: list[Section] = []
