@@ -22,9 +22,10 @@ from msklite.cluster import Cluster, default_data_dir, stored_brokers
 from msklite.console import execute
 from msklite.kafka_releases import RELEASES
 from msklite.kafka_version import DEFAULT_KAFKA_VERSION
+from msklite.metrics import available as metrics_available
 from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
 from msklite.security.iam import load_credentials
-from msklite.web import DEFAULT_AWS_PORT
+from msklite.web import CONSOLE_PATH, DEFAULT_AWS_PORT, METRICS_PATH
 from msklite.web.service import Service
 
 
@@ -386,6 +387,11 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     if service.url is not None:
         print(f"AWS endpoint: {service.url}", flush=True)
+        print(f"Console: {service.url}{CONSOLE_PATH}", flush=True)
+        if metrics_available():
+            print(f"Metrics: {service.url}{METRICS_PATH}", flush=True)
+        else:
+            print("  (no metrics: pip install 'msklite[metrics]' for prometheus-client)")
     console = loop.create_task(_console(cluster, stop))
     await stop.wait()
     console.cancel()

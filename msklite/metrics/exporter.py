@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -26,7 +26,11 @@ from msklite.metrics.meters import Meter, Sampler, broker_counts, request_name
 if TYPE_CHECKING:
     from msklite.cluster import Cluster
 
-__all__ = ["CONTENT_TYPE_LATEST", "MskCollector", "percentile_ms", "registry_for"]
+__all__ = ["CONTENT_TYPE", "MskCollector", "percentile_ms", "registry_for", "render"]
+
+# The classic text format, as MSK's JMX exporter serves it (prometheus-client's newer default,
+# 1.0.0, differs only for names outside [a-zA-Z0-9_:], which these never have)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PERCENTILES = (
     ("50thPercentile", 0.5),
@@ -252,5 +256,5 @@ def registry_for(cluster: Cluster, sampler: Sampler) -> CollectorRegistry:
 
 
 def render(registry: CollectorRegistry) -> bytes:
-    """The text exposition format (CONTENT_TYPE_LATEST)."""
+    """The text exposition format (CONTENT_TYPE)."""
     return generate_latest(registry)

@@ -201,3 +201,10 @@ def sampler_for(cluster: Cluster) -> Sampler:
     if cluster.started:
         sampler.start()
     return sampler
+
+
+async def stop_sampler(cluster: Cluster) -> None:
+    """Stop the cluster's sampler, if it has one (before the loop that runs it goes)."""
+    sampler = _samplers.get(cluster)
+    if sampler is not None:
+        await sampler.stop()

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 # a Kafka or MSK cluster uses (9092-9098, 2181, 11001-11002).
 DEFAULT_AWS_PORT = 4566
 
-__all__ = ["DEFAULT_AWS_PORT", "Handler", "Route"]
+# where the web console (console.py) and the Prometheus endpoint (metrics.py) answer
+CONSOLE_PATH = "/console/"
+METRICS_PATH = "/metrics"
+
+__all__ = ["CONSOLE_PATH", "DEFAULT_AWS_PORT", "METRICS_PATH", "Handler", "Route"]
 
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 

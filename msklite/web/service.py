@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from msklite.cluster import Cluster
 from msklite.loop_thread import LoopThread
+from msklite.metrics.meters import sampler_for, stop_sampler
 from msklite.web import DEFAULT_AWS_PORT, Route
 from msklite.web.fleet import Fleet
 
@@ -30,9 +31,9 @@ T = TypeVar("T")
 def http_routes(fleet: Fleet) -> list[Route]:
     """Every route provider's routes (a provider imports aiohttp: called off the event loop).
     A new provider adds its `routes(fleet)` here."""
-    from msklite.web import msk_api
+    from msklite.web import console, metrics, msk_api
 
-    return [*msk_api.routes(fleet)]
+    return [*msk_api.routes(fleet), *console.routes(fleet), *metrics.routes(fleet)]
 
 
 def _load_endpoint(host: str, port: int, fleet: Fleet) -> HttpEndpoint:
@@ -89,11 +90,15 @@ class Service:
         )
         await endpoint.start()
         self._endpoint = endpoint
+        # the console's rates and lag history, and the meters' rates, from now on
+        sampler_for(self.cluster)
 
     async def astop(self) -> None:
         if self._endpoint is not None:
             await self._endpoint.stop()
             self._endpoint = None
+        for cluster in {self.cluster, *self.fleet.running().values()}:
+            await stop_sampler(cluster)
         await self.fleet.close()
         await self.cluster.astop()
 
