@@ -1,18 +1,18 @@
 """What a Prometheus scrape costs the brokers: a producer's rate with the `/metrics` endpoint
 scraped every second, beside the same producer with no scrape, in the same run.
 
-A 3-broker cluster with its HTTP endpoint (`msklite.web.service.Service`, in this process on
-its background thread, as `msklite serve` runs it) and a topic of 6 partitions at RF 3 (so
-that every broker leads and follows, and a scrape has partitions, logs and meters to render);
-a consumer group commits offsets on it, so the lag metrics are rendered too. A confluent-kafka
-producer sends 1 KiB records (acks=all) for a fixed window; the windows alternate quiet /
-scraped / scraped / quiet, in blocks (ABBA: a trend over the block, such as the log growing or
-the shared machine's load drifting, hits both alike); each block gives the ratio of its
-scraped windows' records to its quiet ones', and the figure is the median block's. A scraper
-thread GETs `/metrics` over HTTP once a second during the scraped windows and reads the whole
-answer (its wall time, queued behind the produce traffic, is reported); the metrics sampler
-ticks (every 5 s) in both. Last, the scrape's own cost: the answer rendered 20 times on the
-idle loop.
+`msklite serve` (3 brokers, its HTTP endpoint on a free port) in a process of its own, as users
+run it; a topic of 6 partitions at RF 3 (every broker leads and follows, so a scrape has
+partitions, logs and meters to render) and a consumer group's committed offsets on it (so
+the lag metrics are rendered too). A confluent-kafka producer in this process sends 1 KiB
+records (acks=all) for a fixed window; the windows alternate quiet / scraped / scraped /
+quiet, in blocks (ABBA: a trend over the block, such as the log growing or the shared
+machine's load drifting, hits both alike); each block gives the ratio of its scraped windows'
+records to its quiet ones', and the figure is the median block's. A scraper thread GETs
+`/metrics` once a second during the scraped windows and reads the whole answer (its wall
+time, queued behind the produce traffic, is reported); the metrics sampler ticks (every 5 s)
+in both. The broker process's CPU per record is read around every window. Last, the scrape's
+own cost: 20 scrapes of the idle broker, their wall time and the broker's CPU time.
 
 The machine's 2 cores are shared: figures move with other load (the JSON keeps the load
 average before the section).
@@ -26,16 +26,17 @@ import urllib.request
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.procs import BrokerProcess, free_port_block, msklite_command
 from benchmarks.report import Section
-from msklite import Cluster
-from msklite.web.service import Service
 
 RECORD_BYTES = 1024
 TOPIC = "load"
 PARTITIONS = 6
 SCRAPE_EVERY_S = 1.0
 BLOCKS = 3
+START_TIMEOUT_S = 60.0
 
 
 def _produce_for(bootstrap: str, seconds: float) -> float:
@@ -60,6 +61,11 @@ def _produce_for(bootstrap: str, seconds: float) -> float:
     return acked / (time.perf_counter() - t0)
 
 
+def _scrape(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return len(resp.read())
+
+
 class _Scraper:
     """GETs `url` every SCRAPE_EVERY_S while running; counts scrapes, bytes and their time."""
 
@@ -74,8 +80,7 @@ class _Scraper:
     def _run(self) -> None:
         while not self.stop.is_set():
             t0 = time.perf_counter()
-            with urllib.request.urlopen(self.url, timeout=10) as resp:
-                self.bytes += len(resp.read())
+            self.bytes += _scrape(self.url)
             took = time.perf_counter() - t0
             self.seconds += took
             self.scrapes += 1
@@ -90,7 +95,9 @@ class _Scraper:
         self.thread.join(15)
 
 
-def _commit_group(bootstrap: str) -> None:
+def _prepare(bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3)])[TOPIC].result(30)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False})
     c.commit(offsets=[TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)], asynchronous=False)
     c.close()
@@ -103,47 +110,51 @@ def _block_ratios(quiet: list[float], scraped: list[float]) -> list[float]:
     ]
 
 
-def _render_ms(service: Service, times: int) -> float:
-    """Milliseconds one /metrics answer takes to render (call on the service's loop)."""
-    from msklite.metrics.exporter import registry_for, render
-    from msklite.metrics.meters import sampler_for
-
-    cluster = service.cluster
-    t0 = time.perf_counter()
-    for _ in range(times):
-        render(registry_for(cluster, sampler_for(cluster)))
-    return (time.perf_counter() - t0) * 1000 / times
-
-
 def scrape_cost(seconds: float) -> dict[str, Any]:
-    with Service(Cluster(brokers=3), aws_port=0) as service:
-        cluster = service.cluster
-        # on the service's loop, where the cluster runs
-        service._bridge.call(lambda: cluster.create_topic(TOPIC, PARTITIONS, 3))
-        bootstrap = cluster.bootstrap_servers
-        url = f"{service.url}/metrics"
-        _commit_group(bootstrap)
+    port = free_port_block(3)
+    with BrokerProcess("msklite", msklite_command(3, port)) as broker:
+        bootstrap = broker.wait_line("Bootstrap servers: ", START_TIMEOUT_S)[1].split(": ")[1]
+        url = broker.wait_line("Metrics: ", START_TIMEOUT_S)[1].split(": ", 1)[1].strip()
+        _prepare(bootstrap)
         _produce_for(bootstrap, min(seconds, 1.0))  # warm-up
         quiet: list[float] = []
         scraped: list[float] = []
+        cpu_per_krec: dict[str, list[float]] = {"quiet": [], "scraped": []}
         scraper_stats: list[dict[str, float]] = []
         for scrape in (False, True, True, False) * BLOCKS:
-            if not scrape:
-                quiet.append(_produce_for(bootstrap, seconds))
-                continue
-            with _Scraper(url) as s:
-                scraped.append(_produce_for(bootstrap, seconds))
-            scraper_stats.append(
-                {"scrapes": s.scrapes, "bytes": s.bytes, "mean_ms": 1000 * s.seconds / s.scrapes}
-            )
-        render_ms = service._bridge.call(lambda: _render_ms(service, 20))
+            cpu0 = broker.cpu_seconds()
+            if scrape:
+                with _Scraper(url) as s:
+                    rate = _produce_for(bootstrap, seconds)
+                scraper_stats.append(
+                    {
+                        "scrapes": s.scrapes,
+                        "bytes": s.bytes,
+                        "mean_ms": 1000 * s.seconds / s.scrapes,
+                    }
+                )
+            else:
+                rate = _produce_for(bootstrap, seconds)
+            (scraped if scrape else quiet).append(rate)
+            cpu = broker.cpu_seconds() - cpu0
+            cpu_per_krec["scraped" if scrape else "quiet"].append(1000 * cpu / (rate * seconds))
+        time.sleep(2 * SCRAPE_EVERY_S)  # the acks=all tail settles: the broker goes idle
+        cpu0, t0 = broker.cpu_seconds(), time.perf_counter()
+        for _ in range(20):
+            size = _scrape(url)
+        idle_ms = (time.perf_counter() - t0) * 1000 / 20
+        idle_cpu_ms = (broker.cpu_seconds() - cpu0) * 1000 / 20
+    blocks = _block_ratios(quiet, scraped)
     return {
-        "render_ms": render_ms,
         "records_per_s_quiet": quiet,
         "records_per_s_scraped": scraped,
-        "block_ratios": (blocks := _block_ratios(quiet, scraped)),
+        "block_ratios": blocks,
         "ratio": sorted(blocks)[len(blocks) // 2],
+        "broker_cpu_ms_per_1000_records": cpu_per_krec,
         "scrapes": scraper_stats,
+        "idle_scrape_ms": idle_ms,
+        "idle_scrape_broker_cpu_ms": idle_cpu_ms,
+        "scrape_bytes": size,
         "window_s": seconds,
     }
 
@@ -160,9 +171,13 @@ def run(quick: bool = False) -> Section:
         f"{scraped:,.0f} rec/s",
         f"{r['ratio']:.3f} of unscraped (median of {len(r['block_ratios'])} ABBA blocks: "
         f"{', '.join(f'{b:.2f}' for b in r['block_ratios'])}; target ≥ 0.97); "
-        f"{sum(x['scrapes'] for x in s)} "
-        f"scrapes of ≈{s[0]['bytes'] // max(s[0]['scrapes'], 1):,} B, answered in "
-        f"{sum(x['mean_ms'] for x in s) / len(s):.0f} ms; {r['render_ms']:.1f} ms to render",
+        f"{sum(x['scrapes'] for x in s)} scrapes answered in "
+        f"{sum(x['mean_ms'] for x in s) / len(s):.0f} ms under load",
     )
-    section.data.update({"scrape": r, "note": "in process; 2 shared cores"})
+    section.row(
+        "one /metrics scrape, idle broker",
+        f"{r['idle_scrape_ms']:.1f} ms",
+        f"{r['scrape_bytes']:,} B; {r['idle_scrape_broker_cpu_ms']:.1f} ms of broker CPU",
+    )
+    section.data.update({"scrape": r, "note": "msklite serve in its own process; 2 shared cores"})
     return section

@@ -12,6 +12,7 @@ from kafka.protocol.producer.produce import ProduceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from msklite import Cluster
+from msklite.metrics import state
 from msklite.metrics.exporter import registry_for, render
 from msklite.metrics.meters import Sampler
 from msklite.protocol.records import encode_batch
@@ -232,3 +233,39 @@ def test_isr_shrinks_and_expands_are_counted_by_the_leader(cluster: Cluster) -> 
     m = scrape(cluster, sampler)
     expands = {"broker": str(view.leader), "name": "IsrExpandsPerSec"}
     assert m.get("kafka_server_ReplicaManager_Count", **expands) == 1
+
+
+def test_kip848_consumer_groups_have_their_lag_and_members() -> None:
+    with Cluster(brokers=3, kafka_version="4.1.x") as cluster:
+        _load(cluster, {0: 2, 1: 1})
+        member = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "group.id": "modern",
+                "group.protocol": "consumer",
+                "client.id": "new-protocol",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            member.subscribe([TOPIC])
+            deadline = time.monotonic() + 30
+            while len(member.assignment()) < 2:
+                assert time.monotonic() < deadline, "no assignment"
+                member.poll(0.1)
+            member.commit(offsets=[TopicPartition(TOPIC, 0, 3)], asynchronous=False)
+            [group] = cluster._call(lambda: state.groups(cluster))
+            assert (group.group_id, group.state, group.protocol_type) == (
+                "modern",
+                "Stable",
+                "consumer",
+            )
+            [view] = group.members
+            assert view.client_id == "new-protocol"
+            assert view.assignment == [(TOPIC, 0), (TOPIC, 1)]
+            assert [(p.partition, p.lag) for p in group.lags] == [(0, 2 * RECORDS_PER_BATCH - 3)]
+            m = scrape(cluster, Sampler(cluster))
+            lag = "kafka_consumer_group_ConsumerLagMetrics_Value"
+            assert m.total(lag, groupId="modern", name="SumOffsetLag") == 2 * RECORDS_PER_BATCH - 3
+        finally:
+            member.close()
