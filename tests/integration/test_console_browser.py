@@ -101,7 +101,7 @@ def page(browser: Any, service: Service) -> Iterator[Any]:
 def _on_loop(service: Service, fn: Callable[[], T]) -> T:
     """`fn()` on the service's event loop (the cluster's synchronous API would otherwise run
     it on this thread: the cluster runs on the service's loop, not a loop of its own)."""
-    return service._bridge.call(fn)
+    return service.call(fn)
 
 
 def _tick(service: Service) -> None:

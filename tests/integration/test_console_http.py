@@ -84,7 +84,7 @@ def test_serve_prints_the_console_and_metrics_lines() -> None:
 
 def test_metrics_endpoint_scraped_over_http(service: Service) -> None:
     cluster = service.cluster
-    service._bridge.call(lambda: cluster.create_topic("scraped", 1, 3))
+    service.call(lambda: cluster.create_topic("scraped", 1, 3))
     p = Producer({"bootstrap.servers": cluster.bootstrap_servers})
     for _ in range(7):
         p.produce("scraped", b"x" * 10)
@@ -127,7 +127,7 @@ def test_console_state_and_static_files(service: Service) -> None:
 def test_console_fault_actions(service: Service) -> None:
     api = f"{service.url}/console/api"
     cluster = service.cluster
-    service._bridge.call(lambda: cluster.create_topic("moved", 1, 3))
+    service.call(lambda: cluster.create_topic("moved", 1, 3))
     assert _post(f"{api}/brokers/9/stop") == (
         400,
         {"error": "no broker 9: the cluster's brokers are 1, 2, 3"},
@@ -137,7 +137,7 @@ def test_console_fault_actions(service: Service) -> None:
     assert _post(f"{api}/brokers/2/start") == (400, {"error": "broker 2 is already running"})
 
     def leader_now() -> int:  # on the service's loop, where the cluster runs
-        return service._bridge.call(lambda: cluster.partition("moved", 0).leader)
+        return service.call(lambda: cluster.partition("moved", 0).leader)
 
     leader = leader_now()
     assert _post(f"{api}/brokers/{leader}/stop") == (200, {"ok": True})
