@@ -14,7 +14,8 @@ Behavior:
   otherwise the API answers UNSUPPORTED_VERSION, as a Kafka 3.7-3.9 broker does by default
   (librdkafka reports it as a fatal consumer error instead of retrying forever).
 - Mixed use: a consumer-protocol member of a classic group in use gets GROUP_ID_NOT_FOUND; an
-  empty classic group becomes a consumer group (its offsets kept), and back (JoinGroup).
+  empty classic group becomes a consumer group (its offsets kept), and back (JoinGroup). The
+  id of a share group is GROUP_ID_NOT_FOUND too.
 - ConsumerGroupDescribe: epochs, the preferred assignor, each member's current and target
   assignment; GROUP_ID_NOT_FOUND for an unknown group or one that is not a consumer group,
   INVALID_GROUP_ID for an empty id, NOT_COORDINATOR from another broker.
@@ -96,6 +97,11 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reade
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
         return encode_heartbeat_response(HeartbeatResponse(error))
+    share = ctx.share_started
+    if share is not None and share.groups.group(req.group_id) is not None:
+        # one group id, one type: a share group's id is not a consumer group's
+        message = f"Group {req.group_id} is not a consumer group."
+        return encode_heartbeat_response(HeartbeatResponse(ErrorCode.GROUP_ID_NOT_FOUND, message))
     resp = ctx.groups.consumer_heartbeat(req, v, header.client_id, "/" + header.client_host)
     return encode_heartbeat_response(resp)
 

@@ -17,6 +17,7 @@ from confluent_kafka import (
     ConsumerGroupType,
     KafkaError,
     Producer,
+    ShareConsumer,
     TopicPartition,
 )
 from confluent_kafka.admin import (
@@ -383,3 +384,25 @@ def test_mangled_heartbeats_never_crash_the_broker(msk_cluster: Cluster, topic_n
     assert all(msk_cluster.broker_stats(n).internal_errors == 0 for n in msk_cluster.brokers)
     with RawClient(msk_cluster.bootstrap_servers) as raw:
         assert raw.api_versions().error_code == 0
+
+
+@pytest.mark.msk(brokers=1, kafka_version="4.2.x")
+def test_a_share_groups_id_is_not_a_consumer_groups(msk_cluster: Cluster, topic_name: str) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1)
+    sharer = ShareConsumer(
+        {"bootstrap.servers": msk_cluster.bootstrap_servers, "group.id": topic_name}
+    )
+    member = Member(msk_cluster, topic_name)
+    try:
+        sharer.subscribe([topic_name])
+        deadline = time.monotonic() + DEADLINE_S
+        # (a share group starts at the latest offset: produce until a record arrives)
+        while not [m for m in sharer.poll(0.2) if m.error() is None]:
+            assert time.monotonic() < deadline, "the share consumer got nothing"
+            _produce(msk_cluster, topic_name, 1, 1)
+        member.subscribe([topic_name])
+        _poll_until([member], lambda: bool(member.errors))
+        assert "The group id does not exist" in member.errors[0].str()
+    finally:
+        member.consumer.close()
+        sharer.close()
