@@ -2,12 +2,12 @@
 synchronous state machine over the groups of the `__consumer_offsets` partitions this broker
 leads (a share group's coordinator is found as any group's).
 
-A member joins with epoch 0 and gets the group's epoch; a join, a leave, a subscription change
-or a topic's partition count changing bumps the group epoch and recomputes the target
-assignment with Kafka's simple assignor (`assign`). Share groups do not reconcile: a member
-takes its new assignment on its next heartbeat, its epoch then the group's. A member silent
-for `group.share.session.timeout.ms` is removed. Removed members are reported to the caller so
-that the records they hold are released.
+A member joins with epoch 0 under the member id it chose (KIP-1082) and gets the group's epoch;
+a join, a leave, a subscription change or a topic's partition count changing bumps the group
+epoch and recomputes the target assignment with Kafka's simple assignor (`assign`). Share
+groups do not reconcile: a member takes its new assignment on its next heartbeat, its epoch
+then the group's. A member silent for `group.share.session.timeout.ms` is removed. Removed
+members are reported to the caller so that the records they hold are released.
 """
 
 from __future__ import annotations
@@ -143,6 +143,10 @@ class ShareGroupCoordinator:
     ) -> HeartbeatResult:
         if not group_id:
             return HeartbeatResult(ErrorCode.INVALID_REQUEST, "GroupId can't be empty.")
+        if not member_id:  # clients choose their member ids (KIP-1082)
+            return HeartbeatResult(ErrorCode.INVALID_REQUEST, "MemberId can't be empty.")
+        if epoch < -1:
+            return HeartbeatResult(ErrorCode.INVALID_REQUEST, "MemberEpoch is invalid.")
         group = self.groups.get(group_id)
         if epoch == -1:
             if group is not None and member_id in group.members:
@@ -156,7 +160,7 @@ class ShareGroupCoordinator:
                 )
             if group is None:
                 group = self.groups[group_id] = ShareGroup(group_id)
-            member = group.members.get(member_id) if member_id else None
+            member = group.members.get(member_id)
             if member is None:
                 if len(group.members) >= self.config.max_size:
                     return HeartbeatResult(
@@ -164,7 +168,6 @@ class ShareGroupCoordinator:
                         f"The share group has reached its maximum capacity of "
                         f"{self.config.max_size} members.",
                     )
-                member_id = member_id or str(uuid.uuid4())
                 member = group.members[member_id] = ShareMember(
                     member_id, client_id, client_host, rack_id, list(subscribed)
                 )

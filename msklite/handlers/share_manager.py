@@ -152,8 +152,9 @@ class SharePartitionManager:
         self.partitions.pop(key, None)
 
     def release_member(self, group_id: str, member_id: str) -> None:
-        """The member left the group: its session goes, and every record it holds here."""
-        self.sessions.pop((group_id, member_id), None)
+        """The member left the group: every record it holds here goes back. Its share
+        session stays until the client closes it (its last ShareAcknowledge may come after
+        the leave)."""
         for key, held in list(self.partitions.items()):
             if key.group_id == group_id and held.sp.release_member(member_id):
                 self._persist(key, held)
@@ -223,8 +224,10 @@ class SharePartitionManager:
         records = log.read(first, max_bytes, hw, True)
         if not records:
             return Fetched()
-        last = _last_offset(records[-1])
-        acquired = sp.acquire(member_id, min(hw, last + 1), max_records, self._clock.now_ms())
+        ends = [_last_offset(b) for b in records]
+        acquired = sp.acquire(
+            member_id, min(hw, ends[-1] + 1), max_records, self._clock.now_ms(), ends
+        )
         if not acquired:
             return Fetched()
         upto = acquired[-1].last_offset

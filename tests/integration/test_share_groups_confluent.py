@@ -33,10 +33,14 @@ def _consumer(cluster: Cluster, group: str, **extra: object) -> ShareConsumer:
     return consumer
 
 
-def _produce(cluster: Cluster, topic: str, n: int, start: int = 0) -> None:
+def _produce(cluster: Cluster, topic: str, n: int, start: int = 0, batch: int = 10) -> None:
+    """Records start..start+n-1, in log batches of `batch` (a share consumer acquires whole
+    batches, so one big batch would go to one consumer)."""
     p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 0})
     for i in range(start, start + n):
         p.produce(topic, value=b"%d" % i, partition=0)
+        if (i - start + 1) % batch == 0:
+            assert p.flush(10) == 0
     assert p.flush(10) == 0
 
 

@@ -62,10 +62,8 @@ def test_first_heartbeat_must_subscribe_and_group_size_is_bounded() -> None:
     assert _join(c, "a", []).error == ErrorCode.INVALID_REQUEST
     assert _join(c, "a", ["six"]).error == ErrorCode.NONE
     assert _join(c, "b", ["six"]).error == ErrorCode.GROUP_MAX_SIZE_REACHED
-    # an empty member id gets one made by the coordinator
-    c2 = _coordinator()
-    made = _join(c2, "", ["six"])
-    assert made.member_id and made.member_id in c2.groups["g"].members
+    # clients choose their member ids (KIP-1082)
+    assert _join(_coordinator(), "", ["six"]).error == ErrorCode.INVALID_REQUEST
 
 
 def test_silent_member_is_removed_after_the_session_timeout() -> None:

@@ -14,6 +14,7 @@ from msklite.errors import ErrorCode
 
 LIMIT = 3  # group.share.delivery.count.limit
 MAX_IN_FLIGHT = 8
+MAX_BATCH = 6
 LOCK_MS = 100
 MEMBERS = ("a", "b")
 
@@ -50,24 +51,36 @@ class ShareMachine(RuleBasedStateMachine):
         self.model = Model()
         self.now = 0
         self.log_end = 0
+        self.batch_ends: list[int] = []  # the last offset of each produced batch
 
-    @rule(n=st.integers(1, 6))
+    @rule(n=st.integers(1, MAX_BATCH))
     def produce(self, n: int) -> None:
         self.log_end += n
+        self.batch_ends.append(self.log_end - 1)
         self.model.recs.extend(Rec() for _ in range(n))
 
     @rule(member=st.sampled_from(MEMBERS), max_records=st.integers(1, 10))
     def acquire(self, member: str, max_records: int) -> None:
-        got = self.sp.acquire(member, self.log_end, max_records, self.now)
+        got = self.sp.acquire(member, self.log_end, max_records, self.now, self.batch_ends)
         offsets = [o for a in got for o in range(a.first_offset, a.last_offset + 1)]
         m = self.model
+        start, old_end = m.start(), m.end
         assert offsets == sorted(set(offsets))
-        assert len(offsets) <= max_records
-        expected_free = [
-            o for o in range(m.start(), m.end) if not m.recs[o].done and m.recs[o].holder is None
-        ]
-        # redeliveries come first, in order, as many as allowed
-        assert offsets[: len(expected_free)] == expected_free[: len(offsets)]
+        free = [o for o in range(start, old_end) if not m.recs[o].done and m.recs[o].holder is None]
+        # redeliveries first, in order, at most max_records of them
+        redelivered = free[:max_records]
+        assert offsets[: len(redelivered)] == redelivered
+        new = offsets[len(redelivered) :]
+        if new:
+            # new records: from the SPEO on, in whole batches, each begun within both limits
+            assert new == list(range(old_end, new[-1] + 1))
+            assert new[-1] in self.batch_ends
+            last_batch = max([e + 1 for e in self.batch_ends if e < new[-1]] + [old_end])
+            assert len(redelivered) + last_batch - old_end < max_records
+            assert last_batch - start < MAX_IN_FLIGHT
+        end = old_end + len(new)
+        # and they stop only at the log end or at a limit
+        assert end == self.log_end or len(offsets) >= max_records or end - start >= MAX_IN_FLIGHT
         for o in offsets:
             r = m.recs[o]
             assert not r.done and r.holder is None, f"offset {o} handed out twice"
@@ -76,11 +89,7 @@ class ShareMachine(RuleBasedStateMachine):
         for a in got:
             for o in range(a.first_offset, a.last_offset + 1):
                 assert m.recs[o].count == a.delivery_count
-        if offsets:
-            m.end = max(m.end, offsets[-1] + 1)
-        # new offsets are taken while the in-flight window has room
-        if len(offsets) < max_records and m.end < self.log_end:
-            assert m.end - m.start() >= MAX_IN_FLIGHT
+        m.end = end
 
     @rule(
         member=st.sampled_from(MEMBERS),
@@ -138,7 +147,8 @@ class ShareMachine(RuleBasedStateMachine):
     def same_state(self) -> None:
         m = self.model
         assert self.sp.start_offset == m.start()
-        assert self.sp.end_offset - self.sp.start_offset <= max(MAX_IN_FLIGHT, 0)
+        # a batch begun within the in-flight limit is taken whole
+        assert self.sp.end_offset - self.sp.start_offset < MAX_IN_FLIGHT + MAX_BATCH
         for o in range(m.start(), self.sp.end_offset):
             rec, r = self.sp.in_flight[o], m.recs[o]
             assert rec.delivery_count == r.count
@@ -198,3 +208,15 @@ def test_per_offset_acknowledgement_is_all_or_nothing() -> None:
     assert sp.acknowledge("a", 0, 2, mixed[:3], 1) == ErrorCode.NONE
     assert [sp.in_flight[o].state for o in (2, 3)] == [RecordState.AVAILABLE, RecordState.ACQUIRED]
     assert sp.start_offset == 2
+
+
+def test_new_records_are_acquired_in_whole_batches() -> None:
+    sp = SharePartition(0, 5, 4, 10)
+    # batches 0-2, 3-7, 8-9: max_records 4 takes two whole batches (8 records)
+    got = sp.acquire("a", 10, 4, 0, [2, 7, 9])
+    assert [(a.first_offset, a.last_offset) for a in got] == [(0, 7)]
+    # 8 in flight, past the limit of 4: nothing new until the window moves
+    assert sp.acquire("b", 10, 4, 0, [2, 7, 9]) == []
+    assert sp.acknowledge("a", 0, 7, [AckType.ACCEPT], 1) == ErrorCode.NONE
+    got = sp.acquire("b", 10, 4, 1, [2, 7, 9])
+    assert [(a.first_offset, a.last_offset) for a in got] == [(8, 9)]
