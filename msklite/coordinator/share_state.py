@@ -16,7 +16,6 @@ it reads both, an update merged over the snapshot as Kafka merges it.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from msklite.coordinator.coordinator import LogRecord, Output, partition_for
 from msklite.coordinator.share_partition import RecordState, StateBatch
 from msklite.errors import ErrorCode, ProtocolError
-from msklite.protocol.primitives import Reader, Writer
+from msklite.protocol.primitives import Reader, Writer, kafka_uuid_str
 
 SHARE_STATE_TOPIC = "__share_group_state"
 SNAPSHOT_TYPE = 0
@@ -40,8 +39,7 @@ class ShareKey:
     def coordinator_key(self) -> str:
         """Kafka's SharePartitionKey.asCoordinatorKey (a topic id prints as Kafka's Uuid
         does: URL-safe base64, unpadded)."""
-        topic = base64.urlsafe_b64encode(self.topic_id.bytes).rstrip(b"=").decode()
-        return f"{self.group_id}:{topic}:{self.partition}"
+        return f"{self.group_id}:{kafka_uuid_str(self.topic_id)}:{self.partition}"
 
 
 @dataclass(frozen=True, slots=True)

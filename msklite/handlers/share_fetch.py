@@ -27,8 +27,6 @@ Deviations from Kafka/MSK:
   batches and splits them on demand); what a client sees is the same.
 - The share acquire mode (v2 ShareAcquireMode) is taken as batch-optimized: max_records is
   a soft limit rounded to whole acquired offsets, never to batch boundaries.
-- The records of a response are copied once into it (the spec codec), not written from the
-  log's pages as Fetch's are.
 
 Version notes:
 - v2: ShareAcquireMode (KIP-1206), acknowledge type RENEW and IsRenewAck (KIP-1222).
@@ -37,6 +35,7 @@ Version notes:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -46,6 +45,7 @@ from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.handlers.share_groups import DISABLED, share_enabled
 from msklite.protocol import schemas
+from msklite.protocol import share_fetch as codec
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -55,8 +55,6 @@ if TYPE_CHECKING:  # the share machinery loads with the first share request (ctx
     from msklite.coordinator.share_state import ShareKey
     from msklite.handlers.share_manager import Fetched, ShareSession
 
-FetchResp = schemas.ShareFetchResponse
-FetchPart = FetchResp.ShareFetchableTopicResponse.PartitionData
 AckResp = schemas.ShareAcknowledgeResponse
 AckPart = AckResp.ShareAcknowledgeTopicResponse.PartitionData
 RENEW = 4
@@ -121,15 +119,7 @@ def share_fetch(
     req = spec_request(schemas.ShareFetchRequest, header, r)
 
     def failed(error: ErrorCode, message: str | None = None) -> list[Buffer]:
-        body = FetchResp(
-            throttle_time_ms=0,
-            error_code=error,
-            error_message=message,
-            acquisition_lock_timeout_ms=0,
-            responses=[],
-            node_endpoints=[],
-        )
-        return spec_response(header, body)
+        return codec.encode_response(error, message, 0, [], [])
 
     if not share_enabled(ctx):
         return failed(ErrorCode.UNSUPPORTED_VERSION, DISABLED)
@@ -262,53 +252,36 @@ def _fetch_response(
 ) -> list[Buffer]:
     from msklite.handlers.share_manager import Fetched
 
-    by_topic: dict[object, list[FetchPart]] = {}
+    by_topic: dict[uuid.UUID, list[codec.SharePartitionData]] = {}
     leaders: set[int] = set()
     total = 0
     for key in dict.fromkeys([*fetched, *ack_errors]):
         f = fetched.get(key, Fetched())
-        ack = ack_errors.get(key, ErrorCode.NONE)
         if not (f.acquired or f.error or key in ack_errors):
             continue
         leader, leader_epoch = _leader(ctx, key)
         if f.error == ErrorCode.NOT_LEADER_OR_FOLLOWER and leader >= 0:
             leaders.add(leader)
-        records = b"".join(f.records)
-        total += len(records)
+        total += sum(len(b) for b in f.records)
         by_topic.setdefault(key.topic_id, []).append(
-            FetchPart(
-                partition_index=key.partition,
-                error_code=f.error,
-                acknowledge_error_code=ack,
-                current_leader=FetchPart.LeaderIdAndEpoch(
-                    leader_id=leader, leader_epoch=leader_epoch
-                ),
-                records=records,
-                acquired_records=[
-                    FetchPart.AcquiredRecords(
-                        first_offset=a.first_offset,
-                        last_offset=a.last_offset,
-                        delivery_count=a.delivery_count,
-                    )
-                    for a in f.acquired
-                ],
+            codec.SharePartitionData(
+                key.partition,
+                f.error,
+                ack_errors.get(key, ErrorCode.NONE),
+                leader,
+                leader_epoch,
+                list(f.records),
+                [(a.first_offset, a.last_offset, a.delivery_count) for a in f.acquired],
             )
         )
     ctx.stats.bytes_out += total
-    body = FetchResp(
-        throttle_time_ms=0,
-        error_code=ErrorCode.NONE,
-        acquisition_lock_timeout_ms=ctx.share.partitions.lock_duration_ms,
-        responses=[
-            FetchResp.ShareFetchableTopicResponse(topic_id=tid, partitions=parts)  # type: ignore[arg-type]
-            for tid, parts in by_topic.items()
-        ],
-        node_endpoints=[
-            FetchResp.NodeEndpoint(node_id=n, host=h, port=p, rack=rack)
-            for n, h, p, rack in _endpoints(ctx, leaders, header.listener)
-        ],
+    return codec.encode_response(
+        ErrorCode.NONE,
+        None,
+        ctx.share.partitions.lock_duration_ms,
+        list(by_topic.items()),
+        [codec.NodeEndpoint(*e) for e in _endpoints(ctx, leaders, header.listener)],
     )
-    return spec_response(header, body)
 
 
 # ---- ShareAcknowledge ----

@@ -15,7 +15,6 @@ anything else must be the session's current epoch, which then moves on.
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from msklite.coordinator.share_partition import AckType, Acquired, SharePartitio
 from msklite.coordinator.share_runtime import ShareGroupRuntime, ShareStateRuntime
 from msklite.coordinator.share_state import ShareKey, ShareState
 from msklite.errors import ErrorCode, KafkaError
+from msklite.protocol.records import read_header
 from msklite.replication.partition import Partition
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.topic_partition import TopicPartition
@@ -208,8 +208,9 @@ class SharePartitionManager:
         max_bytes: int,
         max_records: int,
     ) -> Fetched:
-        """Acquire for `member_id` what the log has past the share partition's available
-        offsets, at most `max_records` and the batches of `max_bytes` (at least one)."""
+        """Acquire for `member_id` what the log has from the share partition's first available
+        offset on, at most `max_bytes` of batches (at least one) and about `max_records`
+        records (whole batches); the batches holding an acquired record are the answer."""
         sp = held.sp
         hw = part.high_watermark
         log = part.log
@@ -221,19 +222,31 @@ class SharePartitionManager:
         )
         if first >= hw or max_records <= 0:
             return Fetched()
-        records = log.read(first, max_bytes, hw, True)
-        if not records:
+        # whole batches, as many as could be acquired: the read's views hold many each
+        enough = max(sp.end_offset, first) + max_records
+        room_end = sp.start_offset + sp.max_in_flight
+        batches: list[tuple[memoryview, int, int]] = []
+        for view in log.read(first, max_bytes, hw, True):
+            pos = 0
+            while pos < len(view):
+                h = read_header(view, pos)
+                batches.append((view[pos : pos + h.size], h.base_offset, h.last_offset))
+                pos += h.size
+                if h.last_offset + 1 >= enough or h.last_offset >= room_end:
+                    break
+            else:
+                continue
+            break
+        if not batches:
             return Fetched()
-        ends = [_last_offset(b) for b in records]
+        ends = [last for _, _, last in batches]
         acquired = sp.acquire(
             member_id, min(hw, ends[-1] + 1), max_records, self._clock.now_ms(), ends
         )
         if not acquired:
             return Fetched()
-        upto = acquired[-1].last_offset
-        kept = [b for b in records if _base_offset(b) <= upto]
         self._schedule(sp)
-        return Fetched(ErrorCode.NONE, kept, acquired)
+        return Fetched(ErrorCode.NONE, _holding(batches, acquired), acquired)
 
     def acknowledge(
         self, member_id: str, key: ShareKey, batches: list[tuple[int, int, list[int]]]
@@ -316,12 +329,18 @@ class SharePartitionManager:
             self._schedule(held.sp)
 
 
-def _base_offset(batch: memoryview) -> int:
-    base: int = struct.unpack_from(">q", batch, 0)[0]
-    return base
-
-
-def _last_offset(batch: memoryview) -> int:
-    # v2 batch header: baseOffset int64 at 0, lastOffsetDelta int32 at 23
-    delta: int = struct.unpack_from(">i", batch, 23)[0]
-    return _base_offset(batch) + delta
+def _holding(
+    batches: list[tuple[memoryview, int, int]], acquired: list[Acquired]
+) -> list[memoryview]:
+    """The batches that hold an acquired offset (both lists in offset order)."""
+    out = []
+    runs = iter(acquired)
+    run = next(runs, None)
+    for view, base, last in batches:
+        while run is not None and run.last_offset < base:
+            run = next(runs, None)
+        if run is None:
+            break
+        if run.first_offset <= last:
+            out.append(view)
+    return out

@@ -15,6 +15,7 @@ from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.records import read_header
 from msklite.protocol.share_messages import (
     AlterShareGroupOffsetsRequest,
     DeleteShareGroupOffsetsRequest,
@@ -71,9 +72,10 @@ def _fetch(
     )
 
 
-def _setup(cluster: Cluster, topic: str, records: int) -> tuple[uuid.UUID, str]:
-    """The topic with `records` records produced after a share partition was set up for
-    group "g" at its (empty) log end; the address of the partition's leader."""
+def _setup(cluster: Cluster, topic: str, records: int, batch: int = 0) -> tuple[uuid.UUID, str]:
+    """The topic with `records` records produced (in batches of `batch`, 0: one) after a
+    share partition was set up for group "g" at its (empty) log end; the address of the
+    partition's leader."""
     from confluent_kafka import Producer
 
     cluster.create_topic(topic, partitions=1, replication_factor=3)
@@ -93,6 +95,8 @@ def _setup(cluster: Cluster, topic: str, records: int) -> tuple[uuid.UUID, str]:
     p = Producer({"bootstrap.servers": cluster.bootstrap_servers})
     for i in range(records):
         p.produce(topic, b"%d" % i, partition=0)
+        if batch and (i + 1) % batch == 0:
+            assert p.flush(10) == 0
     assert p.flush(10) == 0
     return topic_id, leader
 
@@ -373,56 +377,29 @@ def test_alter_and_delete_share_group_offsets(msk_cluster: Cluster, topic_name: 
         assert admin.request(delete, 0).error_code == ErrorCode.GROUP_ID_NOT_FOUND
 
 
-@SHARE
-def test_share_apis_ask_the_authorizer(msk_cluster: Cluster, topic_name: str) -> None:
-    from confluent_kafka.admin import (
-        AclBinding,
-        AclOperation,
-        AclPermissionType,
-        AdminClient,
-        ResourcePatternType,
-        ResourceType,
-    )
+def _batches(records: bytes) -> list[tuple[int, int]]:
+    out = []
+    pos = 0
+    while pos < len(records):
+        h = read_header(records, pos)
+        out.append((h.base_offset, h.last_offset))
+        pos += h.size
+    return out
 
-    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
-    deny = [
-        AclBinding(
-            rtype,
-            name,
-            ResourcePatternType.LITERAL,
-            "User:*",
-            "*",
-            AclOperation.ALL,
-            AclPermissionType.DENY,
-        )
-        for rtype, name in ((ResourceType.GROUP, "denied"), (ResourceType.TOPIC, "secret"))
-    ]
-    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
-    for f in admin.create_acls(deny, request_timeout=10).values():
-        f.result(timeout=15)
-    group_denied = ErrorCode.GROUP_AUTHORIZATION_FAILED
-    with RawClient(_addr(msk_cluster, 1)) as raw:
-        beat = ShareGroupHeartbeatRequest(
-            group_id="denied", member_id="m", member_epoch=0, subscribed_topic_names=[topic_name]
-        )
-        assert raw.request(beat, 1).error_code == group_denied
-        beat = ShareGroupHeartbeatRequest(
-            group_id="ok", member_id="m", member_epoch=0, subscribed_topic_names=["secret"]
-        )
-        assert raw.request(beat, 1).error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
-        fetch = _fetch("denied", "m", 0, _topic_id(msk_cluster, topic_name))
-        assert raw.request(fetch, 1).error_code == group_denied
-        described = raw.request(
-            ShareGroupDescribeRequest(group_ids=["denied"], include_authorized_operations=False),
-            1,
-        )
-        assert described.groups[0].error_code == group_denied
-        delete = DeleteShareGroupOffsetsRequest(
-            group_id="denied",
-            topics=[
-                DeleteShareGroupOffsetsRequest.DeleteShareGroupOffsetsRequestTopic(
-                    topic_name=topic_name
-                )
-            ],
-        )
-        assert raw.request(delete, 0).error_code == group_denied
+
+@SHARE
+def test_acquisition_takes_whole_batches_and_sends_only_those(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    topic_id, leader = _setup(msk_cluster, topic_name, 9, batch=3)
+    with RawClient(leader) as raw:
+        req = _fetch("g", "m", 0, topic_id)
+        req.max_records = 1  # a soft limit: the whole first batch
+        part = _partition(raw.request(req, 1))
+        assert [(a.first_offset, a.last_offset) for a in part.acquired_records] == [(0, 2)]
+        assert _batches(part.records) == [(0, 2)], "records the member did not acquire were sent"
+        req = _fetch("g", "m2", 0, topic_id)
+        req.max_records = 4
+        part = _partition(raw.request(req, 1))
+        assert [(a.first_offset, a.last_offset) for a in part.acquired_records] == [(3, 8)]
+        assert _batches(part.records) == [(3, 5), (6, 8)]
