@@ -10,10 +10,12 @@ Behavior:
   SHARE_SESSION_NOT_FOUND without one). ShareAcknowledge cannot open a session.
 - Acknowledgements (ACCEPT, RELEASE, REJECT, GAP; RENEW from v2) apply first, per partition,
   all-or-nothing per batch: an offset not acquired by the member is INVALID_RECORD_STATE.
-- Each session partition led here gets its available records acquired for the member, up to
-  max_records in all and max_bytes of whole batches (at least one batch), at most
-  group.share.partition.max.record.locks in flight; AcquiredRecords lists them with their
-  delivery counts, locked for group.share.record.lock.duration.ms (AcquisitionLockTimeoutMs).
+- Each session partition led here gets its available records acquired for the member:
+  redeliveries first, then new records in whole log batches while fewer than max_records
+  are taken and fewer than group.share.partition.max.record.locks are in flight, within
+  max_bytes (at least one batch). Only the batches holding acquired records are sent;
+  AcquiredRecords lists the acquired offsets with their delivery counts, locked for
+  group.share.record.lock.duration.ms (AcquisitionLockTimeoutMs).
   An expired lock, a release or a member leaving makes them available again, archived once
   the delivery count reaches group.share.delivery.count.limit.
 - With nothing acquired the request waits up to max_wait_ms for an append or a release.
@@ -22,11 +24,12 @@ Behavior:
   error); ShareFetch READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 Deviations from Kafka/MSK:
-- ShareAcknowledge does not ask READ on each topic (only on the group).
-- Records are acquired per offset from the fetched batches (Kafka tracks whole in-flight
-  batches and splits them on demand); what a client sees is the same.
-- The share acquire mode (v2 ShareAcquireMode) is taken as batch-optimized: max_records is
-  a soft limit rounded to whole acquired offsets, never to batch boundaries.
+- In-flight records are tracked per offset (Kafka tracks whole in-flight batches and splits
+  them on demand); what a client sees is the same.
+- The share acquire mode (v2 ShareAcquireMode) is always batch-optimized: max_records and
+  the in-flight limit are soft, rounded up to whole log batches (record-limit mode is not
+  served). BatchSize is not used to split AcquiredRecords.
+- A waiting fetch answers as soon as anything is acquired (min_bytes is not weighed).
 
 Version notes:
 - v2: ShareAcquireMode (KIP-1206), acknowledge type RENEW and IsRenewAck (KIP-1222).

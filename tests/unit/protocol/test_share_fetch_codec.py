@@ -8,6 +8,7 @@ import pytest
 
 from msklite.protocol import messages, schemas
 from msklite.protocol import share_fetch as codec
+from msklite.protocol.primitives import Buffer
 
 Resp = schemas.ShareFetchResponse
 Part = Resp.ShareFetchableTopicResponse.PartitionData
@@ -16,7 +17,7 @@ TOPIC = uuid.UUID("8f3c51d2-77e4-4b56-9a1a-0d4c1c2b3a4e")
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_matches_the_spec_codec(version: int) -> None:
-    records = [memoryview(b"batch-one"), memoryview(b"batch-two!")]
+    records: list[Buffer] = [memoryview(b"batch-one"), memoryview(b"batch-two!")]
     ours = codec.encode_response(
         0,
         None,
