@@ -296,7 +296,6 @@ class Brokers:
             ),
             InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
             self.clock,
-            self._release_member,
         )
         state = ShareStateRuntime(
             ShareStateCoordinator(SHARE_STATE_PARTITIONS),
@@ -310,13 +309,6 @@ class Brokers:
         loop = asyncio.get_running_loop()
         broker.tasks.append(loop.create_task(groups.run()))
         return ShareServices(groups, state, partitions, persister)
-
-    def _release_member(self, group_id: str, member_id: str) -> None:
-        """A share group's member left or timed out: every share partition it fetched from
-        gets its records back."""
-        for broker in self.running.values():
-            if broker.ctx.share_started is not None:
-                broker.ctx.share_started.partitions.release_member(group_id, member_id)
 
     def _verify_txn(
         self, transactional_id: str, producer_id: int, epoch: int, tp: TopicPartition

@@ -6,8 +6,9 @@ A member joins with epoch 0 under the member id it chose (KIP-1082) and gets the
 a join, a leave, a subscription change or a topic's partition count changing bumps the group
 epoch and recomputes the target assignment with Kafka's simple assignor (`assign`). Share
 groups do not reconcile: a member takes its new assignment on its next heartbeat, its epoch
-then the group's. A member silent for `group.share.session.timeout.ms` is removed. Removed
-members are reported to the caller so that the records they hold are released.
+then the group's. A member silent for `group.share.session.timeout.ms` is removed. The records
+a member holds are not the coordinator's business (they live with the partition leaders): its
+share sessions release them when closed, their locks when they expire, as in Kafka.
 """
 
 from __future__ import annotations
@@ -99,8 +100,6 @@ class ShareGroupCoordinator:
         self._topics = topics
         self.groups: dict[str, ShareGroup] = {}
         self.loaded: set[int] = set()
-        # (group, member) removed since the caller last took them: their records go back
-        self.removed: list[tuple[str, str]] = []
 
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.config.num_partitions)
@@ -202,16 +201,11 @@ class ShareGroupCoordinator:
             member.assignment if changed or epoch == 0 else None,
         )
 
-    def take_removed(self) -> list[tuple[str, str]]:
-        removed, self.removed = self.removed, []
-        return removed
-
     # ---- internals ----
 
     def _remove(self, group: ShareGroup, member_id: str) -> None:
         del group.members[member_id]
         group.epoch += 1
-        self.removed.append((group.group_id, member_id))
         self._refresh(group)
 
     def _refresh(self, group: ShareGroup) -> None:

@@ -6,11 +6,8 @@ leaders instead of over the wire)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from msklite.clock import Clock
 from msklite.controller import Controller, TopicState
-from msklite.coordinator.coordinator import Output
 from msklite.coordinator.runtime import CoordinatorRuntime, CoordinatorTopic
 from msklite.coordinator.share_group import HeartbeatResult, ShareGroup, ShareGroupCoordinator
 from msklite.coordinator.share_partition import StateBatch
@@ -53,10 +50,8 @@ class ShareGroupRuntime(CoordinatorRuntime[ShareGroupCoordinator]):
         coordinator: ShareGroupCoordinator,
         topic: CoordinatorTopic,
         clock: Clock,
-        on_removed: Callable[[str, str], None],
     ) -> None:
         super().__init__(coordinator, topic, clock, coordinator.config.num_partitions)
-        self._on_removed = on_removed
 
     def owns(self, group_id: str) -> bool:
         return self._owns_partition(self._machine.partition_for(group_id))
@@ -81,7 +76,6 @@ class ShareGroupRuntime(CoordinatorRuntime[ShareGroupCoordinator]):
             client_host,
             self.clock.now_ms(),
         )
-        self._released()
         self._wakeup.set()  # a new session deadline
         return result
 
@@ -91,15 +85,6 @@ class ShareGroupRuntime(CoordinatorRuntime[ShareGroupCoordinator]):
     def list_groups(self) -> list[ShareGroup]:
         self.load_all()
         return list(self._machine.groups.values())
-
-    def _apply(self, out: Output) -> ErrorCode:
-        error = super()._apply(out)
-        self._released()
-        return error
-
-    def _released(self) -> None:
-        for group_id, member_id in self._machine.take_removed():
-            self._on_removed(group_id, member_id)
 
 
 class ShareStateRuntime(CoordinatorRuntime[ShareStateCoordinator]):

@@ -142,23 +142,18 @@ class SharePartitionManager:
         return session_
 
     def close_session(self, group_id: str, member_id: str) -> None:
-        """The member is done (epoch -1): what it still holds goes back to the others."""
-        session = self.sessions.pop((group_id, member_id), None)
-        if session is not None:
-            self.release_member(group_id, member_id)
-
-    def forget(self, key: ShareKey) -> None:
-        """An admin reset the share partition's state: read it again on next use."""
-        self.partitions.pop(key, None)
-
-    def release_member(self, group_id: str, member_id: str) -> None:
-        """The member left the group: every record it holds here goes back. Its share
-        session stays until the client closes it (its last ShareAcknowledge may come after
-        the leave)."""
+        """The member is done (epoch -1): what it still holds here goes back to the others
+        (Kafka's releaseSession)."""
+        if self.sessions.pop((group_id, member_id), None) is None:
+            return
         for key, held in list(self.partitions.items()):
             if key.group_id == group_id and held.sp.release_member(member_id):
                 self._persist(key, held)
                 self._wake(key)
+
+    def forget(self, key: ShareKey) -> None:
+        """An admin reset the share partition's state: read it again on next use."""
+        self.partitions.pop(key, None)
 
     # ---- share partitions ----
 

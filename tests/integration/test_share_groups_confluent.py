@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import AcknowledgeType, Message, Producer, ShareConsumer, TopicCollection
@@ -263,3 +264,47 @@ def test_delivery_state_survives_losing_the_share_coordinator(
         assert seen == list(range(start + 20, start + 25)), "accepted or rejected records came back"
     finally:
         later.close()
+
+
+def test_delivery_state_survives_a_cluster_restart(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    cluster = Cluster(brokers=3, data_dir=data, kafka_version="4.2.x").start()
+    try:
+        cluster.create_topic("restart-q", partitions=1, replication_factor=3)
+        consumer = _consumer(cluster, "restart-g", **{"share.acknowledgement.mode": "explicit"})
+        try:
+            consumer.subscribe(["restart-q"])
+            _joined(cluster, [consumer], "restart-g", "restart-q")
+            _produce(cluster, "restart-q", 10)
+            got: list[int] = []
+
+            def ack(_: int, m: Message) -> None:
+                offset = _offset(m)
+                got.append(offset)
+                if offset < 5:
+                    consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                elif offset < 7:
+                    consumer.acknowledge(m, AcknowledgeType.REJECT)
+                # 7-9: never acknowledged; leaving the group gives them back
+
+            _poll_until([consumer], lambda: len(got) >= 10, ack)
+            consumer.commit_sync()
+        finally:
+            consumer.close()
+    finally:
+        cluster.stop()
+    cluster = Cluster(brokers=3, data_dir=data, kafka_version="4.2.x").start()
+    try:
+        later = _consumer(cluster, "restart-g")
+        try:
+            later.subscribe(["restart-q"])
+            seen: list[tuple[int, int]] = []
+            _poll_until([later], lambda: len(seen) >= 3, lambda _, m: seen.append(_delivery(m)))
+            # only the records never acknowledged come back, delivered a second time
+            assert seen == [(7, 2), (8, 2), (9, 2)]
+            later.commit_sync()  # implicit mode: accepts the last poll (close alone releases)
+        finally:
+            later.close()
+        assert _start_offset(cluster, "restart-g", "restart-q") == 10
+    finally:
+        cluster.stop()
