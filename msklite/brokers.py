@@ -373,6 +373,16 @@ class _SharePersister:
         runtime = self(key)
         return runtime.read(key) if runtime is not None else None
 
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        state = self._brokers.controller.topics[topic].partitions[partition]
+        broker = self._brokers.running.get(state.leader)
+        if broker is None:
+            return None
+        try:
+            return broker.replicas.leader_partition(topic, partition).high_watermark
+        except KafkaError:
+            return None
+
     def reset(self, key: ShareKey, start_offset: int | None) -> ErrorCode:
         runtime = self(key)
         if runtime is None:

@@ -1,5 +1,5 @@
 """ShareGroupHeartbeat (key 76) v1, ShareGroupDescribe (key 77) v1,
-DescribeShareGroupOffsets (key 90) v0, AlterShareGroupOffsets (key 91) v0,
+DescribeShareGroupOffsets (key 90) v0-1, AlterShareGroupOffsets (key 91) v0,
 DeleteShareGroupOffsets (key 92) v0: share groups' membership and their admin (KIP-932).
 
 Behavior:
@@ -17,8 +17,10 @@ Behavior:
 - ShareGroupDescribe: state Stable/Empty (Dead and GROUP_ID_NOT_FOUND for an unknown group),
   epochs, the "simple" assignor, members with their subscriptions and assignments.
 - DescribeShareGroupOffsets: per partition the share-partition start offset as the share
-  coordinator persisted it (-1 for a partition with no state), its leader epoch; topics null
-  means every partition with state.
+  coordinator persisted it (-1 for a partition with no state, or of a topic that does not
+  exist), its leader epoch and (v1) its lag: the records below the high watermark not yet
+  delivered to completion (KIP-1226); topics null means every partition with state
+  (GROUP_ID_NOT_FOUND for a group with neither members nor state).
 - AlterShareGroupOffsets: only while the group has no members (NON_EMPTY_GROUP); each
   partition's state starts again at the given offset under the next state epoch, nothing in
   flight (UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist, INVALID_REQUEST for
@@ -35,12 +37,12 @@ Deviations from Kafka/MSK:
   (Kafka writes ShareGroupMetadata/Member/TargetAssignment records): after a coordinator
   failover members rejoin with UNKNOWN_MEMBER_ID. Delivery state is persisted
   (`__share_group_state`), so no record is lost or delivered twice by that.
-- DescribeShareGroupOffsets v1 (KIP-1226 lag, Kafka 4.2) is not served: v0 only.
 - Authorized operations are not computed (no authorizer): ShareGroupDescribe answers
   Kafka's "not requested" value.
 
 Version notes:
 - v0 of the share APIs was Kafka 4.0's early access, removed in 4.1; v1 is the first stable.
+- DescribeShareGroupOffsets v1 (Kafka 4.2): the partition's lag.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from msklite.protocol.primitives import Buffer, Reader
 
 if TYPE_CHECKING:  # loaded with the first share request (ctx.share)
     from msklite.coordinator.share_runtime import ShareGroupRuntime
+    from msklite.coordinator.share_state import ShareState
 
 DISABLED = "Share groups are not enabled on this cluster (share.version is 0)."
 NOT_REQUESTED = -(1 << 31)
@@ -220,7 +223,7 @@ def share_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -
     )
 
 
-@handles(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, versions=(0, 0), flexible_from=0)
+@handles(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, versions=(0, 1), flexible_from=0)
 def describe_share_group_offsets(
     ctx: BrokerContext, header: RequestHeader, r: Reader
 ) -> list[Buffer]:
@@ -234,84 +237,104 @@ def describe_share_group_offsets(
     controller = ctx.controller
     groups = []
     for g in req.groups:
-        error = ErrorCode.NONE
-        if not share_enabled(ctx):
-            error = ErrorCode.UNSUPPORTED_VERSION
-        elif not allowed(ctx, header, DESCRIBE, GROUP, g.group_id):
-            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
-        elif _coordinator(ctx, g.group_id) is None:
-            error = ErrorCode.NOT_COORDINATOR
-        elif ctx.share.groups.group(g.group_id) is None and g.topics is None:
+        error = _group_error(ctx, g.group_id)
+        # every partition of the group is asked for: the group must exist (named partitions
+        # of an unknown group are answered -1, as Kafka answers them)
+        if (
+            error == ErrorCode.NONE
+            and g.topics is None
+            and not _share_group_exists(ctx, g.group_id)
+        ):
             error = ErrorCode.GROUP_ID_NOT_FOUND
         if error != ErrorCode.NONE:
             groups.append(group_t(group_id=g.group_id, topics=[], error_code=error))
             continue
         persister = ctx.share.persister
-        wanted: list[tuple[str, list[int]]]
+        wanted: dict[str, list[int]] = {}
         if g.topics is None:
-            wanted = []
             for key in persister.keys_of(g.group_id):
                 topic = controller.topics_by_id.get(key.topic_id)
                 if topic is not None:
-                    wanted.append((topic.name, [key.partition]))
+                    wanted.setdefault(topic.name, []).append(key.partition)
         else:
-            wanted = [(t.topic_name, list(t.partitions)) for t in g.topics]
-        by_topic: dict[str, list[schemas.Struct]] = {}
-        for name, parts in wanted:
+            for t in g.topics:
+                wanted.setdefault(t.topic_name, []).extend(t.partitions)
+        topics = []
+        for name, parts in wanted.items():
             topic = controller.topics.get(name)
-            out = by_topic.setdefault(name, [])
-            for p in parts:
-                if topic is None or not 0 <= p < len(topic.partitions):
-                    out.append(
-                        part_t(
-                            partition_index=p,
-                            start_offset=-1,
-                            leader_epoch=-1,
-                            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                        )
-                    )
-                    continue
-                state = persister.read(ShareKey(g.group_id, topic.topic_id, p))
+            out = []
+            for p in sorted(parts):
+                state = None
+                hw = None
+                if topic is not None and 0 <= p < len(topic.partitions):
+                    state = persister.read(ShareKey(g.group_id, topic.topic_id, p))
+                    hw = persister.high_watermark(name, p)
+                # a topic or partition that does not exist has no state: -1, as in Kafka
                 out.append(
                     part_t(
                         partition_index=p,
                         start_offset=state.start_offset if state is not None else -1,
                         leader_epoch=state.leader_epoch if state is not None else -1,
+                        lag=_lag(state, hw),
                         error_code=ErrorCode.NONE,
                     )
                 )
-        topics = []
-        for name, parts_out in by_topic.items():
-            topic = controller.topics.get(name)
             topics.append(
                 topic_t(
                     topic_name=name,
                     topic_id=topic.topic_id if topic is not None else schemas.ZERO_UUID,
-                    partitions=parts_out,  # type: ignore[arg-type]
+                    partitions=out,
                 )
             )
         groups.append(group_t(group_id=g.group_id, topics=topics, error_code=ErrorCode.NONE))
     return spec_response(header, resp_t(throttle_time_ms=0, groups=groups))
 
 
-def _admin_error(
-    ctx: BrokerContext, header: RequestHeader, group_id: str, must_exist: bool, op: AclOperation
-) -> ErrorCode:
-    """The group-level answer of the offset admin APIs: they change only empty groups, and
-    need `op` on the group (Alter READ, Delete DELETE)."""
+def _lag(state: ShareState | None, high_watermark: int | None) -> int:
+    """KIP-1226's share-partition lag: the records below the high watermark from the SPSO on
+    that are not yet delivered to completion (-1 without state or a live leader)."""
+    from msklite.coordinator.share_partition import RecordState
+
+    if state is None or high_watermark is None:
+        return -1
+    start = state.start_offset
+    done = sum(
+        min(b.last_offset, high_watermark - 1) - max(b.first_offset, start) + 1
+        for b in state.batches
+        if b.state in (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
+        and b.last_offset >= start
+        and b.first_offset < high_watermark
+    )
+    return max(high_watermark - start - done, 0)
+
+
+def _group_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
     if not share_enabled(ctx):
         return ErrorCode.UNSUPPORTED_VERSION
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID
-    if not allowed(ctx, header, op, GROUP, group_id):
-        return ErrorCode.GROUP_AUTHORIZATION_FAILED
-    runtime = _coordinator(ctx, group_id)
-    if runtime is None:
+    if _coordinator(ctx, group_id) is None:
         return ErrorCode.NOT_COORDINATOR
-    group = runtime.group(group_id)
+    return ErrorCode.NONE
+
+
+def _share_group_exists(ctx: BrokerContext, group_id: str) -> bool:
+    """A group with members, or with persisted share-partition state (membership is not
+    persisted: after a restart the state is what is left of a group)."""
+    return ctx.share.groups.group(group_id) is not None or bool(
+        ctx.share.persister.keys_of(group_id)
+    )
+
+
+def _admin_error(ctx: BrokerContext, group_id: str, must_exist: bool) -> ErrorCode:
+    """The group-level answer of the offset admin APIs: they change only empty groups."""
+    error = _group_error(ctx, group_id)
+    if error != ErrorCode.NONE:
+        return error
+    group = ctx.share.groups.group(group_id)
     if group is not None and group.members:
         return ErrorCode.NON_EMPTY_GROUP
-    if must_exist and group is None and not ctx.share.persister.keys_of(group_id):
+    if must_exist and not _share_group_exists(ctx, group_id):
         return ErrorCode.GROUP_ID_NOT_FOUND
     return ErrorCode.NONE
 

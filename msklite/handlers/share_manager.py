@@ -44,6 +44,9 @@ class Persister(Protocol):
     def keys_of(self, group_id: str) -> list[ShareKey]:
         """Every share partition of the group that has persisted state."""
 
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        """The partition's high watermark at its running leader (for lag); None without."""
+
     def reset(self, key: ShareKey, start_offset: int | None) -> ErrorCode:
         """Replace the share partition's state by a fresh one at `start_offset` (None:
         delete it), under the next state epoch; the partition's leader drops what it holds."""

@@ -6500,8 +6500,8 @@ class DescribeShareGroupOffsetsRequest(_Struct):
             topic_name: str
             partitions: list[int]
             FIELDS: ClassVar[tuple[Field, ...]] = (
-                Field("topic_name", STRING, (0, 0), None, None),
-                Field("partitions", ARRAY, (0, 0), None, None),
+                Field("topic_name", STRING, (0, 1), None, None),
+                Field("partitions", ARRAY, (0, 1), None, None),
             )
 
             def __init__(self, *, topic_name: str, partitions: list[int]) -> None:
@@ -6517,9 +6517,9 @@ class DescribeShareGroupOffsetsRequest(_Struct):
             | None
         )
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("group_id", STRING, (0, 0), None, None),
+            Field("group_id", STRING, (0, 1), None, None),
             Field(
-                "topics", STRUCT_ARRAY, (0, 0), (0, 0), None, DescribeShareGroupOffsetsRequestTopic
+                "topics", STRUCT_ARRAY, (0, 1), (0, 1), None, DescribeShareGroupOffsetsRequestTopic
             ),
         )
 
@@ -6538,7 +6538,7 @@ class DescribeShareGroupOffsetsRequest(_Struct):
     __slots__ = ("groups",)
     groups: list[DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("groups", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsRequestGroup),
+        Field("groups", STRUCT_ARRAY, (0, 1), None, None, DescribeShareGroupOffsetsRequestGroup),
     )
 
     def __init__(
@@ -6558,6 +6558,7 @@ class DescribeShareGroupOffsetsResponse(_Struct):
                 __slots__ = (
                     "error_code",
                     "error_message",
+                    "lag",
                     "leader_epoch",
                     "partition_index",
                     "start_offset",
@@ -6565,14 +6566,16 @@ class DescribeShareGroupOffsetsResponse(_Struct):
                 partition_index: int
                 start_offset: int
                 leader_epoch: int
+                lag: int
                 error_code: int
                 error_message: str | None
                 FIELDS: ClassVar[tuple[Field, ...]] = (
-                    Field("partition_index", SCALAR, (0, 0), None, None),
-                    Field("start_offset", SCALAR, (0, 0), None, None),
-                    Field("leader_epoch", SCALAR, (0, 0), None, None),
-                    Field("error_code", SCALAR, (0, 0), None, None),
-                    Field("error_message", STRING, (0, 0), (0, 0), None),
+                    Field("partition_index", SCALAR, (0, 1), None, None),
+                    Field("start_offset", SCALAR, (0, 1), None, None),
+                    Field("leader_epoch", SCALAR, (0, 1), None, None),
+                    Field("lag", SCALAR, (1, 1), None, None),
+                    Field("error_code", SCALAR, (0, 1), None, None),
+                    Field("error_message", STRING, (0, 1), (0, 1), None),
                 )
 
                 def __init__(
@@ -6581,12 +6584,14 @@ class DescribeShareGroupOffsetsResponse(_Struct):
                     partition_index: int,
                     start_offset: int,
                     leader_epoch: int,
+                    lag: int = -1,
                     error_code: int,
                     error_message: str | None = None,
                 ) -> None:
                     self.partition_index = partition_index
                     self.start_offset = start_offset
                     self.leader_epoch = leader_epoch
+                    self.lag = lag
                     self.error_code = error_code
                     self.error_message = error_message
 
@@ -6597,12 +6602,12 @@ class DescribeShareGroupOffsetsResponse(_Struct):
                 DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup.DescribeShareGroupOffsetsResponseTopic.DescribeShareGroupOffsetsResponsePartition
             ]
             FIELDS: ClassVar[tuple[Field, ...]] = (
-                Field("topic_name", STRING, (0, 0), None, None),
-                Field("topic_id", UUID, (0, 0), None, None),
+                Field("topic_name", STRING, (0, 1), None, None),
+                Field("topic_id", UUID, (0, 1), None, None),
                 Field(
                     "partitions",
                     STRUCT_ARRAY,
-                    (0, 0),
+                    (0, 1),
                     None,
                     None,
                     DescribeShareGroupOffsetsResponsePartition,
@@ -6630,12 +6635,12 @@ class DescribeShareGroupOffsetsResponse(_Struct):
         error_code: int
         error_message: str | None
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("group_id", STRING, (0, 0), None, None),
+            Field("group_id", STRING, (0, 1), None, None),
             Field(
-                "topics", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsResponseTopic
+                "topics", STRUCT_ARRAY, (0, 1), None, None, DescribeShareGroupOffsetsResponseTopic
             ),
-            Field("error_code", SCALAR, (0, 0), None, None),
-            Field("error_message", STRING, (0, 0), (0, 0), None),
+            Field("error_code", SCALAR, (0, 1), None, None),
+            Field("error_message", STRING, (0, 1), (0, 1), None),
         )
 
         def __init__(
@@ -6657,8 +6662,8 @@ class DescribeShareGroupOffsetsResponse(_Struct):
     throttle_time_ms: int
     groups: list[DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("throttle_time_ms", SCALAR, (0, 0), None, None),
-        Field("groups", STRUCT_ARRAY, (0, 0), None, None, DescribeShareGroupOffsetsResponseGroup),
+        Field("throttle_time_ms", SCALAR, (0, 1), None, None),
+        Field("groups", STRUCT_ARRAY, (0, 1), None, None, DescribeShareGroupOffsetsResponseGroup),
     )
 
     def __init__(

@@ -277,7 +277,7 @@ def test_kafka_4_2_advertises_the_share_apis_it_serves(msk_cluster: Cluster) -> 
     assert versions[ApiKey.SHARE_GROUP_DESCRIBE] == (1, 1)
     assert versions[ApiKey.SHARE_FETCH] == (1, 2)
     assert versions[ApiKey.SHARE_ACKNOWLEDGE] == (1, 2)
-    assert versions[ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS] == (0, 0)
+    assert versions[ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS] == (0, 1)
     assert versions[ApiKey.ALTER_SHARE_GROUP_OFFSETS] == (0, 0)
     assert versions[ApiKey.DELETE_SHARE_GROUP_OFFSETS] == (0, 0)
 
@@ -289,7 +289,7 @@ def _coordinator_addr(cluster: Cluster, group: str) -> str:
     return f"{found.host}:{found.port}"
 
 
-def _describe_start(raw: RawClient, group: str, topic: str) -> int:
+def _describe(raw: RawClient, group: str, topic: str, version: int = 0) -> Any:
     req_group = DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup
     resp = raw.request(
         DescribeShareGroupOffsetsRequest(
@@ -304,9 +304,14 @@ def _describe_start(raw: RawClient, group: str, topic: str) -> int:
                 )
             ]
         ),
-        0,
+        version,
     )
-    return int(resp.groups[0].topics[0].partitions[0].start_offset)
+    assert resp.groups[0].error_code == 0
+    return resp.groups[0].topics[0].partitions[0]
+
+
+def _describe_start(raw: RawClient, group: str, topic: str) -> int:
+    return int(_describe(raw, group, topic).start_offset)
 
 
 def _alter(group: str, topic: str, offset: int) -> Any:
@@ -337,6 +342,11 @@ def test_alter_and_delete_share_group_offsets(msk_cluster: Cluster, topic_name: 
         assert [(p.partition_index, p.error_code) for p in resp.responses[0].partitions] == [(0, 0)]
         assert resp.responses[0].topic_id == topic_id
         assert _describe_start(admin, "g", topic_name) == 5
+        # v1: the lag, offsets 5-9 of the 10 below the high watermark
+        assert _describe(admin, "g", topic_name, version=1).lag == 5
+        # a topic that does not exist has no state: -1, no error (as Kafka answers)
+        missing = _describe(admin, "g", "no-such-topic", version=1)
+        assert (missing.start_offset, missing.lag, missing.error_code) == (-1, -1, 0)
         bad = admin.request(_alter("g", "no-such-topic", 1), 0).responses[0].partitions[0]
         assert bad.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         negative = admin.request(_alter("g", topic_name, -3), 0).responses[0].partitions[0]
@@ -345,6 +355,12 @@ def test_alter_and_delete_share_group_offsets(msk_cluster: Cluster, topic_name: 
         # the partition's leader reads the new state: delivery starts at 5
         got = _partition(raw.request(_fetch("g", "after-alter", 0, topic_id), 1))
         assert [(a.first_offset, a.last_offset) for a in got.acquired_records] == [(5, 9)]
+        accept = _fetch("g", "after-alter", 1, topic_id, acks=[(5, 6, [1])])
+        assert _partition(raw.request(accept, 1)).acknowledge_error_code == 0
+    with RawClient(coordinator) as admin:
+        # 5 and 6 are done; 7-9 are not (acquired, not acknowledged)
+        done = _describe(admin, "g", topic_name, version=1)
+        assert (done.start_offset, done.lag) == (7, 3)
     with RawClient(coordinator) as admin:
         joined = admin.request(
             ShareGroupHeartbeatRequest(

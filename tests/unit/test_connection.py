@@ -36,7 +36,7 @@ from msklite.protocol.header import RequestHeader, parse_request_header
 from msklite.protocol.primitives import Buffer, Reader
 from msklite.replication.internal_topic import InternalTopic
 from msklite.replication.replica_manager import ReplicaManager
-from tests.fakes import NoFetchers
+from tests.fakes import NoFetchers, one_broker_share
 
 
 class FakeTransport(asyncio.Transport):
@@ -79,7 +79,8 @@ class FakeTransport(asyncio.Transport):
 
 def _context(root: str) -> BrokerContext:
     info = BrokerInfo(1, "use1-az1", "127.0.0.1", 9092)
-    controller = Controller([info], BrokerConfigs(dict(MSK_BROKER_DEFAULTS)), None)
+    # Kafka 4.2: every API a handler serves is reachable, share groups included
+    controller = Controller([info], BrokerConfigs(dict(MSK_BROKER_DEFAULTS), "4.2.x"), None)
     clock = ManualClock()
     logs = LogManager(root, 1, controller.cluster_id, clock)
     replicas = ReplicaManager(1, controller, logs, clock, NoFetchers())
@@ -107,6 +108,7 @@ def _context(root: str) -> BrokerContext:
         lambda: txn,
         # every version a handler serves, whatever release it came in
         {key: (spec.min_version, spec.max_version) for key, spec in HANDLERS.items()},
+        start_share=lambda: one_broker_share(controller, replicas, clock),
     )
 
 
