@@ -293,6 +293,7 @@ class Brokers:
                     configs.get_int("group.share.max.size"),
                 ),
                 topic_lookup,
+                self._group_config,
             ),
             InternalTopic(broker.replicas, OFFSETS_TOPIC, self.clock),
             self.clock,
@@ -304,11 +305,15 @@ class Brokers:
         )
         persister = _SharePersister(self)
         partitions = SharePartitionManager(
-            broker.replicas, controller, self.clock, persister, lambda g, name: None
+            broker.replicas, controller, self.clock, persister, self._group_config
         )
         loop = asyncio.get_running_loop()
         broker.tasks.append(loop.create_task(groups.run()))
         return ShareServices(groups, state, partitions, persister)
+
+    def _group_config(self, group_id: str, name: str) -> str | None:
+        """A group's own config (GROUP resources), None when it has none."""
+        return self.controller.group_configs.get(group_id, {}).get(name)
 
     def _verify_txn(
         self, transactional_id: str, producer_id: int, epoch: int, tp: TopicPartition

@@ -24,6 +24,7 @@ from msklite.kafka_version import (
     absent_configs,
     has_group_configs,
     release_defaults,
+    share_groups_enabled,
 )
 
 LONG_MAX = "9223372036854775807"
@@ -430,6 +431,9 @@ class BrokerConfigs:
         # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
         self.absent = absent_configs(kafka_version)
         self.group_configs = has_group_configs(kafka_version)
+        # share groups' group configs, where msklite serves share groups (Kafka has them from
+        # 4.0, when share groups came as early access)
+        self.share_group_configs = share_groups_enabled(kafka_version)
         self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}
         self._defaults.update(release_defaults(kafka_version))
         texts = {k: config_text(k, v) for k, v in static.items()}
@@ -658,29 +662,95 @@ GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# KIP-932's group-level configs of share groups, bounded alike.
+SHARE_GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "share.session.timeout.ms": (
+        "group.share.session.timeout.ms",
+        "group.share.min.session.timeout.ms",
+        "group.share.max.session.timeout.ms",
+    ),
+    "share.heartbeat.interval.ms": (
+        "group.share.heartbeat.interval.ms",
+        "group.share.min.heartbeat.interval.ms",
+        "group.share.max.heartbeat.interval.ms",
+    ),
+    "share.record.lock.duration.ms": (
+        "group.share.record.lock.duration.ms",
+        "group.share.min.record.lock.duration.ms",
+        "group.share.max.record.lock.duration.ms",
+    ),
+}
+# Where a share partition new to its group starts: latest, earliest, or by_duration:<an
+# ISO-8601 duration> back from now. No broker config gives its default.
+SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
+SHARE_AUTO_OFFSET_RESET_DEFAULT = "latest"
+_DURATION = re.compile(
+    r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d{1,9})?)S)?)?", re.IGNORECASE
+)
+
+
+def int_group_configs(broker: BrokerConfigs) -> dict[str, tuple[str, str, str]]:
+    """The release's int group configs: KIP-848's, and KIP-932's where share groups are."""
+    return {**GROUP_CONFIGS, **SHARE_GROUP_CONFIGS} if broker.share_group_configs else GROUP_CONFIGS
+
+
 def group_config_defaults(broker: BrokerConfigs) -> dict[str, str]:
-    return {name: broker.get(default) or "" for name, (default, _, _) in GROUP_CONFIGS.items()}
+    defaults = {
+        name: broker.get(default) or ""
+        for name, (default, _, _) in int_group_configs(broker).items()
+    }
+    if broker.share_group_configs:
+        defaults[SHARE_AUTO_OFFSET_RESET] = SHARE_AUTO_OFFSET_RESET_DEFAULT
+    return defaults
+
+
+def reset_duration_ms(value: str) -> int | None:
+    """The milliseconds of `by_duration:<duration>` (Java's Duration.parse forms PnDTnHnMn.nS,
+    not negative), None when `value` is not one."""
+    prefix, _, duration = value.partition(":")
+    if prefix != "by_duration":
+        return None
+    m = _DURATION.fullmatch(duration.strip())
+    if m is None or duration.strip().upper() in ("P", "PT"):
+        return None
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    return int((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
 
 
 def validate_group_configs(configs: Mapping[str, str], broker: BrokerConfigs) -> str | None:
     """Kafka's GroupConfig.validate: the reason `configs` (a group's whole override set) is
     refused, None when it is not."""
+    bounded = int_group_configs(broker)
+    known = set(bounded) | ({SHARE_AUTO_OFFSET_RESET} if broker.share_group_configs else set())
     for name in configs:
-        if name not in GROUP_CONFIGS:
+        if name not in known:
             return f"Unknown group config name: {name}"
+    reset = configs.get(SHARE_AUTO_OFFSET_RESET)
+    if (
+        reset is not None
+        and reset.strip() not in ("latest", "earliest")
+        and reset_duration_ms(reset.strip()) is None
+    ):
+        return (
+            f"Invalid value {reset} for configuration {SHARE_AUTO_OFFSET_RESET}: the value "
+            "must be latest, earliest or by_duration:PnDTnHnMn.nS"
+        )
     values: dict[str, int] = {}
     for name, value in {**group_config_defaults(broker), **configs}.items():
+        if name not in bounded:
+            continue
         try:
             values[name] = int(value.strip())
         except ValueError:
             return f"Invalid value {value} for configuration {name}: Not a number of type INT"
         if values[name] < 1:
             return f"Invalid value {value} for configuration {name}: Value must be at least 1"
-    for name, (_, low, high) in GROUP_CONFIGS.items():
+    for name, (_, low, high) in bounded.items():
         if values[name] < broker.get_int(low):
             return f"{name} must be greater than or equal to {low}"
         if values[name] > broker.get_int(high):
             return f"{name} must be less than or equal to {high}"
-    if values["consumer.session.timeout.ms"] <= values["consumer.heartbeat.interval.ms"]:
-        return "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+    for kind in ("consumer", "share") if broker.share_group_configs else ("consumer",):
+        if values[f"{kind}.session.timeout.ms"] <= values[f"{kind}.heartbeat.interval.ms"]:
+            return f"{kind}.session.timeout.ms must be greater than {kind}.heartbeat.interval.ms"
     return None

@@ -23,6 +23,8 @@ from msklite.errors import ErrorCode
 ASSIGNOR = "simple"
 # topic name -> (topic id, partition count), for the subscribed topics that exist
 TopicLookup = Callable[[str], tuple[uuid.UUID, int] | None]
+# (group id, config name) -> the group's own config (GROUP resources), None when not set
+GroupConfigLookup = Callable[[str, str], str | None]
 Assignment = dict[uuid.UUID, list[int]]
 
 
@@ -70,6 +72,7 @@ class HeartbeatResult:
     member_id: str | None = None
     epoch: int = -1
     assignment: Assignment | None = None
+    heartbeat_interval_ms: int = 0
 
 
 def assign(
@@ -95,9 +98,15 @@ def assign(
 
 
 class ShareGroupCoordinator:
-    def __init__(self, config: ShareGroupConfig, topics: TopicLookup) -> None:
+    def __init__(
+        self,
+        config: ShareGroupConfig,
+        topics: TopicLookup,
+        group_configs: GroupConfigLookup = lambda group_id, name: None,
+    ) -> None:
         self.config = config
         self._topics = topics
+        self._group_configs = group_configs
         self.groups: dict[str, ShareGroup] = {}
         self.loaded: set[int] = set()
 
@@ -189,7 +198,9 @@ class ShareGroupCoordinator:
                 group.epoch += 1
         if rack_id is not None:
             member.rack_id = rack_id
-        member.deadline_ms = now_ms + self.config.session_timeout_ms
+        member.deadline_ms = now_ms + self._group_int(
+            group.group_id, "share.session.timeout.ms", self.config.session_timeout_ms
+        )
         self._refresh(group)
         changed = member.epoch != group.assignment_epoch
         member.epoch = group.assignment_epoch
@@ -199,9 +210,16 @@ class ShareGroupCoordinator:
             member.member_id,
             member.epoch,
             member.assignment if changed or epoch == 0 else None,
+            self._group_int(
+                group.group_id, "share.heartbeat.interval.ms", self.config.heartbeat_interval_ms
+            ),
         )
 
     # ---- internals ----
+
+    def _group_int(self, group_id: str, name: str, default: int) -> int:
+        own = self._group_configs(group_id, name)
+        return int(own) if own is not None else default
 
     def _remove(self, group: ShareGroup, member_id: str) -> None:
         del group.members[member_id]

@@ -18,7 +18,10 @@ Behavior:
   include_documentation (v3+), Kafka 3.9's description of each topic and broker config.
 - GROUP (32) resources (KIP-848, from 3.9): `consumer.session.timeout.ms` and
   `consumer.heartbeat.interval.ms`, the group's own (GROUP_CONFIG) or the brokers'
-  `group.consumer.*` default (DEFAULT_CONFIG), for any group id.
+  `group.consumer.*` default (DEFAULT_CONFIG), for any group id; under 4.2 also share
+  groups' (KIP-932) `share.session.timeout.ms`, `share.heartbeat.interval.ms`,
+  `share.record.lock.duration.ms` (defaults `group.share.*`) and `share.auto.offset.reset`
+  (default latest).
 - Any other resource type: INVALID_REQUEST.
 - Authorization, as Kafka's: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on
   the cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
@@ -33,12 +36,13 @@ from __future__ import annotations
 from msklite.authz import ResourceType
 from msklite.config import (
     BROKER_CONFIGS,
-    GROUP_CONFIGS,
+    SHARE_AUTO_OFFSET_RESET,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigSource,
     ConfigType,
     group_config_defaults,
+    int_group_configs,
 )
 from msklite.errors import ErrorCode
 from msklite.handlers import loggers
@@ -158,8 +162,15 @@ def _group_configs(ctx: BrokerContext, group_id: str, synonyms: bool) -> list[En
     own = ctx.controller.group_configs.get(group_id, {})
     defaults = group_config_defaults(broker)
     out = []
-    for name, (default_name, _, _) in GROUP_CONFIGS.items():
-        chain = [(default_name, defaults[name], ConfigSource.DEFAULT_CONFIG)]
+    entries: list[tuple[str, str | None, ConfigType]] = [
+        (name, default_name, ConfigType.INT)
+        for name, (default_name, _, _) in int_group_configs(broker).items()
+    ]
+    if broker.share_group_configs:
+        # no broker config behind it: the default is the group config's own
+        entries.append((SHARE_AUTO_OFFSET_RESET, None, ConfigType.STRING))
+    for name, default_name, config_type in entries:
+        chain = [(default_name or name, defaults[name], ConfigSource.DEFAULT_CONFIG)]
         if name in own:
             chain.insert(0, (name, own[name], ConfigSource.GROUP_CONFIG))
         out.append(
@@ -173,7 +184,7 @@ def _group_configs(ctx: BrokerContext, group_id: str, synonyms: bool) -> list[En
                     Entry.DescribeConfigsSynonym(name=n, value=v, source=int(s))
                     for n, v, s in (chain if synonyms else [])
                 ],
-                config_type=int(ConfigType.INT),
+                config_type=int(config_type),
                 documentation=None,
             )
         )

@@ -143,7 +143,7 @@ def share_fetch(
     ack_errors = _acknowledge(ctx, group_id, member_id, acks, header.api_version)
     if epoch == -1:
         manager.close_session(group_id, member_id)
-        return _fetch_response(ctx, header, {}, ack_errors)
+        return _fetch_response(ctx, header, group_id, {}, ack_errors)
     for t in req.topics:
         for p in t.partitions:
             session.partitions[(t.topic_id, p.partition_index)] = None
@@ -159,7 +159,7 @@ def share_fetch(
         keys = _watch_keys(ctx, session)
         waiter = ctx.replicas.fetch_waiters.watch(keys)
         return _long_poll(ctx, header, group_id, member_id, session, req, ack_errors, keys, waiter)
-    return _fetch_response(ctx, header, fetched, ack_errors)
+    return _fetch_response(ctx, header, group_id, fetched, ack_errors)
 
 
 def _watch_keys(ctx: BrokerContext, session: ShareSession) -> list[TopicPartition]:
@@ -201,7 +201,7 @@ async def _long_poll(
                 ctx.replicas.fetch_waiters.unwatch(keys, waiter)
             fetched = _fetch_all(ctx, header, group_id, member_id, session, req)
             if expired or any(f.acquired or f.error for f in fetched.values()):
-                return _fetch_response(ctx, header, fetched, ack_errors)
+                return _fetch_response(ctx, header, group_id, fetched, ack_errors)
             waiter = ctx.replicas.fetch_waiters.watch(keys)
     finally:
         timer.cancel()
@@ -250,6 +250,7 @@ def _fetch_all(
 def _fetch_response(
     ctx: BrokerContext,
     header: RequestHeader,
+    group_id: str,
     fetched: dict[ShareKey, Fetched],
     ack_errors: dict[ShareKey, ErrorCode],
 ) -> list[Buffer]:
@@ -281,7 +282,7 @@ def _fetch_response(
     return codec.encode_response(
         ErrorCode.NONE,
         None,
-        ctx.share.partitions.lock_duration_ms,
+        ctx.share.partitions.lock_duration_ms(group_id),
         list(by_topic.items()),
         [codec.NodeEndpoint(*e) for e in _endpoints(ctx, leaders, header.listener)],
     )
@@ -338,7 +339,7 @@ def share_acknowledge(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     body = AckResp(
         throttle_time_ms=0,
         error_code=ErrorCode.NONE,
-        acquisition_lock_timeout_ms=manager.lock_duration_ms,
+        acquisition_lock_timeout_ms=manager.lock_duration_ms(group_id),
         responses=[
             AckResp.ShareAcknowledgeTopicResponse(topic_id=tid, partitions=parts)  # type: ignore[arg-type]
             for tid, parts in by_topic.items()

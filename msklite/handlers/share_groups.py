@@ -137,7 +137,7 @@ def share_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) 
         error_code=ErrorCode.NONE,
         member_id=result.member_id,
         member_epoch=result.epoch,
-        heartbeat_interval_ms=ctx.controller.configs.get_int("group.share.heartbeat.interval.ms"),
+        heartbeat_interval_ms=result.heartbeat_interval_ms,
         assignment=assignment,
     )
     return spec_response(header, body)

@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from msklite.clock import Clock, Timer
+from msklite.config import (
+    SHARE_AUTO_OFFSET_RESET,
+    SHARE_AUTO_OFFSET_RESET_DEFAULT,
+    reset_duration_ms,
+)
 from msklite.controller import Controller
 from msklite.coordinator.share_partition import AckType, Acquired, SharePartition
 from msklite.coordinator.share_runtime import ShareGroupRuntime, ShareStateRuntime
@@ -117,9 +122,28 @@ class SharePartitionManager:
             self._timer.cancel()
             self._timer = None
 
-    @property
-    def lock_duration_ms(self) -> int:
+    def lock_duration_ms(self, group_id: str) -> int:
+        """The group's `share.record.lock.duration.ms`, else the brokers' default."""
+        own = self._group_configs(group_id, "share.record.lock.duration.ms")
+        if own is not None:
+            return int(own)
         return self._controller.configs.get_int("group.share.record.lock.duration.ms")
+
+    def _initial_offset(self, group_id: str, part: Partition) -> int:
+        """Where a share partition new to its group starts: its `share.auto.offset.reset`
+        (latest, Kafka's default: the high watermark; earliest: the log start; by_duration:
+        the first record stamped at or after that long ago, else the high watermark)."""
+        reset = self._group_configs(group_id, SHARE_AUTO_OFFSET_RESET)
+        reset = (reset or SHARE_AUTO_OFFSET_RESET_DEFAULT).strip()
+        log = part.log
+        if reset == "earliest":
+            return log.log_start_offset
+        duration = reset_duration_ms(reset)
+        if duration is not None:
+            found = log.offset_for_timestamp(self._clock.now_ms() - duration, part.high_watermark)
+            if found is not None:
+                return found.offset
+        return part.high_watermark
 
     # ---- sessions ----
 
@@ -179,17 +203,17 @@ class SharePartitionManager:
         max_locks = configs.get_int("group.share.partition.max.record.locks")
         state = coordinator.read(key)
         log = part.log
+        lock_ms = self.lock_duration_ms(group_id)
         if state is None:
-            reset = self._group_configs(group_id, "share.auto.offset.reset") or "latest"
-            start = log.log_start_offset if reset == "earliest" else part.high_watermark
+            start = self._initial_offset(group_id, part)
             error = coordinator.initialize(key, 0, start)
             if error != ErrorCode.NONE:
                 raise KafkaError(error)
-            sp = SharePartition(start, limit, max_locks, self.lock_duration_ms)
+            sp = SharePartition(start, limit, max_locks, lock_ms)
             state_epoch = 0
         else:
             sp = SharePartition.restore(
-                state.start_offset, list(state.batches), limit, max_locks, self.lock_duration_ms
+                state.start_offset, list(state.batches), limit, max_locks, lock_ms
             )
             state_epoch = state.state_epoch
         if sp.start_offset < log.log_start_offset:
@@ -210,6 +234,7 @@ class SharePartitionManager:
         offset on, at most `max_bytes` of batches (at least one) and about `max_records`
         records (whole batches); the batches holding an acquired record are the answer."""
         sp = held.sp
+        sp.lock_duration_ms = self.lock_duration_ms(key.group_id)  # the group's, as it is now
         hw = part.high_watermark
         log = part.log
         if sp.start_offset < log.log_start_offset:

@@ -11,8 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import AcknowledgeType, Message, Producer, ShareConsumer, TopicCollection
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    AcknowledgeType,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    ShareConsumer,
+    TopicCollection,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    ResourceType,
+)
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
 from msklite import Cluster
@@ -21,6 +36,7 @@ from msklite.protocol.share_messages import DescribeShareGroupOffsetsRequest
 from tests.integration.rawclient import RawClient
 
 DEADLINE_S = 30.0
+RESET = "share.auto.offset.reset"
 SHARE = pytest.mark.msk(brokers=3, kafka_version="4.2.x")
 SHORT_LOCKS = pytest.mark.msk(
     brokers=3, kafka_version="4.2.x", config={"group.share.record.lock.duration.ms": 1000}
@@ -308,3 +324,75 @@ def test_delivery_state_survives_a_cluster_restart(tmp_path: Path) -> None:
         assert _start_offset(cluster, "restart-g", "restart-q") == 10
     finally:
         cluster.stop()
+
+
+def _group_configs(admin: AdminClient, group: str, *entries: tuple[str, str]) -> None:
+    ops = [ConfigEntry(n, v, incremental_operation=AlterConfigOpType.SET) for n, v in entries]
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=ops)
+    admin.incremental_alter_configs([resource])[resource].result(10)
+
+
+@SHARE
+def test_group_configs_set_where_a_share_partition_starts(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    resource = ConfigResource(ResourceType.GROUP, "early")
+    described = admin.describe_configs([resource])[resource].result(10)
+    assert described[RESET].value == "latest"
+    assert described["share.record.lock.duration.ms"].value == "30000"
+    _group_configs(admin, "early", (RESET, "earliest"))
+    described = admin.describe_configs([resource])[resource].result(10)
+    assert (described[RESET].value, described[RESET].source) == (
+        "earliest",
+        ConfigSource.GROUP_CONFIG.value,
+    )
+    # the records are there before the group ever fetches
+    _produce(msk_cluster, topic_name, 5)
+    consumer = _consumer(msk_cluster, "early")
+    try:
+        consumer.subscribe([topic_name])
+        seen: list[int] = []
+        _poll_until([consumer], lambda: len(seen) >= 5, lambda _, m: seen.append(_offset(m)))
+        assert seen == list(range(5))
+    finally:
+        consumer.close()
+    # a group left at latest starts after them
+    assert _start_offset(msk_cluster, "late", topic_name) == -1
+    late = _consumer(msk_cluster, "late")
+    try:
+        late.subscribe([topic_name])
+        _joined(msk_cluster, [late], "late", topic_name)
+        assert _start_offset(msk_cluster, "late", topic_name) == 5
+    finally:
+        late.close()
+
+
+@SHARE
+def test_share_group_configs_are_checked(msk_cluster: Cluster, topic_name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    for name, value in [
+        (RESET, "sometimes"),
+        (RESET, "by_duration:-PT1H"),
+        ("share.record.lock.duration.ms", "1000"),  # below group.share.min.record.lock.duration.ms
+        ("share.heartbeat.interval.ms", "50000"),  # not below the session timeout
+    ]:
+        with pytest.raises(KafkaException) as raised:
+            _group_configs(admin, "checked", (name, value))
+        assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG, (name, value)
+    _group_configs(admin, "checked", (RESET, "by_duration:P1DT2H"))
+    resource = ConfigResource(ResourceType.GROUP, "checked")
+    described = admin.describe_configs([resource])[resource].result(10)
+    assert described[RESET].value == "by_duration:P1DT2H"
+    # by_duration: from the first record stamped within the last day and two hours
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    _produce(msk_cluster, topic_name, 3)
+    consumer = _consumer(msk_cluster, "checked")
+    try:
+        consumer.subscribe([topic_name])
+        seen: list[int] = []
+        _poll_until([consumer], lambda: len(seen) >= 3, lambda _, m: seen.append(_offset(m)))
+        assert seen == [0, 1, 2]
+    finally:
+        consumer.close()
