@@ -20,8 +20,8 @@ Behavior:
   the delivery count reaches group.share.delivery.count.limit.
 - With nothing acquired the request waits up to max_wait_ms for an append or a release.
 - A partition led elsewhere: NOT_LEADER_OR_FOLLOWER with the current leader and its endpoint.
-- Authorization, as Kafka's: READ on the group (GROUP_AUTHORIZATION_FAILED, the top-level
-  error); ShareFetch READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
+- Authorization, as Kafka's: READ on the group (GROUP_AUTHORIZATION_FAILED), READ on each
+  topic fetched from or acknowledged (TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 Deviations from Kafka/MSK:
 - In-flight records are tracked per offset (Kafka tracks whole in-flight batches and splits
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
 from msklite.errors import ErrorCode, KafkaError
@@ -62,7 +62,7 @@ AckResp = schemas.ShareAcknowledgeResponse
 AckPart = AckResp.ShareAcknowledgeTopicResponse.PartitionData
 RENEW = 4
 
-Acks = dict[tuple[object, int], list[tuple[int, int, list[int]]]]
+Acks = dict[tuple[uuid.UUID, int], list[tuple[int, int, list[int]]]]
 
 
 def _acks_of(topics: list[schemas.Struct]) -> Acks:
@@ -85,16 +85,35 @@ def _leader(ctx: BrokerContext, key: ShareKey) -> tuple[int, int]:
     return state.leader, state.leader_epoch
 
 
+def _readable(
+    ctx: BrokerContext, header: RequestHeader, topic_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The topics (by id) the principal may READ; an unknown id counts as readable, to be
+    answered UNKNOWN_TOPIC_ID."""
+    by_id = ctx.controller.topics_by_id
+    names = {tid: by_id[tid].name for tid in topic_ids if tid in by_id}
+    allowed_names = authorized(ctx, header, READ, TOPIC, names.values())
+    return {tid for tid in topic_ids if tid not in names or names[tid] in allowed_names}
+
+
 def _acknowledge(
-    ctx: BrokerContext, group_id: str, member_id: str, acks: Acks, version: int
+    ctx: BrokerContext,
+    header: RequestHeader,
+    group_id: str,
+    member_id: str,
+    acks: Acks,
 ) -> dict[ShareKey, ErrorCode]:
     from msklite.coordinator.share_state import ShareKey
 
     manager = ctx.share.partitions
+    readable = _readable(ctx, header, {tid for tid, _ in acks})
     out = {}
     for (topic_id, index), batches in acks.items():
-        key = ShareKey(group_id, topic_id, index)  # type: ignore[arg-type]
-        if version < 2 and any(RENEW in types for _, _, types in batches):
+        key = ShareKey(group_id, topic_id, index)
+        if topic_id not in readable:
+            out[key] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            continue
+        if header.api_version < 2 and any(RENEW in types for _, _, types in batches):
             out[key] = ErrorCode.INVALID_REQUEST
             continue
         out[key] = manager.acknowledge(member_id, key, batches)
@@ -140,7 +159,7 @@ def share_fetch(
         session = manager.session(group_id, member_id, epoch, acknowledging_only=False)
     except KafkaError as e:
         return failed(e.code, e.message)
-    ack_errors = _acknowledge(ctx, group_id, member_id, acks, header.api_version)
+    ack_errors = _acknowledge(ctx, header, group_id, member_id, acks)
     if epoch == -1:
         manager.close_session(group_id, member_id)
         return _fetch_response(ctx, header, group_id, {}, ack_errors)
@@ -222,12 +241,10 @@ def _fetch_all(
     records_left = req.max_records if req.max_records > 0 else 500
     bytes_left = req.max_bytes
     out: dict[ShareKey, Fetched] = {}
-    by_id = ctx.controller.topics_by_id
-    names = {t: by_id[t].name for t, _ in session.partitions if t in by_id}
-    readable = authorized(ctx, header, READ, TOPIC, names.values())
+    readable = _readable(ctx, header, {tid for tid, _ in session.partitions})
     for topic_id, index in list(session.partitions):
         key = ShareKey(group_id, topic_id, index)
-        if topic_id in names and names[topic_id] not in readable:
+        if topic_id not in readable:
             out[key] = Fetched(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
             continue
         try:
@@ -318,7 +335,7 @@ def share_acknowledge(ctx: BrokerContext, header: RequestHeader, r: Reader) -> l
     except KafkaError as e:
         return failed(e.code, e.message)
     acks = _acks_of(req.topics)  # type: ignore[arg-type]
-    errors = _acknowledge(ctx, group_id, member_id, acks, header.api_version)
+    errors = _acknowledge(ctx, header, group_id, member_id, acks)
     if req.share_session_epoch == -1:
         manager.close_session(group_id, member_id)
     by_topic: dict[object, list[AckPart]] = {}

@@ -32,13 +32,18 @@ Behavior:
   DescribeShareGroupOffsets DESCRIBE on the group; AlterShareGroupOffsets READ on it,
   DeleteShareGroupOffsets DELETE.
 
+- Authorization, as Kafka's: DESCRIBE on every topic a ShareGroupHeartbeat subscribes to
+  (TOPIC_AUTHORIZATION_FAILED); READ on the group for ShareGroupHeartbeat and
+  AlterShareGroupOffsets, DESCRIBE for ShareGroupDescribe (its authorized operations when
+  asked for) and DescribeShareGroupOffsets, DELETE for DeleteShareGroupOffsets
+  (GROUP_AUTHORIZATION_FAILED); READ on each topic an offset admin API changes, DESCRIBE on
+  each it describes (TOPIC_AUTHORIZATION_FAILED).
+
 Deviations from Kafka/MSK:
 - Share-group membership lives in the coordinator's memory, not in `__consumer_offsets`
   (Kafka writes ShareGroupMetadata/Member/TargetAssignment records): after a coordinator
   failover members rejoin with UNKNOWN_MEMBER_ID. Delivery state is persisted
   (`__share_group_state`), so no record is lost or delivered twice by that.
-- Authorized operations are not computed (no authorizer): ShareGroupDescribe answers
-  Kafka's "not requested" value.
 
 Version notes:
 - v0 of the share APIs was Kafka 4.0's early access, removed in 4.1; v1 is the first stable.
@@ -52,7 +57,17 @@ from typing import TYPE_CHECKING
 
 from msklite.authz import AclOperation
 from msklite.errors import ErrorCode, KafkaError
-from msklite.handlers.authorization import DELETE, DESCRIBE, GROUP, READ, TOPIC, allowed, authorized
+from msklite.handlers.authorization import (
+    DELETE,
+    DESCRIBE,
+    GROUP,
+    READ,
+    TOPIC,
+    allowed,
+    authorized,
+    authorized_operations,
+    bits,
+)
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
 from msklite.kafka_version import share_groups_enabled
@@ -62,6 +77,7 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 if TYPE_CHECKING:  # loaded with the first share request (ctx.share)
+    from msklite.authz import AclOperation
     from msklite.coordinator.share_runtime import ShareGroupRuntime
     from msklite.coordinator.share_state import ShareState
 
@@ -97,8 +113,8 @@ def share_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) 
         return failed(ErrorCode.UNSUPPORTED_VERSION, DISABLED)
     if not allowed(ctx, header, READ, GROUP, req.group_id):
         return failed(ErrorCode.GROUP_AUTHORIZATION_FAILED)
-    topics = req.subscribed_topic_names or []
-    if len(authorized(ctx, header, DESCRIBE, TOPIC, topics)) < len(set(topics)):
+    subscribed = set(req.subscribed_topic_names or ())
+    if len(authorized(ctx, header, DESCRIBE, TOPIC, subscribed)) < len(subscribed):
         return failed(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     runtime = _coordinator(ctx, req.group_id) if req.group_id else ctx.share.groups
     if runtime is None:
@@ -215,7 +231,9 @@ def share_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader) -
                 assignment_epoch=group.assignment_epoch,
                 assignor_name="simple",
                 members=members,
-                authorized_operations=NOT_REQUESTED,
+                authorized_operations=bits(authorized_operations(ctx, header, GROUP, group_id))
+                if req.include_authorized_operations
+                else NOT_REQUESTED,
             )
         )
     return spec_response(
@@ -238,6 +256,8 @@ def describe_share_group_offsets(
     groups = []
     for g in req.groups:
         error = _group_error(ctx, g.group_id)
+        if error == ErrorCode.NONE and not allowed(ctx, header, DESCRIBE, GROUP, g.group_id):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
         # every partition of the group is asked for: the group must exist (named partitions
         # of an unknown group are answered -1, as Kafka answers them)
         if (
@@ -260,12 +280,23 @@ def describe_share_group_offsets(
             for t in g.topics:
                 wanted.setdefault(t.topic_name, []).extend(t.partitions)
         topics = []
+        visible = authorized(ctx, header, DESCRIBE, TOPIC, wanted)
         for name, parts in wanted.items():
             topic = controller.topics.get(name)
             out = []
             for p in sorted(parts):
                 state = None
                 hw = None
+                if name not in visible:
+                    out.append(
+                        part_t(
+                            partition_index=p,
+                            start_offset=-1,
+                            leader_epoch=-1,
+                            error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                        )
+                    )
+                    continue
                 if topic is not None and 0 <= p < len(topic.partitions):
                     state = persister.read(ShareKey(g.group_id, topic.topic_id, p))
                     hw = persister.high_watermark(name, p)
@@ -326,15 +357,20 @@ def _share_group_exists(ctx: BrokerContext, group_id: str) -> bool:
     )
 
 
-def _admin_error(ctx: BrokerContext, group_id: str, must_exist: bool) -> ErrorCode:
-    """The group-level answer of the offset admin APIs: they change only empty groups."""
+def _admin_error(
+    ctx: BrokerContext, header: RequestHeader, group_id: str, operation: AclOperation
+) -> ErrorCode:
+    """The group-level answer of the offset admin APIs: they change only empty groups
+    (DeleteShareGroupOffsets, asking DELETE, only groups that exist)."""
     error = _group_error(ctx, group_id)
+    if error == ErrorCode.NONE and not allowed(ctx, header, operation, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
     if error != ErrorCode.NONE:
         return error
     group = ctx.share.groups.group(group_id)
     if group is not None and group.members:
         return ErrorCode.NON_EMPTY_GROUP
-    if must_exist and not _share_group_exists(ctx, group_id):
+    if operation == DELETE and not _share_group_exists(ctx, group_id):
         return ErrorCode.GROUP_ID_NOT_FOUND
     return ErrorCode.NONE
 
@@ -347,16 +383,19 @@ def alter_share_group_offsets(ctx: BrokerContext, header: RequestHeader, r: Read
     resp_t = schemas.AlterShareGroupOffsetsResponse
     topic_t = resp_t.AlterShareGroupOffsetsResponseTopic
     part_t = topic_t.AlterShareGroupOffsetsResponsePartition
-    error = _admin_error(ctx, header, req.group_id, False, READ)
+    error = _admin_error(ctx, header, req.group_id, READ)
     if error != ErrorCode.NONE:
         return spec_response(header, resp_t(throttle_time_ms=0, error_code=error, responses=[]))
     persister = ctx.share.persister
+    readable = authorized(ctx, header, READ, TOPIC, (t.topic_name for t in req.topics))
     topics = []
     for t in req.topics:
         topic = ctx.controller.topics.get(t.topic_name)
         parts = []
         for p in t.partitions:
-            if (
+            if t.topic_name not in readable:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif (
                 topic is None
                 or topic.internal
                 or not 0 <= p.partition_index < len(topic.partitions)
@@ -389,13 +428,23 @@ def delete_share_group_offsets(
     req = spec_request(schemas.DeleteShareGroupOffsetsRequest, header, r)
     resp_t = schemas.DeleteShareGroupOffsetsResponse
     topic_t = resp_t.DeleteShareGroupOffsetsResponseTopic
-    error = _admin_error(ctx, header, req.group_id, True, DELETE)
+    error = _admin_error(ctx, header, req.group_id, DELETE)
     if error != ErrorCode.NONE:
         return spec_response(header, resp_t(throttle_time_ms=0, error_code=error, responses=[]))
     persister = ctx.share.persister
+    readable = authorized(ctx, header, READ, TOPIC, (t.topic_name for t in req.topics))
     topics = []
     for t in req.topics:
         topic = ctx.controller.topics.get(t.topic_name)
+        if t.topic_name not in readable:
+            topics.append(
+                topic_t(
+                    topic_name=t.topic_name,
+                    topic_id=schemas.ZERO_UUID,
+                    error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                )
+            )
+            continue
         if topic is None or topic.internal:
             topics.append(
                 topic_t(

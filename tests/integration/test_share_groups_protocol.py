@@ -9,6 +9,14 @@ import uuid
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+)
+from confluent_kafka.admin import ResourceType as ConfluentResourceType
 from kafka.protocol.admin.groups import ListGroupsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
@@ -28,6 +36,7 @@ from msklite.protocol.share_messages import (
 from tests.integration.rawclient import RawClient
 
 SHARE = pytest.mark.msk(brokers=3, kafka_version="4.2.x")
+ALLOW = AclPermissionType.ALLOW
 FetchTopic = ShareFetchRequest.FetchTopic
 FetchPartition = FetchTopic.FetchPartition
 AckBatch = FetchPartition.AcknowledgementBatch
@@ -419,3 +428,99 @@ def test_acquisition_takes_whole_batches_and_sends_only_those(
         part = _partition(raw.request(req, 1))
         assert [(a.first_offset, a.last_offset) for a in part.acquired_records] == [(3, 8)]
         assert _batches(part.records) == [(3, 5), (6, 8)]
+
+
+def test_share_apis_ask_the_authorizer() -> None:
+    """Raw requests come in on the plaintext listener as User:ANONYMOUS; the admin (a SCRAM
+    super user) gives group `locked` and topic `locked-t` ACLs of its own, so that only it may
+    use them (everything without an ACL stays open: allow.everyone.if.no.acl.found, MSK's)."""
+    users = {"admin": "admin-secret"}
+    with Cluster(
+        1,
+        auth="plaintext,scram",
+        scram_users=users,
+        config={"super.users": "User:admin"},
+        kafka_version="4.2.x",
+    ) as cluster:
+        cluster.create_topic("locked-t", 1)
+        cluster.create_topic("open-t", 1)
+        scram, ca = cluster.bootstrap_servers_sasl_scram, cluster.ca_certificate
+        assert scram is not None and ca is not None
+        admin = AdminClient(
+            {
+                "bootstrap.servers": scram,
+                "security.protocol": "SASL_SSL",
+                "ssl.ca.location": ca,
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": "admin",
+                "sasl.password": "admin-secret",
+            }
+        )
+        acls = [
+            AclBinding(rtype, name, ResourcePatternType.LITERAL, "User:admin", "*", op, ALLOW)
+            for rtype, name, op in [
+                (ConfluentResourceType.GROUP, "locked", AclOperation.ALL),
+                (ConfluentResourceType.TOPIC, "locked-t", AclOperation.ALL),
+            ]
+        ]
+        for f in admin.create_acls(acls, request_timeout=10).values():
+            f.result(timeout=15)
+        locked_id, open_id = _topic_id(cluster, "locked-t"), _topic_id(cluster, "open-t")
+        with RawClient(cluster.bootstrap_servers) as raw:
+            found = raw.request(FindCoordinatorRequest(key="open-g", key_type=0), version=3)
+            assert found.error_code == 0  # the coordinator exists from now on
+            beat = ShareGroupHeartbeatRequest(
+                group_id="locked", member_id="m", member_epoch=0, subscribed_topic_names=["open-t"]
+            )
+            assert raw.request(beat, 1).error_code == ErrorCode.GROUP_AUTHORIZATION_FAILED
+            beat.group_id = "open-g"
+            beat.subscribed_topic_names = ["open-t", "locked-t"]
+            assert raw.request(beat, 1).error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            beat.subscribed_topic_names = ["open-t"]
+            assert raw.request(beat, 1).error_code == 0
+            assert (
+                raw.request(_fetch("locked", "m", 0, open_id), 1).error_code
+                == ErrorCode.GROUP_AUTHORIZATION_FAILED
+            )
+            fetch = _fetch("open-g", "m", 0, locked_id)
+            fetch.topics.append(
+                FetchTopic(
+                    topic_id=open_id,
+                    partitions=[FetchPartition(partition_index=0, acknowledgement_batches=[])],
+                )
+            )
+            resp = raw.request(fetch, 1)
+            errors = {t.topic_id: t.partitions[0].error_code for t in resp.responses}
+            # the open topic has nothing to say yet; the locked one is refused
+            assert errors == {locked_id: ErrorCode.TOPIC_AUTHORIZATION_FAILED}
+            described = raw.request(
+                ShareGroupDescribeRequest(
+                    group_ids=["locked", "open-g"], include_authorized_operations=True
+                ),
+                1,
+            )
+            locked, open_g = described.groups
+            assert locked.error_code == ErrorCode.GROUP_AUTHORIZATION_FAILED
+            assert open_g.error_code == 0
+            # no ACL on open-g: READ, DELETE and DESCRIBE (bits 3, 6, 8)
+            assert open_g.authorized_operations == (1 << 3) | (1 << 6) | (1 << 8)
+            assert _describe(raw, "open-g", "locked-t").error_code == (
+                ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            )
+            offsets = raw.request(
+                DescribeShareGroupOffsetsRequest(
+                    groups=[
+                        DescribeShareGroupOffsetsRequest.DescribeShareGroupOffsetsRequestGroup(
+                            group_id="locked", topics=None
+                        )
+                    ]
+                ),
+                0,
+            )
+            assert offsets.groups[0].error_code == ErrorCode.GROUP_AUTHORIZATION_FAILED
+            assert raw.request(_alter("locked", "open-t", 0), 0).error_code == (
+                ErrorCode.GROUP_AUTHORIZATION_FAILED
+            )
+            # (open-g has a member now: a group without one)
+            refused = raw.request(_alter("open-h", "locked-t", 0), 0).responses[0].partitions[0]
+            assert refused.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
