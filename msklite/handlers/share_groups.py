@@ -27,11 +27,6 @@ Behavior:
   a negative offset). DeleteShareGroupOffsets: likewise only for an empty group (and
   GROUP_ID_NOT_FOUND for one with neither members nor state); a topic's every partition loses
   its state, so that the next fetch starts at `share.auto.offset.reset`.
-- Authorization, as Kafka's: ShareGroupHeartbeat READ on the group (GROUP_AUTHORIZATION_FAILED)
-  and DESCRIBE on every subscribed topic (TOPIC_AUTHORIZATION_FAILED); ShareGroupDescribe and
-  DescribeShareGroupOffsets DESCRIBE on the group; AlterShareGroupOffsets READ on it,
-  DeleteShareGroupOffsets DELETE.
-
 - Authorization, as Kafka's: DESCRIBE on every topic a ShareGroupHeartbeat subscribes to
   (TOPIC_AUTHORIZATION_FAILED); READ on the group for ShareGroupHeartbeat and
   AlterShareGroupOffsets, DESCRIBE for ShareGroupDescribe (its authorized operations when
@@ -77,7 +72,6 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 if TYPE_CHECKING:  # loaded with the first share request (ctx.share)
-    from msklite.authz import AclOperation
     from msklite.coordinator.share_runtime import ShareGroupRuntime
     from msklite.coordinator.share_state import ShareState
 
@@ -255,9 +249,7 @@ def describe_share_group_offsets(
     controller = ctx.controller
     groups = []
     for g in req.groups:
-        error = _group_error(ctx, g.group_id)
-        if error == ErrorCode.NONE and not allowed(ctx, header, DESCRIBE, GROUP, g.group_id):
-            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        error = _group_error(ctx, header, g.group_id, DESCRIBE)
         # every partition of the group is asked for: the group must exist (named partitions
         # of an unknown group are answered -1, as Kafka answers them)
         if (
@@ -339,11 +331,17 @@ def _lag(state: ShareState | None, high_watermark: int | None) -> int:
     return max(high_watermark - start - done, 0)
 
 
-def _group_error(ctx: BrokerContext, group_id: str) -> ErrorCode:
+def _group_error(
+    ctx: BrokerContext, header: RequestHeader, group_id: str, operation: AclOperation
+) -> ErrorCode:
+    """The group-level answer of the admin APIs: authorization comes first, as in Kafka (the
+    broker asks before it forwards to the coordinator)."""
     if not share_enabled(ctx):
         return ErrorCode.UNSUPPORTED_VERSION
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID
+    if not allowed(ctx, header, operation, GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
     if _coordinator(ctx, group_id) is None:
         return ErrorCode.NOT_COORDINATOR
     return ErrorCode.NONE
@@ -362,9 +360,7 @@ def _admin_error(
 ) -> ErrorCode:
     """The group-level answer of the offset admin APIs: they change only empty groups
     (DeleteShareGroupOffsets, asking DELETE, only groups that exist)."""
-    error = _group_error(ctx, group_id)
-    if error == ErrorCode.NONE and not allowed(ctx, header, operation, GROUP, group_id):
-        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    error = _group_error(ctx, header, group_id, operation)
     if error != ErrorCode.NONE:
         return error
     group = ctx.share.groups.group(group_id)

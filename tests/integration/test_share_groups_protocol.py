@@ -524,3 +524,58 @@ def test_share_apis_ask_the_authorizer() -> None:
             # (open-g has a member now: a group without one)
             refused = raw.request(_alter("open-h", "locked-t", 0), 0).responses[0].partitions[0]
             assert refused.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+
+
+@SHARE
+def test_share_apis_refuse_what_acls_deny(msk_cluster: Cluster, topic_name: str) -> None:
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    deny = [
+        AclBinding(
+            rtype,
+            name,
+            ResourcePatternType.LITERAL,
+            "User:*",
+            "*",
+            AclOperation.ALL,
+            AclPermissionType.DENY,
+        )
+        for rtype, name in ((ResourceType.GROUP, "denied"), (ResourceType.TOPIC, "secret"))
+    ]
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    for f in admin.create_acls(deny, request_timeout=10).values():
+        f.result(timeout=15)
+    group_denied = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    with RawClient(_addr(msk_cluster, 1)) as raw:
+        beat = ShareGroupHeartbeatRequest(
+            group_id="denied", member_id="m", member_epoch=0, subscribed_topic_names=[topic_name]
+        )
+        assert raw.request(beat, 1).error_code == group_denied
+        beat = ShareGroupHeartbeatRequest(
+            group_id="ok", member_id="m", member_epoch=0, subscribed_topic_names=["secret"]
+        )
+        assert raw.request(beat, 1).error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        fetch = _fetch("denied", "m", 0, _topic_id(msk_cluster, topic_name))
+        assert raw.request(fetch, 1).error_code == group_denied
+        described = raw.request(
+            ShareGroupDescribeRequest(group_ids=["denied"], include_authorized_operations=False),
+            1,
+        )
+        assert described.groups[0].error_code == group_denied
+        delete = DeleteShareGroupOffsetsRequest(
+            group_id="denied",
+            topics=[
+                DeleteShareGroupOffsetsRequest.DeleteShareGroupOffsetsRequestTopic(
+                    topic_name=topic_name
+                )
+            ],
+        )
+        assert raw.request(delete, 0).error_code == group_denied
