@@ -8,7 +8,7 @@ the lag metrics are rendered too). A confluent-kafka producer in this process se
 records (acks=all) for a fixed window; the windows alternate quiet / scraped / scraped /
 quiet, in blocks (ABBA: a trend over the block, such as the log growing or the shared
 machine's load drifting, hits both alike); each block gives the ratio of its scraped windows'
-records to its quiet ones', and the figure is the median block's. A scraper thread GETs
+records to its quiet ones', and the figure is the median block's. A scraper process GETs
 `/metrics` once a second during the scraped windows and reads the whole answer (its wall
 time, queued behind the produce traffic, is reported); the metrics sampler ticks (every 5 s)
 in both. The broker process's CPU per record is read around every window. Last, the scrape's
@@ -20,7 +20,9 @@ average before the section).
 
 from __future__ import annotations
 
-import threading
+import json
+import subprocess
+import sys
 import time
 import urllib.request
 from typing import Any
@@ -66,33 +68,39 @@ def _scrape(url: str) -> int:
         return len(resp.read())
 
 
+# The scraper is a process of its own, as Prometheus is: in this one it would take the GIL from
+# the producer's loop and slow the client instead of the broker.
+_SCRAPER = """
+import json, sys, time, urllib.request
+url, every, until = sys.argv[1], float(sys.argv[2]), time.perf_counter() + float(sys.argv[3])
+scrapes = size = 0
+spent = 0.0
+while time.perf_counter() < until:
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        size += len(resp.read())
+    took = time.perf_counter() - t0
+    spent += took
+    scrapes += 1
+    time.sleep(max(every - took, 0))
+print(json.dumps({"scrapes": scrapes, "bytes": size, "mean_ms": 1000 * spent / max(scrapes, 1)}))
+"""
+
+
 class _Scraper:
-    """GETs `url` every SCRAPE_EVERY_S while running; counts scrapes, bytes and their time."""
+    """GETs `url` every SCRAPE_EVERY_S for `seconds`, from a process of its own."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.scrapes = 0
-        self.bytes = 0
-        self.seconds = 0.0
-        self.thread = threading.Thread(target=self._run, name="scraper", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            t0 = time.perf_counter()
-            self.bytes += _scrape(self.url)
-            took = time.perf_counter() - t0
-            self.seconds += took
-            self.scrapes += 1
-            self.stop.wait(max(SCRAPE_EVERY_S - took, 0))
+    def __init__(self, url: str, seconds: float) -> None:
+        self.argv = [sys.executable, "-c", _SCRAPER, url, str(SCRAPE_EVERY_S), str(seconds)]
+        self.stats: dict[str, float] = {}
 
     def __enter__(self) -> _Scraper:
-        self.thread.start()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
+        out, _ = self.proc.communicate(timeout=30)
+        self.stats = json.loads(out)
 
 
 def _prepare(bootstrap: str) -> None:
@@ -124,15 +132,9 @@ def scrape_cost(seconds: float) -> dict[str, Any]:
         for scrape in (False, True, True, False) * BLOCKS:
             cpu0 = broker.cpu_seconds()
             if scrape:
-                with _Scraper(url) as s:
+                with _Scraper(url, seconds) as s:
                     rate = _produce_for(bootstrap, seconds)
-                scraper_stats.append(
-                    {
-                        "scrapes": s.scrapes,
-                        "bytes": s.bytes,
-                        "mean_ms": 1000 * s.seconds / s.scrapes,
-                    }
-                )
+                scraper_stats.append(s.stats)
             else:
                 rate = _produce_for(bootstrap, seconds)
             (scraped if scrape else quiet).append(rate)
