@@ -19,8 +19,8 @@ prefix is read and given back when the request is done, as Kafka's `queued.max.r
 pool does. Memory itself follows what arrives: a frame above EAGER_BYTES is received into the
 pool's `lazy` buffer of its size — the broker gives anonymous mappings (server.py), whose pages
 cost nothing until written — so a client that declares 100 MB and sends 10 bytes holds a page,
-not 100 MB. Smaller frames keep the heap buffer that malloc recycles, the cheap case for
-produce.
+not 100 MB. Smaller frames get a heap buffer, the cheap case for produce: the buffer of a
+recent frame that no request reads any more when one fits (`_eager`), else a new one.
 """
 
 from __future__ import annotations
@@ -39,11 +39,36 @@ DEFAULT_MAX_FRAME = 104_857_600
 STAGING_BYTES = 65_536
 # Frames up to this size get a heap buffer at once (a produce request is ≤ 1 MiB by default).
 EAGER_BYTES = 2 * 1024 * 1024
+# Heap buffers of large frames kept per thread for reuse once their requests are done.
+_SPARES = 4
 _local = threading.local()
 
 
 def _heap(size: int) -> memoryview:
     return memoryview(bytearray(size))
+
+
+def _eager(size: int) -> memoryview:
+    """A heap buffer for a frame of `size`: a recent frame's buffer (at most twice as large)
+    that nothing holds a view of any more, else a new one that joins them. Reuse spares the
+    allocation and its zero fill (≈17 µs per MiB). A bytearray cannot change size while a
+    view of it exists, so a `pop` that succeeds proves that no request still reads it."""
+    spares: list[bytearray] | None = getattr(_local, "spares", None)
+    if spares is None:
+        spares = _local.spares = []
+    for buf in spares:
+        if size <= len(buf) <= 2 * size:
+            try:
+                buf.pop()
+            except BufferError:
+                continue
+            buf.append(0)
+            return memoryview(buf)[:size]
+    buf = bytearray(size)
+    spares.append(buf)
+    if len(spares) > _SPARES:
+        del spares[0]
+    return memoryview(buf)
 
 
 def _staging() -> bytearray:
@@ -180,7 +205,7 @@ class FrameDecoder:
     def _start_frame(self, size: int, have: memoryview) -> None:
         """A frame of `size` whose reservation is made, `have` of it already here."""
         self._lazy = size > EAGER_BYTES
-        big = self.pool.lazy(size) if self._lazy else _heap(size)
+        big = self.pool.lazy(size) if self._lazy else _eager(size)
         big[: len(have)] = have
         self.pool.held += len(have) if self._lazy else size
         self._frame, self._filled = big, len(have)

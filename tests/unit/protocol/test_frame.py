@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
+import threading
 
 import pytest
 
 from msklite.errors import ProtocolError
+from msklite.protocol import frame as frame_module
 from msklite.protocol.frame import FrameDecoder, MemoryPool
 from msklite.server import anonymous_mapping
 
@@ -140,3 +142,20 @@ def test_bytes_fed_while_waiting_are_kept_with_the_frame() -> None:
     frames = dec.admit()
     assert [bytes(f) for f in frames] == [body, b"abc"]
     assert (pool.reserved, pool.held) == (BIG + 3, BIG + 3)
+
+
+def test_a_large_frame_reuses_a_buffer_only_once_nothing_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(frame_module, "_local", threading.local())
+    size = frame_module.STAGING_BYTES + 1000  # received in place, not from the staging buffer
+    dec = FrameDecoder()
+    (a,) = dec.feed(_framed(b"a" * size))
+    (b,) = dec.feed(_framed(b"b" * size))
+    assert b.obj is not a.obj  # a is still being read: its bytes must stay
+    assert bytes(a) == b"a" * size
+    buffers = [a.obj, b.obj]  # kept, but no view of them is
+    del a, b
+    (c,) = dec.feed(_framed(b"c" * (size - 10)))
+    assert any(c.obj is buf for buf in buffers)
+    assert bytes(c) == b"c" * (size - 10)
