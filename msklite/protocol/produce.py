@@ -8,11 +8,19 @@ memoryview of the request frame: never copied, never parsed here.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from msklite.protocol.primitives import Reader, Writer
 
 FLEXIBLE_FROM = 9
+# Fixed-size runs of fields read (written) with one unpack (pack) each, not a call per field:
+# acks and timeout_ms; a partition's index and (before flexible versions) its records' length.
+_ACKS_TIMEOUT = struct.Struct(">hi")
+_INDEX_LENGTH = struct.Struct(">ii")
+# A partition's response fields up to log_start_offset (v5+), written with one pack.
+_PARTITION_V3 = struct.Struct(">ihqq")
+_PARTITION_V5 = struct.Struct(">ihqqq")
 
 
 @dataclass(slots=True)
@@ -38,17 +46,21 @@ class ProduceRequest:
 def decode_request(r: Reader, version: int) -> ProduceRequest:
     flex = version >= FLEXIBLE_FROM
     transactional_id = r.nullable_str(flex)
-    acks = r.int16()
-    timeout_ms = r.int32()
+    data = r.data
+    acks, timeout_ms = _ACKS_TIMEOUT.unpack_from(data, r._take(6))
     topics = []
     for _ in range(r.array_len(flex)):
         name = r.str_(flex)
         parts = []
         for _ in range(r.array_len(flex)):
-            index = r.int32()
-            records = r.compact_bytes() if flex else r.bytes_()
+            records: memoryview | None
             if flex:
+                index = r.int32()
+                records = r.compact_bytes()
                 r.skip_tagged_fields()
+            else:
+                index, n = _INDEX_LENGTH.unpack_from(data, r._take(8))
+                records = None if n < 0 else r.raw(n)
             parts.append(PartitionProduceData(index, records))
         if flex:
             r.skip_tagged_fields()
@@ -81,12 +93,14 @@ def encode_response(
         w.str_(name, flex)
         w.array_len(len(parts), flex)
         for p in parts:
-            w.int32(p.index)
-            w.int16(p.error_code)
-            w.int64(p.base_offset)
-            w.int64(p.log_append_time_ms)
             if version >= 5:
-                w.int64(p.log_start_offset)
+                w.buf += _PARTITION_V5.pack(
+                    p.index, p.error_code, p.base_offset, p.log_append_time_ms, p.log_start_offset
+                )
+            else:
+                w.buf += _PARTITION_V3.pack(
+                    p.index, p.error_code, p.base_offset, p.log_append_time_ms
+                )
             if version >= 8:
                 w.array_len(len(p.record_errors), flex)
                 for batch_index, message in p.record_errors:

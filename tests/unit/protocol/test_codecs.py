@@ -107,10 +107,14 @@ def test_fetch_request_decodes_what_the_spec_encodes(version: int) -> None:
     [p] = t.partitions
     assert (t.topic, p.partition, p.fetch_offset, p.partition_max_bytes) == ("t", 1, 99, 1024)
     assert p.current_leader_epoch == (4 if version >= 9 else -1)
+    assert p.last_fetched_epoch == (3 if version >= 12 else -1)
     assert p.log_start_offset == (5 if version >= 5 else -1)
+    assert got.replica_id == -1
     if version >= 7:
         assert (got.session_id, got.session_epoch) == (17, 2)
         assert got.forgotten_topics_data == [("gone", [0, 1])]
+    else:
+        assert (got.session_id, got.session_epoch) == (0, -1)
     if version >= 11:
         assert got.rack_id == "use1-az1"
 
