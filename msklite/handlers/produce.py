@@ -59,8 +59,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from msklite.authz import AclOperation, Action, ResourceType
+from msklite.authz import Action
 from msklite.errors import ErrorCode, KafkaError
+from msklite.handlers.authorization import TOPIC, TRANSACTIONAL_ID, WRITE
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles
 from msklite.protocol import produce as codec
@@ -256,9 +257,7 @@ def _transaction_allowed(
     )
     return (
         not transactional
-        or ctx.authorizer.authorize(
-            header, [Action(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)]
-        )[0]
+        or ctx.authorizer.authorize(header, [Action(WRITE, TRANSACTIONAL_ID, transactional_id)])[0]
     )
 
 
@@ -291,7 +290,7 @@ def handle(
     else:
         waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[ErrorCode]]] = []
         allowed = ctx.authorizer.authorize(
-            header, [Action(AclOperation.WRITE, ResourceType.TOPIC, t.name) for t in req.topic_data]
+            header, [Action(WRITE, TOPIC, t.name) for t in req.topic_data]
         )
         responses = [
             (
