@@ -18,6 +18,7 @@ import sys
 import threading
 
 from msklite import __version__
+from msklite.cli.commands import add_parsers, run
 from msklite.cluster import Cluster, default_data_dir, stored_brokers
 from msklite.console import execute
 from msklite.kafka_releases import RELEASES
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"the cluster's data directory (default {default_data_dir()})",
     )
+    add_parsers(sub)
     return parser
 
 
@@ -447,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "certs":
         return certs(args)
+    if args.command != "serve":
+        return run(args)
     # A terminal read from the background then fails (EIO) instead of stopping the cluster.
     if hasattr(signal, "SIGTTIN"):
         signal.signal(signal.SIGTTIN, signal.SIG_IGN)
