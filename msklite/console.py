@@ -4,6 +4,8 @@
     pause N | resume N          (make broker N's follower replicas stop / resume copying)
     create-topic NAME [PARTITIONS [RF]] [KEY=VALUE ...]
     transactions                (list them, as kafka-transactions.sh list/describe)
+    topic list | topic describe NAME | group list | group describe GROUP
+                                (as `msklite topic ...` / `msklite group ...` print them)
     status | help
 
 Each command takes effect at once and prints what the cluster looks like afterwards.
@@ -11,8 +13,12 @@ Each command takes effect at once and prints what the cluster looks like afterwa
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import io
 from collections.abc import Callable
 
+from msklite.cli.commands import run
 from msklite.cluster import Cluster
 from msklite.errors import KafkaError
 from msklite.msk import host_port
@@ -84,6 +90,9 @@ async def execute(cluster: Cluster, line: str, write: Callable[[str], None]) -> 
         elif command == "transactions" and not args:
             write(transactions(cluster))
             return
+        elif command in ("topic", "group") and _verb(command, args) is not None:
+            write(await _client_verb(cluster, command, args))
+            return
         elif command == "status":
             pass
         else:
@@ -108,3 +117,28 @@ def _create_topic(cluster: Cluster, args: list[str], write: Callable[[str], None
     rf = _number("RF", numbers[1]) if len(numbers) > 1 else None
     topic = cluster.create_topic(name, partitions, rf, configs)
     write(f"created topic {name}: {len(topic.partitions)} partition(s)")
+
+
+def _verb(command: str, args: list[str]) -> str | None:
+    if args == ["list"] or (len(args) == 2 and args[0] == "describe"):
+        return args[0]
+    return None
+
+
+async def _client_verb(cluster: Cluster, command: str, args: list[str]) -> str:
+    """`topic list|describe`, `group list|describe` as the everyday commands print them: a
+    Kafka client in a thread (it blocks) talking to this cluster's first listener."""
+    ns = argparse.Namespace(
+        command=command,
+        verb=args[0],
+        bootstrap=cluster.bootstrap_servers,
+        command_config=None,
+        json=False,
+        timeout=10.0,
+        internal=False,
+        name=args[1:],
+        group=args[1:],
+    )
+    out, err = io.StringIO(), io.StringIO()
+    await asyncio.to_thread(run, ns, out, err)
+    return (out.getvalue() + err.getvalue()).rstrip("\n")

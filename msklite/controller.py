@@ -460,9 +460,51 @@ class Controller:
             if self._save_failing:
                 log.warning("cluster metadata saved again")
                 self._save_failing = False
+        if log.isEnabledFor(logging.INFO):
+            self._log_change(snap)
         for topic in topics:
             for observer in list(self._observers):
                 observer(topic)
+
+    def _log_change(self, snap: _Snapshot) -> None:
+        """One INFO line per topic created or deleted, leader elected or ISR changed by a
+        change that now holds."""
+        for name, topic in self.topics.items():
+            if name not in snap.topics:
+                log.info(
+                    "created topic %s: %d partition(s), replication factor %d",
+                    name,
+                    len(topic.partitions),
+                    max((len(p.replicas) for p in topic.partitions), default=0),
+                )
+        for name in snap.topics.keys() - self.topics.keys():
+            log.info("deleted topic %s", name)
+        for (p, _, leader, isr, epoch, _, _), topic in zip(snap.fields, snap.owners, strict=True):
+            if topic.name not in self.topics:
+                continue
+            if p.leader != leader or p.leader_epoch != epoch:
+                log.info(
+                    "leader of %s-%d: %s -> %s (epoch %d), ISR %s",
+                    topic.name,
+                    p.partition,
+                    leader,
+                    p.leader,
+                    p.leader_epoch,
+                    p.isr,
+                )
+            elif p.isr != isr:
+                log.info(
+                    "ISR of %s-%d %s: %s -> %s",
+                    topic.name,
+                    p.partition,
+                    "shrank"
+                    if len(p.isr) < len(isr)
+                    else "expanded"
+                    if len(p.isr) > len(isr)
+                    else "changed",
+                    isr,
+                    p.isr,
+                )
 
     # ---- topics ----
 

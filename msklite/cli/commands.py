@@ -178,20 +178,20 @@ def _admin(args: argparse.Namespace) -> Any:
     return KafkaAdminClient(**options)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
     from kafka.errors import KafkaError
 
     handler = _HANDLERS[(args.command, getattr(args, "verb", None))]
     try:
         handler(args, out)
     except CommandError as e:
-        print(f"msklite: {e}", file=sys.stderr)
+        print(f"msklite: {e}", file=err or sys.stderr)
         return 1
     except KafkaError as e:
-        print(f"msklite: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"msklite: {type(e).__name__}: {e}", file=err or sys.stderr)
         return 1
     except ValueError as e:  # kafka-python's checks of what it was asked
-        print(f"msklite: {e}", file=sys.stderr)
+        print(f"msklite: {e}", file=err or sys.stderr)
         return 1
     except BrokenPipeError:  # `| head`: the reader has seen enough
         return 0

@@ -477,12 +477,21 @@ class GroupCoordinator:
         if group.is_empty():
             group.protocol = group.leader = None
             group.transition(GroupState.EMPTY, now_ms)
+            log.info("group %s rebalanced: generation %d, empty", group.group_id, group.generation)
             out.records.append(self._group_record(group))
             return
         group.protocol = group.select_protocol()
         if group.leader not in group.members:
             group.leader = next(iter(group.members))
         group.transition(GroupState.COMPLETING_REBALANCE, now_ms)
+        log.info(
+            "group %s rebalanced: generation %d, %d member(s), protocol %s, leader %s",
+            group.group_id,
+            group.generation,
+            len(group.members),
+            group.protocol,
+            group.leader,
+        )
         # Members that do not sync within the rebalance timeout are dropped, so a leader that
         # died after joining cannot stall the group (Kafka's pendingSyncMembers, 2.8+).
         group.rebalance_deadline = now_ms + group.max_rebalance_timeout()

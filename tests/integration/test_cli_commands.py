@@ -265,3 +265,34 @@ def test_unreachable_bootstrap_is_one_clear_line() -> None:
     assert out.returncode == 1
     assert out.stderr.splitlines() == ["msklite: no broker reachable at 127.0.0.1:1 within 2 s"]
     assert time.monotonic() - started < 30
+
+
+def test_serve_console_lists_and_describes_topics_and_groups(msk_cluster: Cluster) -> None:
+    from msklite.console import execute
+
+    msk_cluster.create_topic("console-t", 2)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": msk_cluster.bootstrap_servers,
+            "group.id": "console-g",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.commit(offsets=[TopicPartition("console-t", 1, 0)], asynchronous=False)
+    consumer.close()
+
+    def console(line: str) -> str:
+        said: list[str] = []
+        msk_cluster._run(execute(msk_cluster, line, said.append))
+        return "\n".join(said)
+
+    assert ["console-t", "2", "3"] in [line.split() for line in console("topic list").splitlines()]
+    described = console("topic describe console-t").splitlines()
+    assert described[0].startswith("Topic console-t ")
+    assert [line.split()[0] for line in described[2:]] == ["0", "1"]
+    assert "console-g" in console("group list")
+    group = console("group describe console-g").splitlines()
+    assert group[0].startswith("Group console-g  state Empty")
+    assert group[2].split()[:5] == ["console-t", "1", "0", "0", "0"]
+    assert console("topic describe nope") == "msklite: nope: UnknownTopicOrPartitionError"
+    assert "topic list | topic describe NAME" in console("topic")  # the help
