@@ -40,7 +40,6 @@ Deviations from Kafka/MSK:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 from msklite.authz import AclOperation, ResourceType
@@ -183,44 +182,17 @@ def handle(
         # the loop, after requests read in this one (a produce that wakes it) have run.
         keys = [tp for tp, _ in fc.partitions]
         waiter = ctx.replicas.fetch_waiters.watch(keys)
-        return _long_poll(ctx, header if quota else None, fc, req, v, keys, waiter, denied)
-    return _respond(ctx, header if quota else None, fc, v, reads, total)
+        throttled = header if quota else None
 
-
-async def _long_poll(
-    ctx: BrokerContext,
-    quota: RequestHeader | None,
-    fc: FetchContext,
-    req: codec.FetchRequest,
-    v: int,
-    keys: list[TopicPartition],
-    waiter: asyncio.Future[None],
-    denied: set[str],
-) -> list[Buffer]:
-    """Wait in the purgatory (`waiter`, watching `keys` since the first read) until
-    min_bytes are there or max_wait_ms has passed on the injected clock; every append to a
-    fetched partition wakes it to read again."""
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        if not waiter.done():
-            waiter.set_result(None)
-
-    timer = ctx.clock.call_later(req.max_wait_ms, expire)
-    try:
-        while True:
-            try:
-                await waiter
-            finally:
-                ctx.replicas.fetch_waiters.unwatch(keys, waiter)
+        def ready(expired: bool) -> list[Buffer] | None:
+            # every append to a fetched partition wakes the wait to read again
             reads, total, errors = _read_all(ctx, fc, req, v, denied)
             if total >= req.min_bytes or errors or expired:
-                return _respond(ctx, quota, fc, v, reads, total)
-            waiter = ctx.replicas.fetch_waiters.watch(keys)
-    finally:
-        timer.cancel()
+                return _respond(ctx, throttled, fc, v, reads, total)
+            return None
+
+        return ctx.replicas.fetch_waiters.wait(keys, waiter, ctx.clock, req.max_wait_ms, ready)
+    return _respond(ctx, header if quota else None, fc, v, reads, total)
 
 
 def _respond(

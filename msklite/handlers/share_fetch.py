@@ -37,7 +37,6 @@ Version notes:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
@@ -177,7 +176,15 @@ def share_fetch(
     ):
         keys = _watch_keys(ctx, session)
         waiter = ctx.replicas.fetch_waiters.watch(keys)
-        return _long_poll(ctx, header, group_id, member_id, session, req, ack_errors, keys, waiter)
+
+        def ready(expired: bool) -> list[Buffer] | None:
+            # an append or a release on a session partition may let something be acquired
+            fetched = _fetch_all(ctx, header, group_id, member_id, session, req)
+            if expired or any(f.acquired or f.error for f in fetched.values()):
+                return _fetch_response(ctx, header, group_id, fetched, ack_errors)
+            return None
+
+        return ctx.replicas.fetch_waiters.wait(keys, waiter, ctx.clock, req.max_wait_ms, ready)
     return _fetch_response(ctx, header, group_id, fetched, ack_errors)
 
 
@@ -188,42 +195,6 @@ def _watch_keys(ctx: BrokerContext, session: ShareSession) -> list[TopicPartitio
         if topic is not None:
             out.append(TopicPartition(topic.name, index))
     return out
-
-
-async def _long_poll(
-    ctx: BrokerContext,
-    header: RequestHeader,
-    group_id: str,
-    member_id: str,
-    session: ShareSession,
-    req: schemas.ShareFetchRequest,
-    ack_errors: dict[ShareKey, ErrorCode],
-    keys: list[TopicPartition],
-    waiter: asyncio.Future[None],
-) -> list[Buffer]:
-    """Wait until an append or a release on a session partition lets something be acquired,
-    or max_wait_ms passes on the clock."""
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        if not waiter.done():
-            waiter.set_result(None)
-
-    timer = ctx.clock.call_later(req.max_wait_ms, expire)
-    try:
-        while True:
-            try:
-                await waiter
-            finally:
-                ctx.replicas.fetch_waiters.unwatch(keys, waiter)
-            fetched = _fetch_all(ctx, header, group_id, member_id, session, req)
-            if expired or any(f.acquired or f.error for f in fetched.values()):
-                return _fetch_response(ctx, header, group_id, fetched, ack_errors)
-            waiter = ctx.replicas.fetch_waiters.watch(keys)
-    finally:
-        timer.cancel()
 
 
 def _fetch_all(

@@ -5,10 +5,13 @@ polling). Timeouts belong to the waiter (a timer on the injected clock)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
+from msklite.clock import Clock
+
 K = TypeVar("K")
+T = TypeVar("T")
 
 
 class Purgatory(Generic[K]):
@@ -28,6 +31,39 @@ class Purgatory(Generic[K]):
                 waiting.discard(fut)
                 if not waiting:
                     del self._watchers[key]
+
+    async def wait(
+        self,
+        keys: list[K],
+        waiter: asyncio.Future[None],
+        clock: Clock,
+        max_wait_ms: int,
+        ready: Callable[[bool], T | None],
+    ) -> T:
+        """Wait on `waiter` (watching `keys`, set before the caller's first read so that no
+        append in between is missed), then ask `ready(expired)` after every wake-up until it
+        answers; `expired` turns true max_wait_ms later on the clock, when it must answer."""
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = clock.call_later(max_wait_ms, expire)
+        try:
+            while True:
+                try:
+                    await waiter
+                finally:
+                    self.unwatch(keys, waiter)
+                answer = ready(expired)
+                if answer is not None:
+                    return answer
+                waiter = self.watch(keys)
+        finally:
+            timer.cancel()
 
     def notify(self, key: K) -> None:
         waiting = self._watchers.pop(key, None)
