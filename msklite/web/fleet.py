@@ -4,7 +4,9 @@ with its own brokers, ports and data directory under the default cluster's (`msk
 
 The MSK API's records (clusters, configurations, operations) are JSON documents keyed by the
 service model's member names, saved to `msk-api/state.json` after every change and loaded at
-the next start, when the clusters that were running start again on their data directories."""
+the next start, when the clusters that were running start again on their data directories and
+ports (a port another process took meanwhile is replaced by a free one, with a WARNING). A
+cluster that cannot start is FAILED, as MSK reports a broken cluster, and the others serve."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -88,15 +91,20 @@ class Fleet:
             if record["State"] == "DELETING":
                 self._forget_cluster(arn)
                 continue
-            cluster = self.build(record)
             try:
+                cluster = self.build(record)
                 await cluster.astart()
-            except (OSError, ValueError) as e:
-                # one cluster that cannot start (its disk, its port) leaves the others serving
+            except Exception as e:
+                # one cluster that cannot start (its disk, its saved metadata) leaves the
+                # others serving
                 logger.error("MSK API cluster %s did not start: %s", record["ClusterName"], e)
                 record["State"] = "FAILED"
-                record["StateInfo"] = {"Code": "InternalServerError", "Message": str(e)}
+                record["StateInfo"] = {
+                    "Code": "InternalServerError",
+                    "Message": f"The cluster did not start: {e}",
+                }
                 continue
+            record.pop("StateInfo", None)
             self.running_clusters[arn] = cluster
             # work interrupted by the restart is done: its cluster is up again
             if record["State"] != "ACTIVE":
@@ -171,7 +179,7 @@ class Fleet:
         """The `Cluster` of a record (not started)."""
         data_dir = os.path.join(self.directory, "clusters", record["_uuid"])
         prov = record.get("Provisioned", {})
-        return Cluster(
+        cluster = Cluster(
             brokers=int(prov.get("NumberOfBrokerNodes", len(record["_azs"]))),
             data_dir=data_dir,
             config=record.get("_config", {}),
@@ -182,6 +190,37 @@ class Fleet:
             tls_client_auth=bool(record.get("_tlsClientAuth")),
             kafka_version=prov.get("CurrentBrokerSoftwareInfo", {}).get("KafkaVersion", "3.9.x"),
         )
+        saved = record.get("_ports", {})
+        for info in cluster.infos:
+            ports = saved.get(str(info.node_id), {})
+            info.ports = {
+                listener: port
+                for listener, port in ports.items()
+                if self._port_free(record, info.node_id, listener, port)
+            }
+        return cluster
+
+    def _port_free(self, record: Record, node_id: int, listener: str, port: int) -> bool:
+        """Whether a saved port can be bound again (else a WARNING: the broker takes another)."""
+        try:
+            family = socket.getaddrinfo(self.host, port, type=socket.SOCK_STREAM)[0][0]
+            # as the listener will bind it (asyncio sets SO_REUSEADDR): a port left in
+            # TIME_WAIT by the last run is free, one another process listens on is not
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((self.host, port))
+        except OSError as e:
+            logger.warning(
+                "MSK API cluster %s: broker %d's %s port %d is not free (%s); it listens on "
+                "another port, and GetBootstrapBrokers names the new one",
+                record["ClusterName"],
+                node_id,
+                listener,
+                port,
+                e.strerror or e,
+            )
+            return False
+        return True
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -196,6 +235,12 @@ class Fleet:
     def save(self) -> None:
         if self._dir is None:
             return
+        for arn, cluster in self.running_clusters.items():
+            # where its brokers listen, to listen there again after a restart
+            if arn in self.clusters:
+                self.clusters[arn]["_ports"] = {
+                    str(info.node_id): dict(info.ports) for info in cluster.infos if info.ports
+                }
         path = os.path.join(self._dir, STATE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:

@@ -6,6 +6,9 @@ response body (errors too) is checked against botocore's service model."""
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -659,3 +662,78 @@ def test_every_handler_is_an_operation_of_the_model() -> None:
         "TagResource", "UntagResource", "ListTagsForResource", "BatchAssociateScramSecret",
         "BatchDisassociateScramSecret", "ListScramSecrets",
     }  # fmt: skip
+
+
+def test_clusters_keep_their_ports_across_a_restart(
+    aws_env: None, tmp_path: Path, checker: ResponseChecker, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = str(tmp_path / "data")
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        arn, first = create(kafka, "steady", brokers=2, subnets=SUBNETS[:2])
+        make_topic(first, "kept", rf=2)
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        again = kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+        assert sorted(again.split(",")) == sorted(first.split(","))
+        producer = Producer({"bootstrap.servers": again, "acks": "all"})
+        producer.produce("kept", b"on the same ports")
+        assert producer.flush(30) == 0
+    # another process took broker 1's port meanwhile: it listens elsewhere, with a WARNING
+    taken_address = sorted(first.split(","))[0]
+    host, port = taken_address.rsplit(":", 1)
+    with socket.create_server((host, int(port))):
+        caplog.set_level(logging.WARNING, "msklite.web.fleet")
+        with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+            kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+            kafka.meta.events.register("after-call.kafka", checker)
+            moved = kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+            assert taken_address not in moved.split(",")
+            assert set(moved.split(",")) & set(first.split(","))  # the other one stayed
+            assert kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"] == "ACTIVE"
+            assert consume_all(moved, "kept", 1) == [b"on the same ports"]
+    assert any(
+        r.levelno == logging.WARNING and f"port {port} is not free" in r.getMessage()
+        for r in caplog.records
+    )
+    assert checker.problems == []
+
+
+def test_a_cluster_that_cannot_start_is_failed(
+    aws_env: None, tmp_path: Path, checker: ResponseChecker
+) -> None:
+    data = tmp_path / "data"
+    with Service(Cluster(brokers=1, data_dir=str(data)), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        broken, _ = create(kafka, "broken", brokers=2, subnets=SUBNETS[:2])
+        healthy, _ = create(kafka, "healthy", brokers=2, subnets=SUBNETS[:2])
+    # the broken cluster's data directory became a file: it cannot start
+    (cluster_dir,) = [d for d in (data / "msk-api" / "clusters").iterdir() if d.name in broken]
+    shutil.rmtree(cluster_dir)
+    cluster_dir.write_text("not a directory")
+    with Service(Cluster(brokers=1, data_dir=str(data)), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        info = kafka.describe_cluster(ClusterArn=broken)["ClusterInfo"]
+        assert info["State"] == "FAILED"
+        assert info["StateInfo"]["Code"] == "InternalServerError"
+        assert "did not start" in info["StateInfo"]["Message"]
+        code, status, _ = error_of(kafka.get_bootstrap_brokers, ClusterArn=broken)
+        assert (code, status) == ("BadRequestException", 400)
+        # the others serve
+        bootstrap = kafka.get_bootstrap_brokers(ClusterArn=healthy)["BootstrapBrokerString"]
+        make_topic(bootstrap, "alive", rf=2)
+        assert kafka.describe_cluster(ClusterArn=healthy)["ClusterInfo"]["State"] == "ACTIVE"
+        # a FAILED cluster can be deleted, as on MSK
+        kafka.delete_cluster(ClusterArn=broken)
+        wait_until(
+            lambda: (
+                broken not in {c["ClusterArn"] for c in kafka.list_clusters_v2()["ClusterInfoList"]}
+            ),
+            "the failed cluster deleted",
+            30,
+        )
+    assert checker.problems == []
