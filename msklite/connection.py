@@ -47,7 +47,6 @@ from msklite.errors import ProtocolError
 from msklite.handlers import HANDLERS
 from msklite.handlers.api_versions import unsupported_version_body
 from msklite.handlers.context import BrokerContext
-from msklite.protocol import messages
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.frame import FrameDecoder, MemoryPool
 from msklite.protocol.header import RequestHeader, parse_request_header, response_header
@@ -472,6 +471,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         name = _api_name(header.api_key)
         self._failed(f"in {name} v{header.api_version}")
         try:
+            from msklite.protocol import messages  # the spec codec: off the start-up path
+
             body = messages.error_response(header.api_key, header.api_version)
         except Exception:
             self._failed(f"building the error response to {name}")

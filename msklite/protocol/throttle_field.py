@@ -12,7 +12,6 @@ from __future__ import annotations
 import struct
 from functools import cache
 
-from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.primitives import Buffer
 
@@ -22,6 +21,9 @@ FIRST, LAST = 0, 1
 
 @cache
 def _place(api_key: int, version: int) -> int | None:
+    # imported here: the schemas load with the first answer a quota throttles, not at start-up
+    from msklite.protocol import schemas
+
     response = schemas.RESPONSES.get(api_key)
     if response is None:
         return None

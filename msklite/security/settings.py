@@ -13,7 +13,6 @@ from msklite.authz.acls import AclAuthorizer
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
-from msklite.security.authenticator import SaslAuthenticator
 from msklite.security.iam import (
     AwsMskIamServer,
     IamCredential,
@@ -51,6 +50,7 @@ _RDN_NAMES = {
 }
 
 if TYPE_CHECKING:
+    from msklite.security.authenticator import SaslAuthenticator
     from msklite.security.tls import CertificateAuthority
 
 
@@ -178,6 +178,9 @@ class ClusterSecurity:
             servers = {m: functools.partial(ScramServer, m, self.users) for m in kind.mechanisms}
         else:
             return None
+        # imported here: it brings the spec codec, which a plaintext-only start never needs
+        from msklite.security.authenticator import SaslAuthenticator
+
         return functools.partial(
             SaslAuthenticator,
             servers,

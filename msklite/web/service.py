@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from msklite.cluster import Cluster
 from msklite.loop_thread import LoopThread
-from msklite.metrics.meters import sampler_for, stop_sampler
 from msklite.web import DEFAULT_AWS_PORT, Route
 from msklite.web.fleet import Fleet
 
@@ -90,10 +89,15 @@ class Service:
         )
         await endpoint.start()
         self._endpoint = endpoint
+        # imported here, as the endpoint: after the Kafka listeners answer
+        from msklite.metrics.meters import sampler_for
+
         # the console's rates and lag history, and the meters' rates, from now on
         sampler_for(self.cluster)
 
     async def astop(self) -> None:
+        from msklite.metrics.meters import stop_sampler
+
         if self._endpoint is not None:
             await self._endpoint.stop()
             self._endpoint = None
