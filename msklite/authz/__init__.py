@@ -109,3 +109,10 @@ class Authorizer(Protocol):
         """Whether `operation` is allowed on at least one resource of the type (as Kafka's
         default implementation reads ACLs: an allow not dominated by a deny)."""
         ...
+
+    def allows_everything(self, session: Session) -> bool:
+        """True only when every action of `session` would be allowed now (no ACLs and
+        allow.everyone.if.no.acl.found, a super user, no IAM policy in force): the handlers
+        then skip the per-resource questions (a Metadata of every topic, each Produce).
+        False is always a correct answer."""
+        ...

@@ -244,13 +244,16 @@ class AclAuthorizer:
         self._open = self._index.empty and self.allow_everyone
         self._decisions = {}
 
-    def authorize(self, session: Session, actions: Sequence[Action]) -> list[bool]:
+    def allows_everything(self, session: Session) -> bool:
         acls = self._source.acls
         if acls is not self._indexed:
             self._reindex(acls)
-        principal = session.principal
-        if self._open or principal in self.super_users:
+        return self._open or session.principal in self.super_users
+
+    def authorize(self, session: Session, actions: Sequence[Action]) -> list[bool]:
+        if self.allows_everything(session):
             return [True] * len(actions)
+        principal = session.principal
         host = session.client_host
         decisions = self._decisions
         out = []

@@ -207,6 +207,9 @@ class ByListener:
     def _of(self, session: Session) -> Authorizer:
         return self._by_listener.get(session.listener, self._default)
 
+    def allows_everything(self, session: Session) -> bool:
+        return self._of(session).allows_everything(session)
+
     def authorize(self, session: Session, actions: Sequence[Action]) -> list[bool]:
         return self._of(session).authorize(session, actions)
 

@@ -667,6 +667,9 @@ class _NoClusterActions:
     ) -> bool:
         return True
 
+    def allows_everything(self, session: Any) -> bool:
+        return False
+
 
 def test_write_txn_markers_is_a_cluster_action(msk_cluster: Cluster, topic_name: str) -> None:
     msk_cluster.create_topic(topic_name, partitions=1)

@@ -222,3 +222,24 @@ def test_remembered_decisions_are_forgotten_when_the_acls_change() -> None:
     assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [False]
     source.acls = ()
     assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [True]
+
+
+def test_allows_everything_only_while_no_acl_can_deny() -> None:
+    """The handlers' fast path (no per-resource question) ends with the first ACL, for
+    whoever is not a super user, and comes back when the last one goes."""
+
+    @dataclass
+    class Source:
+        acls: tuple[AclBinding, ...]
+
+    source = Source(())
+    az = AclAuthorizer(source, super_users=["User:admin"])
+    assert az.allows_everything(S())
+    source.acls = (acl("t", Op.WRITE, DENY, principal="User:*"),)
+    assert not az.allows_everything(S())
+    assert az.authorize(S(), [Action(Op.WRITE, TOPIC, "t")]) == [False]
+    assert az.allows_everything(S(principal="User:admin"))
+    source.acls = ()
+    assert az.allows_everything(S())
+    closed = AclAuthorizer(Source(()), allow_everyone_if_no_acl_found=False)
+    assert not closed.allows_everything(S())
