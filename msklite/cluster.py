@@ -10,6 +10,7 @@ Two ways to run it:
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import os
@@ -481,6 +482,56 @@ class Cluster:
 
     async def astart_az(self, az: str) -> None:
         await self._fault_api().start_az(az)
+
+    async def aupdate_kafka_version(
+        self, name: str, on_broker: Callable[[int], None] | None = None
+    ) -> None:
+        """Move to the Kafka release `name` as MSK updates a cluster's version: a rolling
+        restart. One running broker after the other stops (its leaderships move), starts again
+        advertising the release's API versions, and catches up into every ISR (its preferred
+        leaderships come back, auto.leader.rebalance.enable) before the next one stops;
+        `on_broker(node_id)` after each. At the end the release's configs and defaults apply
+        cluster-wide. ValueError (before any broker stops): a static config the release lacks."""
+        target = kafka_version_name(name)
+        self.broker_configs.upgrade_check(target)
+        faults = self._fault_api()
+        assert self._brokers is not None
+        versions = served_versions(release_versions(target))
+        for node_id in sorted(self.brokers):
+            await faults.stop_broker(node_id)
+            # a new table: the brokers not yet restarted keep answering with the old one
+            self._brokers.api_versions = versions
+            await faults.start_broker(node_id)
+            await self._caught_up(node_id)
+            if on_broker is not None:
+                on_broker(node_id)
+        self._brokers.api_versions = versions  # brokers stopped meanwhile start in it too
+        self.broker_configs.set_kafka_version(target)
+        self.kafka_version = target
+
+    async def _caught_up(self, node_id: int) -> None:
+        """Until broker `node_id` is in the ISR of every partition it replicates that has a
+        leader (or it stopped again)."""
+        controller = self._controller()
+        changed = asyncio.Event()
+
+        def lagging() -> bool:
+            return node_id in self.brokers and any(
+                node_id in p.replicas and p.leader != -1 and node_id not in p.isr
+                for topic in controller.topics.values()
+                for p in topic.partitions
+            )
+
+        def observe(_topic: str) -> None:
+            changed.set()
+
+        controller.on_change(observe)
+        try:
+            while lagging():
+                changed.clear()
+                await changed.wait()
+        finally:
+            controller.off_change(observe)
 
     def pause_replication(self, node_id: int, topic: str | None = None, partition: int = 0) -> None:
         """Make broker `node_id`'s follower replicas stop copying (all, or one partition), so

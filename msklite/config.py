@@ -427,15 +427,7 @@ class BrokerConfigs:
     def __init__(
         self, static: Mapping[str, object], kafka_version: str = DEFAULT_KAFKA_VERSION
     ) -> None:
-        self.kafka_version = kafka_version
-        # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
-        self.absent = absent_configs(kafka_version)
-        self.group_configs = has_group_configs(kafka_version)
-        # share groups' group configs, where msklite serves share groups (Kafka has them from
-        # 4.0, when share groups came as early access)
-        self.share_group_configs = share_groups_enabled(kafka_version)
-        self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}
-        self._defaults.update(release_defaults(kafka_version))
+        self._release(kafka_version)
         texts = {k: config_text(k, v) for k, v in static.items()}
         for name, value in texts.items():
             d = BROKER_CONFIGS.get(name)
@@ -451,6 +443,31 @@ class BrokerConfigs:
         self.static = texts
         self.dynamic_default: dict[str, str] = {}
         self.dynamic: dict[int, dict[str, str]] = {}
+
+    def _release(self, kafka_version: str) -> None:
+        self.kafka_version = kafka_version
+        # the emulated release's differences from Kafka 3.9 (msklite.kafka_version)
+        self.absent = absent_configs(kafka_version)
+        self.group_configs = has_group_configs(kafka_version)
+        # share groups' group configs, where msklite serves share groups (Kafka has them from
+        # 4.0, when share groups came as early access)
+        self.share_group_configs = share_groups_enabled(kafka_version)
+        self._defaults = {n: d.default for n, d in BROKER_CONFIGS.items()}
+        self._defaults.update(release_defaults(kafka_version))
+
+    def upgrade_check(self, kafka_version: str) -> None:
+        """A ValueError if a static setting is not a config of the release `kafka_version`
+        (an upgrade to it would not start)."""
+        gone = absent_configs(kafka_version)
+        for name in self.static:
+            if name in gone:
+                raise ValueError(f"{name} is not a config of Kafka {kafka_version}: {gone[name]}")
+
+    def set_kafka_version(self, kafka_version: str) -> None:
+        """Switch to the release `kafka_version` (the end of a rolling upgrade): its configs
+        and defaults from now on."""
+        self.upgrade_check(kafka_version)
+        self._release(kafka_version)
 
     def _layers(self, node_id: int | None) -> list[tuple[Mapping[str, str], ConfigSource]]:
         layers: list[tuple[Mapping[str, str], ConfigSource]] = []

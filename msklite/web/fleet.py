@@ -132,6 +132,10 @@ class Fleet:
             if record.get("_default"):
                 # `serve --brokers` may have grown it since
                 record["Provisioned"]["NumberOfBrokerNodes"] = len(self.default.infos)
+                # and `--kafka-version` its release (an update of the version lasts one run)
+                record["Provisioned"]["CurrentBrokerSoftwareInfo"]["KafkaVersion"] = (
+                    self.default.kafka_version
+                )
                 return
         controller = self.default.controller
         assert controller is not None

@@ -17,8 +17,10 @@ Behavior:
 - UpdateBrokerCount adds brokers live, in AZ order; RebootBroker stops and starts one broker
   (leadership moves away and comes back); UpdateClusterConfiguration applies the configuration's
   dynamic broker configs at once (cluster-wide) and keeps the rest for the next start;
-  UpdateBrokerStorage, UpdateBrokerType and UpdateClusterKafkaVersion are recorded (the
-  version applies at the next start of the cluster).
+  UpdateClusterKafkaVersion rolls the brokers one by one onto the target release (a later one
+  only, as GetCompatibleKafkaVersions lists), each caught up before the next stops, through
+  the steps INITIALIZE_UPDATE, UPDATE_APPLY, FINALIZE_UPDATE; UpdateBrokerStorage and
+  UpdateBrokerType are recorded.
 - Configurations: serverProperties checked by MSK's rules (msklite.msk), revisions from 1.
 - SCRAM secrets: a secret's name must start with `AmazonMSK_`; its user name and password come
   from the fleet's secrets (`--scram-secrets FILE`), as Secrets Manager would hold them.
@@ -43,6 +45,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from msklite.cluster import Cluster
 from msklite.config import BROKER_CONFIGS, PER_BROKER
+from msklite.controller import Controller
 from msklite.credentials import TYPE_OF
 from msklite.errors import KafkaError
 from msklite.kafka_releases import RELEASES
@@ -649,16 +652,7 @@ class MskApi:
         source = dict(prov["CurrentBrokerSoftwareInfo"])
 
         async def apply() -> None:
-            dynamic = {
-                k: v
-                for k, v in configs.items()
-                if not BROKER_CONFIGS[k].read_only and BROKER_CONFIGS[k].mode != PER_BROKER
-            }
-            try:
-                controller.alter_broker_configs(None, dynamic)
-            except KafkaError as e:
-                raise RuntimeError(e.message) from None
-            record["_config"] = {**record.get("_config", {}), **configs}
+            _apply_configuration(record, controller, configs)
             prov["CurrentBrokerSoftwareInfo"].update(software)
 
         arn = self.fleet.run(
@@ -686,18 +680,57 @@ class MskApi:
                 "GetCompatibleKafkaVersions.",
                 "targetKafkaVersion",
             )
+        configs: dict[str, str] = {}
         software: dict[str, Any] = {}
         if params.get("ConfigurationInfo"):
-            _, software = self._configuration(params["ConfigurationInfo"], target)
+            configs, software = self._configuration(params["ConfigurationInfo"], target)
+        cluster = self._running(record)
+        try:
+            cluster.broker_configs.upgrade_check(target)
+        except ValueError as e:
+            raise bad_request(str(e), "targetKafkaVersion") from None
 
-        async def record_it() -> None:
-            prov["CurrentBrokerSoftwareInfo"].update({**software, "KafkaVersion": target_name})
+        async def roll() -> None:
+            op = self.fleet.operations[record["ActiveOperationArn"]]
+            steps: dict[str, Record] = {
+                name: {"StepInfo": {"StepStatus": "PENDING"}, "StepName": name}
+                for name in ("INITIALIZE_UPDATE", "UPDATE_APPLY", "FINALIZE_UPDATE")
+            }
+            op["OperationSteps"] = list(steps.values())
+            current = "INITIALIZE_UPDATE"
+
+            def step(name: str) -> None:
+                nonlocal current
+                steps[current]["StepInfo"]["StepStatus"] = "SUCCEEDED"
+                steps[name]["StepInfo"]["StepStatus"] = "IN_PROGRESS"
+                current = name
+
+            steps[current]["StepInfo"]["StepStatus"] = "IN_PROGRESS"
+            try:
+                step("UPDATE_APPLY")
+                await cluster.aupdate_kafka_version(
+                    target,
+                    lambda node_id: logger.info(
+                        "cluster %s: broker %d runs Kafka %s",
+                        record["ClusterName"],
+                        node_id,
+                        target_name,
+                    ),
+                )
+                step("FINALIZE_UPDATE")
+                assert cluster.controller is not None
+                _apply_configuration(record, cluster.controller, configs)
+                prov["CurrentBrokerSoftwareInfo"].update({**software, "KafkaVersion": target_name})
+                steps[current]["StepInfo"]["StepStatus"] = "SUCCEEDED"
+            except BaseException:
+                steps[current]["StepInfo"]["StepStatus"] = "FAILED"
+                raise
 
         arn = self.fleet.run(
             record,
             "UPDATE_CLUSTER_KAFKA_VERSION",
             "UPDATING",
-            record_it,
+            roll,
             call.request_id,
             {"KafkaVersion": source_name},
             {"KafkaVersion": target_name},
@@ -989,6 +1022,21 @@ class MskApi:
     async def list_scram_secrets(self, params: dict[str, Any], call: Call) -> dict[str, Any]:
         record = self._record(params["ClusterArn"])
         return _page(list(record.get("_scramSecrets", [])), params, "SecretArnList")
+
+
+def _apply_configuration(record: Record, controller: Controller, configs: dict[str, str]) -> None:
+    """A configuration's dynamic cluster-wide broker configs applied at once; all of them
+    kept for the cluster's next start."""
+    dynamic = {
+        k: v
+        for k, v in configs.items()
+        if not BROKER_CONFIGS[k].read_only and BROKER_CONFIGS[k].mode != PER_BROKER
+    }
+    try:
+        controller.alter_broker_configs(None, dynamic)
+    except KafkaError as e:
+        raise RuntimeError(e.message) from None
+    record["_config"] = {**record.get("_config", {}), **configs}
 
 
 def _secret_name(arn: str) -> str:

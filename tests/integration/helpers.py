@@ -10,12 +10,15 @@ from collections.abc import Callable
 from msklite import Cluster
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll a condition on the cluster's state (no event to await from another thread)."""
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = 10.0, interval: float = 0.01
+) -> None:
+    """Poll a condition on the cluster's state (no event to await from another thread);
+    a longer `interval` for a costly condition (a request to the server under test)."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+        time.sleep(interval)
 
 
 def leader_segments(cluster: Cluster, topic: str, partition: int) -> list[bytes]:

@@ -20,15 +20,19 @@ import pytest
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from kafka.protocol.metadata.api_versions import ApiVersionsRequest
 
 from msklite import Cluster
+from msklite.protocol.api_keys import ApiKey
 from msklite.web.service import Service
 from tests.integration.helpers import wait_until
 from tests.integration.msk_model import ResponseChecker
+from tests.integration.rawclient import RawClient
 
 SUBNETS = ["subnet-0a1b", "subnet-0c2d", "subnet-0e3f"]
 PLAINTEXT = {"EncryptionInTransit": {"ClientBroker": "PLAINTEXT"}}
 SECRETS = {"AmazonMSK_alice": ("alice", "alice-secret")}
+CONSUMER_GROUP_HEARTBEAT, JOIN_GROUP = ApiKey.CONSUMER_GROUP_HEARTBEAT, ApiKey.JOIN_GROUP
 
 
 @pytest.fixture
@@ -88,7 +92,8 @@ def wait_state(kafka: Any, arn: str, state: str = "ACTIVE") -> dict[str, Any]:
         info.update(kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"])
         return bool(info["State"] == state)
 
-    wait_until(reached, f"cluster {arn} {state}", timeout=60)
+    # each poll is an HTTP request served on the brokers' loop: not more than MSK users do
+    wait_until(reached, f"cluster {arn} {state}", timeout=60, interval=0.1)
     return info
 
 
@@ -216,35 +221,62 @@ def test_create_use_scale_and_delete_a_cluster(kafka: Any) -> None:
     assert names == ["msklite"]
 
 
+class Producing:
+    """A confluent-kafka producer (acks=all, idempotent) sending numbered records from a
+    thread until stopped, with at most `window` unacknowledged at a time (a loaded machine
+    must not fill librdkafka's queue while a broker is down); `acked` and `failed` as the
+    delivery reports come."""
+
+    def __init__(self, bootstrap: str, topic: str, window: int = 500) -> None:
+        self.acked: list[bytes] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._room = threading.Semaphore(window)
+        self._args = (bootstrap, topic)
+        self._worker = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        bootstrap, topic = self._args
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
+        )
+
+        def delivered(err: Any, msg: Any) -> None:
+            (self.failed.append(str(err)) if err is not None else self.acked.append(msg.value()))
+            self._room.release()
+
+        n = 0
+        while not self._stop.is_set():
+            if self._room.acquire(timeout=0.05):
+                producer.produce(topic, str(n).encode(), on_delivery=delivered)
+                n += 1
+            producer.poll(0)
+            producer.poll(0.001)
+        producer.flush(60)
+
+    def acked_more(self, count: int, what: str) -> None:
+        """Until `count` more records than now are acknowledged."""
+        target = len(self.acked) + count
+        wait_until(lambda: len(self.acked) >= target, what, 60)
+
+    def __enter__(self) -> Producing:
+        self._worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._worker.join(90)
+        assert not self._worker.is_alive()
+
+
 def test_reboot_a_broker_mid_produce_loses_no_acked_record(kafka: Any, service: Service) -> None:
     arn, bootstrap = create(kafka, "reboot")
     make_topic(bootstrap, "payments")
     cluster = service.fleet.running()["reboot"]
     before = service.call(lambda: cluster.partition("payments", 0))
     leader = before.leader
-    acked: list[bytes] = []
-    failed: list[str] = []
-    stop = threading.Event()
-
-    def produce() -> None:
-        producer = Producer(
-            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
-        )
-
-        def delivered(err: Any, msg: Any) -> None:
-            (failed.append(str(err)) if err is not None else acked.append(msg.value()))
-
-        n = 0
-        while not stop.is_set():
-            producer.produce("payments", str(n).encode(), on_delivery=delivered)
-            producer.poll(0.002)
-            n += 1
-        producer.flush(30)
-
-    worker = threading.Thread(target=produce)
-    worker.start()
-    try:
-        wait_until(lambda: len(acked) >= 100, "records acked before the reboot", 30)
+    with Producing(bootstrap, "payments") as producing:
+        producing.acked_more(100, "records acked before the reboot")
         op = kafka.reboot_broker(ClusterArn=arn, BrokerIds=[str(leader)])
         info = kafka.describe_cluster_operation(ClusterOperationArn=op["ClusterOperationArn"])
         assert info["ClusterOperationInfo"]["OperationType"] == "REBOOT_NODE"
@@ -253,20 +285,99 @@ def test_reboot_a_broker_mid_produce_loses_no_acked_record(kafka: Any, service: 
         wait_until(
             lambda: service.call(lambda: cluster.partition("payments", 0)).leader == leader,
             "the preferred leader back",
-            30,
+            60,
         )
-        settled = len(acked)
-        wait_until(lambda: len(acked) >= settled + 100, "records acked after the reboot", 30)
-    finally:
-        stop.set()
-        worker.join(60)
+        producing.acked_more(100, "records acked after the reboot")
     after = service.call(lambda: cluster.partition("payments", 0))
     assert after.leader_epoch >= before.leader_epoch + 2
-    assert failed == []
-    consumed = consume_all(bootstrap, "payments", len(acked))
-    assert set(acked) <= set(consumed)
+    assert producing.failed == []
+    consumed = consume_all(bootstrap, "payments", len(producing.acked))
+    assert set(producing.acked) <= set(consumed)
     state = kafka.describe_cluster_operation_v2(ClusterOperationArn=op["ClusterOperationArn"])
     assert state["ClusterOperationInfo"]["OperationState"] == "UPDATE_COMPLETE"
+
+
+def partitions(service: Service, cluster: Cluster, topic: str, count: int) -> list[Any]:
+    """The state of the topic's first `count` partitions (`Cluster.partition`), read on the
+    service's loop."""
+    return service.call(lambda: [cluster.partition(topic, p) for p in range(count)])
+
+
+def advertised(address: str) -> dict[int, tuple[int, int]]:
+    """What the broker at `address` answers to ApiVersions v3, over a raw socket."""
+    with RawClient(address) as raw:
+        req = ApiVersionsRequest(version=3, client_software_name="raw", client_software_version="1")
+        resp = raw.request(req, 3)
+    assert resp.error_code == 0
+    return {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+
+
+def test_kafka_version_update_rolls_the_brokers(kafka: Any, service: Service) -> None:
+    arn, bootstrap = create(kafka, "rolling")
+    make_topic(bootstrap, "orders", partitions=3)
+    cluster = service.fleet.running()["rolling"]
+    leaders = [p.leader for p in partitions(service, cluster, "orders", 3)]
+    assert len(set(leaders)) == 3  # every broker leads one partition
+    addresses = bootstrap.split(",")
+    for address in addresses:
+        table = advertised(address)
+        assert table[CONSUMER_GROUP_HEARTBEAT] == (0, 0)  # 3.9's KIP-848 preview
+        assert table[JOIN_GROUP][0] == 0
+    version = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+    # only what GetCompatibleKafkaVersions lists
+    (compatible,) = kafka.get_compatible_kafka_versions(ClusterArn=arn)["CompatibleKafkaVersions"]
+    assert "3.8.x" not in compatible["TargetVersions"]
+    code, status, _ = error_of(
+        kafka.update_cluster_kafka_version,
+        ClusterArn=arn,
+        CurrentVersion=version,
+        TargetKafkaVersion="3.8.x",
+    )
+    assert (code, status) == ("BadRequestException", 400)
+    epochs = [p.leader_epoch for p in partitions(service, cluster, "orders", 3)]
+    with Producing(bootstrap, "orders") as producing:
+        producing.acked_more(100, "records acked before the update")
+        op = kafka.update_cluster_kafka_version(
+            ClusterArn=arn, CurrentVersion=version, TargetKafkaVersion="4.0.x"
+        )
+        assert kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["State"] == "UPDATING"
+        info = wait_state(kafka, arn)
+        producing.acked_more(100, "records acked after the update")
+    assert info["Provisioned"]["CurrentBrokerSoftwareInfo"]["KafkaVersion"] == "4.0.x"
+    described = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]
+    assert described["CurrentBrokerSoftwareInfo"]["KafkaVersion"] == "4.0.x"
+    operation = kafka.describe_cluster_operation(ClusterOperationArn=op["ClusterOperationArn"])[
+        "ClusterOperationInfo"
+    ]
+    assert operation["OperationType"] == "UPDATE_CLUSTER_KAFKA_VERSION"
+    assert operation["OperationState"] == "UPDATE_COMPLETE"
+    assert [(s["StepName"], s["StepInfo"]["StepStatus"]) for s in operation["OperationSteps"]] == [
+        ("INITIALIZE_UPDATE", "SUCCEEDED"),
+        ("UPDATE_APPLY", "SUCCEEDED"),
+        ("FINALIZE_UPDATE", "SUCCEEDED"),
+    ]
+    assert operation["TargetClusterInfo"]["KafkaVersion"] == "4.0.x"
+    # every broker restarted (each leadership moved away and back to its preferred broker)
+    for p, state in enumerate(partitions(service, cluster, "orders", 3)):
+        assert state.leader == leaders[p]
+        assert state.leader_epoch >= epochs[p] + 2
+    # the brokers speak 4.0 now: KIP-848 GA, JoinGroup v0-v1 gone (KIP-896)
+    assert bootstrap == kafka.get_bootstrap_brokers(ClusterArn=arn)["BootstrapBrokerString"]
+    for address in addresses:
+        table = advertised(address)
+        assert table[CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+        assert table[JOIN_GROUP][0] == 2
+    assert producing.failed == []
+    consumed = consume_all(bootstrap, "orders", len(producing.acked))
+    assert set(producing.acked) <= set(consumed)
+    # and no further update back: a downgrade is refused
+    code, _, _ = error_of(
+        kafka.update_cluster_kafka_version,
+        ClusterArn=arn,
+        CurrentVersion=described["CurrentVersion"],
+        TargetKafkaVersion="3.9.x",
+    )
+    assert code == "BadRequestException"
 
 
 SERVER_PROPERTIES = b"auto.create.topics.enable=true\nnum.partitions=2\nlog.retention.ms=3600000\n"
@@ -737,3 +848,29 @@ def test_a_cluster_that_cannot_start_is_failed(
             30,
         )
     assert checker.problems == []
+
+
+def test_kafka_version_update_refuses_a_config_the_target_lacks(kafka: Any) -> None:
+    config = kafka.create_configuration(
+        Name="old-timestamps",
+        ServerProperties=b"log.message.timestamp.difference.max.ms=60000\n",
+    )
+    arn, _ = create(
+        kafka,
+        "old-configs",
+        brokers=2,
+        subnets=SUBNETS[:2],
+        ConfigurationInfo={"Arn": config["Arn"], "Revision": 1},
+    )
+    version = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+    code, status, message = error_of(
+        kafka.update_cluster_kafka_version,
+        ClusterArn=arn,
+        CurrentVersion=version,
+        TargetKafkaVersion="4.0.x",
+    )
+    assert (code, status) == ("BadRequestException", 400)
+    assert "log.message.timestamp.difference.max.ms" in message  # removed in Kafka 4.0
+    info = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]
+    assert (info["State"], info["CurrentVersion"]) == ("ACTIVE", version)
+    assert info["CurrentBrokerSoftwareInfo"]["KafkaVersion"] == "3.9.x"
