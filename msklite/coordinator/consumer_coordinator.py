@@ -28,6 +28,7 @@ times out, or when they keep partitions they must revoke past their rebalance ti
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +81,8 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__sha
 # RE2/J (Kafka's regex engine) has no lookaround, backreferences, atomic groups or
 # conditionals; Python's `re` has them all. Such patterns are refused as Kafka refuses them.
 _NOT_RE2 = re.compile(r"\(\?(?:[=!>(]|<[=!]|P=)|\\[1-9]|[*+?}][+]")
+
+log = logging.getLogger(__name__)
 
 
 # group id -> its GROUP config overrides (the controller's)
@@ -487,8 +490,8 @@ class ConsumerGroups:
         """The target assignment of the group's epoch (Kafka's TargetAssignmentBuilder): the
         preferred assignor over every member's subscription; a record for each member whose
         target changed, then the new assignment epoch."""
-        default = self.config.assignors[0]
-        assignor = ASSIGNORS[group.preferred_assignor(default)]
+        assignor_name = group.preferred_assignor(self.config.assignors[0])
+        assignor = ASSIGNORS[assignor_name]
         specs = {
             m.member_id: MemberSpec(
                 frozenset(topics[t][0] for t in member_topics(m, topics)),
@@ -498,6 +501,15 @@ class ConsumerGroups:
         }
         counts = {topic_id: n for topic_id, n in group.subscription_metadata.values()}
         new = assignor(specs, counts)
+        log.info(
+            "group %s rebalanced: epoch %d, %d member(s), assignor %s, %d partition(s) assigned "
+            "(consumer protocol)",
+            group.group_id,
+            group.group_epoch,
+            len(new),
+            assignor_name,
+            sum(len(parts) for target in new.values() for parts in target.values()),
+        )
         for member_id, target in sorted(new.items()):
             if group.target.get(member_id) != target or member_id not in group.target:
                 group.target[member_id] = target
@@ -585,6 +597,12 @@ class ConsumerGroups:
         self._epoch_record(group, out)
         if not group.members:
             group.state_timestamp = now_ms
+            # no target to compute for no one: the rebalance ends here
+            log.info(
+                "group %s rebalanced: epoch %d, empty (consumer protocol)",
+                group.group_id,
+                group.group_epoch,
+            )
 
     # ---- offsets (Kafka's ConsumerGroup.validateOffsetCommit / validateOffsetFetch) ----
 

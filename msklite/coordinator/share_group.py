@@ -13,6 +13,7 @@ share sessions release them when closed, their locks when they expire, as in Kaf
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from msklite.coordinator.coordinator import LogRecord, Output, partition_for
 from msklite.errors import ErrorCode
 
+log = logging.getLogger(__name__)
 ASSIGNOR = "simple"
 # topic name -> (topic id, partition count), for the subscribed topics that exist
 TopicLookup = Callable[[str], tuple[uuid.UUID, int] | None]
@@ -243,3 +245,10 @@ class ShareGroupCoordinator:
         for m in group.members.values():
             m.assignment = targets[m.member_id]
         group.assignment_epoch = group.epoch
+        log.info(
+            "share group %s assignment: epoch %d, %d member(s), %d partition assignment(s)",
+            group.group_id,
+            group.epoch,
+            len(group.members),
+            sum(len(parts) for target in targets.values() for parts in target.values()),
+        )
