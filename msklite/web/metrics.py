@@ -32,8 +32,8 @@ class _Metrics:
             raise web.HTTPNotImplemented(
                 text="metrics need prometheus-client: pip install 'msklite[metrics]'\n"
             )
-        from msklite.metrics.exporter import CONTENT_TYPE, registry_for, render
+        from msklite.metrics.exporter import CONTENT_TYPE, exposition_for
 
-        # a registry per scrape (a dict and a list): nothing keeps a deleted cluster alive
-        body = render(registry_for(cluster, sampler_for(cluster)))
+        # the brokers' requests run between the brokers' parts of the answer
+        body = await exposition_for(cluster).arender(sampler_for(cluster))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -3,6 +3,7 @@ exactly the bytes, records and requests sent, the gauges follow the replication 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from msklite import Cluster
 from msklite.metrics import state
-from msklite.metrics.exporter import registry_for, render
+from msklite.metrics.exporter import exposition_for, registry_for, render
 from msklite.metrics.meters import Sampler
 from msklite.protocol.records import encode_batch
 from tests.integration.helpers import wait_until
@@ -45,8 +46,31 @@ class Scrape:
         return {v for (_, ls) in self.samples for k, v in ls if k == "broker"}
 
 
+# the values that move with the clock between two renderings of one state
+_TIMED = ("MeanRate", "EstimatedTimeLag", "EstimatedMaxTimeLag")
+
+
+def _steady(samples: dict[tuple[str, Labels], float]) -> dict[tuple[str, Labels], float]:
+    return {
+        (n, ls): v
+        for (n, ls), v in samples.items()
+        if not any(t in n or ("name", t) in ls for t in _TIMED)
+    }
+
+
 def scrape(cluster: Cluster, sampler: Sampler) -> Scrape:
-    return Scrape(cluster._call(lambda: render(registry_for(cluster, sampler))).decode())
+    """What `/metrics` answers (its own text writer, labels cached across scrapes), checked
+    against prometheus-client's rendering of the same collector: the same series, values and
+    order of families."""
+
+    def both() -> tuple[bytes, bytes]:
+        served = exposition_for(cluster).render(sampler)
+        return served, render(registry_for(cluster, sampler))
+
+    served, reference = (Scrape(text.decode()) for text in cluster._call(both))
+    assert list(served.samples) == list(reference.samples)
+    assert _steady(served.samples) == _steady(reference.samples)
+    return served
 
 
 @pytest.fixture
@@ -278,3 +302,17 @@ def test_kip848_consumer_groups_have_their_lag_and_members() -> None:
             assert m.total(lag, groupId="modern", name="SumOffsetLag") == 2 * RECORDS_PER_BATCH - 3
         finally:
             member.close()
+
+
+async def test_a_scrape_gives_the_loop_back_between_brokers() -> None:
+    async with Cluster(brokers=3) as cluster:
+        ran: list[bool] = []
+
+        async def meanwhile() -> None:
+            ran.append(True)
+
+        other = asyncio.get_running_loop().create_task(meanwhile())
+        body = await exposition_for(cluster).arender(Sampler(cluster))
+        assert ran == [True]  # it ran while the scrape was under way
+        await other
+        assert b'kafka_server_ReplicaManager_Value{broker="3",name="LeaderCount"}' in body

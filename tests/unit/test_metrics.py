@@ -7,9 +7,12 @@ import math
 import struct
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import CollectorRegistry
 
 from msklite.handlers.context import TIME_BUCKETS
-from msklite.metrics.exporter import percentile_ms
+from msklite.metrics.exporter import _series, percentile_ms
 from msklite.metrics.meters import Meter, request_name
 from msklite.metrics.state import consumer_assignment
 from msklite.protocol.api_keys import ApiKey
@@ -94,3 +97,19 @@ def test_request_names_are_kafkas() -> None:
     assert request_name(ApiKey.OFFSET_FOR_LEADER_EPOCH) == "OffsetForLeaderEpoch"
     assert request_name(ApiKey.INIT_PRODUCER_ID) == "InitProducerId"
     assert request_name(999) == "999"
+
+
+@pytest.mark.parametrize("group", ["plain", 'quo"te', "back\\slash", "new\nline", "ünï"])
+def test_a_series_is_written_as_prometheus_client_writes_it(group: str) -> None:
+    labels = (("broker", "1"), ("groupId", group), ("name", "OffsetLag"))
+    metric = Metric("kafka_lag", "help", "unknown")
+    metric.add_sample("kafka_lag", dict(labels), 1.0)
+
+    class One:
+        def collect(self) -> list[Metric]:
+            return [metric]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(One())
+    line = generate_latest(registry).decode().splitlines()[-1]
+    assert line == f"{_series('kafka_lag', labels)} 1.0"
