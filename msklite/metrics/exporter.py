@@ -11,7 +11,8 @@ The samples come from one collector, `MskCollector` (prometheus-client's collect
 for a registry of one's own). The endpoint writes them as text itself (`Exposition`): the same
 bytes as prometheus-client's `generate_latest`, without its per-sample objects and label
 escaping, each series' rendered name kept from one scrape to the next; the brokers' requests
-run between each broker's part of the answer (a scrape shares their event loop).
+run between the brokers' parts of the answer when it takes long (a scrape shares
+their event loop).
 
 prometheus-client is imported here only (the `metrics` extra): the module loads when the HTTP
 endpoint starts, never on the brokers' cold start.
@@ -20,6 +21,7 @@ endpoint starts, never on the brokers' cold start.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol, cast
@@ -69,6 +71,8 @@ METER_TYPES = {
     "IsrExpandsPerSec": ("server", "ReplicaManager", ()),
 }
 CONSUMER_LAG = "kafka_consumer_group_ConsumerLagMetrics_Value"
+# how long a scrape holds the brokers' event loop before it lets their requests run
+SLICE_S = 0.005
 
 
 def percentile_ms(buckets: list[int], q: float) -> float:
@@ -374,11 +378,16 @@ class Exposition:
             pass
         return self._done(out)
 
-    async def arender(self, sampler: Sampler) -> bytes:
-        """`render`, giving the event loop back between the brokers' parts."""
+    async def arender(self, sampler: Sampler, slice_s: float = SLICE_S) -> bytes:
+        """`render`, giving the event loop back between the brokers' parts once it has
+        held it `slice_s`: a large cluster's scrape does not stall the brokers' requests,
+        and a small one's is not queued behind them several times over."""
         out, steps = self._start(sampler)
+        since = time.perf_counter()
         for _ in steps:
-            await asyncio.sleep(0)
+            if time.perf_counter() - since >= slice_s:
+                await asyncio.sleep(0)
+                since = time.perf_counter()
         return self._done(out)
 
 

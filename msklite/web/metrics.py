@@ -34,6 +34,6 @@ class _Metrics:
             )
         from msklite.metrics.exporter import CONTENT_TYPE, exposition_for
 
-        # the brokers' requests run between the brokers' parts of the answer
+        # a long scrape lets the brokers' requests run between the brokers' parts
         body = await exposition_for(cluster).arender(sampler_for(cluster))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
