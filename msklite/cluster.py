@@ -555,6 +555,10 @@ class Cluster:
     def stop_az(self, az: str) -> None:
         self._run(self.astop_az(az))
 
+    def update_kafka_version(self, name: str) -> None:
+        """A rolling restart onto another Kafka release (`aupdate_kafka_version`)."""
+        self._run(self.aupdate_kafka_version(name))
+
     def start_az(self, az: str) -> None:
         self._run(self.astart_az(az))
 

@@ -109,7 +109,11 @@ async def test_clients_negotiate_and_work(
 
 
 def _advertised(cluster: Cluster, version: int) -> dict[int, tuple[int, int]]:
-    with RawClient(cluster.bootstrap_servers) as raw:
+    return _advertised_at(cluster.bootstrap_servers, version)
+
+
+def _advertised_at(address: str, version: int) -> dict[int, tuple[int, int]]:
+    with RawClient(address) as raw:
         req = ApiVersionsRequest(
             version=version, client_software_name="raw", client_software_version="1"
         )
@@ -277,3 +281,35 @@ def test_4_0_refuses_records_an_hour_ahead_by_default(
         msk_cluster, f"{topic_name}-x", {"message.timestamp.difference.max.ms": "1000"}
     )
     assert (removed is None) == accepted
+
+
+def _protocols_default(bootstrap: str, node_id: int) -> str | None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(node_id))
+    configs = admin.describe_configs([resource])[resource].result(10)
+    value: str | None = configs["group.coordinator.rebalance.protocols"].value
+    return value
+
+
+def test_a_version_update_rolls_the_brokers_onto_the_release() -> None:
+    with Cluster(brokers=3, kafka_version="3.9.x") as cluster:
+        cluster.create_topic("rolled", 3, 3)
+        before = {p: cluster.partition("rolled", p) for p in range(3)}
+        addresses = [f"{b.info.host}:{b.info.port}" for b in cluster.brokers.values()]
+        assert _advertised(cluster, 3)[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 0)
+        assert _protocols_default(cluster.bootstrap_servers, 1) == "classic"
+        cluster.update_kafka_version("4.0.x")
+        assert cluster.kafka_version == "4.0.x"
+        for address in addresses:
+            # each broker back on its port, speaking 4.0
+            table = _advertised_at(address, 3)
+            assert table[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+            assert table[ApiKey.JOIN_GROUP][0] == 2  # KIP-896: v0-v1 gone in 4.0
+        for p in range(3):
+            after = cluster.partition("rolled", p)
+            # leadership moved away and came back to the preferred replica
+            assert after.leader == before[p].leader
+            assert after.leader_epoch >= before[p].leader_epoch + 2
+            assert after.isr == before[p].isr
+        # 4.0's defaults: KIP-848 on
+        assert _protocols_default(cluster.bootstrap_servers, 1) == "classic,consumer"
