@@ -106,10 +106,9 @@ class Fleet:
                 continue
             record.pop("StateInfo", None)
             self.running_clusters[arn] = cluster
-            # work interrupted by the restart is done: its cluster is up again
             if record["State"] != "ACTIVE":
                 record["State"] = "ACTIVE"
-                self._finish(record.pop("ActiveOperationArn", None), None)
+                self._interrupted(record.pop("ActiveOperationArn", None))
         self._ensure_default(region)
         try:
             self.save()
@@ -330,6 +329,15 @@ class Fleet:
             self.save()
         except OSError as e:
             logger.error("MSK API state not saved: %s", e)
+
+    def _interrupted(self, arn: str | None) -> None:
+        """End an operation the last run of `msklite serve` stopped in the middle of. Creating
+        and rebooting are done now that the cluster runs; an update is failed: what it had
+        changed and not saved is gone, and the cluster runs as it was saved."""
+        op = self.operations.get(arn or "")
+        if op is not None:
+            done = op["OperationType"] in ("CREATE", "REBOOT_NODE")
+            self._finish(arn, None if done else "interrupted by a restart of msklite; retry it")
 
     def _finish(self, arn: str | None, error: str | None) -> None:
         op = self.operations.get(arn or "")

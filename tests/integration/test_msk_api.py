@@ -874,3 +874,36 @@ def test_kafka_version_update_refuses_a_config_the_target_lacks(kafka: Any) -> N
     info = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]
     assert (info["State"], info["CurrentVersion"]) == ("ACTIVE", version)
     assert info["CurrentBrokerSoftwareInfo"]["KafkaVersion"] == "3.9.x"
+
+
+def test_an_update_cut_short_by_a_restart_is_failed(
+    aws_env: None, tmp_path: Path, checker: ResponseChecker
+) -> None:
+    data = str(tmp_path / "data")
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        arn, _ = create(kafka, "cut-short", brokers=2, subnets=SUBNETS[:2])
+        svc.fleet.transition_delay = 600  # the update is still in progress at the restart
+        version = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["CurrentVersion"]
+        op = kafka.update_broker_type(
+            ClusterArn=arn, CurrentVersion=version, TargetInstanceType="kafka.m5.xlarge"
+        )["ClusterOperationArn"]
+        assert kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]["State"] == "UPDATING"
+    with Service(Cluster(brokers=1, data_dir=data), aws_port=0) as svc:
+        kafka = boto3.client("kafka", endpoint_url=svc.url, region_name="us-east-1")
+        kafka.meta.events.register("after-call.kafka", checker)
+        info = kafka.describe_cluster_operation(ClusterOperationArn=op)["ClusterOperationInfo"]
+        assert info["OperationState"] == "UPDATE_FAILED"
+        assert "restart" in info["ErrorInfo"]["ErrorString"]
+        cluster = kafka.describe_cluster(ClusterArn=arn)["ClusterInfo"]
+        assert cluster["State"] == "ACTIVE"
+        assert cluster["BrokerNodeGroupInfo"]["InstanceType"] == "kafka.m5.large"
+        # the create before it was done
+        (created,) = [
+            o
+            for o in kafka.list_cluster_operations(ClusterArn=arn)["ClusterOperationInfoList"]
+            if o["OperationType"] == "CREATE"
+        ]
+        assert created["OperationState"] == "UPDATE_COMPLETE"
+    assert checker.problems == []
