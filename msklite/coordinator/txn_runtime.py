@@ -30,8 +30,9 @@ TXN_TOPIC = "__transaction_state"
 # Between rounds of markers that could not all be written (a leader moving, too few ISR).
 MARKER_RETRY_MS = 100
 LEADERSHIP_CHECK_MS = 1000
-# How long EndTxn waits for its markers before answering anyway (see `markers_done`).
-END_TXN_WAIT_MS = 1000
+# How long a request that finds the transaction's markers still being written waits for them
+# before it is answered anyway (see `markers_pending`).
+MARKERS_WAIT_MS = 1000
 # Marker outcomes not worth retrying: written; superseded by a newer epoch on the partition;
 # the topic deleted.
 _FINAL = (
@@ -136,13 +137,13 @@ class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
         )
         return write_error if error == ErrorCode.NONE else error
 
-    def markers_done(self, transactional_id: str) -> Awaitable[None] | None:
+    def markers_pending(self, transactional_id: str) -> Awaitable[None] | None:
         """While the transaction's markers are being written: an awaitable that ends when
-        they all are (the transaction complete) or END_TXN_WAIT_MS later, whichever comes
-        first. EndTxn answers after it, as the librdkafka mock answers once its markers are
-        in: the next transaction's AddPartitionsToTxn then finds it complete instead of
-        getting CONCURRENT_TRANSACTIONS and a client backoff (20-100 ms) for every commit
-        that loses that race."""
+        they all are (the transaction complete) or MARKERS_WAIT_MS later, whichever comes
+        first. EndTxn answers once the prepare record is written, as Kafka's does, and the
+        markers follow; a request that meets them (the producer's next AddPartitionsToTxn
+        racing the commit's markers) waits for them and is answered as the transaction then
+        stands, instead of CONCURRENT_TRANSACTIONS and a client backoff (20-100 ms)."""
         task = self._jobs.get(transactional_id)
         if task is None or task.done():
             return None
@@ -155,7 +156,7 @@ class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
             if not done.done():
                 done.set_result(None)
 
-        timer = self.clock.call_later(END_TXN_WAIT_MS, finish)
+        timer = self.clock.call_later(MARKERS_WAIT_MS, finish)
         task.add_done_callback(finish)
         try:
             await done

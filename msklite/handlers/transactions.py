@@ -7,14 +7,17 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   `__transaction_state` partition (FindCoordinator key_type 1); elsewhere NOT_COORDINATOR.
 - AddPartitionsToTxn / AddOffsetsToTxn: INVALID_PRODUCER_ID_MAPPING for an unknown id or
   producer id, PRODUCER_FENCED for another epoch (INVALID_PRODUCER_EPOCH before v2),
-  CONCURRENT_TRANSACTIONS while the previous transaction's markers are being written;
+  CONCURRENT_TRANSACTIONS while the previous transaction's markers are being written (a
+  request that meets them waits for them, see Deviations, and is answered as the transaction
+  then stands);
   UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist (the others of the request get
   OPERATION_NOT_ATTEMPTED). v4+ batches several transactions; `verify_only` (KIP-890) answers
   whether each partition is in the ongoing transaction without adding it.
-- EndTxn: commit or abort; the PrepareCommit/PrepareAbort record is written, then the markers
-  (data partitions: a control batch through the leader's replicated append; a group's offsets
-  partition: the same, and its pending offsets committed or dropped) and the transaction
-  completes. A retry after completion succeeds; the other outcome is INVALID_TXN_STATE.
+- EndTxn: commit or abort; the PrepareCommit/PrepareAbort record is written and EndTxn
+  answered, then the markers (data partitions: a control batch through the leader's
+  replicated append; a group's offsets partition: the same, and its pending offsets committed
+  or dropped) and the transaction completes. A retry after completion succeeds; the other
+  outcome is INVALID_TXN_STATE.
 - TxnOffsetCommit goes to the group coordinator: the offsets are written to
   `__consumer_offsets` at once, as a transactional batch of the producer's id and epoch, and
   stay pending (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for them) until
@@ -39,10 +42,10 @@ Behavior (Kafka's TransactionCoordinator, `msklite.coordinator.transaction`):
   CLUSTER_ACTION on the cluster: CLUSTER_AUTHORIZATION_FAILED for every partition otherwise.
 
 Deviations from Kafka/MSK:
-- EndTxn answers once its markers are written and the transaction is complete (at most 1 s
-  after the prepare record, then anyway), as the librdkafka mock does; Kafka answers after the
-  prepare record, and the next transaction's AddPartitionsToTxn gets CONCURRENT_TRANSACTIONS
-  (a client backoff of 20-100 ms) until the markers are in.
+- AddPartitionsToTxn (v0-3) and AddOffsetsToTxn that would get CONCURRENT_TRANSACTIONS while
+  the previous transaction's markers are being written wait for them (at most 1 s, then
+  CONCURRENT_TRANSACTIONS) and are answered as the transaction then stands; Kafka answers
+  CONCURRENT_TRANSACTIONS at once and the client backs off 20-100 ms.
 - Answers once the `__transaction_state` record is on the coordinator's log, as the group
   coordinator does, not after it is replicated.
 - EndTxn v5 / TxnOffsetCommit v5 (KIP-890 part 2, transaction version 2) are not served.
@@ -57,7 +60,7 @@ Version notes:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from msklite.authz import AclOperation
@@ -182,39 +185,66 @@ def _by_topic(results: dict[TopicPartition, ErrorCode]) -> dict[str, list[tuple[
     return by_topic
 
 
+def _after_markers(
+    ctx: BrokerContext, transactional_id: str, attempt: Callable[[], tuple[bool, list[Buffer]]]
+) -> list[Buffer] | Awaitable[list[Buffer]]:
+    """`attempt()` answers a client's request to the transaction: (whether it got
+    CONCURRENT_TRANSACTIONS, the response). One that met the previous transaction's markers
+    still being written is answered again once they are (`TxnRuntime.markers_pending`)."""
+    concurrent, response = attempt()
+    pending = ctx.txn.markers_pending(transactional_id) if concurrent else None
+    if pending is None:
+        return response
+    return _again(pending, attempt)
+
+
+async def _again(
+    pending: Awaitable[None], attempt: Callable[[], tuple[bool, list[Buffer]]]
+) -> list[Buffer]:
+    await pending
+    return attempt()[1]
+
+
 @handles(ApiKey.ADD_PARTITIONS_TO_TXN, versions=(0, 5), flexible_from=3)
-def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def add_partitions_to_txn(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> list[Buffer] | Awaitable[list[Buffer]]:
     v = header.api_version
     req = spec_request(schemas.AddPartitionsToTxnRequest, header, r)
     if v <= 3:
-        results = _add_partitions(
-            ctx,
-            header,
-            v,
-            req.v3_and_below_transactional_id,
-            req.v3_and_below_producer_id,
-            req.v3_and_below_producer_epoch,
-            req.v3_and_below_topics,
-            False,
-        )
-        topics = [
-            Added(
-                name=name,
-                results_by_partition=[
-                    Added.AddPartitionsToTxnPartitionResult(
-                        partition_index=p, partition_error_code=e
-                    )
-                    for p, e in parts
-                ],
+        tid = req.v3_and_below_transactional_id
+
+        def attempt() -> tuple[bool, list[Buffer]]:
+            results = _add_partitions(
+                ctx,
+                header,
+                v,
+                tid,
+                req.v3_and_below_producer_id,
+                req.v3_and_below_producer_epoch,
+                req.v3_and_below_topics,
+                False,
             )
-            for name, parts in _by_topic(results).items()
-        ]
-        return spec_response(
-            header,
-            schemas.AddPartitionsToTxnResponse(
-                throttle_time_ms=0, results_by_topic_v3_and_below=topics
-            ),
-        )
+            topics = [
+                Added(
+                    name=name,
+                    results_by_partition=[
+                        Added.AddPartitionsToTxnPartitionResult(
+                            partition_index=p, partition_error_code=e
+                        )
+                        for p, e in parts
+                    ],
+                )
+                for name, parts in _by_topic(results).items()
+            ]
+            return ErrorCode.CONCURRENT_TRANSACTIONS in results.values(), spec_response(
+                header,
+                schemas.AddPartitionsToTxnResponse(
+                    throttle_time_ms=0, results_by_topic_v3_and_below=topics
+                ),
+            )
+
+        return _after_markers(ctx, tid, attempt)
     if not allowed(ctx, header, AclOperation.CLUSTER_ACTION):
         body = schemas.AddPartitionsToTxnResponse(
             throttle_time_ms=0,
@@ -257,44 +287,48 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) 
 
 
 @handles(ApiKey.ADD_OFFSETS_TO_TXN, versions=(0, 4), flexible_from=3)
-def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
+def add_offsets_to_txn(
+    ctx: BrokerContext, header: RequestHeader, r: Reader
+) -> list[Buffer] | Awaitable[list[Buffer]]:
     from msklite.coordinator.group_runtime import OFFSETS_TOPIC, ensure_offsets_topic
 
     v = header.api_version
     req = spec_request(schemas.AddOffsetsToTxnRequest, header, r)
-    if not allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id):
-        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    elif not allowed(ctx, header, READ, GROUP, req.group_id):
-        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
-    else:
-        error = txn_coordinator_error(ctx, req.transactional_id)
-    if error == ErrorCode.NONE:
-        # Kafka adds the group's __consumer_offsets partition to the transaction: its marker
-        # is what makes the transaction's offsets visible.
-        try:
-            ensure_offsets_topic(ctx.controller)
-            tp = TopicPartition(OFFSETS_TOPIC, ctx.groups.partition_for(req.group_id))
-            error = fenced(
-                ctx.txn.add_partitions(
-                    req.transactional_id, req.producer_id, req.producer_epoch, [tp]
-                ),
-                v,
-                2,
-            )
-        except KafkaError:
-            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
-    return spec_response(
-        header, schemas.AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=error)
-    )
+
+    def attempt() -> tuple[bool, list[Buffer]]:
+        if not allowed(ctx, header, WRITE, TRANSACTIONAL_ID, req.transactional_id):
+            error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        elif not allowed(ctx, header, READ, GROUP, req.group_id):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        else:
+            error = txn_coordinator_error(ctx, req.transactional_id)
+        if error == ErrorCode.NONE:
+            # Kafka adds the group's __consumer_offsets partition to the transaction: its
+            # marker is what makes the transaction's offsets visible.
+            try:
+                ensure_offsets_topic(ctx.controller)
+                tp = TopicPartition(OFFSETS_TOPIC, ctx.groups.partition_for(req.group_id))
+                error = fenced(
+                    ctx.txn.add_partitions(
+                        req.transactional_id, req.producer_id, req.producer_epoch, [tp]
+                    ),
+                    v,
+                    2,
+                )
+            except KafkaError:
+                error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return error == ErrorCode.CONCURRENT_TRANSACTIONS, spec_response(
+            header, schemas.AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=error)
+        )
+
+    return _after_markers(ctx, req.transactional_id, attempt)
 
 
 # ---- EndTxn ----
 
 
 @handles(ApiKey.END_TXN, versions=(0, 4), flexible_from=3)
-def end_txn(
-    ctx: BrokerContext, header: RequestHeader, r: Reader
-) -> list[Buffer] | Awaitable[list[Buffer]]:
+def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     v = header.api_version
     req = spec_request(schemas.EndTxnRequest, header, r)
     error = (
@@ -310,16 +344,7 @@ def end_txn(
             v,
             2,
         )
-    response = spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
-    markers = ctx.txn.markers_done(req.transactional_id) if error == ErrorCode.NONE else None
-    if markers is None:
-        return response
-    return _after(markers, response)
-
-
-async def _after(done: Awaitable[None], response: list[Buffer]) -> list[Buffer]:
-    await done
-    return response
+    return spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
 
 
 # ---- TxnOffsetCommit ----

@@ -23,8 +23,8 @@ from kafka.protocol.producer.produce import ProduceRequest
 from kafka.protocol.producer.transaction import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
     EndTxnRequest,
-    EndTxnResponse,
     InitProducerIdRequest,
     TxnOffsetCommitRequest,
     WriteTxnMarkersRequest,
@@ -58,22 +58,25 @@ def _init(c: RawClient, txn_id: str, version: int = 3, **fields: Any) -> Any:
     return c.request(InitProducerIdRequest(version=version, **body), version)
 
 
+def _add_request(
+    txn_id: str, pid: int, epoch: int, topics: dict[str, list[int]], v: int = 3
+) -> AddPartitionsToTxnRequest:
+    cls = AddPartitionsToTxnRequest
+    return cls(
+        version=v,
+        v3_and_below_transactional_id=txn_id,
+        v3_and_below_producer_id=pid,
+        v3_and_below_producer_epoch=epoch,
+        v3_and_below_topics=[
+            cls.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in topics.items()
+        ],
+    )
+
+
 def _add(
     c: RawClient, txn_id: str, pid: int, epoch: int, topics: dict[str, list[int]], v: int = 3
 ) -> Any:
-    cls = AddPartitionsToTxnRequest
-    return c.request(
-        cls(
-            version=v,
-            v3_and_below_transactional_id=txn_id,
-            v3_and_below_producer_id=pid,
-            v3_and_below_producer_epoch=epoch,
-            v3_and_below_topics=[
-                cls.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in topics.items()
-            ],
-        ),
-        v,
-    )
+    return c.request(_add_request(txn_id, pid, epoch, topics, v), v)
 
 
 def _errors(resp: Any) -> dict[tuple[str, int], int]:
@@ -166,6 +169,14 @@ def test_transaction_requests_and_their_errors(msk_cluster: Cluster, topic_name:
         )
         assert c.request(offsets, 3).error_code == E.NONE
         assert c.request(end, 3).error_code == E.NONE
+        # EndTxn answers once the prepare record is written, as Kafka's; the markers follow
+        wait_until(
+            lambda: any(
+                t.transactional_id == "raw-tx" and t.state == "CompleteCommit"
+                for t in msk_cluster.transactions()
+            ),
+            "the markers written",
+        )
 
         assert msk_cluster.controller is not None
         leaders = [
@@ -188,7 +199,6 @@ def test_transaction_requests_and_their_errors(msk_cluster: Cluster, topic_name:
         assert states[unknown_here].error_code == E.TRANSACTIONAL_ID_NOT_FOUND
         assert states[unknown_elsewhere].error_code == E.NOT_COORDINATOR
         assert states["raw-tx"].producer_epoch == 2
-        # EndTxn answered once the markers were written: the transaction is complete
         assert states["raw-tx"].transaction_state == "CompleteCommit"
 
 
@@ -683,25 +693,38 @@ def test_write_txn_markers_is_a_cluster_action(msk_cluster: Cluster, topic_name:
         assert _lso(c, topic_name) == (0, 0)  # nothing written
 
 
-def test_end_txn_answers_after_its_markers_or_after_a_second(tmp_path: Path) -> None:
-    """EndTxn waits for its markers, but not forever: with the data partition's followers
-    paused (the marker cannot reach the high watermark) it answers once 1 s has passed on the
-    cluster's clock, the transaction still PrepareCommit; the markers land when the followers
-    copy again."""
+def test_add_partitions_waits_for_the_previous_markers_at_most_a_second(
+    tmp_path: Path,
+) -> None:
+    """EndTxn answers once the prepare record is written, as Kafka's; the markers follow. The
+    producer's next AddPartitionsToTxn, meeting them still being written (the data
+    partition's followers paused: the marker cannot reach the high watermark), waits for
+    them instead of getting CONCURRENT_TRANSACTIONS: answered NONE once they land, or
+    CONCURRENT_TRANSACTIONS once 1 s has passed on the cluster's clock."""
     clock = ManualClock()
     with Cluster(brokers=3, data_dir=str(tmp_path), clock=clock) as cluster:
         cluster.create_topic("paused", partitions=1)
         txn_id = "bounded-tx"
         coordinator, _ = _coordinator(cluster, txn_id)
+        [node] = [n for n in cluster.brokers if _address(cluster, n) == coordinator]
+        handled = cluster.brokers[node].ctx.stats.requests[ApiKey.ADD_PARTITIONS_TO_TXN]
         leader = cluster.partition("paused", 0).leader
         followers = [n for n in cluster.partition("paused", 0).replicas if n != leader]
+
+        def state() -> str:
+            [txn] = [t for t in cluster.transactions() if t.transactional_id == txn_id]
+            return txn.state
+
         with RawClient(coordinator) as co, RawClient(_address(cluster, leader)) as c:
             init = _init(co, txn_id)
             pid, epoch = init.producer_id, init.producer_epoch
-            assert _errors(_add(co, txn_id, pid, epoch, {"paused": [0]})) == {("paused", 0): E.NONE}
-            assert _produce_txn(c, "paused", pid, epoch, 0, [b"v"], txn_id) == E.NONE
-            for node in followers:
-                cluster.pause_replication(node, "paused", 0)
+
+            def send_parked_add() -> None:
+                before = handled[3]
+                co.send_only(_add_request(txn_id, pid, epoch, {"paused": [0]}), 3)
+                wait_until(lambda: handled[3] > before, "AddPartitionsToTxn taken")
+                c.api_versions()  # a later turn of the brokers' loop: it is parked by now
+
             end = EndTxnRequest(
                 version=3,
                 transactional_id=txn_id,
@@ -709,19 +732,26 @@ def test_end_txn_answers_after_its_markers_or_after_a_second(tmp_path: Path) -> 
                 producer_epoch=epoch,
                 committed=True,
             )
-            co.send_only(end, 3)
-            wait_until(
-                lambda: any(t.state == "PrepareCommit" for t in cluster.transactions()),
-                "the prepare record written",
-            )
-            clock.advance(1000)
-            answer = EndTxnResponse.decode(co.read_frame(), version=3, header=True)
-            assert answer.error_code == E.NONE
-            [txn] = [t for t in cluster.transactions() if t.transactional_id == txn_id]
-            assert txn.state == "PrepareCommit"
-            for node in followers:
-                cluster.resume_replication(node, "paused", 0)
-            wait_until(
-                lambda: any(t.state == "CompleteCommit" for t in cluster.transactions()),
-                "the markers written",
-            )
+            for seq, resume in ((0, True), (1, False)):
+                assert _errors(_add(co, txn_id, pid, epoch, {"paused": [0]})) == {
+                    ("paused", 0): E.NONE
+                }
+                assert _produce_txn(c, "paused", pid, epoch, seq, [b"v"], txn_id) == E.NONE
+                for f in followers:
+                    cluster.pause_replication(f, "paused", 0)
+                assert co.request(end, 3).error_code == E.NONE
+                assert state() == "PrepareCommit"
+                send_parked_add()
+                if resume:
+                    for f in followers:
+                        cluster.resume_replication(f, "paused", 0)
+                    expected = E.NONE
+                else:
+                    clock.advance(1000)
+                    expected = E.CONCURRENT_TRANSACTIONS
+                answer = AddPartitionsToTxnResponse.decode(co.read_frame(), version=3, header=True)
+                assert _errors(answer) == {("paused", 0): expected}
+            assert state() == "PrepareCommit"
+            for f in followers:
+                cluster.resume_replication(f, "paused", 0)
+            wait_until(lambda: state() == "CompleteCommit", "the markers written")
