@@ -38,9 +38,8 @@ from msklite.protocol.primitives import Buffer
 from msklite.protocol.records import (
     BatchHeader,
     assign,
+    control_marker,
     iter_records,
-    marker_coordinator_epoch,
-    marker_type,
     scan_valid_prefix,
 )
 
@@ -159,9 +158,7 @@ class PartitionLog:
             for pos, h in seg.batches():
                 if h.is_control:
                     view = seg.view(pos, pos + h.size)
-                    entry = self.producer_state.update(
-                        h, marker_type(view), marker_coordinator_epoch(view)
-                    )
+                    entry = self.producer_state.update(h, *control_marker(view, h))
                 else:
                     entry = self.producer_state.update(h)
                 if entry is not None:
@@ -318,10 +315,7 @@ class PartitionLog:
         seg.append(parts, h)
         self.log_end_offset = seg.next_offset
         if h.is_control:
-            batch = b"".join(parts)
-            entry = self.producer_state.update(
-                h, marker_type(batch), marker_coordinator_epoch(batch)
-            )
+            entry = self.producer_state.update(h, *control_marker(b"".join(parts), h))
             if entry is not None:
                 txn_index.append(txn_index.path_for(seg.path), entry)
         else:

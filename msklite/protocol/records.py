@@ -824,17 +824,27 @@ def marker_type(batch: Buffer) -> int:
     return -1
 
 
-def marker_coordinator_epoch(batch: Buffer) -> int:
-    """The coordinator epoch a transaction marker carries (its value: int16 version, int32
-    epoch); -1 when the value is not a marker's."""
-    for record in iter_records(batch):
-        value = record.value
-        if value is not None and len(value) >= 6:
-            version, epoch = struct.unpack_from(">hi", value)
-            if version == 0:
-                return int(epoch)
-        break
-    return -1
+def control_marker(batch: Buffer, h: BatchHeader) -> tuple[int, int]:
+    """(its type, its coordinator epoch) of a control batch (header `h`), from the first
+    record, without building it (every replica's append of every marker reads both): the type
+    as `marker_type` reads it; the epoch from the value (int16 version, int32 epoch), -1 when
+    the value is not a marker's."""
+    data = batch_records(batch, h)
+    spans: list[RecordSpan] = []
+    walk_records(data, h.records_count, spans)
+    if not spans:
+        return -1, -1
+    _, _, key_at, key_len, value_at, value_len, _ = spans[0]
+    kind = epoch = -1
+    if key_len >= 4:
+        version, k = struct.unpack_from(">hh", data, key_at)
+        if version == 0 and k in (COMMIT_MARKER, ABORT_MARKER):
+            kind = k
+    if value_len >= 6:
+        version, e = struct.unpack_from(">hi", data, value_at)
+        if version == 0:
+            epoch = e
+    return kind, epoch
 
 
 _RecordFields = tuple[int, int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]

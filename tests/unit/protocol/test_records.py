@@ -8,9 +8,15 @@ import pytest
 
 from msklite.errors import ErrorCode, KafkaError
 from msklite.protocol.records import (
+    ABORT_MARKER,
+    COMMIT_MARKER,
+    CONTROL,
     CRC_START,
     HEADER_SIZE,
+    TRANSACTIONAL,
     assign,
+    control_batch,
+    control_marker,
     encode_batch,
     iter_records,
     read_header,
@@ -100,3 +106,16 @@ def test_scan_valid_prefix_stops_at_a_torn_batch() -> None:
     assert [pos for pos, _ in scan_valid_prefix(data, 0, len(data))] == [0, len(a)]
     zeros = a + bytes(100)
     assert [pos for pos, _ in scan_valid_prefix(zeros, 0, len(zeros))] == [0]
+
+
+def test_control_marker_reads_type_and_coordinator_epoch() -> None:
+    for commit, kind in ((True, COMMIT_MARKER), (False, ABORT_MARKER)):
+        batch = control_batch(7, 2, commit, 5, 99)
+        assert control_marker(batch, read_header(batch)) == (kind, 5)
+    # a control record that is not a marker's: neither read
+    other = encode_batch(
+        [(struct.pack(">hh", 1, 1), struct.pack(">h", 0))],
+        producer_id=7,
+        attributes=TRANSACTIONAL | CONTROL,
+    )
+    assert control_marker(other, read_header(other)) == (-1, -1)
