@@ -77,7 +77,7 @@ from msklite.handlers.authorization import (
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.groups import coordinator_error
 from msklite.handlers.registry import handles, spec_request, spec_response
-from msklite.protocol import schemas
+from msklite.protocol import schemas, txn_responses
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
@@ -114,7 +114,6 @@ class _Topic(Protocol):
     def partitions(self) -> Sequence[int]: ...
 
 
-Added = schemas.AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult  # up to v3
 AddedInTxn = schemas.AddPartitionsToTxnResponse.AddPartitionsToTxnResult  # from v4
 
 
@@ -225,24 +224,9 @@ def add_partitions_to_txn(
                 req.v3_and_below_topics,
                 False,
             )
-            topics = [
-                Added(
-                    name=name,
-                    results_by_partition=[
-                        Added.AddPartitionsToTxnPartitionResult(
-                            partition_index=p, partition_error_code=e
-                        )
-                        for p, e in parts
-                    ],
-                )
-                for name, parts in _by_topic(results).items()
+            return ErrorCode.CONCURRENT_TRANSACTIONS in results.values(), [
+                txn_responses.add_partitions_response(v, _by_topic(results))
             ]
-            return ErrorCode.CONCURRENT_TRANSACTIONS in results.values(), spec_response(
-                header,
-                schemas.AddPartitionsToTxnResponse(
-                    throttle_time_ms=0, results_by_topic_v3_and_below=topics
-                ),
-            )
 
         return _after_markers(ctx, tid, attempt)
     if not allowed(ctx, header, AclOperation.CLUSTER_ACTION):
@@ -317,9 +301,7 @@ def add_offsets_to_txn(
                 )
             except KafkaError:
                 error = ErrorCode.COORDINATOR_NOT_AVAILABLE
-        return error == ErrorCode.CONCURRENT_TRANSACTIONS, spec_response(
-            header, schemas.AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=error)
-        )
+        return error == ErrorCode.CONCURRENT_TRANSACTIONS, [txn_responses.error_response(v, error)]
 
     return _after_markers(ctx, req.transactional_id, attempt)
 
@@ -344,7 +326,7 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer
             v,
             2,
         )
-    return spec_response(header, schemas.EndTxnResponse(throttle_time_ms=0, error_code=error))
+    return [txn_responses.error_response(v, error)]
 
 
 # ---- TxnOffsetCommit ----
