@@ -10,6 +10,7 @@ import contextlib
 import functools
 import os
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -419,15 +420,14 @@ class _Markers:
     def __init__(self, brokers: Brokers) -> None:
         self._brokers = brokers
 
-    async def write_marker(
+    def write_marker(
         self,
         tp: TopicPartition,
         producer_id: int,
         producer_epoch: int,
         commit: bool,
         txn_partition: int,
-    ) -> ErrorCode:
-        from msklite.coordinator.group_runtime import OFFSETS_TOPIC
+    ) -> ErrorCode | Awaitable[ErrorCode]:
         from msklite.coordinator.txn_runtime import TXN_TOPIC
         from msklite.replication.markers import write_marker
 
@@ -442,7 +442,7 @@ class _Markers:
         coordinator_epoch = (
             txn_topic.partitions[txn_partition].leader_epoch if txn_topic is not None else 0
         )
-        error = await write_marker(
+        written = write_marker(
             leader.replicas,
             self._brokers.clock,
             tp,
@@ -451,6 +451,25 @@ class _Markers:
             commit,
             coordinator_epoch,
         )
+        if isinstance(written, ErrorCode):
+            return self._written(leader, tp, producer_id, commit, written)
+        return self._when_written(leader, tp, producer_id, commit, written)
+
+    async def _when_written(
+        self,
+        leader: Broker,
+        tp: TopicPartition,
+        producer_id: int,
+        commit: bool,
+        written: Awaitable[ErrorCode],
+    ) -> ErrorCode:
+        return self._written(leader, tp, producer_id, commit, await written)
+
+    def _written(
+        self, leader: Broker, tp: TopicPartition, producer_id: int, commit: bool, error: ErrorCode
+    ) -> ErrorCode:
+        from msklite.coordinator.group_runtime import OFFSETS_TOPIC
+
         if (
             error == ErrorCode.NONE
             and tp.topic == OFFSETS_TOPIC

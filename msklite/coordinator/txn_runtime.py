@@ -67,16 +67,17 @@ def ensure_txn_topic(controller: Controller) -> TopicState:
 class MarkerWriter(Protocol):
     """Where markers go: data partitions get a control batch through their leader's
     replicated append; `__consumer_offsets` partitions complete the group coordinator's
-    pending transactional offsets."""
+    pending transactional offsets. The outcome at once when the marker is written within
+    the call (its followers copied it), else an awaitable of it."""
 
-    async def write_marker(
+    def write_marker(
         self,
         tp: TopicPartition,
         producer_id: int,
         producer_epoch: int,
         commit: bool,
         txn_partition: int,
-    ) -> ErrorCode: ...
+    ) -> ErrorCode | Awaitable[ErrorCode]: ...
 
 
 class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
@@ -192,23 +193,26 @@ class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
         return error
 
     async def _write_markers(self, job: MarkerJob) -> None:
+        """Every marker of `job`, then the transaction's completion: in the task's first step
+        when each marker is written within its call (no turn of the event loop per marker)."""
         pending = list(job.partitions)
         while pending:
-            results = await asyncio.gather(
-                *(
-                    self._markers.write_marker(
-                        tp, job.producer_id, job.producer_epoch, job.commit, job.txn_partition
-                    )
-                    for tp in pending
+            results = [
+                self._markers.write_marker(
+                    tp, job.producer_id, job.producer_epoch, job.commit, job.txn_partition
                 )
-            )
-            failed = [tp for tp, e in zip(pending, results, strict=True) if e not in _FINAL]
+                for tp in pending
+            ]
+            waiting = [r for r in results if not isinstance(r, ErrorCode)]
+            done = iter(await asyncio.gather(*waiting) if waiting else ())
+            errors = [r if isinstance(r, ErrorCode) else next(done) for r in results]
+            failed = [tp for tp, e in zip(pending, errors, strict=True) if e not in _FINAL]
             if failed:
                 log.info(
                     "markers of %r not yet written to %s: %s",
                     job.transactional_id,
                     failed,
-                    [e.name for e in results if e not in _FINAL],
+                    [e.name for e in errors if e not in _FINAL],
                 )
                 await self.clock.sleep(MARKER_RETRY_MS)
                 if job.txn_partition not in self._machine.loaded:

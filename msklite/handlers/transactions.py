@@ -430,7 +430,7 @@ async def _write_txn_markers(
     async def one(m: Marker, tp: TopicPartition) -> ErrorCode:
         if tp not in ctx.replicas.partitions:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        error = await write_marker(
+        written = write_marker(
             ctx.replicas,
             ctx.clock,
             tp,
@@ -439,6 +439,7 @@ async def _write_txn_markers(
             m.commit,
             m.coordinator_epoch,
         )
+        error = written if isinstance(written, ErrorCode) else await written
         if error == ErrorCode.NONE and tp.topic == OFFSETS_TOPIC:
             ctx.groups.complete_txn(tp.partition, m.producer_id, m.commit)
         return error

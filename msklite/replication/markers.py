@@ -1,11 +1,16 @@
 """Transaction markers on data partitions: the transaction coordinator's WriteTxnMarkers,
 in-process. A marker is a control batch appended through the leader's normal replicated append
 (min.insync.replicas checked, acks=all); it counts as written once the high watermark passes
-it, as Kafka's coordinator waits for its WriteTxnMarkers answers. A marker whose coordinator
+it, as Kafka's coordinator waits for its WriteTxnMarkers answers: at once when the followers
+copied it in the append (the common case, answered without a turn of the event loop), else
+an awaitable. A marker whose coordinator
 epoch is older than the last one the partition took for the producer is
 TRANSACTION_COORDINATOR_FENCED."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
 
 from msklite.clock import Clock
 from msklite.errors import ErrorCode, KafkaError
@@ -18,7 +23,7 @@ from msklite.topic_partition import TopicPartition
 MARKER_TIMEOUT_MS = 30_000
 
 
-async def write_marker(
+def write_marker(
     replicas: ReplicaManager,
     clock: Clock,
     tp: TopicPartition,
@@ -26,7 +31,7 @@ async def write_marker(
     producer_epoch: int,
     commit: bool,
     coordinator_epoch: int,
-) -> ErrorCode:
+) -> ErrorCode | Awaitable[ErrorCode]:
     try:
         part = replicas.leader_partition(*tp)
         part.log.producer_state.check_coordinator_epoch(producer_id, coordinator_epoch)
@@ -37,7 +42,12 @@ async def write_marker(
     except KafkaError as e:
         return e.code
     done = part.wait_for(info.last_offset + 1)
+    if done.done():
+        return done.result()
+    return _replicated(clock, done)
 
+
+async def _replicated(clock: Clock, done: asyncio.Future[ErrorCode]) -> ErrorCode:
     def expire() -> None:
         if not done.done():
             done.set_result(ErrorCode.REQUEST_TIMED_OUT)
