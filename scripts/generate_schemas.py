@@ -68,6 +68,7 @@ MESSAGES = [
     "DescribeProducers",
     "DescribeTransactions",
     "ListTransactions",
+    # msklite's copies of Kafka 3.9's specs (msklite/protocol/specs/): kafka-python's lack v0
     "DescribeAcls",
     "CreateAcls",
     "DeleteAcls",

@@ -1,4 +1,4 @@
-"""DescribeAcls (key 29), CreateAcls (key 30), DeleteAcls (key 31), versions 1-3.
+"""DescribeAcls (key 29), CreateAcls (key 30), DeleteAcls (key 31), versions 0-3.
 
 Behavior:
 - DescribeAcls needs DESCRIBE on the cluster, CreateAcls and DeleteAcls ALTER on it
@@ -17,13 +17,13 @@ Behavior:
   changed) and in force on every broker at once.
 
 Deviations from Kafka/MSK:
-- Version 0 (Kafka 2.0 and before; literal patterns only) is not served: kafka-python's specs,
-  which the codec uses, start at version 1 (Kafka 4.0 removed version 0).
 - The change is in force when the response leaves (Kafka propagates it to the brokers
   through the metadata log, a few milliseconds later).
 
-Version notes: v1 adds the pattern type (PREFIXED, KIP-290); v2 is flexible; v3 allows the
-USER resource type (KIP-554).
+Version notes: v0 has no pattern type: its bindings and filters are LITERAL (a v0 filter finds
+the literal bindings of its name, the wildcard `*` only by that name, never a PREFIXED one), as
+Kafka 3.9 reads it; Kafka 4.0 removed v0, so `--kafka-version` 4.x advertises v1-3. v1 adds the
+pattern type (PREFIXED, KIP-290); v2 is flexible; v3 allows the USER resource type (KIP-554).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _filter(
     )
 
 
-@handles(ApiKey.DESCRIBE_ACLS, versions=(1, 3), flexible_from=2)
+@handles(ApiKey.DESCRIBE_ACLS, versions=(0, 3), flexible_from=2)
 def describe_acls(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DescribeAclsRequest, header, r)
     f = _filter(
@@ -129,7 +129,7 @@ def describe_acls(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
     )
 
 
-@handles(ApiKey.CREATE_ACLS, versions=(1, 3), flexible_from=2)
+@handles(ApiKey.CREATE_ACLS, versions=(0, 3), flexible_from=2)
 def create_acls(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.CreateAclsRequest, header, r)
     bindings = [
@@ -160,7 +160,7 @@ def create_acls(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
     return spec_response(header, schemas.CreateAclsResponse(throttle_time_ms=0, results=results))
 
 
-@handles(ApiKey.DELETE_ACLS, versions=(1, 3), flexible_from=2)
+@handles(ApiKey.DELETE_ACLS, versions=(0, 3), flexible_from=2)
 def delete_acls(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DeleteAclsRequest, header, r)
     filters = [

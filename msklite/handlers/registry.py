@@ -41,9 +41,9 @@ class HandlerSpec:
 
 # api key -> (its module in msklite.handlers, versions, first flexible version)
 _INDEX: dict[int, tuple[str, tuple[int, int], int | None]] = {
-    ApiKey.CREATE_ACLS: ("acls", (1, 3), 2),
-    ApiKey.DELETE_ACLS: ("acls", (1, 3), 2),
-    ApiKey.DESCRIBE_ACLS: ("acls", (1, 3), 2),
+    ApiKey.CREATE_ACLS: ("acls", (0, 3), 2),
+    ApiKey.DELETE_ACLS: ("acls", (0, 3), 2),
+    ApiKey.DESCRIBE_ACLS: ("acls", (0, 3), 2),
     ApiKey.ALTER_CONFIGS: ("alter_configs", (0, 2), 2),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: ("alter_configs", (0, 1), 1),
     ApiKey.API_VERSIONS: ("api_versions", (0, 4), 3),

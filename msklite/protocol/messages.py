@@ -67,9 +67,9 @@ _SPECS: dict[int, tuple[str, str]] = {
     ApiKey.DESCRIBE_CLIENT_QUOTAS: ("kafka.protocol.admin.client_quotas", "DescribeClientQuotas"),
     ApiKey.ALTER_CLIENT_QUOTAS: ("kafka.protocol.admin.client_quotas", "AlterClientQuotas"),
     ApiKey.SASL_AUTHENTICATE: ("kafka.protocol.sasl", "SaslAuthenticate"),
-    ApiKey.DESCRIBE_ACLS: ("kafka.protocol.admin.acl", "DescribeAcls"),
-    ApiKey.CREATE_ACLS: ("kafka.protocol.admin.acl", "CreateAcls"),
-    ApiKey.DELETE_ACLS: ("kafka.protocol.admin.acl", "DeleteAcls"),
+    ApiKey.DESCRIBE_ACLS: ("msklite.protocol.spec_messages", "DescribeAcls"),
+    ApiKey.CREATE_ACLS: ("msklite.protocol.spec_messages", "CreateAcls"),
+    ApiKey.DELETE_ACLS: ("msklite.protocol.spec_messages", "DeleteAcls"),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (
         "kafka.protocol.admin.users",
         "DescribeUserScramCredentials",

@@ -5137,13 +5137,13 @@ class DescribeAclsRequest(_Struct):
     operation: int
     permission_type: int
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("resource_type_filter", SCALAR, (1, 3), None, None),
-        Field("resource_name_filter", STRING, (1, 3), (1, 3), None),
+        Field("resource_type_filter", SCALAR, (0, 3), None, None),
+        Field("resource_name_filter", STRING, (0, 3), (0, 3), None),
         Field("pattern_type_filter", SCALAR, (1, 3), None, None),
-        Field("principal_filter", STRING, (1, 3), (1, 3), None),
-        Field("host_filter", STRING, (1, 3), (1, 3), None),
-        Field("operation", SCALAR, (1, 3), None, None),
-        Field("permission_type", SCALAR, (1, 3), None, None),
+        Field("principal_filter", STRING, (0, 3), (0, 3), None),
+        Field("host_filter", STRING, (0, 3), (0, 3), None),
+        Field("operation", SCALAR, (0, 3), None, None),
+        Field("permission_type", SCALAR, (0, 3), None, None),
     )
 
     def __init__(
@@ -5177,10 +5177,10 @@ class DescribeAclsResponse(_Struct):
             operation: int
             permission_type: int
             FIELDS: ClassVar[tuple[Field, ...]] = (
-                Field("principal", STRING, (1, 3), None, None),
-                Field("host", STRING, (1, 3), None, None),
-                Field("operation", SCALAR, (1, 3), None, None),
-                Field("permission_type", SCALAR, (1, 3), None, None),
+                Field("principal", STRING, (0, 3), None, None),
+                Field("host", STRING, (0, 3), None, None),
+                Field("operation", SCALAR, (0, 3), None, None),
+                Field("permission_type", SCALAR, (0, 3), None, None),
             )
 
             def __init__(
@@ -5197,10 +5197,10 @@ class DescribeAclsResponse(_Struct):
         pattern_type: int
         acls: list[DescribeAclsResponse.DescribeAclsResource.AclDescription]
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("resource_type", SCALAR, (1, 3), None, None),
-            Field("resource_name", STRING, (1, 3), None, None),
+            Field("resource_type", SCALAR, (0, 3), None, None),
+            Field("resource_name", STRING, (0, 3), None, None),
             Field("pattern_type", SCALAR, (1, 3), None, None),
-            Field("acls", STRUCT_ARRAY, (1, 3), None, None, AclDescription),
+            Field("acls", STRUCT_ARRAY, (0, 3), None, None, AclDescription),
         )
 
         def __init__(
@@ -5222,10 +5222,10 @@ class DescribeAclsResponse(_Struct):
     error_message: str | None
     resources: list[DescribeAclsResponse.DescribeAclsResource]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
-        Field("error_code", SCALAR, (1, 3), None, None),
-        Field("error_message", STRING, (1, 3), (1, 3), None),
-        Field("resources", STRUCT_ARRAY, (1, 3), None, None, DescribeAclsResource),
+        Field("throttle_time_ms", SCALAR, (0, 3), None, None),
+        Field("error_code", SCALAR, (0, 3), None, None),
+        Field("error_message", STRING, (0, 3), (0, 3), None),
+        Field("resources", STRUCT_ARRAY, (0, 3), None, None, DescribeAclsResource),
     )
 
     def __init__(
@@ -5263,13 +5263,13 @@ class CreateAclsRequest(_Struct):
         operation: int
         permission_type: int
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("resource_type", SCALAR, (1, 3), None, None),
-            Field("resource_name", STRING, (1, 3), None, None),
+            Field("resource_type", SCALAR, (0, 3), None, None),
+            Field("resource_name", STRING, (0, 3), None, None),
             Field("resource_pattern_type", SCALAR, (1, 3), None, None),
-            Field("principal", STRING, (1, 3), None, None),
-            Field("host", STRING, (1, 3), None, None),
-            Field("operation", SCALAR, (1, 3), None, None),
-            Field("permission_type", SCALAR, (1, 3), None, None),
+            Field("principal", STRING, (0, 3), None, None),
+            Field("host", STRING, (0, 3), None, None),
+            Field("operation", SCALAR, (0, 3), None, None),
+            Field("permission_type", SCALAR, (0, 3), None, None),
         )
 
         def __init__(
@@ -5294,7 +5294,7 @@ class CreateAclsRequest(_Struct):
     __slots__ = ("creations",)
     creations: list[CreateAclsRequest.AclCreation]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("creations", STRUCT_ARRAY, (1, 3), None, None, AclCreation),
+        Field("creations", STRUCT_ARRAY, (0, 3), None, None, AclCreation),
     )
 
     def __init__(self, *, creations: list[CreateAclsRequest.AclCreation]) -> None:
@@ -5309,8 +5309,8 @@ class CreateAclsResponse(_Struct):
         error_code: int
         error_message: str | None
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("error_code", SCALAR, (1, 3), None, None),
-            Field("error_message", STRING, (1, 3), (1, 3), None),
+            Field("error_code", SCALAR, (0, 3), None, None),
+            Field("error_message", STRING, (0, 3), (0, 3), None),
         )
 
         def __init__(self, *, error_code: int, error_message: str | None) -> None:
@@ -5321,8 +5321,8 @@ class CreateAclsResponse(_Struct):
     throttle_time_ms: int
     results: list[CreateAclsResponse.AclCreationResult]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
-        Field("results", STRUCT_ARRAY, (1, 3), None, None, AclCreationResult),
+        Field("throttle_time_ms", SCALAR, (0, 3), None, None),
+        Field("results", STRUCT_ARRAY, (0, 3), None, None, AclCreationResult),
     )
 
     def __init__(
@@ -5353,13 +5353,13 @@ class DeleteAclsRequest(_Struct):
         operation: int
         permission_type: int
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("resource_type_filter", SCALAR, (1, 3), None, None),
-            Field("resource_name_filter", STRING, (1, 3), (1, 3), None),
+            Field("resource_type_filter", SCALAR, (0, 3), None, None),
+            Field("resource_name_filter", STRING, (0, 3), (0, 3), None),
             Field("pattern_type_filter", SCALAR, (1, 3), None, None),
-            Field("principal_filter", STRING, (1, 3), (1, 3), None),
-            Field("host_filter", STRING, (1, 3), (1, 3), None),
-            Field("operation", SCALAR, (1, 3), None, None),
-            Field("permission_type", SCALAR, (1, 3), None, None),
+            Field("principal_filter", STRING, (0, 3), (0, 3), None),
+            Field("host_filter", STRING, (0, 3), (0, 3), None),
+            Field("operation", SCALAR, (0, 3), None, None),
+            Field("permission_type", SCALAR, (0, 3), None, None),
         )
 
         def __init__(
@@ -5384,7 +5384,7 @@ class DeleteAclsRequest(_Struct):
     __slots__ = ("filters",)
     filters: list[DeleteAclsRequest.DeleteAclsFilter]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("filters", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsFilter),
+        Field("filters", STRUCT_ARRAY, (0, 3), None, None, DeleteAclsFilter),
     )
 
     def __init__(self, *, filters: list[DeleteAclsRequest.DeleteAclsFilter]) -> None:
@@ -5417,15 +5417,15 @@ class DeleteAclsResponse(_Struct):
             operation: int
             permission_type: int
             FIELDS: ClassVar[tuple[Field, ...]] = (
-                Field("error_code", SCALAR, (1, 3), None, None),
-                Field("error_message", STRING, (1, 3), (1, 3), None),
-                Field("resource_type", SCALAR, (1, 3), None, None),
-                Field("resource_name", STRING, (1, 3), None, None),
+                Field("error_code", SCALAR, (0, 3), None, None),
+                Field("error_message", STRING, (0, 3), (0, 3), None),
+                Field("resource_type", SCALAR, (0, 3), None, None),
+                Field("resource_name", STRING, (0, 3), None, None),
                 Field("pattern_type", SCALAR, (1, 3), None, None),
-                Field("principal", STRING, (1, 3), None, None),
-                Field("host", STRING, (1, 3), None, None),
-                Field("operation", SCALAR, (1, 3), None, None),
-                Field("permission_type", SCALAR, (1, 3), None, None),
+                Field("principal", STRING, (0, 3), None, None),
+                Field("host", STRING, (0, 3), None, None),
+                Field("operation", SCALAR, (0, 3), None, None),
+                Field("permission_type", SCALAR, (0, 3), None, None),
             )
 
             def __init__(
@@ -5456,9 +5456,9 @@ class DeleteAclsResponse(_Struct):
         error_message: str | None
         matching_acls: list[DeleteAclsResponse.DeleteAclsFilterResult.DeleteAclsMatchingAcl]
         FIELDS: ClassVar[tuple[Field, ...]] = (
-            Field("error_code", SCALAR, (1, 3), None, None),
-            Field("error_message", STRING, (1, 3), (1, 3), None),
-            Field("matching_acls", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsMatchingAcl),
+            Field("error_code", SCALAR, (0, 3), None, None),
+            Field("error_message", STRING, (0, 3), (0, 3), None),
+            Field("matching_acls", STRUCT_ARRAY, (0, 3), None, None, DeleteAclsMatchingAcl),
         )
 
         def __init__(
@@ -5476,8 +5476,8 @@ class DeleteAclsResponse(_Struct):
     throttle_time_ms: int
     filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult]
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("throttle_time_ms", SCALAR, (1, 3), None, None),
-        Field("filter_results", STRUCT_ARRAY, (1, 3), None, None, DeleteAclsFilterResult),
+        Field("throttle_time_ms", SCALAR, (0, 3), None, None),
+        Field("filter_results", STRUCT_ARRAY, (0, 3), None, None, DeleteAclsFilterResult),
     )
 
     def __init__(

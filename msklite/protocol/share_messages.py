@@ -4,15 +4,7 @@ loaded lazily like every spec codec (`msklite.protocol.messages`)."""
 
 from __future__ import annotations
 
-import types
-from typing import Any
-
-from kafka.protocol.api_message import ApiMessage
-
-
-def _message(name: str) -> Any:
-    return types.new_class(name, (ApiMessage,), {"load_json": "msklite.protocol.specs"})
-
+from msklite.protocol.spec_messages import spec_message as _message
 
 ShareGroupHeartbeatRequest = _message("ShareGroupHeartbeatRequest")
 ShareGroupHeartbeatResponse = _message("ShareGroupHeartbeatResponse")

@@ -39,6 +39,9 @@ from kafka.errors import ClusterAuthorizationFailedError
 from kafka.errors import TopicAuthorizationFailedError as KafkaPythonTopicAuthorizationFailed
 
 from msklite import Cluster
+from msklite.protocol.api_keys import ApiKey
+from msklite.protocol.spec_messages import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from tests.integration.rawclient import RawClient
 
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
 # A filter's "any name / principal / host" (confluent-kafka's stubs type these str).
@@ -178,6 +181,79 @@ def test_kafka_python_admin_acls(cluster: Cluster) -> None:
         assert acls == []
     finally:
         admin.close()
+
+
+def _v0_filter(name: str | None) -> dict[str, Any]:
+    return {
+        "resource_type_filter": ResourceType.ANY.value,
+        "resource_name_filter": name,
+        "principal_filter": None,
+        "host_filter": None,
+        "operation": AclOperation.ANY.value,
+        "permission_type": AclPermissionType.ANY.value,
+    }
+
+
+def test_version_0_creates_describes_and_deletes_literal_acls(cluster: Cluster) -> None:
+    # v0 (Kafka 2.0's; Kafka 3.9 still serves it) has no pattern type: its bindings are
+    # LITERAL and its filters find only LITERAL bindings, the wildcard only by its name.
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    _create(admin, [_binding("ord", AclOperation.WRITE, pattern=ResourcePatternType.PREFIXED)])
+    with RawClient(cluster.bootstrap_servers) as raw:
+        versions = {k.api_key: (k.min_version, k.max_version) for k in raw.api_versions().api_keys}
+        assert versions[ApiKey.CREATE_ACLS] == versions[ApiKey.DELETE_ACLS] == (0, 3)
+        assert versions[ApiKey.DESCRIBE_ACLS] == (0, 3)
+
+        Creation = CreateAclsRequest.AclCreation
+        created = raw.request(
+            CreateAclsRequest(
+                creations=[
+                    Creation(
+                        resource_type=ResourceType.TOPIC.value,
+                        resource_name=name,
+                        principal="User:alice",
+                        host="*",
+                        operation=AclOperation.READ.value,
+                        permission_type=ALLOW.value,
+                    )
+                    for name in ("orders", "*")
+                ]
+            ),
+            version=0,
+        )
+        assert [(r.error_code, r.error_message) for r in created.results] == [(0, None)] * 2
+
+        listed = raw.request(DescribeAclsRequest(**_v0_filter(None)), version=0)
+        assert listed.error_code == 0
+        assert sorted(
+            (r.resource_type, r.resource_name, [(a.principal, a.operation) for a in r.acls])
+            for r in listed.resources
+        ) == [
+            (ResourceType.TOPIC.value, "*", [("User:alice", AclOperation.READ.value)]),
+            (ResourceType.TOPIC.value, "orders", [("User:alice", AclOperation.READ.value)]),
+        ]
+        named = raw.request(DescribeAclsRequest(**_v0_filter("orders")), version=0)
+        assert [r.resource_name for r in named.resources] == ["orders"]
+
+        # what v0 created, a v3 client sees as LITERAL
+        got = admin.describe_acls(_everything(), request_timeout=10).result(timeout=15)
+        assert sorted((b.name, b.resource_pattern_type) for b in got) == [
+            ("*", ResourcePatternType.LITERAL),
+            ("ord", ResourcePatternType.PREFIXED),
+            ("orders", ResourcePatternType.LITERAL),
+        ]
+
+        deleted = raw.request(
+            DeleteAclsRequest(filters=[DeleteAclsRequest.DeleteAclsFilter(**_v0_filter(None))]),
+            version=0,
+        )
+        [result] = deleted.filter_results
+        assert result.error_code == 0
+        assert sorted(m.resource_name for m in result.matching_acls) == ["*", "orders"]
+    left = admin.describe_acls(_everything(), request_timeout=10).result(timeout=15)
+    assert [(b.name, b.resource_pattern_type) for b in left] == [
+        ("ord", ResourcePatternType.PREFIXED)
+    ]
 
 
 # ---- enforcement: SCRAM users with and without ACLs ----

@@ -152,9 +152,9 @@ def test_2_8_1_advertises_its_table(msk_cluster: Cluster) -> None:
         26: (0, 3),
         27: (0, 1),
         28: (0, 3),
-        29: (1, 2),
-        30: (1, 2),
-        31: (1, 2),
+        29: (0, 2),
+        30: (0, 2),
+        31: (0, 2),
         32: (1, 4),
         33: (0, 2),
         35: (1, 2),
@@ -182,6 +182,7 @@ def test_4_1_advertises_its_table(msk_cluster: Cluster) -> None:
     assert table[ApiKey.DESCRIBE_GROUPS] == (0, 6)  # v6 is 4.0's
     assert table[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
     assert table[ApiKey.ALTER_PARTITION_REASSIGNMENTS] == (0, 1)  # v1 is 4.1's
+    assert table[ApiKey.CREATE_ACLS] == (1, 3)  # 4.0 removed v0
 
 
 def test_default_is_3_9(msk_cluster: Cluster) -> None:
@@ -190,6 +191,7 @@ def test_default_is_3_9(msk_cluster: Cluster) -> None:
     assert table[ApiKey.DESCRIBE_GROUPS] == (0, 5)
     assert table[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 0)
     assert table[ApiKey.ALTER_PARTITION_REASSIGNMENTS] == (0, 0)
+    assert table[ApiKey.DESCRIBE_ACLS] == (0, 3)
 
 
 @pytest.mark.msk(kafka_version="2.8.1")
