@@ -39,7 +39,8 @@ Behavior:
   Kafka names them.
 - Authorization, as Kafka's: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED for its
   partitions); a request with transactional batches WRITE on its transactional id (every
-  partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+  partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED, also when the request names no
+  transactional id, with or without ACLs).
 - producer_byte_rate quotas (msklite.throttle): the request's bytes are recorded for the
   client's (user, client-id); over the quota the answer carries throttle_time_ms and the
   connection reads nothing more for that long (acks=0 too, which has no answer).
@@ -246,19 +247,22 @@ def _settle(waits: list[tuple[codec.PartitionProduceResponse, asyncio.Future[Err
 
 
 def _transaction_allowed(
-    ctx: BrokerContext, header: RequestHeader, req: codec.ProduceRequest, transactional_id: str
+    ctx: BrokerContext, header: RequestHeader, req: codec.ProduceRequest
 ) -> bool:
-    """WRITE on the transactional id, asked only when a batch is transactional (the
-    attributes' bit 4, at byte 22 of the batch header), as Kafka asks it."""
-    transactional = any(
-        p.records is not None and len(p.records) > 22 and p.records[22] & 0x10
-        for t in req.topic_data
-        for p in t.partition_data
-    )
-    return (
-        not transactional
-        or ctx.authorizer.authorize(header, [Action(WRITE, TRANSACTIONAL_ID, transactional_id)])[0]
-    )
+    """WRITE on the transactional id, asked only when a partition's batch is transactional
+    (the attributes' bit 4, at byte 22 of the batch header), as Kafka asks it (every request
+    scanned, a plain loop: ≈0.15 µs); transactional batches in a request that names no
+    transactional id are refused whatever the ACLs."""
+    for t in req.topic_data:
+        for p in t.partition_data:
+            records = p.records
+            if records is not None and len(records) > 22 and records[22] & 0x10:
+                tid = req.transactional_id
+                return (
+                    tid is not None
+                    and ctx.authorizer.authorize(header, [Action(WRITE, TRANSACTIONAL_ID, tid)])[0]
+                )
+    return True
 
 
 @handles(ApiKey.PRODUCE, versions=(3, 11), flexible_from=codec.FLEXIBLE_FROM)
@@ -276,9 +280,7 @@ def handle(
                 for p in t.partition_data
             ]
             responses.append((t.name, parts))
-    elif req.transactional_id is not None and not _transaction_allowed(
-        ctx, header, req, req.transactional_id
-    ):
+    elif not _transaction_allowed(ctx, header, req):
         for t in req.topic_data:
             parts = [
                 codec.PartitionProduceResponse(

@@ -362,6 +362,37 @@ def _produce_txn(
     return int(resp.responses[0].partition_responses[0].error_code)
 
 
+def test_transactional_batches_without_a_transactional_id_are_refused(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    # Kafka's handleProduceRequest: transactional batches need WRITE on the request's
+    # transactional id, and a request naming none fails whole, whatever the ACLs (none here).
+    msk_cluster.create_topic(topic_name, partitions=2)
+    leader = _address(msk_cluster, msk_cluster.partition(topic_name, 0).leader)
+    Partition = ProduceRequest.TopicProduceData.PartitionProduceData
+    batches = [
+        encode_batch([(None, b"t")], producer_id=7, producer_epoch=0, attributes=TRANSACTIONAL),
+        encode_batch([(None, b"plain")]),
+    ]
+    data = ProduceRequest.TopicProduceData(
+        name=topic_name,
+        partition_data=[Partition(index=i, records=b) for i, b in enumerate(batches)],
+    )
+    with RawClient(leader) as c:
+        resp = c.request(
+            ProduceRequest(
+                version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
+            ),
+            9,
+        )
+    assert [(p.index, p.error_code) for p in resp.responses[0].partition_responses] == [
+        (0, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        (1, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+    ]
+    for p in (0, 1):
+        assert set(msk_cluster.partition(topic_name, p).log_end_offsets.values()) == {0}
+
+
 def _lso(c: RawClient, topic: str) -> tuple[int, int]:
     """(high watermark, last stable offset) of partition 0, from a read_committed fetch."""
     topic_cls = FetchRequest.FetchTopic
