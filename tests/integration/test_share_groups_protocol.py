@@ -493,6 +493,27 @@ def test_share_apis_ask_the_authorizer() -> None:
             errors = {t.topic_id: t.partitions[0].error_code for t in resp.responses}
             # the open topic has nothing to say yet; the locked one is refused
             assert errors == {locked_id: ErrorCode.TOPIC_AUTHORIZATION_FAILED}
+            # ShareAcknowledge too asks READ on each topic, answered per partition
+            Part = AckTopic.AcknowledgePartition
+            one = [Part.AcknowledgementBatch(first_offset=0, last_offset=0, acknowledge_types=[1])]
+            ack = ShareAcknowledgeRequest(
+                group_id="open-g",
+                member_id="m",
+                share_session_epoch=1,
+                topics=[
+                    AckTopic(
+                        topic_id=tid,
+                        partitions=[Part(partition_index=0, acknowledgement_batches=one)],
+                    )
+                    for tid in (locked_id, open_id)
+                ],
+            )
+            acked = raw.request(ack, 1)
+            assert acked.error_code == 0
+            assert {t.topic_id: t.partitions[0].error_code for t in acked.responses} == {
+                locked_id: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                open_id: ErrorCode.INVALID_RECORD_STATE,  # allowed, but nothing was acquired
+            }
             described = raw.request(
                 ShareGroupDescribeRequest(
                     group_ids=["locked", "open-g"], include_authorized_operations=True
