@@ -29,6 +29,7 @@ from benchmarks import (
     rebalance,
     replication,
     scale,
+    security,
     share,
     throughput,
     transactions,
@@ -52,6 +53,7 @@ BENCHMARKS = (
     "compaction",
     "transactions",
     "metrics",
+    "security",
 )
 PEERS = ("mock", "tansu")
 
@@ -288,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             "metrics",
             "a producer's rate with /metrics scraped every second and without",
             lambda: metrics.run(args.quick),
+        ),
+        (
+            "security",
+            "producer over plaintext, TLS, SASL/SCRAM and IAM listeners; handshakes per listener",
+            lambda: security.run(args.quick),
         ),
     ]
     sections: list[Section] = []
