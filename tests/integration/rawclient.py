@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,17 @@ class RawClient:
         host, port = bootstrap.split(",")[0].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.correlation = 0
+
+    @classmethod
+    def tls(cls, bootstrap: str | None, ca: str | None) -> RawClient:
+        """A raw client on the first broker of a TLS or SASL_SSL listener's bootstrap string,
+        its TLS handshake done (the cluster's CA, the broker's host name checked)."""
+        assert bootstrap is not None and ca is not None
+        raw = cls(bootstrap)
+        host = bootstrap.split(",")[0].rsplit(":", 1)[0]
+        ctx = ssl.create_default_context(cafile=ca)
+        raw.sock = ctx.wrap_socket(raw.sock, server_hostname=host)
+        return raw
 
     def close(self) -> None:
         self.sock.close()

@@ -14,15 +14,14 @@ from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
-from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.api_versions import ApiVersionsResponse
 from kafka.protocol.metadata.metadata import MetadataRequest
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.records import HEADER_SIZE, encode_batch, seal_batch
 from tests.integration.rawclient import RawClient, header
+from tests.requests import fetch_request, produce_request
 
 
 @pytest.fixture
@@ -49,17 +48,7 @@ def _produce(
     client: RawClient, topic: str, parts: list[tuple[int, bytes | None]], acks: int = 1
 ) -> dict[int, tuple[int, int]]:
     """{partition: (error_code, base_offset)}"""
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=i, records=r)
-            for i, r in parts
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=acks, timeout_ms=5000, topic_data=[data]
-    )
-    resp = client.request(req, 9)
+    resp = client.request(produce_request(topic, dict(parts), acks=acks), 9)
     [t] = resp.responses
     return {p.index: (p.error_code, p.base_offset) for p in t.partition_responses}
 
@@ -74,34 +63,7 @@ def _fetch_values(cluster: Cluster, topic: str, partition: int) -> list[bytes | 
     from msklite.protocol.records import iter_records, read_header
 
     with RawClient(_leader_of(cluster, topic, partition)) as c:
-        topic_cls = FetchRequest.FetchTopic
-        req = FetchRequest(
-            version=12,
-            replica_id=-1,
-            max_wait_ms=0,
-            min_bytes=0,
-            max_bytes=10**7,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                topic_cls(
-                    topic=topic,
-                    partitions=[
-                        topic_cls.FetchPartition(
-                            partition=partition,
-                            current_leader_epoch=-1,
-                            fetch_offset=0,
-                            last_fetched_epoch=-1,
-                            log_start_offset=-1,
-                            partition_max_bytes=10**7,
-                        )
-                    ],
-                )
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
+        req = fetch_request(topic, partition=partition, max_bytes=10**7)
         resp = c.request(req, 12)
     records = resp.responses[0].partitions[0].records or b""
     values = []
@@ -275,20 +237,8 @@ def test_unknown_topic_non_leader_and_bad_acks(cluster: Cluster) -> None:
 
 def test_acks_zero_sends_no_response(cluster: Cluster) -> None:
     with RawClient(_leader_of(cluster, "good", 2)) as c:
-        data = ProduceRequest.TopicProduceData(
-            name="good",
-            partition_data=[
-                ProduceRequest.TopicProduceData.PartitionProduceData(
-                    index=2, records=encode_batch([(None, b"fire-and-forget")])
-                )
-            ],
-        )
-        c.send_only(
-            ProduceRequest(
-                version=9, transactional_id=None, acks=0, timeout_ms=100, topic_data=[data]
-            ),
-            9,
-        )
+        batch = encode_batch([(None, b"fire-and-forget")])
+        c.send_only(produce_request("good", {2: batch}, acks=0, timeout_ms=100), 9)
         # The next response on this connection answers the next request, not the produce.
         resp = c.request(MetadataRequest(version=1, topics=None), 1)
         assert resp.header.correlation_id == 2
@@ -407,17 +357,8 @@ def test_records_refused_by_topic_rules_are_named(cluster: Cluster, topic_name: 
     record_errors (Produce v8+), as Kafka reports a RecordValidationException."""
     cluster.create_topic(topic_name, configs={"cleanup.policy": "compact"})
     batch = encode_batch([(b"k", b"kept?"), (None, b"no key")])
-    data = ProduceRequest.TopicProduceData(
-        name=topic_name,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-    )
     with RawClient(_leader_of(cluster, topic_name, 0)) as c:
-        [p] = c.request(req, 9).responses[0].partition_responses
+        [p] = c.request(produce_request(topic_name, {0: batch}), 9).responses[0].partition_responses
     assert p.error_code == ErrorCode.INVALID_RECORD
     assert [
         (e.batch_index, "without key" in e.batch_index_error_message) for e in p.record_errors

@@ -23,12 +23,12 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from kafka.protocol.admin.topics import DeleteRecordsRequest
-from kafka.protocol.consumer.fetch import FetchRequest
 
 from msklite import Cluster
 from msklite.log.manager import LogManager
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
+from tests.requests import fetch_request
 
 
 @pytest.fixture
@@ -197,27 +197,7 @@ def test_fetch_below_the_start_is_offset_out_of_range(cluster: Cluster) -> None:
     with RawClient(f"127.0.0.1:{leader.port}") as raw:
 
         def fetch(offset: int) -> tuple[int, int]:
-            part_cls = FetchRequest.FetchTopic.FetchPartition
-            req = FetchRequest(
-                replica_id=-1,
-                max_wait_ms=0,
-                min_bytes=1,
-                max_bytes=1 << 20,
-                isolation_level=0,
-                topics=[
-                    FetchRequest.FetchTopic(
-                        topic="oor",
-                        partitions=[
-                            part_cls(
-                                partition=0,
-                                fetch_offset=offset,
-                                log_start_offset=-1,
-                                partition_max_bytes=1 << 20,
-                            )
-                        ],
-                    )
-                ],
-            )
+            req = fetch_request("oor", version=5, fetch_offset=offset, min_bytes=1)
             (p,) = raw.request(req, 5).responses[0].partitions
             return p.error_code, p.log_start_offset
 

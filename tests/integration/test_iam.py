@@ -241,15 +241,6 @@ def test_permissive_mode_accepts_an_unknown_key_and_names_it(topic_name: str) ->
     assert seen == {f"User:{permissive_arn(KEY_ID)}"}
 
 
-def _iam_raw(cluster: Cluster) -> RawClient:
-    bootstrap = cluster.bootstrap_servers_sasl_iam
-    assert bootstrap is not None and cluster.ca_certificate is not None
-    raw = RawClient(bootstrap.split(",")[0])
-    ctx = ssl.create_default_context(cafile=cluster.ca_certificate)
-    raw.sock = ctx.wrap_socket(raw.sock, server_hostname="127.0.0.1")
-    return raw
-
-
 def _payload(secret: str = SECRET, **override: str) -> bytes:
     client = AwsMskIamClient("127.0.0.1", KEY_ID, secret, REGION)
     for name, value in override.items():
@@ -270,14 +261,16 @@ def _payload(secret: str = SECRET, **override: str) -> bytes:
 def test_a_refused_payload_is_answered_then_closed_and_nothing_else_is_affected(
     iam: Cluster, payload: Any, reason: str
 ) -> None:
-    with _iam_raw(iam) as raw:
+    with RawClient.tls(iam.bootstrap_servers_sasl_iam, iam.ca_certificate) as raw:
         resp = raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
         assert resp.error_code == 0 and resp.mechanisms == ["AWS_MSK_IAM", "OAUTHBEARER"]
         resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=payload()), 1)
         assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
         assert reason in resp.error_message and "Access denied" in resp.error_message
         assert raw.is_closed_by_peer()
-    with _iam_raw(iam) as raw:  # the next client is served
+    with RawClient.tls(
+        iam.bootstrap_servers_sasl_iam, iam.ca_certificate
+    ) as raw:  # the next client is served
         raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
         resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=_payload()), 1)
         assert resp.error_code == 0
@@ -296,7 +289,7 @@ def test_a_refused_payload_is_answered_then_closed_and_nothing_else_is_affected(
 def test_session_lifetime_is_bounded_by_the_signature_expiry() -> None:
     with (
         Cluster(1, auth="iam", config={"connections.max.reauth.ms": 3_600_000}) as cluster,
-        _iam_raw(cluster) as raw,
+        RawClient.tls(cluster.bootstrap_servers_sasl_iam, cluster.ca_certificate) as raw,
     ):
         raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
         resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=_payload()), 1)
@@ -427,7 +420,7 @@ def test_iam_policies_authorize_the_iam_listeners_requests(topic_name: str) -> N
         plain.send(denied, b"acl").get(timeout=10)
         plain.close()
         # bob's key is valid but no policy lets him connect
-        with _iam_raw(cluster) as raw:
+        with RawClient.tls(cluster.bootstrap_servers_sasl_iam, cluster.ca_certificate) as raw:
             raw.request(SaslHandshakeRequest[1](mechanism="AWS_MSK_IAM"), 1)
             payload = AwsMskIamClient("127.0.0.1", BOB_KEY, SECRET, REGION).first_message()
             resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=bytes(payload)), 1)

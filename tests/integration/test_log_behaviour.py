@@ -10,12 +10,12 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from kafka.protocol.consumer.fetch import FetchRequest
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.records import encode_batch
 from tests.integration.rawclient import RawClient
+from tests.requests import produce_request
 
 
 def _leader(cluster: Cluster, topic: str, partition: int = 0) -> str:
@@ -25,16 +25,11 @@ def _leader(cluster: Cluster, topic: str, partition: int = 0) -> str:
 
 
 def _produce_raw(c: RawClient, topic: str, batch: bytes) -> tuple[int, int]:
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
-        ],
+    p = (
+        c.request(produce_request(topic, {0: batch}, acks=-1), 9)
+        .responses[0]
+        .partition_responses[0]
     )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[data]
-    )
-    p = c.request(req, 9).responses[0].partition_responses[0]
     return p.error_code, p.base_offset
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from kafka.protocol.producer.produce import ProduceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from msklite import Cluster
@@ -19,6 +18,7 @@ from msklite.metrics.meters import Sampler
 from msklite.protocol.records import encode_batch
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
+from tests.requests import produce_request
 
 Labels = frozenset[tuple[str, str]]
 TOPIC = "metered"
@@ -90,15 +90,7 @@ def short_lag_cluster() -> Iterator[Cluster]:
 def _produce(cluster: Cluster, topic: str, partition: int, batch: bytes) -> None:
     leader = cluster.partition(topic, partition).leader
     info = cluster.brokers[leader].info
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=partition, records=batch)
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[data]
-    )
+    req = produce_request(topic, {partition: batch}, acks=-1)
     with RawClient(f"{info.host}:{info.port}") as c:
         assert c.request(req, 9).responses[0].partition_responses[0].error_code == 0
 

@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from kafka import KafkaProducer
 from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
-from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
 from kafka.protocol.producer.produce import ProduceRequest
@@ -22,6 +21,7 @@ from msklite import Cluster
 from msklite.clock import ManualClock
 from msklite.protocol.records import encode_batch
 from tests.integration.rawclient import RawClient
+from tests.requests import fetch_request, produce_request
 
 A = AlterClientQuotasRequest
 
@@ -53,16 +53,7 @@ def manual() -> Iterator[tuple[Cluster, ManualClock]]:
 
 
 def _produce_request(value_size: int, acks: int = 1) -> ProduceRequest:
-    batch = encode_batch([(b"k", b"x" * value_size)])
-    data = ProduceRequest.TopicProduceData(
-        name="q",
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
-        ],
-    )
-    return ProduceRequest(
-        version=9, transactional_id=None, acks=acks, timeout_ms=5000, topic_data=[data]
-    )
+    return produce_request("q", {0: encode_batch([(b"k", b"x" * value_size)])}, acks=acks)
 
 
 def _answered_within(client: RawClient, seconds: float) -> bool:
@@ -104,33 +95,7 @@ def test_fetch_over_the_quota_is_answered_empty(manual: tuple[Cluster, ManualClo
     with RawClient(cluster.bootstrap_servers) as c:
         assert c.request(_produce_request(30_000), 9).throttle_time_ms == 0
     set_quota(cluster, [("user", "ANONYMOUS")], "consumer_byte_rate", 1000)
-    f = FetchRequest
-    req = f(
-        version=11,
-        replica_id=-1,
-        max_wait_ms=0,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            f.FetchTopic(
-                topic="q",
-                partitions=[
-                    f.FetchTopic.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=0,
-                        log_start_offset=-1,
-                        partition_max_bytes=1 << 20,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
+    req = fetch_request("q", version=11, min_bytes=1)
     with RawClient(cluster.bootstrap_servers) as c:
         resp = c.request(req, 11)
         # the quota's window caps the fetch at 10 s worth (10000 bytes): the first batch

@@ -10,13 +10,13 @@ from functools import partial
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.records import encode_batch
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
+from tests.requests import produce_request
 
 LAG_MS = 300
 
@@ -36,17 +36,8 @@ def _produce_raw(
     cluster: Cluster, topic: str, value: bytes, acks: int = -1, timeout_ms: int = 5000
 ) -> tuple[int, int]:
     leader = cluster.partition(topic, 0).leader
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(
-                index=0, records=encode_batch([(None, value)])
-            )
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=acks, timeout_ms=timeout_ms, topic_data=[data]
-    )
+    batch = encode_batch([(None, value)])
+    req = produce_request(topic, {0: batch}, acks=acks, timeout_ms=timeout_ms)
     with RawClient(_address(cluster, leader), timeout=timeout_ms / 1000 + 5) as c:
         p = c.request(req, 9).responses[0].partition_responses[0]
     return p.error_code, p.base_offset

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.protocol.frame import MemoryPool
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient
+from tests.requests import produce_request
 
 MiB = 1024 * 1024
 FRAME = 100 * MiB  # socket.request.max.bytes: the largest frame a client may declare
@@ -32,22 +32,7 @@ def _produce_frame(size: int, correlation: int) -> tuple[Any, bytes]:
     """A Produce v3 request of exactly `size` bytes, framed: one partition of zeros."""
 
     def encode(records: bytes) -> tuple[Any, bytes]:
-        req = ProduceRequest(
-            version=3,
-            transactional_id=None,
-            acks=1,
-            timeout_ms=5000,
-            topic_data=[
-                ProduceRequest.TopicProduceData(
-                    name="t",
-                    partition_data=[
-                        ProduceRequest.TopicProduceData.PartitionProduceData(
-                            index=0, records=records
-                        )
-                    ],
-                )
-            ],
-        )
+        req = produce_request("t", {0: records}, version=3)
         req.with_header(correlation_id=correlation, client_id="raw")
         return req, bytes(req.encode(version=3, header=True, framed=False))
 

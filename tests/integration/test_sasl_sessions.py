@@ -5,7 +5,6 @@ closed at its next request), SaslHandshake v0's raw token exchange, and
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,15 +28,6 @@ USERS = {"alice": "alice-secret"}
 REAUTH_MS = 1500
 
 
-def _sasl_raw(cluster: Cluster) -> RawClient:
-    bootstrap = cluster.bootstrap_servers_sasl_scram
-    assert bootstrap is not None and cluster.ca_certificate is not None
-    raw = RawClient(bootstrap)
-    ctx = ssl.create_default_context(cafile=cluster.ca_certificate)
-    raw.sock = ctx.wrap_socket(raw.sock, server_hostname="127.0.0.1")
-    return raw
-
-
 def _authenticate(raw: RawClient) -> Any:
     """SCRAM-SHA-512 as alice with SaslHandshake v1 / SaslAuthenticate v1; the last answer."""
     assert raw.request(SaslHandshakeRequest[1](mechanism="SCRAM-SHA-512"), 1).error_code == 0
@@ -59,7 +49,7 @@ def test_a_client_that_does_not_reauthenticate_is_closed_once_its_session_ends(
     manual: tuple[Cluster, ManualClock],
 ) -> None:
     cluster, clock = manual
-    with _sasl_raw(cluster) as raw:
+    with RawClient.tls(cluster.bootstrap_servers_sasl_scram, cluster.ca_certificate) as raw:
         done = _authenticate(raw)
         assert done.error_code == 0 and done.session_lifetime_ms == REAUTH_MS
         assert raw.request(MetadataRequest[1](topics=None), 1).brokers
@@ -106,7 +96,10 @@ def test_confluent_reauthenticates_within_the_session_lifetime() -> None:
 
 
 def test_handshake_v0_exchanges_raw_tokens_then_serves_requests() -> None:
-    with Cluster(1, auth="scram", scram_users=USERS) as c, _sasl_raw(c) as raw:
+    with (
+        Cluster(1, auth="scram", scram_users=USERS) as c,
+        RawClient.tls(c.bootstrap_servers_sasl_scram, c.ca_certificate) as raw,
+    ):
         assert raw.request(SaslHandshakeRequest[0](mechanism="SCRAM-SHA-512"), 0).error_code == 0
         client = ScramClient("alice", USERS["alice"], "SCRAM-SHA-512")
         raw.send_frame(client.first_message())
@@ -114,7 +107,10 @@ def test_handshake_v0_exchanges_raw_tokens_then_serves_requests() -> None:
         raw.send_frame(client.final_message())
         client.process_server_final_message(raw.read_frame())  # checks the server's proof
         assert raw.request(MetadataRequest[1](topics=None), 1).brokers
-    with Cluster(1, auth="scram", scram_users=USERS) as c, _sasl_raw(c) as raw:
+    with (
+        Cluster(1, auth="scram", scram_users=USERS) as c,
+        RawClient.tls(c.bootstrap_servers_sasl_scram, c.ca_certificate) as raw,
+    ):
         raw.request(SaslHandshakeRequest[0](mechanism="SCRAM-SHA-512"), 0)
         client = ScramClient("alice", "wrong", "SCRAM-SHA-512")
         raw.send_frame(client.first_message())

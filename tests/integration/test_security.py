@@ -162,31 +162,21 @@ def test_a_plaintext_client_on_the_tls_port_fails_and_others_are_served(
     assert all(secure.broker_stats(n).internal_errors == 0 for n in secure.brokers)
 
 
-def _sasl_raw(cluster: Cluster) -> RawClient:
-    """A raw client on broker 1's SASL/SCRAM listener, TLS done."""
-    bootstrap = cluster.bootstrap_servers_sasl_scram
-    assert bootstrap is not None and cluster.ca_certificate is not None
-    raw = RawClient(bootstrap)
-    ctx = ssl.create_default_context(cafile=cluster.ca_certificate)
-    raw.sock = ctx.wrap_socket(raw.sock, server_hostname="127.0.0.1")
-    return raw
-
-
 def test_before_authentication_only_the_sasl_apis_are_served(secure: Cluster) -> None:
-    with _sasl_raw(secure) as raw:
+    with RawClient.tls(secure.bootstrap_servers_sasl_scram, secure.ca_certificate) as raw:
         raw.send_only(MetadataRequest[1](topics=None), 1)
         assert raw.is_closed_by_peer()
-    with _sasl_raw(secure) as raw:
+    with RawClient.tls(secure.bootstrap_servers_sasl_scram, secure.ca_certificate) as raw:
         resp = raw.request(SaslHandshakeRequest[1](mechanism="PLAIN"), 1)
         assert resp.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
         assert resp.mechanisms == ["SCRAM-SHA-512", "SCRAM-SHA-256"]
         assert raw.is_closed_by_peer()
-    with _sasl_raw(secure) as raw:
+    with RawClient.tls(secure.bootstrap_servers_sasl_scram, secure.ca_certificate) as raw:
         resp = raw.request(SaslHandshakeRequest[1](mechanism="SCRAM-SHA-512"), 1)
         assert resp.error_code == 0
         raw.send_only(MetadataRequest[1](topics=None), 1)  # in the middle of the exchange
         assert raw.is_closed_by_peer()
-    with _sasl_raw(secure) as raw:
+    with RawClient.tls(secure.bootstrap_servers_sasl_scram, secure.ca_certificate) as raw:
         raw.request(SaslHandshakeRequest[1](mechanism="SCRAM-SHA-512"), 1)
         resp = raw.request(SaslAuthenticateRequest[1](auth_bytes=b"\xff garbage"), 1)
         assert resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED

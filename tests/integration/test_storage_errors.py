@@ -30,15 +30,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.protocol.admin.cluster import DescribeLogDirsRequest
 from kafka.protocol.admin.topics import CreateTopicsRequest
-from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster, metadata_log
 from msklite.errors import ErrorCode
 from msklite.log.partition_log import PartitionLog
 from msklite.protocol.records import HEADER_SIZE, encode_batch, read_header
+from tests.requests import fetch_request, produce_request
 
 from .helpers import wait_until
 from .rawclient import RawClient
@@ -255,51 +254,8 @@ def _log_dir_error(address: str) -> int:
 def _fetch_and_produce_errors(address: str, topic: str) -> tuple[int, int]:
     """The error codes of a consumer Fetch (v12, allowed to read a follower) and a Produce of
     one record to partition 0, sent to one broker."""
-    fetch_topic = FetchRequest.FetchTopic
-    fetch = FetchRequest(
-        version=12,
-        replica_id=-1,
-        max_wait_ms=0,
-        min_bytes=0,
-        max_bytes=10**6,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            fetch_topic(
-                topic=topic,
-                partitions=[
-                    fetch_topic.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=0,
-                        last_fetched_epoch=-1,
-                        log_start_offset=-1,
-                        partition_max_bytes=10**6,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
-    produce_topic = ProduceRequest.TopicProduceData
-    produce = ProduceRequest(
-        version=9,
-        transactional_id=None,
-        acks=1,
-        timeout_ms=5000,
-        topic_data=[
-            produce_topic(
-                name=topic,
-                partition_data=[
-                    produce_topic.PartitionProduceData(
-                        index=0, records=encode_batch([(None, b"raw")])
-                    )
-                ],
-            )
-        ],
-    )
+    fetch = fetch_request(topic, max_bytes=10**6)
+    produce = produce_request(topic, {0: encode_batch([(None, b"raw")])})
     with RawClient(address) as raw:
         fetched = raw.request(fetch, 12).responses[0].partitions[0].error_code
         produced = raw.request(produce, 9).responses[0].partition_responses[0].error_code

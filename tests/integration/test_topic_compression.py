@@ -13,7 +13,6 @@ from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
-from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite import Cluster
 from msklite.protocol.records import (
@@ -26,6 +25,7 @@ from msklite.protocol.records import (
 )
 from tests.integration.helpers import leader_segments
 from tests.integration.rawclient import RawClient
+from tests.requests import produce_request
 
 PRODUCER_CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -194,17 +194,8 @@ def test_no_recompression_when_the_codecs_agree(msk_cluster: Cluster) -> None:
     sent = encode_batch([(b"k", b"v" * 100)] * 5, codec=1, timestamp=int(time.time() * 1000))
     leader = msk_cluster.partition("same-codec", 0).leader
     b = msk_cluster.brokers[leader].info
-    data = ProduceRequest.TopicProduceData(
-        name="same-codec",
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=sent)
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-    )
     with RawClient(f"{b.host}:{b.port}") as c:
-        [t] = c.request(req, 9).responses
+        [t] = c.request(produce_request("same-codec", {0: sent}), 9).responses
     assert [p.error_code for p in t.partition_responses] == [0]
     [stored] = leader_segments(msk_cluster, "same-codec", 0)
     # byte for byte as sent, past the base offset, length and leader epoch
@@ -222,17 +213,8 @@ def test_a_recompressed_batch_over_max_message_bytes_is_refused(msk_cluster: Clu
     assert len(sent) < 2000
     leader = msk_cluster.partition("grows", 0).leader
     b = msk_cluster.brokers[leader].info
-    data = ProduceRequest.TopicProduceData(
-        name="grows",
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=sent)
-        ],
-    )
-    req = ProduceRequest(
-        version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-    )
     with RawClient(f"{b.host}:{b.port}") as c:
-        [t] = c.request(req, 9).responses
+        [t] = c.request(produce_request("grows", {0: sent}), 9).responses
     [p] = t.partition_responses
     assert p.error_code == 10  # MESSAGE_TOO_LARGE
     assert "exceeds the maximum configured size of 2000" in p.error_message

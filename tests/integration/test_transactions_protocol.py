@@ -16,10 +16,8 @@ from kafka.protocol.admin.transactions import (
     DescribeTransactionsRequest,
     ListTransactionsRequest,
 )
-from kafka.protocol.consumer.fetch import FetchRequest
 from kafka.protocol.consumer.group import OffsetFetchRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
-from kafka.protocol.producer.produce import ProduceRequest
 from kafka.protocol.producer.transaction import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
@@ -39,6 +37,7 @@ from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.records import TRANSACTIONAL, encode_batch
 from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient, header
+from tests.requests import fetch_request, produce_request
 
 
 def _coordinator(cluster: Cluster, txn_id: str) -> tuple[str, str]:
@@ -347,18 +346,8 @@ def _produce_txn(
         base_sequence=seq,
         attributes=TRANSACTIONAL,
     )
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
-        ],
-    )
-    resp = c.request(
-        ProduceRequest(
-            version=version, transactional_id=txn_id, acks=-1, timeout_ms=5000, topic_data=[data]
-        ),
-        version,
-    )
+    req = produce_request(topic, {0: batch}, version=version, acks=-1, transactional_id=txn_id)
+    resp = c.request(req, version)
     return int(resp.responses[0].partition_responses[0].error_code)
 
 
@@ -369,22 +358,12 @@ def test_transactional_batches_without_a_transactional_id_are_refused(
     # transactional id, and a request naming none fails whole, whatever the ACLs (none here).
     msk_cluster.create_topic(topic_name, partitions=2)
     leader = _address(msk_cluster, msk_cluster.partition(topic_name, 0).leader)
-    Partition = ProduceRequest.TopicProduceData.PartitionProduceData
-    batches = [
-        encode_batch([(None, b"t")], producer_id=7, producer_epoch=0, attributes=TRANSACTIONAL),
-        encode_batch([(None, b"plain")]),
-    ]
-    data = ProduceRequest.TopicProduceData(
-        name=topic_name,
-        partition_data=[Partition(index=i, records=b) for i, b in enumerate(batches)],
-    )
+    batches = {
+        0: encode_batch([(None, b"t")], producer_id=7, producer_epoch=0, attributes=TRANSACTIONAL),
+        1: encode_batch([(None, b"plain")]),
+    }
     with RawClient(leader) as c:
-        resp = c.request(
-            ProduceRequest(
-                version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-            ),
-            9,
-        )
+        resp = c.request(produce_request(topic_name, batches), 9)
     assert [(p.index, p.error_code) for p in resp.responses[0].partition_responses] == [
         (0, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         (1, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
@@ -395,34 +374,7 @@ def test_transactional_batches_without_a_transactional_id_are_refused(
 
 def _lso(c: RawClient, topic: str) -> tuple[int, int]:
     """(high watermark, last stable offset) of partition 0, from a read_committed fetch."""
-    topic_cls = FetchRequest.FetchTopic
-    req = FetchRequest(
-        version=12,
-        replica_id=-1,
-        max_wait_ms=0,
-        min_bytes=0,
-        max_bytes=1 << 20,
-        isolation_level=1,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            topic_cls(
-                topic=topic,
-                partitions=[
-                    topic_cls.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=0,
-                        last_fetched_epoch=-1,
-                        log_start_offset=-1,
-                        partition_max_bytes=1 << 20,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
+    req = fetch_request(topic, isolation_level=1)
     p = c.request(req, 12).responses[0].partitions[0]
     return int(p.high_watermark), int(p.last_stable_offset)
 
@@ -602,18 +554,7 @@ def _produce_idempotent(c: RawClient, topic: str, pid: int, seq: int, timestamp:
     batch = encode_batch(
         [(None, b"v")], producer_id=pid, producer_epoch=0, base_sequence=seq, timestamp=timestamp
     )
-    data = ProduceRequest.TopicProduceData(
-        name=topic,
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)
-        ],
-    )
-    resp = c.request(
-        ProduceRequest(
-            version=9, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-        ),
-        9,
-    )
+    resp = c.request(produce_request(topic, {0: batch}), 9)
     return int(resp.responses[0].partition_responses[0].error_code)
 
 

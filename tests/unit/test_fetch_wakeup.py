@@ -13,6 +13,7 @@ from kafka.protocol.producer.produce import ProduceRequest
 
 from msklite.connection import KafkaConnection
 from msklite.protocol.records import encode_batch
+from tests.requests import fetch_request, produce_request
 from tests.unit.test_connection import FakeTransport, _context, _receive
 
 
@@ -22,50 +23,13 @@ def _framed(req: FetchRequest | ProduceRequest, version: int, correlation: int) 
 
 
 def _fetch(max_wait_ms: int) -> bytes:
-    topic = FetchRequest.FetchTopic
-    req = FetchRequest(
-        version=11,
-        replica_id=-1,
-        max_wait_ms=max_wait_ms,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            topic(
-                topic="t",
-                partitions=[
-                    topic.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=0,
-                        last_fetched_epoch=-1,
-                        log_start_offset=-1,
-                        partition_max_bytes=1 << 20,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
-    return _framed(req, 11, 1)
+    return _framed(fetch_request("t", version=11, max_wait_ms=max_wait_ms, min_bytes=1), 11, 1)
 
 
 def _produce() -> bytes:
-    data = ProduceRequest.TopicProduceData(
-        name="t",
-        partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(
-                index=0, records=encode_batch([(None, b"v")], timestamp=1)
-            )
-        ],
+    return _framed(
+        produce_request("t", {0: encode_batch([(None, b"v")], timestamp=1)}, version=8), 8, 1
     )
-    req = ProduceRequest(
-        version=8, transactional_id=None, acks=1, timeout_ms=5000, topic_data=[data]
-    )
-    return _framed(req, 8, 1)
 
 
 async def test_fetch_parked_in_the_same_turn_as_the_produce_is_answered_at_once() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
-from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+from kafka.protocol.consumer.fetch import FetchResponse
+from kafka.protocol.producer.produce import ProduceResponse
 
 from msklite.clock import ManualClock
 from msklite.config import BrokerConfigs
@@ -26,6 +26,7 @@ from msklite.protocol.primitives import Reader
 from msklite.protocol.records import encode_batch
 from msklite.replication.replica_manager import ReplicaManager
 from tests.fakes import NoFetchers
+from tests.requests import fetch_request, produce_request
 
 
 def _context(tmp_path: Path, clock: ManualClock) -> BrokerContext:
@@ -77,16 +78,7 @@ async def _settle() -> None:
 async def test_an_acks_all_produce_times_out_on_the_injected_clock(tmp_path: Path) -> None:
     clock = ManualClock()
     ctx = _context(tmp_path, clock)
-    part = ProduceRequest.TopicProduceData.PartitionProduceData(
-        index=0, records=encode_batch([(None, b"v")])
-    )
-    req = ProduceRequest(
-        version=9,
-        transactional_id=None,
-        acks=-1,
-        timeout_ms=30_000,
-        topic_data=[ProduceRequest.TopicProduceData(name="t", partition_data=[part])],
-    )
+    req = produce_request("t", {0: encode_batch([(None, b"v")])}, acks=-1, timeout_ms=30_000)
     task = await _call(ctx, 0, req, 9)
     clock.advance(29_999)
     await _settle()
@@ -103,34 +95,7 @@ async def test_an_acks_all_produce_times_out_on_the_injected_clock(tmp_path: Pat
 async def test_a_long_poll_ends_at_max_wait_on_the_injected_clock(tmp_path: Path) -> None:
     clock = ManualClock()
     ctx = _context(tmp_path, clock)
-    topic_cls = FetchRequest.FetchTopic
-    req = FetchRequest(
-        version=12,
-        replica_id=-1,
-        max_wait_ms=500,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            topic_cls(
-                topic="t",
-                partitions=[
-                    topic_cls.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=0,
-                        last_fetched_epoch=-1,
-                        log_start_offset=-1,
-                        partition_max_bytes=1 << 20,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
+    req = fetch_request("t", max_wait_ms=500, min_bytes=1)
     task = await _call(ctx, 1, req, 12)
     clock.advance(499)
     await _settle()
