@@ -934,6 +934,10 @@ class Controller:
     def offline_replicas(self, p: PartitionState) -> list[int]:
         return [r for r in p.replicas if not self._alive(r)]
 
+    def able_nodes(self) -> set[int]:
+        """The brokers `offline_replicas` counts as online: running, log directory online."""
+        return {n for n in self.brokers if self._alive(n)}
+
     def _set_leader(self, p: PartitionState, leader: int, isr: list[int]) -> None:
         p.leader = leader
         p.isr = isr

@@ -38,18 +38,23 @@ class MetadataCache:
 
     def _encode(self, topic: TopicState, version: int, ops: int) -> bytes:
         alive = {node_id for node_id, b in self.controller.brokers.items() if b.alive}
+        able = self.controller.able_nodes()
+        # one set test per partition instead of a call per replica (10,000 partitions: the
+        # first Metadata after a change)
+        none: list[int] = []
         parts = []
         for p in topic.partitions:
             leader_alive = p.leader in alive
+            replicas = p.replicas
             parts.append(
                 codec.PartitionMetadata(
                     ErrorCode.NONE if leader_alive else ErrorCode.LEADER_NOT_AVAILABLE,
                     p.partition,
                     p.leader if leader_alive else -1,
                     p.leader_epoch,
-                    p.replicas,
+                    replicas,
                     p.isr,
-                    self.controller.offline_replicas(p),
+                    none if able.issuperset(replicas) else [r for r in replicas if r not in able],
                 )
             )
         return codec.encode_topic(

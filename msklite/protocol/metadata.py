@@ -105,29 +105,39 @@ def encode_topic(
     # Metadata for 10,000 partitions after they change: ≈16 → ≈6 ms).
     with_epoch = version >= 7
     with_offline = version >= 5
-    count_extra = 1 if flex else 0  # compact arrays carry their length + 1
+    extra = 1 if flex else 0  # compact arrays carry their length + 1
+    end = (0,) if flex else ()  # no tagged fields
+    layouts: dict[tuple[int, int, int], struct.Struct] = {}
     for p in partitions:
         replicas, isr = p.replica_nodes, p.isr_nodes
-        offline = p.offline_replicas if with_offline else None
+        offline = p.offline_replicas if with_offline else ()
         if flex and len(replicas) > _MAX_ONE_BYTE_COUNT:  # isr, offline: subsets
             out.append(_encode_partition_writer(version, p))
             continue
-        layout = _partition_layout(
-            version, len(replicas), len(isr), -1 if offline is None else len(offline)
+        sizes = (len(replicas), len(isr), len(offline) if with_offline else -1)
+        layout = layouts.get(sizes)
+        if layout is None:
+            layout = layouts[sizes] = _partition_layout(version, *sizes)
+        head = (
+            (p.error_code, p.partition_index, p.leader_id, p.leader_epoch)
+            if with_epoch
+            else (p.error_code, p.partition_index, p.leader_id)
         )
-        values = [p.error_code, p.partition_index, p.leader_id]
-        if with_epoch:
-            values.append(p.leader_epoch)
-        values.append(len(replicas) + count_extra)
-        values += replicas
-        values.append(len(isr) + count_extra)
-        values += isr
-        if offline is not None:
-            values.append(len(offline) + count_extra)
-            values += offline
-        if flex:
-            values.append(0)  # no tagged fields
-        out.append(layout.pack(*values))
+        if with_offline:
+            out.append(
+                layout.pack(
+                    *head,
+                    sizes[0] + extra,
+                    *replicas,
+                    sizes[1] + extra,
+                    *isr,
+                    sizes[2] + extra,
+                    *offline,
+                    *end,
+                )
+            )
+        else:
+            out.append(layout.pack(*head, sizes[0] + extra, *replicas, sizes[1] + extra, *isr))
     tail = Writer()
     if version >= 8:
         tail.int32(authorized_operations)

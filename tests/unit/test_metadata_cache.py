@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
+from msklite.errors import ErrorCode
 from msklite.handlers.metadata_cache import MetadataCache
 from msklite.msk import MSK_BROKER_DEFAULTS
+from msklite.protocol import metadata as codec
 
 V = 12
 
@@ -52,3 +54,35 @@ def test_a_broker_stopping_or_starting_refreshes_the_topics_it_replicates() -> N
 
     controller.broker_up(3)
     assert cache.fragment(controller.topics["t"], V) == before
+
+
+def test_offline_replicas_are_those_the_controller_counts_offline() -> None:
+    """A stopped broker and a broker whose log directory is offline: each partition lists
+    exactly `Controller.offline_replicas` (the encoder tests them as one set per topic)."""
+    controller, cache = _setup()
+    controller.create_topic("t", assignments={0: [1, 2, 3], 1: [2, 3, 1]})
+    controller.broker_down(3)
+    controller.log_dir_offline(2)
+    topic = controller.topics["t"]
+    alive = {n for n, b in controller.brokers.items() if b.alive}
+    expected = codec.encode_topic(
+        V,
+        0,
+        "t",
+        topic.topic_id,
+        False,
+        [
+            codec.PartitionMetadata(
+                0 if p.leader in alive else ErrorCode.LEADER_NOT_AVAILABLE,
+                p.partition,
+                p.leader if p.leader in alive else -1,
+                p.leader_epoch,
+                p.replicas,
+                p.isr,
+                controller.offline_replicas(p),
+            )
+            for p in topic.partitions
+        ],
+    )
+    assert [controller.offline_replicas(p) for p in topic.partitions] == [[2, 3], [2, 3]]
+    assert cache.fragment(topic, V) == expected
