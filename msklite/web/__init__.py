@@ -9,8 +9,8 @@ The interface others build on:
   endpoint starts; `Fleet` (`fleet.py`) holds the clusters this process serves (`fleet.default`
   is the one `msklite serve` started itself). Providers are listed in `service.http_routes`;
 - nothing in this package imports aiohttp at module level except `endpoint.py` and the route
-  modules, which `Service` imports in a worker thread once the Kafka listeners are up, so that
-  neither the cold start nor the first Metadata answer waits for them.
+  modules, which `Service` imports in a worker thread on the HTTP port's first connection, so
+  that neither the cold start nor a process whose HTTP side nobody calls pays for them.
 """
 
 from __future__ import annotations

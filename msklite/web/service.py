@@ -5,19 +5,24 @@ and the HTTP endpoint serving the routes of msklite/web on the same event loop.
         svc.url   # http://127.0.0.1:PORT, for boto3's endpoint_url
 
 or `svc = Service(...).start()` / `svc.stop()` from synchronous code (a loop in a background
-thread, as `Cluster.start()`). The endpoint starts after the default cluster's listeners accept
-connections, and aiohttp is imported in a worker thread meanwhile, so a Kafka client connecting
-at once is not held up by it.
+thread, as `Cluster.start()`). The HTTP port is bound after the default cluster's listeners
+accept connections; aiohttp, botocore's service model and the routes load in a worker thread
+on its first connection (≈ 20 MB and ≈ 0.25 CPU-s a process that never uses them does not
+pay), which waits in the socket's backlog meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
+import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from msklite.cluster import Cluster
 from msklite.loop_thread import LoopThread
+from msklite.msk import host_port
 from msklite.web import DEFAULT_AWS_PORT, Route
 from msklite.web.fleet import Fleet
 
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from msklite.web.endpoint import HttpEndpoint
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def http_routes(fleet: Fleet) -> list[Route]:
@@ -35,10 +41,28 @@ def http_routes(fleet: Fleet) -> list[Route]:
     return [*msk_api.routes(fleet), *console.routes(fleet), *metrics.routes(fleet)]
 
 
-def _load_endpoint(host: str, port: int, fleet: Fleet) -> HttpEndpoint:
+def _load_endpoint(sock: socket.socket, fleet: Fleet) -> HttpEndpoint:
     from msklite.web.endpoint import HttpEndpoint
 
-    return HttpEndpoint(host, port, http_routes(fleet))
+    return HttpEndpoint(sock, http_routes(fleet))
+
+
+async def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on the first address `host` resolves to (as asyncio's servers:
+    SO_REUSEADDR, non-blocking)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class Service:
@@ -60,13 +84,17 @@ class Service:
         self.fleet = Fleet(cluster, cluster.host, transition_delay, scram_secrets)
         self.aws_host = aws_host or cluster.host
         self.aws_port = aws_port
+        self._socket: socket.socket | None = None
+        self._opening: asyncio.Task[None] | None = None
         self._endpoint: HttpEndpoint | None = None
         self._bridge = LoopThread("msklite-service")
 
     @property
     def url(self) -> str | None:
         """The AWS endpoint (`http://host:port`) once it listens; None without one."""
-        return None if self._endpoint is None else self._endpoint.url
+        if self._socket is None:
+            return None
+        return f"http://{host_port(self.aws_host, self._socket.getsockname()[1])}"
 
     async def astart(self) -> None:
         """The default cluster, then the HTTP endpoint."""
@@ -78,29 +106,55 @@ class Service:
             raise
 
     async def astart_http(self) -> None:
-        """Start the clusters the MSK API created (saved in the data directory), then the
-        HTTP endpoint (no-op without one); the default cluster is running."""
-        if self.aws_port is None or self._endpoint is not None:
+        """Start the clusters the MSK API created (saved in the data directory), then listen
+        on the HTTP port (no-op without one); the default cluster is running. ImportError
+        when the HTTP side's libraries are not installed."""
+        if self.aws_port is None or self._socket is not None:
             return
+        for name in ("aiohttp", "botocore"):
+            if importlib.util.find_spec(name) is None:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         await self.fleet.open()
-        loop = asyncio.get_running_loop()
-        endpoint = await loop.run_in_executor(
-            None, _load_endpoint, self.aws_host, self.aws_port, self.fleet
-        )
-        await endpoint.start()
-        self._endpoint = endpoint
+        self._socket = await _listen(self.aws_host, self.aws_port)
+        asyncio.get_running_loop().add_reader(self._socket.fileno(), self._first_connection)
         # imported here, as the endpoint: after the Kafka listeners answer
         from msklite.metrics.meters import sampler_for
 
         # the console's rates and lag history, and the meters' rates, from now on
         sampler_for(self.cluster)
 
+    def _first_connection(self) -> None:
+        assert self._socket is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._socket.fileno())
+        self._opening = loop.create_task(self._open(self._socket))
+
+    async def _open(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            endpoint = await loop.run_in_executor(None, _load_endpoint, sock, self.fleet)
+            await endpoint.start()
+        except Exception:
+            # our bug or a broken install: refuse the connections rather than leave them hanging
+            logger.exception("the HTTP endpoint could not start")
+            sock.close()
+            return
+        self._endpoint = endpoint
+
     async def astop(self) -> None:
         from msklite.metrics.meters import stop_sampler
 
-        if self._endpoint is not None:
-            await self._endpoint.stop()
-            self._endpoint = None
+        if self._socket is not None:
+            if self._opening is None:
+                asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            else:
+                await self._opening
+                self._opening = None
+            if self._endpoint is not None:
+                await self._endpoint.stop()
+                self._endpoint = None
+            self._socket.close()
+            self._socket = None
         for cluster in {self.cluster, *self.fleet.running().values()}:
             await stop_sampler(cluster)
         await self.fleet.close()

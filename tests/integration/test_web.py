@@ -3,8 +3,10 @@ routes register, and that aiohttp stays out of the cold start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -102,6 +104,32 @@ def test_aiohttp_is_not_imported_by_the_cold_start() -> None:
     assert out.stdout.strip() == "False"
 
 
+_FIRST_CONNECTION = """
+import json, sys, urllib.request
+from msklite.cluster import Cluster
+from msklite.web.service import Service
+svc = Service(Cluster(brokers=1), aws_port=0).start()
+loaded = [m for m in ("aiohttp", "botocore") if m in sys.modules]
+with urllib.request.urlopen(svc.url + "/v1/kafka-versions", timeout=60) as answer:
+    versions = json.load(answer)["kafkaVersions"]
+print(json.dumps([loaded, answer.status, bool(versions), "aiohttp" in sys.modules]))
+svc.stop()
+"""
+
+
+def test_the_http_side_loads_on_its_first_connection() -> None:
+    """A service whose endpoint nobody calls never imports aiohttp or botocore (≈ 20 MB);
+    the first request, made before they load, is answered all the same."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_CONNECTION],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(out.stdout) == [[], 200, True, True]
+
+
 def test_service_exposes_its_url_from_synchronous_code() -> None:
     service = Service(Cluster(brokers=1), aws_port=0).start()
     try:
@@ -122,15 +150,17 @@ async def test_routes_register_on_the_endpoint() -> None:
     async def hello(request: web.Request) -> web.Response:
         return web.json_response({"name": request.match_info["name"]})
 
-    endpoint = HttpEndpoint("127.0.0.1", 0, [Route("GET", "/hello/{name}", hello)])
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.setblocking(False)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    endpoint = HttpEndpoint(sock, [Route("GET", "/hello/{name}", hello)])
     await endpoint.start()
     try:
-        assert endpoint.port != 0
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{endpoint.url}/hello/b-1") as answer:
+            async with session.get(f"{url}/hello/b-1") as answer:
                 assert answer.status == 200
                 assert await answer.json() == {"name": "b-1"}
-            async with session.post(f"{endpoint.url}/hello/b-1") as answer:
+            async with session.post(f"{url}/hello/b-1") as answer:
                 assert answer.status == 405
     finally:
         await endpoint.stop()
