@@ -7,8 +7,8 @@ each batch size (16 KiB, 1 MiB), within one broker process per round:
   pre-encoded v2 batch (≈1 KiB records). Measured: record bytes acknowledged per second,
   requests per second, the broker's CPU (utime+stime from /proc) per GiB, its peak RSS
   (sampled every 50 ms), and this process's CPU (the load generator's cost). The machine is
-  prepared just before each window (`warm.py`; sized to 1 GiB/s for `seconds` per replica,
-  the same for every broker), or left cold with `warm=False`.
+  prepared just before each window (`warm.py`; sized to all a broker can write in the window,
+  ≈ 2 GiB for 1.5 s, the same for every broker), or left cold with `warm=False`.
 - fetch: a second topic is filled with the same batches (`fill_mib` per partition; the mock
   keeps only ≈5 MiB per partition, so it gets 4), then `connections` consumers read it with
   pipelined Fetch v11 requests of `FETCH_MAX` bytes at known batch boundaries, cycling over
@@ -28,7 +28,7 @@ from benchmarks.loadgen import LoadResult, fetch_job, make_batch, produce_job, r
 from benchmarks.procs import BenchError
 from benchmarks.report import GIB, Section, quantile, summary
 from benchmarks.targets import Target, TopicSpec
-from benchmarks.warm import Preparation, mib_for_load
+from benchmarks.warm import Preparation, mib_for_window
 
 KIB, MIB = 1024, 1 << 20
 BATCH_SIZES = {"16 KiB": 16 * KIB, "1 MiB": MIB}
@@ -219,9 +219,8 @@ def run(
     warm: bool = True,
 ) -> Section:
     section = Section("ingest")
-    # one size for every broker: what 1 GiB/s would store in the window, on every replica
-    copies = max(s.replication_factor for s in setups)
-    prepare = Preparation(warm, mib_for_load(int(seconds * GIB), copies))
+    # one size for every broker: all that any of them can write in the window
+    prepare = Preparation(warm, mib_for_window(seconds))
     batches = {name: make_batch(BATCH_SIZES[name]) for name in sizes}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s.label: {} for s in setups}
     for r in range(rounds):

@@ -41,6 +41,20 @@ def mib_for_load(stored_bytes: int, copies: int) -> int:
     return max(MIN_MIB, min(MAX_MIB, -(-want // MIB)))
 
 
+# The most one broker process writes into new page-cache pages per second here, all its replicas
+# together (raw ingest of 1 MiB batches: ≈ 1.1 GiB/s at RF 1, 3 x ≈ 0.4 at RF 3).
+PAGE_CACHE_GIB_PER_S = 1.25
+
+
+def mib_for_window(seconds: float) -> int:
+    """Warm-up size for a timed window of raw ingest: all a broker can write in it, with a
+    tenth of headroom (1.5 s: 2,112 MiB). A warm-up smaller than the window's writes leaves
+    the rest of them to whatever warm memory earlier work happened to free, so the figure
+    depends on what ran before (1 GiB before 1.5 s windows of 1 MiB batches: 0.5-1.0 sys-s
+    per GiB written after different histories, 0.2-0.3 with 2 GiB)."""
+    return max(MIN_MIB, int(seconds * PAGE_CACHE_GIB_PER_S * 1.1 * 1024))
+
+
 def warm_up(mib: int) -> dict[str, Any]:
     """Write `mib` MiB into a new file in $TMPDIR, then delete it; returns what it took.
 

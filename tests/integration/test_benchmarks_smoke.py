@@ -18,7 +18,7 @@ from benchmarks.__main__ import main
 def test_quick_suite_smallest_load(tmp_path: Path, warm_flag: list[str]) -> None:
     out = tmp_path / "bench.json"
     argv = ["--quick", "--only", "ingest", "--compare", "none", "--no-rf3", *warm_flag]
-    # 0.05 s windows: the warm-up is at its 64 MiB minimum and a cold run needs no pause
+    # 0.05 s windows: a 70 MiB warm-up, and a cold run needs no pause
     argv += ["--batch-sizes", "16KiB", "--seconds", "0.05", "--output", str(out)]
     assert main(argv) == 0
     doc = json.loads(out.read_text())
@@ -33,7 +33,7 @@ def test_quick_suite_smallest_load(tmp_path: Path, warm_flag: list[str]) -> None
     preparation = produce["preparation"]
     assert preparation["warm"] is not warm_flag
     if not warm_flag:
-        assert preparation["mib"] == warm.MIN_MIB
+        assert preparation["mib"] == warm.mib_for_window(0.05) == 70
     verdicts = doc["results"]["targets"]["verdicts"]
     assert {v["verdict"] for v in verdicts} <= {"PASS", "MISS", "n/a"}
 
@@ -44,6 +44,8 @@ def test_warm_up_sizes_and_deletes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert warm.mib_for_load(300_000 * 1024, 2) == 733  # 1 KiB x 300k at RF 1, plus the client
     assert warm.mib_for_load(0, 4) == warm.MIN_MIB
     assert warm.mib_for_load(1 << 40, 4) == warm.MAX_MIB
+    assert warm.mib_for_window(1.5) == 2112  # all a broker writes in an ingest window
+    assert warm.mib_for_window(0.01) == warm.MIN_MIB
     done = warm.warm_up(2)
     assert done["mib"] == 2
     assert done["seconds"] > 0
