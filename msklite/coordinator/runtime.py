@@ -78,6 +78,8 @@ class CoordinatorRuntime(Generic[M]):
         self._waiters: dict[int, asyncio.Future[object]] = {}
         self._ids = itertools.count()
         self._wakeup = asyncio.Event()
+        # When the timer loop wakes up next (`run`); -1 while it is not waiting.
+        self._armed_ms = -1
 
     # ---- ownership ----
 
@@ -145,8 +147,14 @@ class CoordinatorRuntime(Generic[M]):
             fut = self._waiters.pop(waiter, None)
             if fut is not None and not fut.done():
                 fut.set_result(response)
-        self._wakeup.set()
+        if self._timers_moved():
+            self._wakeup.set()
         return error
+
+    def _timers_moved(self) -> bool:
+        """Whether an operation may have brought the machine's next deadline before the one
+        the timer loop waits for: always, unless a subclass's machine knows cheaply."""
+        return True
 
     # ---- timers ----
 
@@ -154,12 +162,14 @@ class CoordinatorRuntime(Generic[M]):
         """Fire the machine's timers until cancelled."""
         while True:
             self._wakeup.clear()
-            delay = max(self._machine.next_deadline() - self.clock.now_ms(), 0)
+            self._armed_ms = self._machine.next_deadline()
+            delay = max(self._armed_ms - self.clock.now_ms(), 0)
             timer = self.clock.call_later(delay, self._wakeup.set)
             try:
                 await self._wakeup.wait()
             finally:
                 timer.cancel()
+                self._armed_ms = -1
             try:
                 self._apply(self._machine.tick(self.clock.now_ms()))
             except Exception:

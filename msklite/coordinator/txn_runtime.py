@@ -192,6 +192,11 @@ class TxnRuntime(CoordinatorRuntime[TxnCoordinator]):
                     self._jobs[job.transactional_id] = task
         return error
 
+    def _timers_moved(self) -> bool:
+        # The machine's deadlines (its periodic checks, markers to resend after a load) move
+        # only in `tick` and `load`, not with each request: no timer-loop pass per request.
+        return self._armed_ms == -1 or self._machine.next_deadline() < self._armed_ms
+
     async def _write_markers(self, job: MarkerJob) -> None:
         """Every marker of `job`, then the transaction's completion: in the task's first step
         when each marker is written within its call (no turn of the event loop per marker)."""

@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Awaitable
 
 from msklite.clock import ManualClock
-from msklite.coordinator.transaction import TxnConfig, TxnCoordinator, TxnState
+from msklite.coordinator.transaction import TxnConfig, TxnCoordinator, TxnOutput, TxnState
 from msklite.coordinator.txn_runtime import TxnRuntime
 from msklite.errors import ErrorCode
 from msklite.topic_partition import TopicPartition
@@ -33,15 +33,21 @@ class Markers:
         return self.slow.get(tp, ErrorCode.NONE)
 
 
-def _runtime(markers: Markers) -> TxnRuntime:
+class CountingCoordinator(TxnCoordinator):
+    def __init__(self, now_ms: int) -> None:
+        ids = itertools.count(1000)
+        super().__init__(TxnConfig(num_partitions=4), lambda: next(ids), now_ms)
+        self.ticks = 0
+
+    def tick(self, now_ms: int) -> TxnOutput:
+        self.ticks += 1
+        return super().tick(now_ms)
+
+
+def _runtime(markers: Markers, machine: TxnCoordinator | None = None) -> TxnRuntime:
     clock = ManualClock()
-    ids = itertools.count(1000)
-    return TxnRuntime(
-        TxnCoordinator(TxnConfig(num_partitions=4), lambda: next(ids), clock.now_ms()),
-        MemoryTopic(),
-        clock,
-        markers,
-    )
+    machine = machine or CountingCoordinator(clock.now_ms())
+    return TxnRuntime(machine, MemoryTopic(), clock, markers)
 
 
 def _state(txn: TxnRuntime) -> TxnState | None:
@@ -81,3 +87,23 @@ async def test_a_marker_that_needs_its_followers_is_awaited() -> None:
     markers.slow[TP1].set_result(ErrorCode.NONE)
     await pending
     assert _state(txn) == TxnState.COMPLETE_COMMIT
+
+
+async def test_requests_do_not_wake_the_timer_loop() -> None:
+    """The machine's deadlines move only with its own checks and with loads: a transaction's
+    requests run no pass of the timer loop (one per request before)."""
+    machine = CountingCoordinator(ManualClock().now_ms())
+    txn = _runtime(Markers(), machine)
+    assert txn.owns("tx")  # the load wakes it once: markers to resend are looked for
+    timers = asyncio.get_running_loop().create_task(txn.run())
+    try:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        loaded = machine.ticks
+        _commit(txn)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert _state(txn) == TxnState.COMPLETE_COMMIT
+        assert machine.ticks == loaded
+    finally:
+        timers.cancel()
