@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from msklite import __version__
 from msklite.cli.commands import add_parsers, run
@@ -25,9 +26,11 @@ from msklite.kafka_releases import RELEASES
 from msklite.kafka_version import DEFAULT_KAFKA_VERSION
 from msklite.metrics import available as metrics_available
 from msklite.msk import DEFAULT_AZS, broker_name, host_port, msk_configuration
-from msklite.security.iam import load_credentials
 from msklite.web import CONSOLE_PATH, DEFAULT_AWS_PORT, METRICS_PATH
 from msklite.web.service import Service
+
+if TYPE_CHECKING:
+    from msklite.security.iam import IamCredential
 
 
 def _parse_config(items: list[str]) -> dict[str, str]:
@@ -317,7 +320,11 @@ async def serve(args: argparse.Namespace) -> int:
     if brokers is None:
         brokers = (stored_brokers(data_dir) if data_dir else None) or 3
     try:
-        iam_credentials = load_credentials(args.iam_credentials) if args.iam_credentials else {}
+        iam_credentials: dict[str, IamCredential] = {}
+        if args.iam_credentials:
+            from msklite.security.iam import load_credentials
+
+            iam_credentials = load_credentials(args.iam_credentials)
         cluster = Cluster(
             brokers=brokers,
             data_dir=data_dir,

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from msklite.brokers import Broker, Brokers
 from msklite.clock import Clock, SystemClock
@@ -32,10 +32,12 @@ from msklite.kafka_version import kafka_version as kafka_version_name
 from msklite.loop_thread import LoopThread
 from msklite.metadata_log import MetadataLog
 from msklite.msk import DEFAULT_AZS, MSK_BROKER_DEFAULTS, bootstrap_string, msk_hostname
-from msklite.security.iam import IamCredential
 from msklite.security.listeners import IAM, MAX_BROKERS_PER_KIND, SCRAM, TLS, ListenerKind
 from msklite.security.settings import ClusterSecurity
 from msklite.timers import Timers
+
+if TYPE_CHECKING:
+    from msklite.security.iam import IamCredential
 
 T = TypeVar("T")
 METADATA_FILE = "cluster-metadata.json"

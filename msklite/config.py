@@ -11,7 +11,6 @@ server.properties), so DescribeConfigs reports them as STATIC_BROKER_CONFIG.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -352,6 +351,8 @@ COMPRESSION_TYPES = TOPIC_CONFIGS["compression.type"].choices
 
 def suggest(name: str, known: Iterable[str]) -> str:
     """` (did you mean x?)` for the closest known name, or nothing."""
+    import difflib  # only for a name nobody knows: off the start path
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     return f" (did you mean {close[0]}?)" if close else ""
 

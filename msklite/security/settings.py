@@ -13,14 +13,6 @@ from msklite.authz.acls import AclAuthorizer
 from msklite.clock import Clock
 from msklite.config import BrokerConfigs
 from msklite.controller import BrokerInfo, Controller
-from msklite.security.iam import (
-    AwsMskIamServer,
-    IamCredential,
-    IamVerifier,
-    OAuthBearerIamServer,
-    parse_credentials,
-)
-from msklite.security.iam_policy import IamPolicyAuthorizer, IamResources, iam_policies_from
 from msklite.security.listeners import IAM, PLAINTEXT, TLS, ListenerKind, parse_auth
 from msklite.security.mechanism import SaslServer
 from msklite.security.scram import ScramServer, ScramUsers
@@ -51,6 +43,8 @@ _RDN_NAMES = {
 
 if TYPE_CHECKING:
     from msklite.security.authenticator import SaslAuthenticator
+    from msklite.security.iam import IamCredential, IamVerifier
+    from msklite.security.iam_policy import IamPolicies
     from msklite.security.tls import CertificateAuthority
 
 
@@ -74,11 +68,31 @@ class ClusterSecurity:
         self.users = ScramUsers()
         for user, password in (scram_users or {}).items():
             self.users.add(user, password)
-        self.iam = IamVerifier(parse_credentials(dict(iam_credentials or {})), iam_permissive)
-        self.iam_policies = iam_policies_from(iam_policies or {})
+        # msklite.security.iam and .iam_policy load only when IAM is used (an IAM listener,
+        # credentials or policies given, or one added later); what is given is parsed now, so
+        # that a bad credential or policy is refused here
+        self._iam_permissive = iam_permissive
+        self._iam: IamVerifier | None = None
+        self._iam_policies: IamPolicies | None = None
+        if iam_credentials:
+            self._iam = _verifier(iam_credentials, iam_permissive)
+        if iam_policies:
+            self._iam_policies = _policies(iam_policies)
         self._cluster_arn = ""  # known once authorizer() has the cluster id
         self.msk_ports = False  # the MSK layout: every broker listens on MSK's own ports
         self._ca: CertificateAuthority | None = None
+
+    @property
+    def iam(self) -> IamVerifier:
+        if self._iam is None:
+            self._iam = _verifier({}, self._iam_permissive)
+        return self._iam
+
+    @property
+    def iam_policies(self) -> IamPolicies:
+        if self._iam_policies is None:
+            self._iam_policies = _policies({})
+        return self._iam_policies
 
     @property
     def plaintext_only(self) -> bool:
@@ -152,6 +166,8 @@ class ClusterSecurity:
         )
         if IAM not in self.kinds:
             return acls
+        from msklite.security.iam_policy import IamPolicyAuthorizer, IamResources
+
         resources = IamResources(controller.cluster_id)
         self._cluster_arn = resources.arn(ResourceType.CLUSTER, "")
         return ByListener(acls, {IAM.name: IamPolicyAuthorizer(self.iam_policies, resources)})
@@ -164,6 +180,8 @@ class ClusterSecurity:
     ) -> Callable[[], SaslAuthenticator] | None:
         servers: dict[str, Callable[[], SaslServer]]
         if kind is IAM:
+            from msklite.security.iam import AwsMskIamServer, OAuthBearerIamServer
+
             hosts = _names(info)
             connect = self._may_connect
             servers = {
@@ -188,6 +206,20 @@ class ClusterSecurity:
             configs.get_int("connections.max.reauth.ms"),
             clock.now_ms,
         )
+
+
+def _verifier(
+    credentials: Mapping[str, IamCredential | Mapping[str, str]], permissive: bool
+) -> IamVerifier:
+    from msklite.security.iam import IamVerifier, parse_credentials
+
+    return IamVerifier(parse_credentials(dict(credentials)), permissive)
+
+
+def _policies(documents: Mapping[str, Any]) -> IamPolicies:
+    from msklite.security.iam_policy import iam_policies_from
+
+    return iam_policies_from(documents)
 
 
 def _names(info: BrokerInfo) -> list[str]:

@@ -55,7 +55,7 @@ def test_a_replaced_entry_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 # What `msklite serve` may import before its first answer: the registry, ApiVersions and the
-# broker's own state; no other handler module, no spec codec, no HTTP or AWS library.
+# broker's own state; no other handler module, no spec codec, no HTTP or AWS library, no IAM.
 _COLD = """
 import json, sys
 import msklite.__main__
@@ -82,3 +82,5 @@ def test_the_cold_start_imports_no_handler_module_nor_codec() -> None:
     heavy = {"msklite.protocol.schemas", "msklite.protocol.messages", "kafka", "aiohttp"}
     assert not heavy & loaded
     assert not {m for m in loaded if m.startswith("botocore")}
+    # IAM's verifier and policies load only when IAM is used; difflib only to suggest a name
+    assert not {"msklite.security.iam", "msklite.security.iam_policy", "difflib"} & loaded
