@@ -42,7 +42,16 @@ from msklite.coordinator.consumer_group import (
     ConsumerMember,
     Fenced,
     MemberState,
+    Owned,
     reconcile,
+)
+from msklite.coordinator.consumer_protocol import (
+    PROTOCOL_TYPE,
+    TopicPartitions,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    version,
 )
 from msklite.coordinator.consumer_records import (
     CURRENT_MEMBER,
@@ -52,6 +61,7 @@ from msklite.coordinator.consumer_records import (
     TARGET_MEMBER,
     TARGET_METADATA,
     Assignment,
+    ClassicMemberMetadata,
     ConsumerKey,
     decode_current_member,
     decode_group_metadata,
@@ -67,7 +77,8 @@ from msklite.coordinator.consumer_records import (
     encode_target_member,
     encode_target_metadata,
 )
-from msklite.errors import ErrorCode
+from msklite.coordinator.group import Group
+from msklite.errors import ErrorCode, ProtocolError
 from msklite.protocol.consumer_group import HeartbeatRequest, HeartbeatResponse
 
 E = ErrorCode
@@ -99,6 +110,14 @@ class ConsumerConfig:
     heartbeat_interval_ms: int = 5000
     max_size: int = 2147483647
     assignors: tuple[str, ...] = ("uniform", "range")
+    # group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional
+    migration_policy: str = "bidirectional"
+    # group.max.size: a group downgraded to classic must fit in a classic group
+    classic_max_size: int = 2147483647
+
+
+class RemovedMember(Exception):
+    """The member was fenced and removed (its records are written): FENCED_MEMBER_EPOCH."""
 
 
 class HeartbeatError(Exception):
@@ -139,6 +158,22 @@ def member_topics(member: ConsumerMember, topics: Topics) -> set[str]:
     return names
 
 
+def _by_id(partitions: TopicPartitions, ids: Mapping[str, uuid.UUID]) -> Assignment:
+    """Named partitions as topic ids; topics that no longer exist are dropped."""
+    out: dict[uuid.UUID, frozenset[int]] = {}
+    for name, ps in partitions:
+        if name in ids and ps:
+            out[ids[name]] = out.get(ids[name], frozenset()) | frozenset(ps)
+    return out
+
+
+def _epoch_error(member: ConsumerMember, epoch: int) -> ErrorCode:
+    """Kafka's validateMemberEpoch: a classic member's generation is its member epoch."""
+    if epoch == member.member_epoch:
+        return E.NONE
+    return E.ILLEGAL_GENERATION if member.classic is not None else E.STALE_MEMBER_EPOCH
+
+
 def _wire(a: Assignment) -> list[tuple[uuid.UUID, list[int]]]:
     return [(t, sorted(ps)) for t, ps in sorted(a.items()) if ps]
 
@@ -158,6 +193,9 @@ class ConsumerGroups:
     ) -> None:
         self.config = config
         self.groups: dict[str, ConsumerGroup] = {}
+        # groups removed by a downgrade, with the member whose leaving caused it, for the
+        # classic coordinator to take over (drained by it after every operation)
+        self.downgrades: list[tuple[ConsumerGroup, str]] = []
         self._partition_for = partition_for
         self._group_configs = group_configs
 
@@ -166,6 +204,11 @@ class ConsumerGroups:
     def session_timeout_ms(self, group_id: str) -> int:
         own = self._group_configs(group_id).get("consumer.session.timeout.ms")
         return int(own) if own is not None else self.config.session_timeout_ms
+
+    def _session_timeout(self, group_id: str, member: ConsumerMember) -> int:
+        if member.classic is not None:
+            return member.classic.session_timeout_ms
+        return self.session_timeout_ms(group_id)
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
         own = self._group_configs(group_id).get("consumer.heartbeat.interval.ms")
@@ -311,7 +354,8 @@ class ConsumerGroups:
                 return ConsumerMember(member_id), None
             if existing.member_id == member_id:
                 return existing, None  # the same member rejoining after it was fenced
-            if existing.member_epoch != STATIC_LEAVE_EPOCH:
+            # a classic predecessor need not have left (it cannot say so with epoch -2)
+            if existing.member_epoch != STATIC_LEAVE_EPOCH and existing.classic is None:
                 raise HeartbeatError(
                     E.UNRELEASED_INSTANCE_ID,
                     f"Static member {member_id} with instance id {req.instance_id} cannot join "
@@ -378,22 +422,6 @@ class ConsumerGroups:
                 f"{self.config.max_size} members.",
             )
         member, replaced = self._find_member(group, req, member_id)
-        # Nothing can fail past this point: the group and its records change together.
-        self.groups[group.group_id] = group
-        if replaced is not None:
-            self._member_tombstones(group, replaced.member_id, out)
-            group.update_member(replaced, None)
-            target = group.target.pop(replaced.member_id, None)
-            if target is not None:
-                group.target[member_id] = target
-                out.append(
-                    (
-                        group.partition,
-                        self._key(TARGET_MEMBER, group.group_id, member_id),
-                        encode_target_member(target),
-                    )
-                )
-        before = member.copy()
         updated = member.copy()
         if req.instance_id is not None:
             updated.instance_id = req.instance_id
@@ -409,6 +437,60 @@ class ConsumerGroups:
             updated.subscribed_topic_regex = req.subscribed_topic_regex or None
         updated.client_id = client_id
         updated.client_host = client_host
+        # a classic member that comes back with the consumer protocol (Kafka keeps nothing
+        # of its classic metadata then)
+        updated.classic = None
+        try:
+            reconciled = self._apply(
+                group, member, replaced, updated, req.topic_partitions, topics, now_ms, out
+            )
+        except RemovedMember as e:
+            return HeartbeatResponse(E.FENCED_MEMBER_EPOCH, str(e))
+
+        full = req.member_epoch == 0 or (
+            req.rebalance_timeout_ms != -1
+            and (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None)
+            and req.topic_partitions is not None
+        )
+        changed = reconciled.assigned != member.assigned
+        return HeartbeatResponse(
+            E.NONE,
+            member_id=member_id,
+            member_epoch=reconciled.member_epoch,
+            heartbeat_interval_ms=self.heartbeat_interval_ms(group.group_id),
+            assignment=_wire(reconciled.assigned) if full or changed else None,
+        )
+
+    def _apply(
+        self,
+        group: ConsumerGroup,
+        member: ConsumerMember,
+        replaced: ConsumerMember | None,
+        updated: ConsumerMember,
+        owned: Owned | None,
+        topics: Topics,
+        now_ms: int,
+        out: list[Record],
+    ) -> ConsumerMember:
+        """Steps 3-5 of a heartbeat (or of a classic member's JoinGroup): `updated` is
+        `member` as the request describes it, `replaced` the static member it takes over.
+        Returns the member reconciled one step; raises RemovedMember when it had to be fenced."""
+        # Nothing can fail past this point: the group and its records change together.
+        self.groups[group.group_id] = group
+        member_id = updated.member_id
+        if replaced is not None:
+            self._member_tombstones(group, replaced.member_id, out)
+            group.update_member(replaced, None)
+            target = group.target.pop(replaced.member_id, None)
+            if target is not None:
+                group.target[member_id] = target
+                out.append(
+                    (
+                        group.partition,
+                        self._key(TARGET_MEMBER, group.group_id, member_id),
+                        encode_target_member(target),
+                    )
+                )
         is_new = member.member_id not in group.members or replaced is not None
         bump = False
         if is_new or updated.metadata() != member.metadata():
@@ -447,36 +529,24 @@ class ConsumerGroups:
                     group.assignment_epoch,
                     group.target.get(member_id, {}),
                     group.partition_epoch,
-                    req.topic_partitions,
+                    owned,
                 )
             except Fenced as e:
                 # an unknown state: the member is removed with the records that say so
                 self._remove(group, reconciled, topics, now_ms, out)
-                return HeartbeatResponse(E.FENCED_MEMBER_EPOCH, str(e))
+                raise RemovedMember(str(e)) from None
             if stepped is not reconciled:
                 group.update_member(reconciled, stepped)
                 self._current_record(group, stepped, out)
                 reconciled = stepped
-        if reconciled.state == MemberState.UNREVOKED_PARTITIONS:
+        # Classic members have join and sync timers instead of a revocation deadline.
+        if reconciled.state == MemberState.UNREVOKED_PARTITIONS and reconciled.classic is None:
             if reconciled.rebalance_deadline is None:
                 reconciled.rebalance_deadline = now_ms + max(reconciled.rebalance_timeout_ms, 0)
         else:
             reconciled.rebalance_deadline = None
-        reconciled.session_deadline = now_ms + self.session_timeout_ms(group.group_id)
-
-        full = req.member_epoch == 0 or (
-            req.rebalance_timeout_ms != -1
-            and (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None)
-            and req.topic_partitions is not None
-        )
-        changed = reconciled.assigned != before.assigned
-        return HeartbeatResponse(
-            E.NONE,
-            member_id=member_id,
-            member_epoch=reconciled.member_epoch,
-            heartbeat_interval_ms=self.heartbeat_interval_ms(group.group_id),
-            assignment=_wire(reconciled.assigned) if full or changed else None,
-        )
+        reconciled.session_deadline = now_ms + self._session_timeout(group.group_id, reconciled)
+        return reconciled
 
     def _subscription_metadata(
         self, group: ConsumerGroup, topics: Topics
@@ -579,10 +649,38 @@ class ConsumerGroups:
         now_ms: int,
         out: list[Record],
     ) -> None:
-        """Fence a member: its records go, its partitions are free, the group epoch moves on."""
-        self._member_tombstones(group, member.member_id, out)
-        group.update_member(member, None)
-        group.target.pop(member.member_id, None)
+        """Fence a member: its records go, its partitions are free, the group epoch moves on.
+        When the last consumer-protocol member of a group of classic members goes, the group
+        turns classic instead if the migration policy allows it (Kafka's
+        validateOnlineDowngradeWithFencedMember): its records are deleted here and the group
+        is left in `downgrades` for the classic coordinator to take over."""
+        if self._may_downgrade(group, member):
+            out.extend(self.group_tombstones(group))
+            del self.groups[group.group_id]
+            self.downgrades.append((group, member.member_id))
+            return
+        self._remove_members(group, [member], topics, now_ms, out)
+
+    def _may_downgrade(self, group: ConsumerGroup, leaving: ConsumerMember) -> bool:
+        return (
+            group.all_classic_except(leaving.member_id)
+            and len(group.members) > 1
+            and self.config.migration_policy in ("downgrade", "bidirectional")
+            and len(group.members) - 1 <= self.config.classic_max_size
+        )
+
+    def _remove_members(
+        self,
+        group: ConsumerGroup,
+        members: list[ConsumerMember],
+        topics: Topics,
+        now_ms: int,
+        out: list[Record],
+    ) -> None:
+        for member in members:
+            self._member_tombstones(group, member.member_id, out)
+            group.update_member(member, None)
+            group.target.pop(member.member_id, None)
         metadata = self._subscription_metadata(group, topics)
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata
@@ -604,6 +702,281 @@ class ConsumerGroups:
                 group.group_epoch,
             )
 
+    # ---- online upgrade: a classic group becomes a consumer group ----
+
+    def may_upgrade(self, classic: Group) -> bool:
+        """Kafka's validateOnlineUpgrade: the policy allows it, the group uses the consumer
+        embedded protocol and fits in a consumer group."""
+        return (
+            self.config.migration_policy in ("upgrade", "bidirectional")
+            and classic.protocol_type == PROTOCOL_TYPE
+            and len(classic.members) <= self.config.max_size
+        )
+
+    def upgrade(self, classic: Group, topics: Topics, now_ms: int) -> list[Record]:
+        """The consumer group a classic group in use becomes (Kafka's fromClassicGroup and
+        createConsumerGroupRecords): its generation is the group and assignment epoch, each
+        member stays with its last assignment as its target, reconciled, and keeps speaking
+        the classic protocol. Registers the group and returns its records; raises
+        HeartbeatError(GROUP_ID_NOT_FOUND), changing nothing, when a member's embedded
+        protocol does not parse."""
+        ids = {name: topic_id for name, (topic_id, _) in topics.items()}
+        group = ConsumerGroup(
+            classic.group_id,
+            classic.partition,
+            group_epoch=classic.generation,
+            assignment_epoch=classic.generation,
+            state_timestamp=now_ms,
+        )
+        for cm in classic.members.values():
+            protocol = classic.protocol or (cm.protocols[0][0] if cm.protocols else "")
+            try:
+                subscription = decode_subscription(cm.metadata(protocol))
+                assigned = _by_id(decode_assignment(cm.assignment), ids)
+            except ProtocolError:
+                raise HeartbeatError(
+                    E.GROUP_ID_NOT_FOUND,
+                    f"Cannot upgrade the classic group {classic.group_id} to consumer group "
+                    "because the embedded consumer protocol is malformed.",
+                ) from None
+            member = ConsumerMember(
+                cm.member_id,
+                instance_id=cm.group_instance_id,
+                rack_id=subscription.rack_id,
+                client_id=cm.client_id,
+                client_host=cm.client_host,
+                subscribed_topic_names=subscription.topics,
+                rebalance_timeout_ms=cm.rebalance_timeout_ms,
+                member_epoch=classic.generation,
+                previous_member_epoch=classic.generation,
+                assigned=assigned,
+                classic=ClassicMemberMetadata(cm.session_timeout_ms, tuple(cm.protocols)),
+                session_deadline=now_ms + cm.session_timeout_ms,
+            )
+            group.target[member.member_id] = assigned
+            group.update_member(None, member)
+        # Kafka writes no subscription metadata here: the joining member's heartbeat does.
+        out: list[Record] = []
+        for m in group.members.values():
+            self._member_records(group, m, out)
+        self._epoch_record(group, out)
+        out.extend(
+            (
+                group.partition,
+                self._key(TARGET_MEMBER, group.group_id, m.member_id),
+                encode_target_member(group.target[m.member_id]),
+            )
+            for m in group.members.values()
+        )
+        out.append(
+            (
+                group.partition,
+                self._key(TARGET_METADATA, group.group_id),
+                encode_target_metadata(group.assignment_epoch),
+            )
+        )
+        for m in group.members.values():
+            self._current_record(group, m, out)
+        self.groups[group.group_id] = group
+        return out
+
+    # ---- classic members in a consumer group (Kafka's classicGroup*ToConsumerGroup) ----
+
+    def _classic_member(
+        self, group: ConsumerGroup, member_id: str, instance_id: str | None
+    ) -> ConsumerMember:
+        """Kafka's validateConsumerGroupMember plus throwIfMemberDoesNotUseClassicProtocol."""
+        if instance_id is None:
+            member = group.members.get(member_id)
+            if member is None:
+                raise HeartbeatError(
+                    E.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of the group."
+                )
+        else:
+            known = group.static_members.get(instance_id)
+            member = group.members.get(known) if known is not None else None
+            if member is None:
+                raise HeartbeatError(
+                    E.UNKNOWN_MEMBER_ID,
+                    f"Member with instance id {instance_id} is not a member of group "
+                    f"{group.group_id}.",
+                )
+            if member_id and member.member_id != member_id:
+                raise HeartbeatError(E.FENCED_INSTANCE_ID)
+        if member.classic is None:
+            raise HeartbeatError(
+                E.UNKNOWN_MEMBER_ID, f"Member {member.member_id} does not use the classic protocol."
+            )
+        return member
+
+    def _must_rejoin(self, group: ConsumerGroup, member: ConsumerMember, now_ms: int) -> bool:
+        """Whether a classic member must JoinGroup again to move towards its target; if so
+        it has its rebalance timeout to do it (Kafka's join timeout)."""
+        rejoin = (
+            member.member_epoch < group.group_epoch
+            and member.state != MemberState.UNREVOKED_PARTITIONS
+        )
+        if rejoin and member.join_deadline is None:
+            member.join_deadline = now_ms + max(member.rebalance_timeout_ms, 0)
+        return rejoin
+
+    def classic_join(
+        self,
+        group: ConsumerGroup,
+        member_id: str,
+        instance_id: str | None,
+        protocols: list[tuple[str, bytes]],
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        client_id: str,
+        client_host: str,
+        topics: Topics,
+        now_ms: int,
+        out: list[Record],
+    ) -> ConsumerMember:
+        """A classic member's JoinGroup (with a member id, or a static one): it joins or
+        updates its subscription and is reconciled one step at once; the answer is its member
+        epoch as the generation. Raises HeartbeatError (changing nothing) or RemovedMember."""
+        unknown = not member_id
+        member_id = member_id or str(uuid.uuid4())
+        if len(group.members) >= self.config.max_size and member_id not in group.members:
+            raise HeartbeatError(E.GROUP_MAX_SIZE_REACHED)
+        try:
+            subscription = decode_subscription(protocols[0][1])
+        except ProtocolError:
+            raise HeartbeatError(
+                E.INCONSISTENT_GROUP_PROTOCOL, f"Member {member_id}'s subscription is malformed."
+            ) from None
+        replaced = None
+        if instance_id is None:
+            member = group.members.get(member_id) or ConsumerMember(member_id)
+        elif unknown:
+            known = group.static_members.get(instance_id)
+            existing = group.members.get(known) if known is not None else None
+            if existing is None:
+                member = ConsumerMember(member_id)
+            else:
+                replaced = existing
+                member = existing.copy()
+                member.member_id = member_id
+                member.member_epoch = member.previous_member_epoch = 0
+        else:
+            known = group.static_members.get(instance_id)
+            if known is None:
+                raise HeartbeatError(E.UNKNOWN_MEMBER_ID)
+            if known != member_id:
+                raise HeartbeatError(E.FENCED_INSTANCE_ID)
+            member = group.members[known]
+        updated = member.copy()
+        updated.instance_id = instance_id if instance_id is not None else updated.instance_id
+        if subscription.rack_id is not None:
+            updated.rack_id = subscription.rack_id
+        if rebalance_timeout_ms != -1:
+            updated.rebalance_timeout_ms = rebalance_timeout_ms
+        updated.subscribed_topic_names = subscription.topics
+        updated.client_id = client_id
+        updated.client_host = client_host
+        updated.classic = ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
+        ids = {name: topic_id for name, (topic_id, _) in topics.items()}
+        owned = [(t, sorted(ps)) for t, ps in _by_id(subscription.owned, ids).items()]
+        reconciled = self._apply(group, member, replaced, updated, owned, topics, now_ms, out)
+        reconciled.join_deadline = None
+        reconciled.sync_deadline = now_ms + max(rebalance_timeout_ms, 0)
+        return reconciled
+
+    def classic_sync(
+        self,
+        group: ConsumerGroup,
+        member_id: str,
+        instance_id: str | None,
+        generation: int,
+        protocol_type: str | None,
+        protocol_name: str | None,
+        topics: Topics,
+        now_ms: int,
+    ) -> bytes:
+        """A classic member's SyncGroup: its current assignment in the embedded protocol.
+        Raises HeartbeatError."""
+        member = self._classic_member(group, member_id, instance_id)
+        if generation != member.member_epoch:
+            raise HeartbeatError(E.ILLEGAL_GENERATION)
+        assert member.classic is not None
+        own_name, own_metadata = member.classic.protocols[0]
+        if (protocol_type is not None and protocol_type != PROTOCOL_TYPE) or (
+            protocol_name is not None and protocol_name != own_name
+        ):
+            raise HeartbeatError(E.INCONSISTENT_GROUP_PROTOCOL)
+        if self._must_rejoin(group, member, now_ms):
+            raise HeartbeatError(E.REBALANCE_IN_PROGRESS)
+        member.sync_deadline = None
+        member.session_deadline = now_ms + member.classic.session_timeout_ms
+        names = {topic_id: name for name, (topic_id, _) in topics.items()}
+        partitions = tuple(
+            (names[t], tuple(sorted(ps)))
+            for t, ps in sorted(member.assigned.items(), key=lambda kv: names.get(kv[0], ""))
+            if t in names and ps
+        )
+        try:
+            schema_version = version(own_metadata)
+        except ProtocolError:
+            schema_version = 0
+        return encode_assignment(schema_version, partitions)
+
+    def classic_heartbeat(
+        self,
+        group: ConsumerGroup,
+        member_id: str,
+        instance_id: str | None,
+        generation: int,
+        now_ms: int,
+    ) -> ErrorCode:
+        """A classic member's Heartbeat: REBALANCE_IN_PROGRESS when it should rejoin — the
+        group epoch moved past it, it has partitions to revoke, or what it waited for is
+        free."""
+        try:
+            member = self._classic_member(group, member_id, instance_id)
+        except HeartbeatError as e:
+            return e.code
+        if generation != member.member_epoch:
+            return E.ILLEGAL_GENERATION
+        assert member.classic is not None
+        member.session_deadline = now_ms + member.classic.session_timeout_ms
+        rejoin = (
+            member.member_epoch < group.group_epoch
+            or member.state == MemberState.UNREVOKED_PARTITIONS
+            or (
+                member.state == MemberState.UNRELEASED_PARTITIONS
+                and not group.waiting_on_unreleased(member)
+            )
+        )
+        if rejoin and member.join_deadline is None:
+            member.join_deadline = now_ms + max(member.rebalance_timeout_ms, 0)
+        return E.REBALANCE_IN_PROGRESS if rejoin else E.NONE
+
+    def classic_leave(
+        self,
+        group: ConsumerGroup,
+        members: list[tuple[str, str | None]],
+        topics: Topics,
+        now_ms: int,
+        out: list[Record],
+    ) -> list[ErrorCode]:
+        """Classic members leaving with LeaveGroup: one epoch bump for all of them (a classic
+        member leaving never converts the group)."""
+        errors = []
+        leaving: dict[str, ConsumerMember] = {}
+        for member_id, instance_id in members:
+            try:
+                member = self._classic_member(group, member_id, instance_id)
+            except HeartbeatError as e:
+                errors.append(e.code)
+                continue
+            leaving[member.member_id] = member
+            errors.append(E.NONE)
+        if leaving:
+            self._remove_members(group, list(leaving.values()), topics, now_ms, out)
+        return errors
+
     # ---- offsets (Kafka's ConsumerGroup.validateOffsetCommit / validateOffsetFetch) ----
 
     def validate_commit(
@@ -617,11 +990,9 @@ class ConsumerGroups:
         member = group.members.get(member_id)
         if member is None:
             return E.UNKNOWN_MEMBER_ID
-        if api_version is not None and api_version < 9:
+        if api_version is not None and api_version < 9 and member.classic is None:
             return E.UNSUPPORTED_VERSION
-        if member_epoch != member.member_epoch:
-            return E.STALE_MEMBER_EPOCH
-        return E.NONE
+        return _epoch_error(member, member_epoch)
 
     def validate_fetch(
         self, group: ConsumerGroup, member_id: str | None, member_epoch: int
@@ -631,9 +1002,7 @@ class ConsumerGroups:
         member = group.members.get(member_id or "")
         if member is None:
             return E.UNKNOWN_MEMBER_ID
-        if member_epoch != member.member_epoch:
-            return E.STALE_MEMBER_EPOCH
-        return E.NONE
+        return _epoch_error(member, member_epoch)
 
     # ---- loading ----
 
@@ -687,7 +1056,7 @@ class ConsumerGroups:
             if group.partition != partition:
                 continue
             for m in group.members.values():
-                m.session_deadline = now_ms + self.session_timeout_ms(group.group_id)
+                m.session_deadline = now_ms + self._session_timeout(group.group_id, m)
                 if m.state == MemberState.UNREVOKED_PARTITIONS:
                     m.rebalance_deadline = now_ms + max(m.rebalance_timeout_ms, 0)
 
@@ -701,19 +1070,21 @@ class ConsumerGroups:
         for g in self.groups.values():
             for m in g.members.values():
                 t = min(t, m.session_deadline)
-                if m.rebalance_deadline is not None:
-                    t = min(t, m.rebalance_deadline)
+                for deadline in (m.rebalance_deadline, m.join_deadline, m.sync_deadline):
+                    if deadline is not None:
+                        t = min(t, deadline)
         return t
 
     def tick(self, topics: Topics, now_ms: int) -> list[Record]:
-        """Remove the members whose session expired or who kept partitions to revoke past
-        their rebalance timeout."""
+        """Remove the members whose session expired, who kept partitions to revoke past
+        their rebalance timeout, or (classic members) did not rejoin or sync within it."""
         out: list[Record] = []
         for group in list(self.groups.values()):
             for m in list(group.members.values()):
-                expired = m.session_deadline <= now_ms
-                stuck = m.rebalance_deadline is not None and m.rebalance_deadline <= now_ms
-                if expired or stuck:
+                if self.groups.get(group.group_id) is not group:
+                    break  # downgraded to a classic group by the previous removal
+                due = [m.session_deadline, m.rebalance_deadline, m.join_deadline, m.sync_deadline]
+                if any(d is not None and d <= now_ms for d in due):
                     self._remove(group, m, topics, now_ms, out)
         return out
 

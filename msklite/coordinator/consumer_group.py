@@ -23,6 +23,7 @@ from enum import IntEnum, StrEnum
 
 from msklite.coordinator.consumer_records import (
     Assignment,
+    ClassicMemberMetadata,
     CurrentAssignment,
     MemberMetadata,
 )
@@ -66,9 +67,14 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    # a member speaking the classic protocol (JoinGroup/SyncGroup/Heartbeat) in this group
+    classic: ClassicMemberMetadata | None = None
     # timers on the injected clock (not persisted: set again when the group is loaded)
     session_deadline: int = 0
     rebalance_deadline: int | None = None
+    # a classic member told to rejoin must JoinGroup, one that joined must SyncGroup, by then
+    join_deadline: int | None = None
+    sync_deadline: int | None = None
 
     def metadata(self) -> MemberMetadata:
         return MemberMetadata(
@@ -80,6 +86,7 @@ class ConsumerMember:
             self.subscribed_topic_regex,
             self.rebalance_timeout_ms,
             self.server_assignor,
+            self.classic,
         )
 
     def set_metadata(self, m: MemberMetadata) -> None:
@@ -91,6 +98,7 @@ class ConsumerMember:
         self.subscribed_topic_regex = m.subscribed_topic_regex
         self.rebalance_timeout_ms = m.rebalance_timeout_ms
         self.server_assignor = m.server_assignor
+        self.classic = m.classic
 
     def current(self) -> CurrentAssignment:
         return CurrentAssignment(
@@ -170,6 +178,42 @@ class ConsumerGroup:
             self.members[new.member_id] = new
             if new.instance_id is not None:
                 self.static_members[new.instance_id] = new.member_id
+
+    def classic_members(self) -> int:
+        return sum(1 for m in self.members.values() if m.classic is not None)
+
+    def all_classic_except(self, member_id: str) -> bool:
+        """Whether every member but `member_id`, a consumer-protocol member, speaks the classic
+        protocol (Kafka's allMembersUseClassicProtocolExcept)."""
+        leaving = self.members.get(member_id)
+        return (
+            leaving is not None
+            and leaving.classic is None
+            and self.classic_members() == len(self.members) - 1
+        )
+
+    def supports_classic(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+        """Whether a classic member may join (Kafka's supportsClassicProtocols): the consumer
+        protocol type, and a protocol every classic member already supports."""
+        if protocol_type != "consumer" or not protocols:
+            return False
+        supported = [
+            {own for own, _ in m.classic.protocols}
+            for m in self.members.values()
+            if m.classic is not None
+        ]
+        return any(all(name in own for own in supported) for name, _ in protocols)
+
+    def waiting_on_unreleased(self, member: ConsumerMember) -> bool:
+        """Whether a member with unreleased partitions still waits for another to give one up
+        (Kafka's waitingOnUnreleasedPartition)."""
+        if member.state != MemberState.UNRELEASED_PARTITIONS:
+            return False
+        for topic_id, partitions in self.target.get(member.member_id, {}).items():
+            have = member.assigned.get(topic_id, frozenset())
+            if any(p not in have and self.partition_epoch(topic_id, p) != -1 for p in partitions):
+                return True
+        return False
 
     def preferred_assignor(self, default: str) -> str:
         """The server assignor most members ask for (ties: the first asked), else `default`."""

@@ -39,6 +39,16 @@ class ConsumerKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    """What a member that speaks the classic protocol inside a consumer group joined with
+    (tagged field 0 of ConsumerGroupMemberMetadataValue; absent for consumer-protocol
+    members)."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MemberMetadata:
     instance_id: str | None
     rack_id: str | None
@@ -48,6 +58,7 @@ class MemberMetadata:
     subscribed_topic_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    classic: ClassicMemberMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,21 +183,68 @@ def encode_member_metadata(m: MemberMetadata) -> bytes:
     w.nullable_str(m.subscribed_topic_regex, True)
     w.int32(m.rebalance_timeout_ms)
     w.nullable_str(m.server_assignor, True)
-    w.empty_tagged_fields()
+    if m.classic is None:
+        w.empty_tagged_fields()
+        return bytes(w.buf)
+    c = Writer()
+    c.int8(1)  # a nullable struct's presence byte
+    c.int32(m.classic.session_timeout_ms)
+    c.array_len(len(m.classic.protocols), True)
+    for name, metadata in m.classic.protocols:
+        c.str_(name, True)
+        c.bytes_len(len(metadata), True)
+        c.raw(metadata)
+        c.empty_tagged_fields()
+    c.empty_tagged_fields()
+    w.uvarint(1)  # one tagged field: tag 0, its size, the struct
+    w.uvarint(0)
+    w.uvarint(len(c.buf))
+    w.raw(c.buf)
     return bytes(w.buf)
+
+
+def _read_classic(r: Reader) -> ClassicMemberMetadata | None:
+    if r.int8() < 0:
+        return None
+    session_timeout_ms = r.int32()
+    protocols = []
+    for _ in range(max(r.array_len(True), 0)):
+        name = r.str_(True)
+        metadata = r.compact_bytes()
+        r.skip_tagged_fields()
+        protocols.append((name, bytes(metadata or b"")))
+    r.skip_tagged_fields()
+    return ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
 
 
 def decode_member_metadata(data: Buffer) -> MemberMetadata:
     r = _value_reader(data)
+    instance_id = r.nullable_str(True)
+    rack_id = r.nullable_str(True)
+    client_id = r.str_(True)
+    client_host = r.str_(True)
+    topics = _read_strings(r)
+    regex = r.nullable_str(True)
+    rebalance_timeout_ms = r.int32()
+    server_assignor = r.nullable_str(True)
+    classic = None
+    for _ in range(r.uvarint()):
+        tag = r.uvarint()
+        size = r.uvarint()
+        if tag == 0:
+            classic = _read_classic(Reader(r.raw(size)))
+        else:
+            r.raw(size)
     return MemberMetadata(
-        instance_id=r.nullable_str(True),
-        rack_id=r.nullable_str(True),
-        client_id=r.str_(True),
-        client_host=r.str_(True),
-        subscribed_topic_names=_read_strings(r),
-        subscribed_topic_regex=r.nullable_str(True),
-        rebalance_timeout_ms=r.int32(),
-        server_assignor=r.nullable_str(True),
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        topics,
+        regex,
+        rebalance_timeout_ms,
+        server_assignor,
+        classic,
     )
 
 

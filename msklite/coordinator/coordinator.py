@@ -23,10 +23,15 @@ from msklite.coordinator.consumer_coordinator import (
     ConsumerConfig,
     ConsumerGroups,
     GroupConfigs,
+    HeartbeatError,
+    RemovedMember,
     Topics,
     no_group_configs,
 )
 from msklite.coordinator.consumer_group import ConsumerGroup
+from msklite.coordinator.consumer_protocol import PROTOCOL_TYPE as CONSUMER_PROTOCOL
+from msklite.coordinator.consumer_protocol import encode_assignment
+from msklite.coordinator.consumer_protocol import version as protocol_version
 from msklite.coordinator.consumer_records import RECORD_TYPES
 from msklite.coordinator.consumer_records import decode_key as decode_consumer_key
 from msklite.coordinator.group import Group, GroupState, Member
@@ -103,6 +108,8 @@ class CoordinatorConfig:
                 heartbeat_interval_ms=c.get_int("group.consumer.heartbeat.interval.ms"),
                 max_size=c.get_int("group.consumer.max.size"),
                 assignors=tuple(a for a in configured if a in ASSIGNORS) or ("uniform",),
+                migration_policy=(c.get("group.consumer.migration.policy") or "").lower(),
+                classic_max_size=c.get_int("group.max.size"),
             ),
             min_session_timeout_ms=c.get_int("group.min.session.timeout.ms"),
             max_session_timeout_ms=c.get_int("group.max.session.timeout.ms"),
@@ -529,20 +536,19 @@ class GroupCoordinator:
 
         if not req.group_id:
             return fail(E.INVALID_GROUP_ID)
-        modern = self.consumer.groups.get(req.group_id)
-        if modern is not None:
-            if modern.members:
-                # Kafka 4.x lets classic members join a consumer group; msklite does not
-                # (DEVIATIONS.md).
-                return fail(E.INCONSISTENT_GROUP_PROTOCOL)
-            # An empty consumer group becomes a classic one; its offsets stay.
-            out.records.extend(self.consumer.delete([req.group_id]))
         if (
             not self.config.min_session_timeout_ms
             <= req.session_timeout_ms
             <= self.config.max_session_timeout_ms
         ):
             return fail(E.INVALID_SESSION_TIMEOUT)
+        modern = self.consumer.groups.get(req.group_id)
+        if modern is not None:
+            if modern.members:
+                # whatever the migration policy: it only governs conversions
+                return self._join_consumer_group(modern, req, waiter, now_ms, out)
+            # An empty consumer group becomes a classic one; its offsets stay.
+            out.records.extend(self.consumer.delete([req.group_id]))
         group = self.groups.get(req.group_id)
         if group is None and req.member_id:
             return fail(E.UNKNOWN_MEMBER_ID)
@@ -577,6 +583,57 @@ class GroupCoordinator:
             member.session_deadline = now_ms + member.session_timeout_ms
             return out
         self._update_member(group, member, req, waiter, now_ms, out)
+        return out
+
+    def _join_consumer_group(
+        self, group: ConsumerGroup, req: JoinRequest, waiter: int, now_ms: int, out: Output
+    ) -> Output:
+        """A classic member's JoinGroup to a consumer group with members (Kafka's
+        classicGroupJoinToConsumerGroup): it becomes (or stays) a member speaking the classic
+        protocol, answered at once with its member epoch as the generation and no leader —
+        the coordinator assigns, the member only syncs to learn its partitions."""
+        if not group.supports_classic(req.protocol_type, req.protocols):
+            out.completions.append(
+                (waiter, JoinResponse(E.INCONSISTENT_GROUP_PROTOCOL, req.member_id))
+            )
+            return out
+        if not req.member_id and req.group_instance_id is None and req.require_known_member_id:
+            new_id = str(uuid.uuid4())
+            out.completions.append((waiter, JoinResponse(E.MEMBER_ID_REQUIRED, new_id)))
+            return out
+        try:
+            member = self.consumer.classic_join(
+                group,
+                req.member_id,
+                req.group_instance_id,
+                req.protocols,
+                req.session_timeout_ms,
+                req.rebalance_timeout_ms,
+                req.client_id,
+                req.client_host,
+                self._topics(),
+                now_ms,
+                out.records,
+            )
+        except HeartbeatError as e:
+            out.completions.append((waiter, JoinResponse(e.code, req.member_id)))
+            return out
+        except RemovedMember:
+            out.completions.append((waiter, JoinResponse(E.FENCED_MEMBER_EPOCH, req.member_id)))
+            return out
+        assert member.classic is not None
+        out.completions.append(
+            (
+                waiter,
+                JoinResponse(
+                    E.NONE,
+                    member.member_id,
+                    member.member_epoch,
+                    CONSUMER_PROTOCOL,
+                    member.classic.protocols[0][0],
+                ),
+            )
+        )
         return out
 
     def _join_unknown(
@@ -652,6 +709,25 @@ class GroupCoordinator:
 
         if not group_id:
             return fail(E.INVALID_GROUP_ID)
+        modern = self.consumer.groups.get(group_id)
+        if modern is not None:
+            try:
+                assignment = self.consumer.classic_sync(
+                    modern,
+                    member_id,
+                    instance_id,
+                    generation,
+                    protocol_type,
+                    protocol_name,
+                    self._topics(),
+                    now_ms,
+                )
+            except HeartbeatError as e:
+                return fail(e.code)
+            out.completions.append(
+                (waiter, SyncResponse(E.NONE, protocol_type, protocol_name, assignment))
+            )
+            return out
         group = self.groups.get(group_id)
         if group is None:
             return fail(E.UNKNOWN_MEMBER_ID)
@@ -702,22 +778,88 @@ class GroupCoordinator:
         out = Output()
         classic = self.groups.get(req.group_id)
         in_use = classic is not None and classic.protocol_type is not None
+        upgrading = False
         if classic is not None and in_use and classic.members:
-            # Kafka converts a classic group in use when the migration policy allows it;
-            # msklite does not (DEVIATIONS.md).
-            message = f"Group {req.group_id} is not a consumer group."
-            return HeartbeatResponse(E.GROUP_ID_NOT_FOUND, message), out
+            if req.member_epoch != 0 or not self.consumer.may_upgrade(classic):
+                message = f"Group {req.group_id} is not a consumer group."
+                return HeartbeatResponse(E.GROUP_ID_NOT_FOUND, message), out
+            # Kafka's convertToConsumerGroup, undone below if the heartbeat itself fails
+            try:
+                conversion = self.consumer.upgrade(classic, self._topics(), now_ms)
+            except HeartbeatError as e:
+                return HeartbeatResponse(e.code, e.message), out
+            upgrading = True
         response, records = self.consumer.heartbeat(
             req, version, client_id, client_host, self._topics(), now_ms
         )
+        if upgrading and response.error_code != E.NONE:
+            del self.consumer.groups[req.group_id]
+            return response, out
         if classic is not None and in_use and response.error_code == E.NONE:
-            # An empty classic group became a consumer group; its offsets stay.
+            # The classic group is gone (a consumer group now, or an empty one became one);
+            # its offsets stay. Members parked in a rebalance rejoin the consumer group.
+            assert classic is not None
+            for m in classic.members.values():
+                self._fail_waiters(m, E.REBALANCE_IN_PROGRESS, out)
             self._reset_to_standalone(classic)
             out.records.append(
                 (classic.partition, encode_group_key(GroupKey(classic.group_id)), None)
             )
+            if upgrading:
+                out.records.extend(conversion)
+                log.info("group %s upgraded from classic to consumer", req.group_id)
         out.records.extend(records)
+        self._take_downgrades(now_ms, out)
         return response, out
+
+    def _take_downgrades(self, now_ms: int, out: Output) -> None:
+        """Turn the consumer groups that just lost their last consumer-protocol member into
+        classic groups (Kafka's convertToClassicGroup): Stable at the group epoch with each
+        member's target as its assignment, written, then rebalanced at once so that the
+        classic members rejoin."""
+        names = {topic_id: name for name, (topic_id, _) in self._topics().items()}
+        while self.consumer.downgrades:
+            modern, leaving_id = self.consumer.downgrades.pop(0)
+            group = self._get_or_create(modern.group_id, now_ms)
+            group.members.clear()
+            group.static_members.clear()
+            group.pending_members.clear()
+            group.protocol_type = CONSUMER_PROTOCOL
+            group.generation = modern.group_epoch
+            group.leader = None
+            group.state = GroupState.STABLE
+            group.state_timestamp = now_ms
+            for m in modern.members.values():
+                if m.member_id == leaving_id or m.classic is None:
+                    continue
+                group.members[m.member_id] = Member(
+                    m.member_id,
+                    m.instance_id,
+                    m.client_id,
+                    m.client_host,
+                    m.rebalance_timeout_ms,
+                    m.classic.session_timeout_ms,
+                    list(m.classic.protocols),
+                    session_deadline=now_ms + m.classic.session_timeout_ms,
+                )
+                if m.instance_id is not None:
+                    group.static_members[m.instance_id] = m.member_id
+                if group.leader is None:
+                    group.leader = m.member_id
+            group.protocol = group.select_protocol()
+            for member in group.members.values():
+                target = modern.target.get(member.member_id, {})
+                partitions = tuple(
+                    sorted((names[t], tuple(sorted(ps))) for t, ps in target.items() if t in names)
+                )
+                try:
+                    schema_version = protocol_version(member.metadata(group.protocol))
+                except ProtocolError:
+                    schema_version = 0
+                member.assignment = encode_assignment(schema_version, partitions)
+            out.records.append(self._group_record(group))
+            log.info("group %s downgraded from consumer to classic", group.group_id)
+            self._prepare_rebalance(group, now_ms, out)
 
     def consumer_group(self, group_id: str) -> ConsumerGroup | None:
         return self.consumer.groups.get(group_id)
@@ -729,6 +871,11 @@ class GroupCoordinator:
     ) -> ErrorCode:
         if not group_id:
             return E.INVALID_GROUP_ID
+        modern = self.consumer.groups.get(group_id)
+        if modern is not None:
+            return self.consumer.classic_heartbeat(
+                modern, member_id, instance_id, generation, now_ms
+            )
         group = self.groups.get(group_id)
         if group is None:
             return E.UNKNOWN_MEMBER_ID
@@ -747,6 +894,12 @@ class GroupCoordinator:
         out = Output()
         if not group_id:
             return E.INVALID_GROUP_ID, [], out
+        modern = self.consumer.groups.get(group_id)
+        if modern is not None:
+            errors = self.consumer.classic_leave(
+                modern, members, self._topics(), now_ms, out.records
+            )
+            return E.NONE, errors, out
         group = self.groups.get(group_id)
         if group is None:
             return E.NONE, [E.UNKNOWN_MEMBER_ID] * len(members), out
@@ -1032,6 +1185,7 @@ class GroupCoordinator:
         out = Output()
         if self.consumer.next_deadline(now_ms + 1) <= now_ms:
             out.records.extend(self.consumer.tick(self._topics(), now_ms))
+            self._take_downgrades(now_ms, out)
         for group in list(self.groups.values()):
             for member_id, deadline in list(group.pending_members.items()):
                 if deadline <= now_ms:

@@ -142,9 +142,12 @@ class GroupRuntime(CoordinatorRuntime[GroupCoordinator]):
     def heartbeat(
         self, group_id: str, generation: int, member_id: str, instance_id: str | None
     ) -> ErrorCode:
-        return self._machine.heartbeat(
+        error = self._machine.heartbeat(
             group_id, generation, member_id, instance_id, self.clock.now_ms()
         )
+        # a classic member of a consumer group told to rejoin now has a join deadline
+        self._wakeup.set()
+        return error
 
     def leave(
         self, group_id: str, members: list[tuple[str, str | None]]

@@ -13,9 +13,15 @@ Behavior:
 - Served while `group.coordinator.rebalance.protocols` lists `consumer` (Kafka 4.x's default);
   otherwise the API answers UNSUPPORTED_VERSION, as a Kafka 3.7-3.9 broker does by default
   (librdkafka reports it as a fatal consumer error instead of retrying forever).
-- Mixed use: a consumer-protocol member of a classic group in use gets GROUP_ID_NOT_FOUND; an
-  empty classic group becomes a consumer group (its offsets kept), and back (JoinGroup). The
-  id of a share group is GROUP_ID_NOT_FOUND too.
+- Mixed use (`group.consumer.migration.policy`, coordinator/consumer_coordinator.py): a
+  consumer-protocol member joining a classic group in use converts it when the policy allows
+  an upgrade and every member uses the consumer embedded protocol, else GROUP_ID_NOT_FOUND;
+  classic members carry on inside the consumer group through JoinGroup/SyncGroup/Heartbeat
+  (REBALANCE_IN_PROGRESS when they must rejoin), and the group turns classic again when its
+  last consumer-protocol member leaves, if the policy allows a downgrade. Empty groups convert
+  both ways whatever the policy; offsets are kept. The id of a share group is
+  GROUP_ID_NOT_FOUND too.
+- ConsumerGroupDescribe v1: member_type 0 for a member speaking the classic protocol.
 - ConsumerGroupDescribe: epochs, the preferred assignor, each member's current and target
   assignment; GROUP_ID_NOT_FOUND for an unknown group or one that is not a consumer group,
   INVALID_GROUP_ID for an empty id, NOT_COORDINATOR from another broker.
@@ -23,10 +29,9 @@ Behavior:
   group (GROUP_AUTHORIZATION_FAILED), its authorized operations the principal's.
 
 Deviations from Kafka/MSK:
-- Groups are not converted online: Kafka 4.x turns a classic group in use into a consumer group
-  when a consumer-protocol member joins (and back) per `group.consumer.migration.policy`, its
-  classic members carrying on through JoinGroup/SyncGroup; msklite converts only empty groups
-  and answers the mixed cases GROUP_ID_NOT_FOUND / INCONSISTENT_GROUP_PROTOCOL.
+- A static consumer-protocol member replaced by a classic one (same instance id) does not
+  downgrade the group at that moment, as Kafka does: the group turns classic when its last
+  consumer-protocol member is removed.
 - Regular expressions are Python's `re`, refusing the constructs RE2/J lacks (lookaround,
   backreferences, atomic groups, possessive quantifiers); resolved on each heartbeat rather
   than by a background refresh, so a new matching topic shows at the next heartbeat.
@@ -154,6 +159,7 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, r: Reader
                 subscribed_topic_regex=m.subscribed_topic_regex,
                 assignment=assignment(m.assigned),
                 target_assignment=assignment(group.target.get(m.member_id, {})),
+                member_type=0 if m.classic is not None else 1,
             )
             for m in group.members.values()
         ]

@@ -270,7 +270,17 @@ def test_offsets_and_membership_survive_a_coordinator_failover(
     )
 
 
-def test_classic_and_consumer_members_do_not_mix(msk_cluster: Cluster, topic_name: str) -> None:
+@pytest.mark.msk(
+    kafka_version="4.1.x",
+    config={
+        "group.consumer.heartbeat.interval.ms": 300,
+        "offsets.topic.num.partitions": 5,
+        "group.consumer.migration.policy": "disabled",
+    },
+)
+def test_without_online_migration_a_classic_group_in_use_refuses_consumer_members(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
     msk_cluster.create_topic(topic_name, partitions=2)
     _produce(msk_cluster, topic_name, 2, 3)
     classic = Member(msk_cluster, topic_name, **{"group.protocol": "classic"})
@@ -279,8 +289,7 @@ def test_classic_and_consumer_members_do_not_mix(msk_cluster: Cluster, topic_nam
         _poll_until([classic], lambda: len(classic.records) == 6)
         classic.consumer.commit(asynchronous=False)
         # A consumer-protocol member of the classic group in use: GROUP_ID_NOT_FOUND, which
-        # librdkafka reports as fatal (Kafka 4.x would convert the group online; msklite does
-        # not, DEVIATIONS.md).
+        # librdkafka reports as fatal (the policy forbids the online upgrade).
         modern = Member(msk_cluster, topic_name)
         modern.subscribe([topic_name])
         _poll_until([classic, modern], lambda: bool(modern.errors))
@@ -300,10 +309,15 @@ def test_classic_and_consumer_members_do_not_mix(msk_cluster: Cluster, topic_nam
         upgraded.subscribe([topic_name])
         _poll_until([upgraded], lambda: len(upgraded.records) == 2)
         assert sorted(upgraded.records) == [(0, 3), (1, 3)]
-        # And a classic member of the consumer group in use: INCONSISTENT_GROUP_PROTOCOL.
+        # A classic member joins the consumer group in use whatever the policy, as in
+        # Kafka: the policy governs conversions only.
         late_classic.subscribe([topic_name])
-        _poll_until([upgraded, late_classic], lambda: bool(late_classic.errors))
-        assert late_classic.errors[0].code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL
+        _poll_until(
+            [upgraded, late_classic],
+            lambda: len(upgraded.owned()) == 1 and len(late_classic.owned()) == 1,
+        )
+        assert upgraded.owned() | late_classic.owned() == {0, 1}
+        assert late_classic.errors == []
     finally:
         late_classic.consumer.close()
         upgraded.consumer.close()

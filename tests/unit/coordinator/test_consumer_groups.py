@@ -338,12 +338,14 @@ def test_offset_commit_and_fetch_checks() -> None:
     assert c.fetch_offsets("g", None)[0][2] is not None
 
 
-def test_classic_and_consumer_groups_do_not_mix() -> None:
+def test_an_empty_consumer_group_gives_way_to_a_classic_one() -> None:
     h = Harness()
     h.hb("a", 0)
-    join = JoinRequest("g", "", None, 10_000, 10_000, "consumer", [("range", b"")])
-    out = h.coordinator.join(join, 1, h.now)
+    # only the consumer embedded protocol joins a consumer group (test_migration.py)
+    connect = JoinRequest("g", "", None, 10_000, 10_000, "connect", [("default", b"")])
+    out = h.coordinator.join(connect, 1, h.now)
     assert out.completions == [(1, JoinResponse(E.INCONSISTENT_GROUP_PROTOCOL, ""))]
+    join = JoinRequest("g", "", None, 10_000, 10_000, "consumer", [("range", b"")])
     # once empty, the consumer group gives way to a classic one (tombstones written)
     h.hb("a", -1)
     out = h.keep(h.coordinator.join(join, 2, h.now))
