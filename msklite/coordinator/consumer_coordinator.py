@@ -24,6 +24,16 @@ A heartbeat (ConsumerGroupHeartbeat):
 
 Members leave with epoch -1 (static members for now with -2), or are removed when their session
 times out, or when they keep partitions they must revoke past their rebalance timeout.
+
+Online migration (`group.consumer.migration.policy`, Kafka's ConsumerGroupMigrationPolicy):
+a consumer-protocol member joining a classic group in use `upgrade`s it — each classic member
+keeps its last assignment as its target and goes on speaking the classic protocol
+(`classic_join`/`classic_sync`/`classic_heartbeat`/`classic_leave`): its JoinGroup is a
+heartbeat carrying its subscription and owned partitions, answered at once with its member
+epoch as the generation; its Heartbeat answers REBALANCE_IN_PROGRESS whenever it must rejoin
+to move towards its target, which it must do within its rebalance timeout, and it must sync
+within it after joining. When the last consumer-protocol member of such a group is removed,
+the group is handed back (`downgrades`) for the classic coordinator to rebuild.
 """
 
 from __future__ import annotations
@@ -834,13 +844,12 @@ class ConsumerGroups:
         now_ms: int,
         out: list[Record],
     ) -> ConsumerMember:
-        """A classic member's JoinGroup (with a member id, or a static one): it joins or
-        updates its subscription and is reconciled one step at once; the answer is its member
-        epoch as the generation. Raises HeartbeatError (changing nothing) or RemovedMember."""
+        """A classic member's JoinGroup (with a member id, or a static one) to a group with
+        room for it: it joins or updates its subscription and is reconciled one step at once;
+        the answer is its member epoch as the generation. Raises HeartbeatError (changing
+        nothing) or RemovedMember."""
         unknown = not member_id
         member_id = member_id or str(uuid.uuid4())
-        if len(group.members) >= self.config.max_size and member_id not in group.members:
-            raise HeartbeatError(E.GROUP_MAX_SIZE_REACHED)
         try:
             subscription = decode_subscription(protocols[0][1])
         except ProtocolError:

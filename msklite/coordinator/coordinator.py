@@ -261,6 +261,9 @@ class GroupCoordinator:
     def _reset_to_standalone(self, group: Group) -> None:
         group.members.clear()
         group.static_members.clear()
+        # an upgrade may catch the group mid-rebalance: its timers go with its members
+        group.pending_members.clear()
+        group.rebalance_deadline = group.initial_delay_remaining = None
         group.state = GroupState.EMPTY
         group.protocol_type = group.protocol = group.leader = None
         group.generation = 0
@@ -592,6 +595,11 @@ class GroupCoordinator:
         classicGroupJoinToConsumerGroup): it becomes (or stays) a member speaking the classic
         protocol, answered at once with its member epoch as the generation and no leader —
         the coordinator assigns, the member only syncs to learn its partitions."""
+        # Kafka's order: the group's size, the protocols, then the member id
+        full = len(group.members) >= self.config.consumer.max_size
+        if full and req.member_id not in group.members:
+            out.completions.append((waiter, JoinResponse(E.GROUP_MAX_SIZE_REACHED, req.member_id)))
+            return out
         if not group.supports_classic(req.protocol_type, req.protocols):
             out.completions.append(
                 (waiter, JoinResponse(E.INCONSISTENT_GROUP_PROTOCOL, req.member_id))
@@ -817,6 +825,8 @@ class GroupCoordinator:
         classic groups (Kafka's convertToClassicGroup): Stable at the group epoch with each
         member's target as its assignment, written, then rebalanced at once so that the
         classic members rejoin."""
+        if not self.consumer.downgrades:
+            return
         names = {topic_id: name for name, (topic_id, _) in self._topics().items()}
         while self.consumer.downgrades:
             modern, leaving_id = self.consumer.downgrades.pop(0)

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from msklite.coordinator.consumer_group import ConsumerGroupState, ConsumerMember, MemberState
 from msklite.coordinator.consumer_protocol import decode_assignment, encode_assignment
@@ -32,7 +35,13 @@ from msklite.coordinator.coordinator import (
 from msklite.coordinator.group import GroupState
 from msklite.coordinator.records import GroupKey, decode_key
 from msklite.errors import ErrorCode as E
-from tests.unit.coordinator.test_consumer_groups import REBALANCE, Harness, assert_replays
+from tests.unit.coordinator.test_consumer_groups import (
+    REBALANCE,
+    SESSION,
+    TOPIC,
+    Harness,
+    assert_replays,
+)
 
 CLASSIC_SESSION = 10_000
 POLICIES = ["disabled", "upgrade", "downgrade", "bidirectional"]
@@ -229,6 +238,9 @@ def test_upgrade_answers_parked_classic_requests_with_rebalance_in_progress() ->
     assert h.hb("a", 0).error_code == E.NONE
     assert h.joined(waiter).error == E.REBALANCE_IN_PROGRESS
     assert h.chb("c2", gen) == E.REBALANCE_IN_PROGRESS
+    # the classic rebalance's timers went with it
+    assert h.coordinator.next_deadline() > h.now
+    assert h.coordinator.groups["g"].rebalance_deadline is None
 
 
 def converge(h: Mixed, classic: dict[str, int], consumers: dict[str, int]) -> dict[str, set[int]]:
@@ -387,6 +399,13 @@ def test_classic_member_refusals() -> None:
     assert h.joined(h.waiter).error == E.INCONSISTENT_GROUP_PROTOCOL
 
 
+def test_a_full_consumer_group_refuses_a_classic_member() -> None:
+    h = Mixed(max_size=1)
+    assert h.hb("a", 0).error_code == E.NONE
+    assert h.joined(h.cjoin("")).error == E.GROUP_MAX_SIZE_REACHED
+    assert h.joined(h.cjoin("c", known=True)).error == E.GROUP_MAX_SIZE_REACHED
+
+
 def test_classic_member_that_does_not_sync_or_rejoin_is_removed() -> None:
     h = Mixed(session_timeout_ms=10 * REBALANCE)
     assert h.hb("a", 0).error_code == E.NONE
@@ -436,3 +455,144 @@ def test_unrevoked_classic_member_keeps_its_generation_until_it_rejoins() -> Non
     join = h.joined(h.cjoin("c1", sorted(parts(sync.assignment)), known=True))
     assert join.generation == h.group().group_epoch
     assert h.chb("c1", join.generation) == E.NONE
+
+
+# ---- the state machine: members of both protocols in one consumer group ----
+
+CONSUMERS = ["m0", "m1", "m2"]
+CLASSICS = ["c0", "c1", "c2"]
+
+
+class MixedGroupMachine(RuleBasedStateMachine):
+    """Consumer-protocol and classic members join, heartbeat, leave and crash in any order
+    (policy `upgrade`: the group stays a consumer group). The model is what each client owns:
+    a consumer client takes its latest assignment at once; a classic client (eager) gives up
+    everything when told to rejoin, and owns what its SyncGroup returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = Mixed("upgrade", session_timeout_ms=SESSION)
+        self.epoch: dict[str, int] = {}  # the epoch (generation) each live client knows
+        self.owned: dict[str, set[int]] = {}
+
+    def _consumer_hb(self, member: str) -> None:
+        resp = self.h.hb(member, self.epoch[member], sorted(self.owned[member]))
+        assert resp.error_code == E.NONE, resp
+        self.epoch[member] = resp.member_epoch
+        if resp.assignment is not None:
+            self.owned[member] = {p for _, ps in resp.assignment for p in ps}
+
+    def _classic_join(self, member: str) -> None:
+        self.owned[member] = set()  # eager: everything is revoked before rejoining
+        join = self.h.joined(self.h.cjoin(member, [], known=True))
+        assert join.error == E.NONE, join
+        self.epoch[member] = join.generation
+        sync = self.h.synced(self.h.csync(member, join.generation))
+        assert sync.error in (E.NONE, E.REBALANCE_IN_PROGRESS), sync
+        if sync.error == E.NONE:
+            self.owned[member] = parts(sync.assignment)
+
+    def _classic_hb(self, member: str) -> None:
+        error = self.h.chb(member, self.epoch[member])
+        assert error in (E.NONE, E.REBALANCE_IN_PROGRESS), error
+        if error == E.REBALANCE_IN_PROGRESS:
+            self._classic_join(member)
+
+    def _beat(self, member: str) -> None:
+        if member in CLASSICS:
+            self._classic_hb(member)
+        else:
+            self._consumer_hb(member)
+
+    def _in_use(self) -> bool:
+        group = self.h.coordinator.consumer.groups.get("g")
+        return group is not None and bool(group.members)
+
+    @rule(member=st.sampled_from(CONSUMERS))
+    def consumer_joins(self, member: str) -> None:
+        if member in self.epoch:
+            return
+        self.owned[member] = set()
+        self.epoch[member] = 0
+        self._consumer_hb(member)
+
+    @precondition(lambda self: self._in_use())
+    @rule(member=st.sampled_from(CLASSICS))
+    def classic_joins(self, member: str) -> None:
+        if member not in self.epoch:
+            self._classic_join(member)
+
+    @rule(member=st.sampled_from([*CONSUMERS, *CLASSICS]))
+    def heartbeat(self, member: str) -> None:
+        if member in self.epoch:
+            self._beat(member)
+
+    @rule(member=st.sampled_from([*CONSUMERS, *CLASSICS]))
+    def leave(self, member: str) -> None:
+        if member not in self.epoch:
+            return
+        if member in CLASSICS:
+            _, errors, out = self.h.coordinator.leave("g", [(member, None)], self.h.now)
+            self.h.keep(out)
+            assert errors == [E.NONE]
+        else:
+            assert self.h.hb(member, -1).error_code == E.NONE
+        del self.epoch[member], self.owned[member]
+
+    @rule(member=st.sampled_from([*CONSUMERS, *CLASSICS]))
+    def crash(self, member: str) -> None:
+        """The client dies; the coordinator notices when its session runs out."""
+        if member not in self.epoch:
+            return
+        del self.epoch[member], self.owned[member]
+        for _ in range(SESSION // (CLASSIC_SESSION // 2) + 1):
+            self.h.tick(CLASSIC_SESSION // 2)
+            for other in list(self.epoch):  # the others keep their sessions alive
+                self._beat(other)
+        assert member not in self.h.group().members
+
+    @precondition(lambda self: bool(self.epoch))
+    @rule()
+    def settle(self) -> None:
+        """Heartbeats (and rejoins) converge: every client owns its target, the group is
+        Stable, the partitions balanced."""
+        for _ in range(8):
+            for member in list(self.epoch):
+                self._beat(member)
+        group = self.h.group()
+        assert group.state() == ConsumerGroupState.STABLE
+        for member, owned in self.owned.items():
+            assert owned == set(group.target.get(member, {}).get(TOPIC, frozenset()))
+        sizes = [len(o) for o in self.owned.values()]
+        assert sum(sizes) == self.h.topics["t"][1] and max(sizes) - min(sizes) <= 1
+
+    @invariant()
+    def no_partition_has_two_owners(self) -> None:
+        seen: set[int] = set()
+        for owned in self.owned.values():
+            assert not owned & seen
+            seen |= owned
+
+    @invariant()
+    def the_coordinator_knows_what_each_client_owns(self) -> None:
+        group = self.h.coordinator.consumer.groups.get("g")
+        if group is None:
+            return
+        assert set(group.members) == set(self.epoch)
+        for m in group.members.values():
+            assert (m.classic is not None) == (m.member_id in CLASSICS)
+            have = m.assigned.get(TOPIC, frozenset()) | m.pending_revocation.get(TOPIC, frozenset())
+            assert self.owned[m.member_id] <= have
+
+    @invariant()
+    def records_replay_to_the_same_state(self) -> None:
+        assert_replays(self.h)
+
+
+MixedGroupMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestMixedGroupMachine = MixedGroupMachine.TestCase
