@@ -89,7 +89,8 @@ def _poll_until(readers: list[Reader], done: Callable[[], bool]) -> None:
 def _group_type(cluster: Cluster, group: str) -> ConsumerGroupType:
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
     listed = admin.list_consumer_groups().result()
-    return next(g.type for g in listed.valid if g.group_id == group)
+    found: ConsumerGroupType = next(g.type for g in listed.valid if g.group_id == group)
+    return found
 
 
 def _committed(cluster: Cluster, group: str, topic: str, partitions: int) -> list[int]:

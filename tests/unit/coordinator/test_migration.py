@@ -18,8 +18,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from msklite.coordinator.consumer_group import ConsumerGroupState, ConsumerMember, MemberState
 from msklite.coordinator.consumer_protocol import decode_assignment, encode_assignment
 from msklite.coordinator.consumer_records import (
+    CURRENT_MEMBER,
     GROUP_METADATA,
     MEMBER_METADATA,
+    PARTITION_METADATA,
+    TARGET_MEMBER,
+    TARGET_METADATA,
     ClassicMemberMetadata,
     MemberMetadata,
     decode_member_metadata,
@@ -33,7 +37,7 @@ from msklite.coordinator.coordinator import (
     SyncResponse,
 )
 from msklite.coordinator.group import GroupState
-from msklite.coordinator.records import GroupKey, decode_key
+from msklite.coordinator.records import GROUP_KEY_VERSION, GroupKey, decode_group_value, decode_key
 from msklite.errors import ErrorCode as E
 from tests.unit.coordinator.test_consumer_groups import (
     REBALANCE,
@@ -336,6 +340,8 @@ def test_downgrade_per_policy(policy: str) -> None:
     join = h.joined(h.cjoin("c", known=True))
     assert join.error == E.NONE and join.protocol_type == "consumer" and join.protocol == "range"
     assert h.group().members["c"].classic is not None
+    target = set(h.group().target["c"][TOPIC])
+    before = len(h.records)
     assert h.hb("a", -1).error_code == E.NONE
     if policy in ("disabled", "upgrade"):
         assert list(h.group().members) == ["c"]
@@ -346,6 +352,28 @@ def test_downgrade_per_policy(policy: str) -> None:
     group = h.coordinator.groups["g"]
     assert group.protocol_type == "consumer" and group.protocol == "range"
     assert group.state == GroupState.PREPARING_REBALANCE
+    # Kafka's records: the consumer group's tombstones (each member's, then the group's),
+    # then the classic group as it was converted (Stable, the member's target assigned)
+    written = h.records[before:]
+    types = [struct.unpack(">h", k[:2])[0] for k, _ in written]
+    assert types == [
+        CURRENT_MEMBER,
+        TARGET_MEMBER,
+        MEMBER_METADATA,
+        CURRENT_MEMBER,
+        TARGET_MEMBER,
+        MEMBER_METADATA,
+        TARGET_METADATA,
+        PARTITION_METADATA,
+        GROUP_METADATA,
+        GROUP_KEY_VERSION,
+    ]
+    assert all(v is None for _, v in written[:-1])
+    value = written[-1][1]
+    assert value is not None
+    converted = decode_group_value(value)
+    assert converted.protocol == "range" and [m.member_id for m in converted.members] == ["c"]
+    assert parts(converted.members[0].assignment) == target and 0 < len(target) < 6
     # the classic member rejoins the classic group and leads it
     rejoin = h.cjoin("c", known=True)
     h.tick(1)
