@@ -50,6 +50,7 @@ from msklite.coordinator.records import (
     encode_offset_key,
     encode_offset_value,
 )
+from msklite.coordinator.share_records import RECORD_TYPES as SHARE_RECORD_TYPES
 from msklite.errors import ErrorCode, ProtocolError
 from msklite.protocol.consumer_group import HeartbeatRequest, HeartbeatResponse
 from msklite.protocol.primitives import Reader
@@ -231,6 +232,8 @@ class GroupCoordinator:
         if record_type in RECORD_TYPES:
             self.consumer.replay(decode_consumer_key(r, record_type), value, now_ms)
             return
+        if record_type in SHARE_RECORD_TYPES:
+            return  # the share-group coordinator's (share_group.py), on the same partitions
         key = decode_key(key_bytes)
         if isinstance(key, OffsetKey):
             group = self._get_or_create(key.group_id, now_ms)

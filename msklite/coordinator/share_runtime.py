@@ -66,18 +66,18 @@ class ShareGroupRuntime(CoordinatorRuntime[ShareGroupCoordinator]):
         client_id: str,
         client_host: str,
     ) -> HeartbeatResult:
-        result = self._machine.heartbeat(
-            group_id,
-            member_id,
-            epoch,
-            rack_id,
-            subscribed,
-            client_id,
-            client_host,
-            self.clock.now_ms(),
+        result, write_error = self._write(
+            lambda now: self._machine.heartbeat(
+                group_id, member_id, epoch, rack_id, subscribed, client_id, client_host, now
+            )
         )
-        self._wakeup.set()  # a new session deadline
+        if write_error != ErrorCode.NONE and result.error == ErrorCode.NONE:
+            return HeartbeatResult(write_error)
         return result
+
+    def delete_group(self, group_id: str) -> ErrorCode:
+        error, write_error = self._write(lambda now: self._machine.delete_group(group_id))
+        return write_error if error == ErrorCode.NONE else error
 
     def group(self, group_id: str) -> ShareGroup | None:
         return self._machine.groups.get(group_id)

@@ -17,14 +17,16 @@ Behavior:
   when the rebalance gets there, which may be long after the request.
 - JoinGroup v9 sets skip_assignment for a static leader rejoining a Stable group.
 - DescribeGroups: Kafka's state names; protocol, metadata and assignments only when Stable;
-  an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043), and so is a KIP-848
-  consumer group (v6+: "is not a classic group"; ConsumerGroupDescribe describes it).
+  an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043), and so are a KIP-848
+  consumer group and a share group (v6+: "is not a classic group"; ConsumerGroupDescribe and
+  ShareGroupDescribe describe them).
 - ListGroups: the groups this broker coordinates, with states_filter (v4+, case-insensitive)
   and types_filter (v5+): classic groups, KIP-848 consumer groups (protocol type and group type
   "consumer", states Empty/Assigning/Reconciling/Stable), and share groups (protocol type and
   group type "share", states Stable/Empty).
 - DeleteGroups: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP while members remain; otherwise writes
-  tombstones for the group and its offsets.
+  tombstones for the group and its offsets. A share group (KIP-932) is deleted with its
+  share-partition state in `__share_group_state`.
 
 - Authorization, as Kafka's: FindCoordinator DESCRIBE on the group or transactional id
   (GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED); Join/Sync/Heartbeat/Leave READ on the group;
@@ -63,6 +65,7 @@ from msklite.handlers.authorization import (
 )
 from msklite.handlers.context import BrokerContext
 from msklite.handlers.registry import handles, spec_request, spec_response
+from msklite.kafka_version import share_groups_enabled
 from msklite.protocol import schemas
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.header import RequestHeader
@@ -305,7 +308,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
             if error == ErrorCode.NONE and v >= 6:
                 message = (
                     f"Group {gid} is not a classic group."
-                    if ctx.groups.consumer_group(gid) is not None
+                    if ctx.groups.consumer_group(gid) is not None or _share_group(ctx, gid)
                     else f"Group {gid} not found."
                 )
                 error = ErrorCode.GROUP_ID_NOT_FOUND
@@ -372,8 +375,8 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
                 group_type=group_type,
             )
         )
-    # share groups (KIP-932), of a broker that has served any share request
-    share = ctx.share_started
+    # share groups (KIP-932), where the emulated release serves them
+    share = ctx.share if share_groups_enabled(ctx.controller.configs.kafka_version) else None
     if share is not None and (not types or "share" in types):
         listed.extend(
             schemas.ListGroupsResponse.ListedGroup(
@@ -389,6 +392,14 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
     return spec_response(header, body)
 
 
+def _share_group(ctx: BrokerContext, group_id: str) -> bool:
+    if not share_groups_enabled(ctx.controller.configs.kafka_version):
+        return False
+    from msklite.handlers.share_groups import share_group
+
+    return share_group(ctx, group_id) is not None
+
+
 @handles(ApiKey.DELETE_GROUPS, versions=(0, 2), flexible_from=2)
 def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Buffer]:
     req = spec_request(schemas.DeleteGroupsRequest, header, r)
@@ -402,6 +413,12 @@ def delete_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[
         )
         if error == ErrorCode.NONE:
             error = ctx.groups.delete_group(gid)
+        if error == ErrorCode.GROUP_ID_NOT_FOUND and share_groups_enabled(
+            ctx.controller.configs.kafka_version
+        ):
+            from msklite.handlers.share_groups import delete_share_group
+
+            error = delete_share_group(ctx, gid)
         results.append(
             schemas.DeleteGroupsResponse.DeletableGroupResult(group_id=gid, error_code=error)
         )

@@ -34,11 +34,16 @@ Behavior:
   (GROUP_AUTHORIZATION_FAILED); READ on each topic an offset admin API changes, DESCRIBE on
   each it describes (TOPIC_AUTHORIZATION_FAILED).
 
+- Membership is persisted as Kafka 4.2 persists it (the ShareGroup* records of
+  `__consumer_offsets`): after a restart or a coordinator failover members carry on at their
+  epochs. DescribeGroups answers a share group "Dead" (v6+: GROUP_ID_NOT_FOUND, "is not a
+  classic group"); DeleteGroups deletes an empty one with its share-partition state
+  (NON_EMPTY_GROUP while it has members); ListGroups lists them (type "share").
+
 Deviations from Kafka/MSK:
-- Share-group membership lives in the coordinator's memory, not in `__consumer_offsets`
-  (Kafka writes ShareGroupMetadata/Member/TargetAssignment records): after a coordinator
-  failover members rejoin with UNKNOWN_MEMBER_ID. Delivery state is persisted
-  (`__share_group_state`), so no record is lost or delivered twice by that.
+- ShareGroupMetadata's MetadataHash is msklite's own hash of the subscribed topics (Kafka's is
+  XXH3 over the topics and their racks); ShareGroupStatePartitionMetadata is written only as
+  the tombstone of a deleted group, since share-partition leaders initialise their own state.
 
 Version notes:
 - v0 of the share APIs was Kafka 4.0's early access, removed in 4.1; v1 is the first stable.
@@ -72,6 +77,7 @@ from msklite.protocol.header import RequestHeader
 from msklite.protocol.primitives import Buffer, Reader
 
 if TYPE_CHECKING:  # loaded with the first share request (ctx.share)
+    from msklite.coordinator.share_group import ShareGroup
     from msklite.coordinator.share_runtime import ShareGroupRuntime
     from msklite.coordinator.share_state import ShareState
 
@@ -347,9 +353,35 @@ def _group_error(
     return ErrorCode.NONE
 
 
+def share_group(ctx: BrokerContext, group_id: str) -> ShareGroup | None:
+    """The share group `group_id`, where share groups are served and this broker coordinates
+    it (for the classic group APIs, which see every type of group)."""
+    if not share_enabled(ctx):
+        return None
+    runtime = _coordinator(ctx, group_id)
+    return runtime.group(group_id) if runtime is not None else None
+
+
+def delete_share_group(ctx: BrokerContext, group_id: str) -> ErrorCode:
+    """DeleteGroups of a share group, as Kafka's group coordinator deletes one: only while it
+    has no members (NON_EMPTY_GROUP); its share-partition state first (Kafka's
+    DeleteShareGroupState), then the group's records."""
+    group = share_group(ctx, group_id)
+    if group is None:
+        return ErrorCode.GROUP_ID_NOT_FOUND
+    if group.members:
+        return ErrorCode.NON_EMPTY_GROUP
+    persister = ctx.share.persister
+    for key in persister.keys_of(group_id):
+        error = persister.reset(key, None)
+        if error != ErrorCode.NONE:
+            return error
+    return ctx.share.groups.delete_group(group_id)
+
+
 def _share_group_exists(ctx: BrokerContext, group_id: str) -> bool:
-    """A group with members, or with persisted share-partition state (membership is not
-    persisted: after a restart the state is what is left of a group)."""
+    """A group the coordinator knows, or one with persisted share-partition state (the state
+    of a group deleted while a coordinator was away may outlive it)."""
     return ctx.share.groups.group(group_id) is not None or bool(
         ctx.share.persister.keys_of(group_id)
     )

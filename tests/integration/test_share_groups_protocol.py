@@ -17,7 +17,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
 )
 from confluent_kafka.admin import ResourceType as ConfluentResourceType
-from kafka.protocol.admin.groups import ListGroupsRequest
+from kafka.protocol.admin.groups import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
 from msklite import Cluster
@@ -600,3 +600,84 @@ def test_share_apis_refuse_what_acls_deny(msk_cluster: Cluster, topic_name: str)
             ],
         )
         assert raw.request(delete, 0).error_code == group_denied
+
+
+def _beat(group: str, member: str, epoch: int, topics: list[str] | None = None) -> Any:
+    return ShareGroupHeartbeatRequest(
+        group_id=group, member_id=member, member_epoch=epoch, subscribed_topic_names=topics
+    )
+
+
+@SHARE
+def test_membership_survives_a_coordinator_failover(msk_cluster: Cluster, topic_name: str) -> None:
+    """The ShareGroup* records of `__consumer_offsets`: the broker that takes the group over
+    knows its epochs and members, as Kafka's does (no UNKNOWN_MEMBER_ID, no rejoin)."""
+    msk_cluster.create_topic(topic_name, partitions=2, replication_factor=3)
+    with RawClient(msk_cluster.bootstrap_servers) as raw:
+        first = raw.request(FindCoordinatorRequest(key="fo", key_type=0), version=3).node_id
+    with RawClient(_addr(msk_cluster, first)) as raw:
+        assert raw.request(_beat("fo", "a", 0, [topic_name]), 1).member_epoch == 1
+        b = raw.request(_beat("fo", "b", 0, [topic_name]), 1)
+        assert (b.error_code, b.member_epoch) == (0, 2)
+    msk_cluster.stop_broker(first)
+    survivor = next(n for n in msk_cluster.brokers if n != first)
+    with RawClient(_addr(msk_cluster, survivor)) as raw:
+        found = raw.request(FindCoordinatorRequest(key="fo", key_type=0), version=3)
+        assert found.error_code == 0 and found.node_id != first
+    with RawClient(f"{found.host}:{found.port}") as raw:
+        described = raw.request(
+            ShareGroupDescribeRequest(group_ids=["fo"], include_authorized_operations=False), 1
+        ).groups[0]
+        assert (described.error_code, described.group_epoch, described.assignment_epoch) == (
+            0,
+            2,
+            2,
+        )
+        assert sorted((m.member_id, m.member_epoch) for m in described.members) == [
+            ("a", 1),
+            ("b", 2),
+        ]
+        b_again = raw.request(_beat("fo", "b", 2), 1)
+        assert (b_again.error_code, b_again.member_epoch) == (0, 2)
+        a_again = raw.request(_beat("fo", "a", 1), 1)
+        assert (a_again.error_code, a_again.member_epoch) == (0, 2)
+        assert [len(t.partitions) for t in a_again.assignment.topic_partitions] == [1]
+
+
+@SHARE
+def test_describe_and_delete_groups_of_a_share_group(msk_cluster: Cluster, topic_name: str) -> None:
+    """DescribeGroups sees a share group as not a classic one; DeleteGroups (confluent's
+    AdminClient) refuses it while it has members, then deletes it and its share state."""
+    topic_id, _ = _setup(msk_cluster, topic_name, 3)
+    coordinator = _coordinator_addr(msk_cluster, "g")
+    with RawClient(coordinator) as raw:
+        assert raw.request(_beat("g", "m", 0, [topic_name]), 1).error_code == 0
+        dead = raw.request(DescribeGroupsRequest(groups=["g"]), 5).groups[0]
+        assert (dead.error_code, dead.group_state) == (0, "Dead")
+        v6 = raw.request(DescribeGroupsRequest(groups=["g"]), 6).groups[0]
+        assert (v6.error_code, v6.group_state) == (ErrorCode.GROUP_ID_NOT_FOUND, "Dead")
+        assert v6.error_message == "Group g is not a classic group."
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+
+    def delete(group: str) -> int:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+        except Exception as e:  # a KafkaException carrying the group's KafkaError
+            return int(e.args[0].code())
+        return 0
+
+    assert delete("g") == ErrorCode.NON_EMPTY_GROUP
+    with RawClient(coordinator) as raw:
+        assert raw.request(_beat("g", "m", -1), 1).error_code == 0
+        assert _describe_start(raw, "g", topic_name) == 0  # the share partition's state
+    assert delete("g") == 0
+    assert delete("g") == ErrorCode.GROUP_ID_NOT_FOUND
+    with RawClient(coordinator) as raw:
+        gone = raw.request(
+            ShareGroupDescribeRequest(group_ids=["g"], include_authorized_operations=False), 1
+        ).groups[0]
+        assert gone.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+        assert _describe_start(raw, "g", topic_name) == -1  # DeleteShareGroupState
+        listed = raw.request(ListGroupsRequest(states_filter=[], types_filter=["share"]), 5)
+        assert "g" not in [g.group_id for g in listed.groups]
+    del topic_id
