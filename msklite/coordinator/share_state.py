@@ -10,8 +10,14 @@ ShareSnapshotValue (SnapshotEpoch, StateEpoch, LeaderEpoch, StartOffset, CreateT
 WriteTimestamp, StateBatches; flexible) or ShareUpdateValue (SnapshotEpoch, LeaderEpoch,
 StartOffset, StateBatches; flexible). A null value (tombstone) deletes the state.
 
-msklite writes a ShareSnapshot on every write (the whole state, never a ShareUpdate delta);
-it reads both, an update merged over the snapshot as Kafka merges it.
+A partition's first write is a ShareSnapshot; later ones are ShareUpdate records carrying only
+the offsets whose state or delivery count changed (and the new SPSO and leader epoch), under
+the last snapshot's epoch, until `share.coordinator.snapshot.update.records.per.snapshot`
+updates followed it: then the next write is a ShareSnapshot of the whole state again, its
+snapshot epoch one higher, as Kafka's ShareCoordinatorShard writes. An update is merged over
+the state as Kafka's PersisterStateBatchCombiner merges it: its batches replace the offsets
+they name, batches below the new SPSO go. The live state is that merge too, so that replaying
+the records rebuilds it exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from msklite.protocol.primitives import Reader, Writer, kafka_uuid_str
 SHARE_STATE_TOPIC = "__share_group_state"
 SNAPSHOT_TYPE = 0
 UPDATE_TYPE = 1
+# Kafka's share.coordinator.snapshot.update.records.per.snapshot default
+UPDATES_PER_SNAPSHOT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,31 +138,59 @@ def decode(key: bytes, value: bytes | None) -> tuple[int, ShareKey, ShareState |
         raise ProtocolError(f"malformed share state record: {e!r}") from e
 
 
-def merge(base: ShareState, update: ShareState) -> ShareState:
-    """A ShareUpdate applied over the state: the update's batches replace the offsets they
-    name, batches below the new start offset go."""
-    start = update.start_offset if update.start_offset >= 0 else base.start_offset
-    per_offset: dict[int, StateBatch] = {}
-    for b in (*base.batches, *update.batches):
-        for o in range(b.first_offset, b.last_offset + 1):
-            per_offset[o] = StateBatch(o, o, b.state, b.delivery_count)
+# offset -> (state, delivery count)
+PerOffset = dict[int, tuple[RecordState, int]]
+
+
+def _per_offset(batches: Iterable[StateBatch]) -> PerOffset:
+    """Later batches win where batches overlap."""
+    return {
+        o: (b.state, b.delivery_count)
+        for b in batches
+        for o in range(b.first_offset, b.last_offset + 1)
+    }
+
+
+def _runs(per_offset: PerOffset, start: int = -1) -> tuple[StateBatch, ...]:
+    """The offsets from `start` on as batches: runs of consecutive offsets alike."""
     batches: list[StateBatch] = []
     for o in sorted(per_offset):
         if o < start:
             continue
-        b = per_offset[o]
+        state, count = per_offset[o]
         last = batches[-1] if batches else None
         if (
             last is not None
             and last.last_offset == o - 1
-            and (last.state, last.delivery_count) == (b.state, b.delivery_count)
+            and (last.state, last.delivery_count) == (state, count)
         ):
             batches[-1] = replace(last, last_offset=o)
         else:
-            batches.append(b)
+            batches.append(StateBatch(o, o, state, count))
+    return tuple(batches)
+
+
+def merge(base: ShareState, update: ShareState) -> ShareState:
+    """A ShareUpdate applied over the state: the update's batches replace the offsets they
+    name, batches below the new start offset go; a -1 start offset or leader epoch keeps the
+    state's (Kafka's ShareCoordinatorShard.merge)."""
+    start = update.start_offset if update.start_offset >= 0 else base.start_offset
+    leader_epoch = update.leader_epoch if update.leader_epoch >= 0 else base.leader_epoch
+    per_offset = _per_offset((*base.batches, *update.batches))
     return replace(
-        base, leader_epoch=update.leader_epoch, start_offset=start, batches=tuple(batches)
+        base, leader_epoch=leader_epoch, start_offset=start, batches=_runs(per_offset, start)
     )
+
+
+def encode_update(update: ShareState) -> bytes:
+    w = Writer()
+    w.int16(0)
+    w.int32(update.snapshot_epoch)
+    w.int32(update.leader_epoch)
+    w.int64(update.start_offset)
+    _batches(w, update.batches)
+    w.empty_tagged_fields()
+    return bytes(w.buf)
 
 
 # ---- the state machine ----
@@ -163,8 +199,11 @@ def merge(base: ShareState, update: ShareState) -> ShareState:
 @dataclass(slots=True)
 class ShareStateCoordinator:
     num_partitions: int
+    updates_per_snapshot: int = UPDATES_PER_SNAPSHOT
     states: dict[ShareKey, ShareState] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)
+    # the ShareUpdate records written (or replayed) since each partition's last ShareSnapshot
+    updates: dict[ShareKey, int] = field(default_factory=dict)
 
     def partition_for(self, key: ShareKey) -> int:
         return partition_for(key.coordinator_key(), self.num_partitions)
@@ -180,15 +219,19 @@ class ShareStateCoordinator:
                 continue  # another version's records: skipped, as Kafka skips unknown keys
             if state is None:
                 self.states.pop(k, None)
+                self.updates.pop(k, None)
             elif record_type == SNAPSHOT_TYPE:
                 self.states[k] = state
+                self.updates[k] = 0
             elif k in self.states:
                 self.states[k] = merge(self.states[k], state)
+                self.updates[k] = self.updates.get(k, 0) + 1
 
     def unload(self, partition: int) -> Output:
         self.loaded.discard(partition)
         for k in [k for k in self.states if self.partition_for(k) == partition]:
             del self.states[k]
+            self.updates.pop(k, None)
         return Output()
 
     def next_deadline(self) -> int:
@@ -225,18 +268,40 @@ class ShareStateCoordinator:
                 return ErrorCode.FENCED_STATE_EPOCH, Output()
             if leader_epoch < old.leader_epoch:
                 return ErrorCode.FENCED_LEADER_EPOCH, Output()
-        state = ShareState(
-            state_epoch,
-            leader_epoch,
-            start_offset,
-            tuple(batches),
-            (old.snapshot_epoch + 1) if old is not None else 0,
-            old.create_ms if old is not None else now_ms,
-            now_ms,
-        )
-        return self._save(key, state)
+        if old is None or state_epoch != old.state_epoch:
+            snapshot_epoch = old.snapshot_epoch + 1 if old is not None else 0
+            created = old.create_ms if old is not None else now_ms
+            state = ShareState(
+                state_epoch, leader_epoch, start_offset, (), snapshot_epoch, created, now_ms
+            )
+            return self._save(
+                key, replace(state, batches=_runs(_per_offset(batches), start_offset))
+            )
+        new = _per_offset(batches)
+        before = _per_offset(old.batches)
+        if self.updates.get(key, 0) >= self.updates_per_snapshot or any(
+            o >= start_offset and o not in new for o in before
+        ):
+            # time for a snapshot, or an offset left the state above the SPSO, which an
+            # update (that only overlays) cannot say
+            state = replace(
+                old,
+                leader_epoch=leader_epoch,
+                start_offset=start_offset,
+                batches=_runs(new, start_offset),
+                snapshot_epoch=old.snapshot_epoch + 1,
+                write_ms=now_ms,
+            )
+            return self._save(key, state)
+        changed = {o: v for o, v in new.items() if o >= start_offset and before.get(o) != v}
+        update = ShareState(-1, leader_epoch, start_offset, _runs(changed), old.snapshot_epoch)
+        self.states[key] = merge(old, update)
+        self.updates[key] = self.updates.get(key, 0) + 1
+        record = (self.partition_for(key), encode_key(UPDATE_TYPE, key), encode_update(update))
+        return ErrorCode.NONE, Output(records=[record])
 
     def delete(self, key: ShareKey) -> tuple[ErrorCode, Output]:
+        self.updates.pop(key, None)
         if self.states.pop(key, None) is None:
             return ErrorCode.NONE, Output()
         return ErrorCode.NONE, Output(
@@ -248,5 +313,6 @@ class ShareStateCoordinator:
 
     def _save(self, key: ShareKey, state: ShareState) -> tuple[ErrorCode, Output]:
         self.states[key] = state
+        self.updates[key] = 0
         record = (self.partition_for(key), encode_key(SNAPSHOT_TYPE, key), encode_snapshot(state))
         return ErrorCode.NONE, Output(records=[record])
