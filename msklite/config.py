@@ -702,6 +702,16 @@ SHARE_GROUP_CONFIGS: dict[str, tuple[str, str, str]] = {
 # ISO-8601 duration> back from now. No broker config gives its default.
 SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
 SHARE_AUTO_OFFSET_RESET_DEFAULT = "latest"
+# read_committed: a share group acquires nothing past the last stable offset and archives
+# aborted transactions' records. No broker config gives its default either.
+SHARE_ISOLATION_LEVEL = "share.isolation.level"
+SHARE_ISOLATION_LEVEL_DEFAULT = "read_uncommitted"
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
+# the share groups' string group configs and their defaults
+SHARE_STRING_CONFIGS = {
+    SHARE_AUTO_OFFSET_RESET: SHARE_AUTO_OFFSET_RESET_DEFAULT,
+    SHARE_ISOLATION_LEVEL: SHARE_ISOLATION_LEVEL_DEFAULT,
+}
 _DURATION = re.compile(
     r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d{1,9})?)S)?)?", re.IGNORECASE
 )
@@ -718,7 +728,7 @@ def group_config_defaults(broker: BrokerConfigs) -> dict[str, str]:
         for name, (default, _, _) in int_group_configs(broker).items()
     }
     if broker.share_group_configs:
-        defaults[SHARE_AUTO_OFFSET_RESET] = SHARE_AUTO_OFFSET_RESET_DEFAULT
+        defaults.update(SHARE_STRING_CONFIGS)
     return defaults
 
 
@@ -739,7 +749,7 @@ def validate_group_configs(configs: Mapping[str, str], broker: BrokerConfigs) ->
     """Kafka's GroupConfig.validate: the reason `configs` (a group's whole override set) is
     refused, None when it is not."""
     bounded = int_group_configs(broker)
-    known = set(bounded) | ({SHARE_AUTO_OFFSET_RESET} if broker.share_group_configs else set())
+    known = set(bounded) | (set(SHARE_STRING_CONFIGS) if broker.share_group_configs else set())
     for name in configs:
         if name not in known:
             return f"Unknown group config name: {name}"
@@ -752,6 +762,12 @@ def validate_group_configs(configs: Mapping[str, str], broker: BrokerConfigs) ->
         return (
             f"Invalid value {reset} for configuration {SHARE_AUTO_OFFSET_RESET}: the value "
             "must be latest, earliest or by_duration:PnDTnHnMn.nS"
+        )
+    isolation = configs.get(SHARE_ISOLATION_LEVEL)
+    if isolation is not None and isolation not in ISOLATION_LEVELS:
+        return (
+            f"Invalid value {isolation} for configuration {SHARE_ISOLATION_LEVEL}: "
+            f"String must be one of: {', '.join(ISOLATION_LEVELS)}"
         )
     values: dict[str, int] = {}
     for name, value in {**group_config_defaults(broker), **configs}.items():

@@ -18,7 +18,7 @@ ACQUIRED offset written as AVAILABLE (a lock does not survive the partition's le
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from msklite.errors import ErrorCode
@@ -111,6 +111,8 @@ class SharePartition:
         max_records: int,
         now_ms: int,
         batch_ends: Sequence[int] = (),
+        record_limit: bool = False,
+        aborted: Container[int] = (),
     ) -> list[Acquired]:
         """Acquire records for `member_id` below `log_end` (the last offset read + 1):
         AVAILABLE in-flight offsets first (redeliveries, up to `max_records`), then new ones
@@ -118,7 +120,11 @@ class SharePartition:
         an offset no batch covers is a batch of its own), while fewer than `max_records` are
         chosen and fewer than the in-flight limit are in flight. Both limits are soft, as in
         Kafka's batch-optimized acquisition: a batch is never split, so no record reaches the
-        client unacquired. The runs acquired, in offset order."""
+        client unacquired. In the record-limit mode (KIP-1206) `max_records` is strict: a
+        batch is split at the limit, its rest left for a later fetch (the client drops the
+        records it was sent but did not acquire). Offsets in `aborted` (an aborted
+        transaction's records, for a read_committed group) are archived as they would have
+        been acquired, never delivered. The runs acquired, in offset order."""
         chosen: list[int] = []
         for offset in range(self.start_offset, min(self.end_offset, log_end)):
             if len(chosen) >= max_records:
@@ -133,19 +139,28 @@ class SharePartition:
             and offset - self.start_offset < self.max_in_flight
         ):
             last = min(max(next(ends, offset), offset), log_end - 1)
+            if record_limit:
+                last = min(last, offset + max_records - len(chosen) - 1)
             for o in range(offset, last + 1):
                 self.in_flight[o] = InFlight(RecordState.AVAILABLE, 0)
                 chosen.append(o)
             offset = last + 1
         self.end_offset = offset
         deadline = now_ms + self.lock_duration_ms
+        delivered = []
         for offset in chosen:
             rec = self.in_flight[offset]
-            rec.state = RecordState.ACQUIRED
             rec.delivery_count += 1
+            if offset in aborted:
+                self._finish(rec, RecordState.ARCHIVED)
+                continue
+            rec.state = RecordState.ACQUIRED
             rec.member_id = member_id
             rec.lock_deadline_ms = deadline
-        return list(_runs(chosen, self.in_flight))
+            delivered.append(offset)
+        if len(delivered) < len(chosen):
+            self._advance()
+        return list(_runs(delivered, self.in_flight))
 
     def acknowledge(
         self, member_id: str, first: int, last: int, acks: list[AckType], now_ms: int

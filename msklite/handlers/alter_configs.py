@@ -30,8 +30,9 @@ Behavior (Kafka 3.9 in KRaft mode: the broker's preprocessing, then the controll
   positive int, outside `group.consumer.min/max.*`, a session not above the heartbeat
   interval); saved with the cluster metadata, read by the group's next heartbeat. Under 4.2
   also share groups' `share.session.timeout.ms`, `share.heartbeat.interval.ms`,
-  `share.record.lock.duration.ms` (within `group.share.min/max.*`) and
-  `share.auto.offset.reset` (latest, earliest or by_duration:PnDTnHnMn.nS).
+  `share.record.lock.duration.ms` (within `group.share.min/max.*`),
+  `share.auto.offset.reset` (latest, earliest or by_duration:PnDTnHnMn.nS) and
+  `share.isolation.level` (read_committed or read_uncommitted).
 - An unknown operation: INVALID_REQUEST "Unknown operations type N".
 - Every resource succeeds or fails on its own; each is all-or-nothing.
 - Authorization, as Kafka's: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on the

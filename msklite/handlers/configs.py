@@ -20,8 +20,8 @@ Behavior:
   `consumer.heartbeat.interval.ms`, the group's own (GROUP_CONFIG) or the brokers'
   `group.consumer.*` default (DEFAULT_CONFIG), for any group id; under 4.2 also share
   groups' (KIP-932) `share.session.timeout.ms`, `share.heartbeat.interval.ms`,
-  `share.record.lock.duration.ms` (defaults `group.share.*`) and `share.auto.offset.reset`
-  (default latest).
+  `share.record.lock.duration.ms` (defaults `group.share.*`), `share.auto.offset.reset`
+  (default latest) and `share.isolation.level` (default read_uncommitted).
 - Any other resource type: INVALID_REQUEST.
 - Authorization, as Kafka's: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), on
   the cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
@@ -36,7 +36,7 @@ from __future__ import annotations
 from msklite.authz import ResourceType
 from msklite.config import (
     BROKER_CONFIGS,
-    SHARE_AUTO_OFFSET_RESET,
+    SHARE_STRING_CONFIGS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigSource,
@@ -167,8 +167,8 @@ def _group_configs(ctx: BrokerContext, group_id: str, synonyms: bool) -> list[En
         for name, (default_name, _, _) in int_group_configs(broker).items()
     ]
     if broker.share_group_configs:
-        # no broker config behind it: the default is the group config's own
-        entries.append((SHARE_AUTO_OFFSET_RESET, None, ConfigType.STRING))
+        # no broker config behind them: the default is the group config's own
+        entries.extend((name, None, ConfigType.STRING) for name in SHARE_STRING_CONFIGS)
     for name, default_name, config_type in entries:
         chain = [(default_name or name, defaults[name], ConfigSource.DEFAULT_CONFIG)]
         if name in own:

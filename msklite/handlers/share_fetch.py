@@ -16,6 +16,10 @@ Behavior:
   max_bytes (at least one batch). Only the batches holding acquired records are sent;
   AcquiredRecords lists the acquired offsets with their delivery counts, locked for
   group.share.record.lock.duration.ms (AcquisitionLockTimeoutMs).
+- v2's ShareAcquireMode (KIP-1206): batch-optimized (0) rounds max_records up to whole log
+  batches; record-limit (1) acquires at most max_records records over all partitions,
+  splitting a log batch at the limit (the whole batch is sent; the client keeps only what it
+  acquired). Another mode id: INVALID_REQUEST.
   An expired lock, a release or a member leaving makes them available again, archived once
   the delivery count reaches group.share.delivery.count.limit.
 - With nothing acquired the request waits up to max_wait_ms for an append or a release.
@@ -26,9 +30,7 @@ Behavior:
 Deviations from Kafka/MSK:
 - In-flight records are tracked per offset (Kafka tracks whole in-flight batches and splits
   them on demand); what a client sees is the same.
-- The share acquire mode (v2 ShareAcquireMode) is always batch-optimized: max_records and
-  the in-flight limit are soft, rounded up to whole log batches (record-limit mode is not
-  served). BatchSize is not used to split AcquiredRecords.
+- BatchSize is not used to split AcquiredRecords.
 - A waiting fetch answers as soon as anything is acquired (min_bytes is not weighed).
 
 Version notes:
@@ -60,6 +62,9 @@ if TYPE_CHECKING:  # the share machinery loads with the first share request (ctx
 AckResp = schemas.ShareAcknowledgeResponse
 AckPart = AckResp.ShareAcknowledgeTopicResponse.PartitionData
 RENEW = 4
+# ShareFetch v2's ShareAcquireMode (KIP-1206)
+BATCH_OPTIMIZED = 0
+RECORD_LIMIT = 1
 
 Acks = dict[tuple[uuid.UUID, int], list[tuple[int, int, list[int]]]]
 
@@ -149,6 +154,10 @@ def share_fetch(
         return failed(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set.")
     if not allowed(ctx, header, READ, GROUP, group_id):
         return failed(ErrorCode.GROUP_AUTHORIZATION_FAILED)
+    if header.api_version >= 2 and req.share_acquire_mode not in (BATCH_OPTIMIZED, RECORD_LIMIT):
+        return failed(
+            ErrorCode.INVALID_REQUEST, f"Unknown share acquire mode id: {req.share_acquire_mode}"
+        )
     acks = _acks_of(req.topics)  # type: ignore[arg-type]
     epoch = req.share_session_epoch
     if epoch == 0 and acks:
@@ -210,6 +219,7 @@ def _fetch_all(
 
     manager = ctx.share.partitions
     records_left = req.max_records if req.max_records > 0 else 500
+    record_limit = header.api_version >= 2 and req.share_acquire_mode == RECORD_LIMIT
     bytes_left = req.max_bytes
     out: dict[ShareKey, Fetched] = {}
     readable = _readable(ctx, header, {tid for tid, _ in session.partitions})
@@ -222,7 +232,9 @@ def _fetch_all(
             held, part = manager.partition(group_id, topic_id, index)
             if records_left <= 0 or bytes_left <= 0:
                 continue
-            fetched = manager.fetch(member_id, key, held, part, bytes_left, records_left)
+            fetched = manager.fetch(
+                member_id, key, held, part, bytes_left, records_left, record_limit
+            )
         except KafkaError as e:
             out[key] = Fetched(e.code)
             continue

@@ -24,6 +24,7 @@ from msklite.clock import Clock, Timer
 from msklite.config import (
     SHARE_AUTO_OFFSET_RESET,
     SHARE_AUTO_OFFSET_RESET_DEFAULT,
+    SHARE_ISOLATION_LEVEL,
     reset_duration_ms,
 )
 from msklite.controller import Controller
@@ -31,6 +32,7 @@ from msklite.coordinator.share_partition import AckType, Acquired, SharePartitio
 from msklite.coordinator.share_runtime import ShareGroupRuntime, ShareStateRuntime
 from msklite.coordinator.share_state import ShareKey, ShareState
 from msklite.errors import ErrorCode, KafkaError
+from msklite.log.partition_log import PartitionLog
 from msklite.protocol.records import read_header
 from msklite.replication.partition import Partition
 from msklite.replication.replica_manager import ReplicaManager
@@ -229,14 +231,24 @@ class SharePartitionManager:
         part: Partition,
         max_bytes: int,
         max_records: int,
+        record_limit: bool = False,
     ) -> Fetched:
         """Acquire for `member_id` what the log has from the share partition's first available
         offset on, at most `max_bytes` of batches (at least one) and about `max_records`
-        records (whole batches); the batches holding an acquired record are the answer."""
+        records (whole batches; exactly at most in the record-limit mode); the batches holding
+        an acquired record are the answer."""
         sp = held.sp
         sp.lock_duration_ms = self.lock_duration_ms(key.group_id)  # the group's, as it is now
-        hw = part.high_watermark
         log = part.log
+        read_committed = self._group_configs(key.group_id, SHARE_ISOLATION_LEVEL) == (
+            "read_committed"
+        )
+        # read_committed: nothing past the last stable offset
+        hw = (
+            log.producer_state.last_stable_offset(part.high_watermark)
+            if read_committed
+            else part.high_watermark
+        )
         if sp.start_offset < log.log_start_offset:
             sp.move_start(log.log_start_offset)
         first = next(
@@ -263,9 +275,18 @@ class SharePartitionManager:
         if not batches:
             return Fetched()
         ends = [last for _, _, last in batches]
+        aborted = _aborted_offsets(log, batches) if read_committed else set()
         acquired = sp.acquire(
-            member_id, min(hw, ends[-1] + 1), max_records, self._clock.now_ms(), ends
+            member_id,
+            min(hw, ends[-1] + 1),
+            max_records,
+            self._clock.now_ms(),
+            ends,
+            record_limit,
+            aborted,
         )
+        if aborted:
+            self._persist(key, held)  # archived records, as an acknowledgement would
         if not acquired:
             return Fetched()
         self._schedule(sp)
@@ -350,6 +371,24 @@ class SharePartitionManager:
                 self._wake(key)
         for held in self.partitions.values():
             self._schedule(held.sp)
+
+
+def _aborted_offsets(log: PartitionLog, batches: list[tuple[memoryview, int, int]]) -> set[int]:
+    """The offsets of the read batches that hold an aborted transaction's records (Kafka's
+    maybeFilterAbortedTransactionalAcquiredRecords, from the aborted-transaction index)."""
+    if not batches:
+        return set()
+    txns = log.producer_state.aborted_between(batches[0][1], batches[-1][2] + 1)
+    out: set[int] = set()
+    for view, base, last in batches:
+        h = read_header(view, 0)
+        if not h.is_transactional or h.is_control:
+            continue
+        if any(
+            a.producer_id == h.producer_id and a.first_offset <= base <= a.last_offset for a in txns
+        ):
+            out.update(range(base, last + 1))
+    return out
 
 
 def _holding(

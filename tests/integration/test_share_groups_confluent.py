@@ -396,3 +396,65 @@ def test_share_group_configs_are_checked(msk_cluster: Cluster, topic_name: str) 
         assert seen == [0, 1, 2]
     finally:
         consumer.close()
+
+
+@SHARE
+def test_read_committed_share_group_skips_aborted_and_open_transactions(
+    msk_cluster: Cluster, topic_name: str
+) -> None:
+    """`share.isolation.level=read_committed` (a group config): the group is served up to the
+    last stable offset and an aborted transaction's records are archived, never delivered;
+    a read_uncommitted group gets them all."""
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    admin = AdminClient({"bootstrap.servers": msk_cluster.bootstrap_servers})
+    _group_configs(admin, "ru", (RESET, "earliest"))
+    _group_configs(admin, "rc", (RESET, "earliest"), ("share.isolation.level", "read_committed"))
+    resource = ConfigResource(ResourceType.GROUP, "ru")
+    level = admin.describe_configs([resource])[resource].result(10)["share.isolation.level"]
+    assert (level.value, level.source) == ("read_uncommitted", ConfigSource.DEFAULT_CONFIG.value)
+
+    def transaction(txn_id: str, values: list[bytes], commit: bool | None) -> Producer:
+        conf = {"bootstrap.servers": msk_cluster.bootstrap_servers, "transactional.id": txn_id}
+        p = Producer(conf)
+        p.init_transactions(10)
+        p.begin_transaction()
+        for v in values:
+            p.produce(topic_name, v, partition=0)
+        assert p.flush(10) == 0
+        if commit is True:
+            p.commit_transaction(10)
+        elif commit is False:
+            p.abort_transaction(10)
+        return p
+
+    transaction("t-abort", [b"aborted-1", b"aborted-2"], False)
+    transaction("t-commit", [b"committed-1", b"committed-2"], True)
+    _produce(msk_cluster, topic_name, 1)  # b"0", outside any transaction
+    still_open = transaction("t-open", [b"open-1"], None)
+    _produce(msk_cluster, topic_name, 1, start=1)  # b"1", behind the open transaction
+
+    def values(group: str, expected: int) -> list[bytes]:
+        consumer = _consumer(msk_cluster, group)
+        got: list[bytes] = []
+        try:
+            consumer.subscribe([topic_name])
+            _poll_until(
+                [consumer], lambda: len(got) >= expected, lambda _, m: got.append(m.value() or b"")
+            )
+            consumer.commit_sync()  # what it got is accepted
+        finally:
+            consumer.close()
+        return got
+
+    assert values("rc", 3) == [b"committed-1", b"committed-2", b"0"]
+    assert values("ru", 7) == [
+        b"aborted-1",
+        b"aborted-2",
+        b"committed-1",
+        b"committed-2",
+        b"0",
+        b"open-1",
+        b"1",
+    ]
+    still_open.commit_transaction(10)
+    assert values("rc", 2) == [b"open-1", b"1"]

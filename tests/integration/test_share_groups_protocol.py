@@ -681,3 +681,24 @@ def test_describe_and_delete_groups_of_a_share_group(msk_cluster: Cluster, topic
         listed = raw.request(ListGroupsRequest(states_filter=[], types_filter=["share"]), 5)
         assert "g" not in [g.group_id for g in listed.groups]
     del topic_id
+
+
+@SHARE
+def test_record_limit_acquire_mode_is_strict(msk_cluster: Cluster, topic_name: str) -> None:
+    """ShareFetch v2 ShareAcquireMode 1 (KIP-1206): at most max_records acquired, a log batch
+    split at the limit (sent whole: the client keeps what it acquired), the rest next time."""
+    topic_id, leader = _setup(msk_cluster, topic_name, 9, batch=3)
+    with RawClient(leader) as raw:
+        req = _fetch("g", "m", 0, topic_id)
+        req.max_records, req.share_acquire_mode = 2, 1
+        part = _partition(raw.request(req, 2))
+        assert [(a.first_offset, a.last_offset) for a in part.acquired_records] == [(0, 1)]
+        assert _batches(part.records) == [(0, 2)]
+        req = _fetch("g", "m2", 0, topic_id)
+        req.max_records, req.share_acquire_mode = 5, 1
+        part = _partition(raw.request(req, 2))
+        assert [(a.first_offset, a.last_offset) for a in part.acquired_records] == [(2, 6)]
+        assert _batches(part.records) == [(0, 2), (3, 5), (6, 8)]
+        bad = _fetch("g", "m3", 0, topic_id)
+        bad.share_acquire_mode = 7
+        assert raw.request(bad, 2).error_code == ErrorCode.INVALID_REQUEST

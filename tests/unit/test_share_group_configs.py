@@ -50,3 +50,12 @@ def test_share_configs_are_bounded_by_the_brokers() -> None:
         )
         == "share.session.timeout.ms must be greater than share.heartbeat.interval.ms"
     )
+
+
+def test_share_isolation_level_is_a_group_config_of_two_values() -> None:
+    broker = BrokerConfigs({}, "4.2.x")
+    assert validate_group_configs({"share.isolation.level": "read_committed"}, broker) is None
+    assert validate_group_configs({"share.isolation.level": "committed"}, broker) == (
+        "Invalid value committed for configuration share.isolation.level: String must be one "
+        "of: read_committed, read_uncommitted"
+    )

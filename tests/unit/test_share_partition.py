@@ -220,3 +220,19 @@ def test_new_records_are_acquired_in_whole_batches() -> None:
     assert sp.acknowledge("a", 0, 7, [AckType.ACCEPT], 1) == ErrorCode.NONE
     got = sp.acquire("b", 10, 4, 1, [2, 7, 9])
     assert [(a.first_offset, a.last_offset) for a in got] == [(8, 9)]
+
+
+def test_record_limit_mode_splits_a_batch_at_max_records() -> None:
+    """KIP-1206: max_records is strict; the batch's rest stays for the next fetch."""
+    sp = SharePartition(0, 5, 100, 10)
+    got = sp.acquire("a", 10, 4, 0, [2, 7, 9], record_limit=True)
+    assert [(a.first_offset, a.last_offset) for a in got] == [(0, 3)]
+    got = sp.acquire("b", 10, 3, 0, [2, 7, 9], record_limit=True)
+    assert [(a.first_offset, a.last_offset) for a in got] == [(4, 6)]
+    # a release: redeliveries first, still at most max_records
+    assert sp.acknowledge("a", 0, 3, [AckType.RELEASE], 1) == ErrorCode.NONE
+    got = sp.acquire("b", 10, 5, 1, [2, 7, 9], record_limit=True)
+    assert [(a.first_offset, a.last_offset, a.delivery_count) for a in got] == [
+        (0, 3, 2),
+        (7, 7, 1),
+    ]
