@@ -58,7 +58,7 @@ from msklite.handlers.authorization import (
     bits,
 )
 from msklite.handlers.context import BrokerContext
-from msklite.handlers.groups import coordinator_error
+from msklite.handlers.groups import coordinator_error, is_share_group
 from msklite.handlers.registry import handles
 from msklite.protocol.api_keys import ApiKey
 from msklite.protocol.consumer_group import (
@@ -102,8 +102,7 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reade
     error = coordinator_error(ctx, req.group_id) if req.group_id else ErrorCode.NONE
     if error != ErrorCode.NONE:
         return encode_heartbeat_response(HeartbeatResponse(error))
-    share = ctx.share_started
-    if share is not None and share.groups.group(req.group_id) is not None:
+    if is_share_group(ctx, req.group_id):
         # one group id, one type: a share group's id is not a consumer group's
         message = f"Group {req.group_id} is not a consumer group."
         return encode_heartbeat_response(HeartbeatResponse(ErrorCode.GROUP_ID_NOT_FOUND, message))

@@ -15,7 +15,8 @@ Behavior:
   INVALID_SESSION_TIMEOUT outside group.min/max.session.timeout.ms, protocol selection by vote;
   member metadata and assignments are relayed byte for byte. JoinGroup and SyncGroup answer
   when the rebalance gets there, which may be long after the request.
-- JoinGroup v9 sets skip_assignment for a static leader rejoining a Stable group.
+- JoinGroup v9 sets skip_assignment for a static leader rejoining a Stable group; a share
+  group's id gets INCONSISTENT_GROUP_PROTOCOL.
 - DescribeGroups: Kafka's state names; protocol, metadata and assignments only when Stable;
   an unknown group is "Dead" (v6+: GROUP_ID_NOT_FOUND, KIP-1043), and so are a KIP-848
   consumer group and a share group (v6+: "is not a classic group"; ConsumerGroupDescribe and
@@ -150,18 +151,25 @@ async def join_group(ctx: BrokerContext, header: RequestHeader, r: Reader) -> li
 
     v = header.api_version
     req = spec_request(schemas.JoinGroupRequest, header, r)
-    error = _group_error(ctx, header, req.group_id)
-    if error != ErrorCode.NONE:
-        failed = schemas.JoinGroupResponse(
+
+    def failed(error: ErrorCode, member_id: str) -> list[Buffer]:
+        body = schemas.JoinGroupResponse(
             throttle_time_ms=0,
             error_code=error,
             generation_id=-1,
             protocol_name="" if v < 7 else None,
             leader="",
-            member_id=req.member_id,
+            member_id=member_id,
             members=[],
         )
-        return spec_response(header, failed)
+        return spec_response(header, body)
+
+    error = _group_error(ctx, header, req.group_id)
+    if error != ErrorCode.NONE:
+        return failed(error, req.member_id)
+    if is_share_group(ctx, req.group_id):
+        # a share group's id, as Kafka's classicGroupJoin answers a group of another type
+        return failed(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "")
     resp = await ctx.groups.join(
         JoinRequest(
             group_id=req.group_id,
@@ -308,7 +316,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> lis
             if error == ErrorCode.NONE and v >= 6:
                 message = (
                     f"Group {gid} is not a classic group."
-                    if ctx.groups.consumer_group(gid) is not None or _share_group(ctx, gid)
+                    if ctx.groups.consumer_group(gid) is not None or is_share_group(ctx, gid)
                     else f"Group {gid} not found."
                 )
                 error = ErrorCode.GROUP_ID_NOT_FOUND
@@ -392,7 +400,8 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, r: Reader) -> list[Bu
     return spec_response(header, body)
 
 
-def _share_group(ctx: BrokerContext, group_id: str) -> bool:
+def is_share_group(ctx: BrokerContext, group_id: str) -> bool:
+    """Whether `group_id` is a share group's (KIP-932; one group id, one type)."""
     if not share_groups_enabled(ctx.controller.configs.kafka_version):
         return False
     from msklite.handlers.share_groups import share_group

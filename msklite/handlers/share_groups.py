@@ -12,8 +12,8 @@ Behavior:
   UNKNOWN_MEMBER_ID for a member the group does not know). The assignment comes from Kafka's
   simple assignor: with more members than partitions, a partition goes to several members.
   A member silent for group.share.session.timeout.ms is removed; the records it holds are
-  released. GROUP_MAX_SIZE_REACHED past group.share.max.size; a classic group of the same id
-  answers GROUP_ID_NOT_FOUND, as Kafka does for a group of another type.
+  released. GROUP_MAX_SIZE_REACHED past group.share.max.size; the id of a classic or KIP-848
+  consumer group answers GROUP_ID_NOT_FOUND, as Kafka does for a group of another type.
 - ShareGroupDescribe: state Stable/Empty (Dead and GROUP_ID_NOT_FOUND for an unknown group),
   epochs, the "simple" assignor, members with their subscriptions and assignments.
 - DescribeShareGroupOffsets: per partition the share-partition start offset as the share
@@ -119,8 +119,11 @@ def share_group_heartbeat(ctx: BrokerContext, header: RequestHeader, r: Reader) 
     runtime = _coordinator(ctx, req.group_id) if req.group_id else ctx.share.groups
     if runtime is None:
         return failed(ErrorCode.NOT_COORDINATOR)
-    classic = ctx.groups.group(req.group_id) if req.group_id else None
-    if classic is not None:
+    if req.group_id and (
+        ctx.groups.group(req.group_id) is not None
+        or ctx.groups.consumer_group(req.group_id) is not None
+    ):
+        # one group id, one type: a classic or consumer group's id is not a share group's
         return failed(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {req.group_id} is not a share group.")
     from msklite.coordinator.share_runtime import ensure_share_state_topic
 

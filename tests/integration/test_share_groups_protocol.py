@@ -17,6 +17,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
 )
 from confluent_kafka.admin import ResourceType as ConfluentResourceType
+from kafka import KafkaAdminClient
 from kafka.protocol.admin.groups import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
@@ -667,6 +668,11 @@ def test_describe_and_delete_groups_of_a_share_group(msk_cluster: Cluster, topic
         return 0
 
     assert delete("g") == ErrorCode.NON_EMPTY_GROUP
+    kp = KafkaAdminClient(bootstrap_servers=msk_cluster.bootstrap_servers)
+    try:
+        assert kp.delete_groups(["g"]) == {"g": "NonEmptyGroupError"}
+    finally:
+        kp.close()
     with RawClient(coordinator) as raw:
         assert raw.request(_beat("g", "m", -1), 1).error_code == 0
         assert _describe_start(raw, "g", topic_name) == 0  # the share partition's state
@@ -702,3 +708,47 @@ def test_record_limit_acquire_mode_is_strict(msk_cluster: Cluster, topic_name: s
         bad = _fetch("g", "m3", 0, topic_id)
         bad.share_acquire_mode = 7
         assert raw.request(bad, 2).error_code == ErrorCode.INVALID_REQUEST
+
+
+@SHARE
+def test_one_group_id_one_group_type(msk_cluster: Cluster, topic_name: str) -> None:
+    """A share group's id refuses classic joins (INCONSISTENT_GROUP_PROTOCOL, as Kafka's
+    classicGroupJoin answers), and a KIP-848 consumer group's id refuses share members
+    (GROUP_ID_NOT_FOUND)."""
+    from confluent_kafka import Consumer
+    from kafka.protocol.consumer.group import JoinGroupRequest
+
+    msk_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
+    with RawClient(_coordinator_addr(msk_cluster, "shared-id")) as raw:
+        assert raw.request(_beat("shared-id", "m", 0, [topic_name]), 1).error_code == 0
+        join = JoinGroupRequest(
+            version=5,
+            group_id="shared-id",
+            session_timeout_ms=10000,
+            rebalance_timeout_ms=10000,
+            member_id="",
+            group_instance_id=None,
+            protocol_type="consumer",
+            protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")],
+        )
+        joined = raw.request(join, 5)
+        assert (joined.error_code, joined.member_id) == (ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": msk_cluster.bootstrap_servers,
+            "group.id": "modern-id",
+            "group.protocol": "consumer",
+        }
+    )
+    try:
+        consumer.subscribe([topic_name])
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, "the consumer never got its assignment"
+            consumer.poll(0.2)
+        with RawClient(_coordinator_addr(msk_cluster, "modern-id")) as raw:
+            refused = raw.request(_beat("modern-id", "s", 0, [topic_name]), 1)
+        assert refused.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+        assert refused.error_message == "Group modern-id is not a share group."
+    finally:
+        consumer.close()
