@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msklite.coordinator.coordinator import CoordinatorConfig, GroupCoordinator
 from msklite.coordinator.share_group import (
     HeartbeatResult,
     ShareGroupConfig,
@@ -201,3 +204,18 @@ def test_deleting_a_share_group() -> None:
     assert error == ErrorCode.NONE and "g" not in c.groups
     assert all(v is None for _, _, v in out.records)
     assert {int.from_bytes(k[:2], "big") for _, k, _ in out.records} == {11, 12, 15}
+
+
+def test_the_group_coordinator_leaves_share_records_to_the_share_coordinator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both coordinators load the same `__consumer_offsets` partitions: the classic one skips
+    the share-group record types quietly (no warning per record, no group of its own)."""
+    c = _coordinator()
+    _, out = c.heartbeat("g", "a", 0, None, ["six"], "client", "/h", 0)
+    classic = GroupCoordinator(CoordinatorConfig(num_partitions=50), 0)
+    partition = c.partition_for("g")
+    with caplog.at_level(logging.WARNING):
+        classic.load(partition, [(k, v, -1, -1, -1) for _, k, v in out.records], 0)
+    assert classic.groups == {} and classic.consumer_group("g") is None
+    assert not caplog.records
