@@ -504,16 +504,17 @@ class Cluster:
             # a new table: the brokers not yet restarted keep answering with the old one
             self._brokers.api_versions = versions
             await faults.start_broker(node_id)
-            await self._caught_up(node_id)
+            await self.acaught_up(node_id)
             if on_broker is not None:
                 on_broker(node_id)
         self._brokers.api_versions = versions  # brokers stopped meanwhile start in it too
         self.broker_configs.set_kafka_version(target)
         self.kafka_version = target
 
-    async def _caught_up(self, node_id: int) -> None:
+    async def acaught_up(self, node_id: int) -> None:
         """Until broker `node_id` is in the ISR of every partition it replicates that has a
-        leader (or it stopped again)."""
+        leader (or it stopped again): after a start, when it serves as before (with
+        auto.leader.rebalance.enable, its preferred leaderships are back)."""
         controller = self._controller()
         changed = asyncio.Event()
 

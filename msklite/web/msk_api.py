@@ -15,8 +15,9 @@ Behavior:
   (UPDATE_IN_PROGRESS → UPDATE_COMPLETE / UPDATE_FAILED) and needs the cluster ACTIVE and its
   `CurrentVersion`, which each update changes.
 - UpdateBrokerCount adds brokers live, in AZ order; RebootBroker stops and starts one broker
-  (leadership moves away and comes back); UpdateClusterConfiguration applies the configuration's
-  dynamic broker configs at once (cluster-wide) and keeps the rest for the next start;
+  and ends once it is back in every ISR (leadership moves away and comes back);
+  UpdateClusterConfiguration applies the configuration's dynamic broker configs at once
+  (cluster-wide) and keeps the rest for the next start;
   UpdateClusterKafkaVersion rolls the brokers one by one onto the target release (a later one
   only, as GetCompatibleKafkaVersions lists), each caught up before the next stops, through
   the steps INITIALIZE_UPDATE, UPDATE_APPLY, FINALIZE_UPDATE; UpdateBrokerStorage and
@@ -635,6 +636,8 @@ class MskApi:
             if node_id in cluster.brokers:
                 await cluster.astop_broker(node_id)
             await cluster.astart_broker(node_id)
+            # MSK's reboot ends once the broker is back in sync
+            await cluster.acaught_up(node_id)
 
         arn = self.fleet.run(record, "REBOOT_NODE", "REBOOTING_BROKER", reboot, call.request_id)
         return {"ClusterArn": record["ClusterArn"], "ClusterOperationArn": arn}
