@@ -8,11 +8,12 @@ the lag metrics are rendered too). A confluent-kafka producer in this process se
 records (acks=all) for a fixed window; the windows alternate quiet / scraped / scraped /
 quiet, in blocks (ABBA: a trend over the block, such as the log growing or the shared
 machine's load drifting, hits both alike); each block gives the ratio of its scraped windows'
-records to its quiet ones', and the figure is the median block's. A scraper process GETs
-`/metrics` once a second during the scraped windows and reads the whole answer (its wall
-time, queued behind the produce traffic, is reported); the metrics sampler ticks (every 5 s)
-in both. The broker process's CPU per record is read around every window. Last, the scrape's
-own cost: 20 scrapes of the idle broker, their wall time and the broker's CPU time.
+records to its quiet ones', and the figure is the median block's. A scraper process, started
+before the first window, GETs `/metrics` once a second during the scraped windows and reads the
+whole answer (its wall time, queued behind the produce traffic, is reported); the metrics
+sampler ticks (every 5 s) in both. The broker process's CPU per record is read around every
+window. Last, the scrape's own cost: 20 scrapes of the idle broker, their wall time and the
+broker's CPU time.
 
 The machine's 2 cores are shared: figures move with other load (the JSON keeps the load
 average before the section).
@@ -20,11 +21,13 @@ average before the section).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -69,38 +72,57 @@ def _scrape(url: str) -> int:
 
 
 # The scraper is a process of its own, as Prometheus is: in this one it would take the GIL from
-# the producer's loop and slow the client instead of the broker.
+# the producer's loop and slow the client instead of the broker. It starts once, before the
+# windows (an interpreter starting inside a scraped window took its CPU from the broker), and
+# scrapes for as long as each line it reads says.
 _SCRAPER = """
 import json, sys, time, urllib.request
-url, every, until = sys.argv[1], float(sys.argv[2]), time.perf_counter() + float(sys.argv[3])
-scrapes = size = 0
-spent = 0.0
-while time.perf_counter() < until:
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        size += len(resp.read())
-    took = time.perf_counter() - t0
-    spent += took
-    scrapes += 1
-    time.sleep(max(every - took, 0))
-print(json.dumps({"scrapes": scrapes, "bytes": size, "mean_ms": 1000 * spent / max(scrapes, 1)}))
+url, every = sys.argv[1], float(sys.argv[2])
+print("ready", flush=True)
+for line in sys.stdin:
+    until = time.perf_counter() + float(line)
+    scrapes = size = 0
+    spent = 0.0
+    while time.perf_counter() < until:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            size += len(resp.read())
+        took = time.perf_counter() - t0
+        spent += took
+        scrapes += 1
+        time.sleep(max(min(every - took, until - time.perf_counter()), 0))
+    print(json.dumps({"scrapes": scrapes, "bytes": size,
+                      "mean_ms": 1000 * spent / max(scrapes, 1)}), flush=True)
 """
 
 
 class _Scraper:
-    """GETs `url` every SCRAPE_EVERY_S for `seconds`, from a process of its own."""
+    """A process GETting `url` every SCRAPE_EVERY_S during each `scraping` window."""
 
-    def __init__(self, url: str, seconds: float) -> None:
-        self.argv = [sys.executable, "-c", _SCRAPER, url, str(SCRAPE_EVERY_S), str(seconds)]
-        self.stats: dict[str, float] = {}
+    def __init__(self, url: str) -> None:
+        self.argv = [sys.executable, "-c", _SCRAPER, url, str(SCRAPE_EVERY_S)]
 
     def __enter__(self) -> _Scraper:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the scraper did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        out, _ = self.proc.communicate(timeout=30)
-        self.stats = json.loads(out)
+        self.proc.communicate(timeout=30)
+
+    @contextlib.contextmanager
+    def scraping(self, seconds: float) -> Iterator[dict[str, float]]:
+        """Scrape for `seconds` from now; the window's stats fill the dict at the end."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        stats: dict[str, float] = {}
+        yield stats
+        stats.update(json.loads(self.proc.stdout.readline()))
 
 
 def _prepare(bootstrap: str) -> None:
@@ -129,17 +151,19 @@ def scrape_cost(seconds: float) -> dict[str, Any]:
         scraped: list[float] = []
         cpu_per_krec: dict[str, list[float]] = {"quiet": [], "scraped": []}
         scraper_stats: list[dict[str, float]] = []
-        for scrape in (False, True, True, False) * BLOCKS:
-            cpu0 = broker.cpu_seconds()
-            if scrape:
-                with _Scraper(url, seconds) as s:
+        with _Scraper(url) as scraper:
+            for scrape in (False, True, True, False) * BLOCKS:
+                cpu0 = broker.cpu_seconds()
+                if scrape:
+                    with scraper.scraping(seconds) as stats:
+                        rate = _produce_for(bootstrap, seconds)
+                    scraper_stats.append(stats)
+                else:
                     rate = _produce_for(bootstrap, seconds)
-                scraper_stats.append(s.stats)
-            else:
-                rate = _produce_for(bootstrap, seconds)
-            (scraped if scrape else quiet).append(rate)
-            cpu = broker.cpu_seconds() - cpu0
-            cpu_per_krec["scraped" if scrape else "quiet"].append(1000 * cpu / (rate * seconds))
+                (scraped if scrape else quiet).append(rate)
+                cpu = broker.cpu_seconds() - cpu0
+                kind = "scraped" if scrape else "quiet"
+                cpu_per_krec[kind].append(1000 * cpu / (rate * seconds))
         time.sleep(2 * SCRAPE_EVERY_S)  # the acks=all tail settles: the broker goes idle
         cpu0, t0 = broker.cpu_seconds(), time.perf_counter()
         for _ in range(20):
