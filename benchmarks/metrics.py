@@ -163,7 +163,7 @@ def scrape_cost(seconds: float) -> dict[str, Any]:
                 (scraped if scrape else quiet).append(rate)
                 cpu = broker.cpu_seconds() - cpu0
                 kind = "scraped" if scrape else "quiet"
-                cpu_per_krec[kind].append(1000 * cpu / (rate * seconds))
+                cpu_per_krec[kind].append(1e6 * cpu / (rate * seconds))  # ms / 1,000 records
         time.sleep(2 * SCRAPE_EVERY_S)  # the acks=all tail settles: the broker goes idle
         cpu0, t0 = broker.cpu_seconds(), time.perf_counter()
         for _ in range(20):
