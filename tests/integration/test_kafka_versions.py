@@ -18,6 +18,7 @@ from kafka.protocol.metadata.api_versions import ApiVersionsRequest
 from msklite import Cluster
 from msklite.kafka_releases import RELEASES
 from msklite.protocol.api_keys import ApiKey
+from tests.integration.helpers import wait_until
 from tests.integration.rawclient import RawClient, header
 
 # What kafka-python 3.0.12's check (infer_broker_version_from_api_versions) makes of each
@@ -307,10 +308,16 @@ def test_a_version_update_rolls_the_brokers_onto_the_release() -> None:
             table = _advertised_at(address, 3)
             assert table[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
             assert table[ApiKey.JOIN_GROUP][0] == 2  # KIP-896: v0-v1 gone in 4.0
+        # leadership moved away and came back to the preferred replicas
+        wait_until(
+            lambda: all(
+                cluster.partition("rolled", p).leader == before[p].leader for p in range(3)
+            ),
+            "the preferred leaders back",
+            60,
+        )
         for p in range(3):
             after = cluster.partition("rolled", p)
-            # leadership moved away and came back to the preferred replica
-            assert after.leader == before[p].leader
             assert after.leader_epoch >= before[p].leader_epoch + 2
             assert after.isr == before[p].isr
         # 4.0's defaults: KIP-848 on
