@@ -1021,8 +1021,11 @@ class Controller:
         return changed
 
     def _unfence(self, node_id: int) -> list[str]:
-        """Leaderless partitions that `node_id` can lead again elect a leader; returns the
-        topics it has replicas in."""
+        """Leaderless partitions that `node_id` can lead again elect a leader, and those it
+        prefers to lead and is in sync for take it back (a restarted broker can rejoin an ISR
+        before the controller sees it alive, so `alter_isr` alone would miss the moment);
+        returns the topics it has replicas in."""
+        prefer = self.configs.get_bool("auto.leader.rebalance.enable")
         changed: list[str] = []
         for topic in self.topics.values():
             touched = False
@@ -1032,6 +1035,8 @@ class Controller:
                 touched = True
                 if p.leader == -1:
                     self._elect(topic, p, topic.config.unclean_leader_election_enable)
+                elif prefer and p.replicas[0] == node_id:
+                    self._maybe_prefer(topic, p)
             if touched:
                 changed.append(topic.name)
         return changed

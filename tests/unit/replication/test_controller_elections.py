@@ -70,6 +70,26 @@ def test_preferred_leader_returns_when_back_in_sync() -> None:
     assert p.leader == preferred
 
 
+def test_preferred_leader_returns_when_seen_alive_after_rejoining_the_isr() -> None:
+    c = _controller()
+    p = c.create_topic("t", 1, 3).partitions[0]
+    preferred = p.replicas[0]
+    c.broker_down(preferred)
+    # Its fetcher caught up while the broker was still starting: not yet alive to lead.
+    c.alter_isr("t", 0, [*p.isr, preferred])
+    assert p.leader != preferred
+    c.broker_up(preferred)
+    assert p.leader == preferred
+
+    off = _controller(config={"auto.leader.rebalance.enable": "false"})
+    q = off.create_topic("t", 1, 3).partitions[0]
+    preferred = q.replicas[0]
+    off.broker_down(preferred)
+    off.alter_isr("t", 0, [*q.isr, preferred])
+    off.broker_up(preferred)
+    assert q.leader != preferred
+
+
 def test_elect_leaders_api_results() -> None:
     c = _controller(config={"auto.leader.rebalance.enable": "false"})
     p = c.create_topic("t", 1, 3).partitions[0]
