@@ -337,10 +337,19 @@ class PartitionLog:
     def _segment_index(self, offset: int) -> int:
         return max(bisect_right(self._bases, offset) - 1, 0)
 
-    def read(self, offset: int, max_bytes: int, max_offset: int, min_one: bool) -> list[memoryview]:
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        max_offset: int,
+        min_one: bool,
+        prefault: bool = False,
+    ) -> list[memoryview]:
         """Whole batches from the one holding `offset`, at most `max_bytes` of them (but the
         first whole batch when `min_one`, KIP-74), none at or past `max_offset`. Returns
-        views of the segment files. OFFSET_OUT_OF_RANGE outside [log start, log end]."""
+        views of the segment files, their pages mapped ahead with `prefault` (for views that
+        are written to a file next, see `LogSegment.prefaulted_view`). OFFSET_OUT_OF_RANGE
+        outside [log start, log end]."""
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise KafkaError(
                 ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -362,7 +371,7 @@ class PartitionLog:
                     if not min_one:
                         return []
                     end = start + seg.header_at(start).size
-            return [seg.view(start, end)]
+            return [seg.prefaulted_view(start, end) if prefault else seg.view(start, end)]
         return []
 
     def _find_record(

@@ -24,9 +24,11 @@ import errno
 import mmap
 import os
 import resource
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import cast
 
 from msklite.log.index import OffsetIndex, TimeIndex
 from msklite.protocol.primitives import Buffer
@@ -87,6 +89,11 @@ class _Held(threading.local):
 
 
 _HELD = _Held()
+
+# madvise(MADV_POPULATE_READ) (Linux 5.14+; Python 3.11 has no name for it): maps a range's
+# page-cache pages into the process at once. None where it is not known to exist.
+_POPULATE_READ: int | None = 22 if sys.platform == "linux" else None
+_PAGE = mmap.PAGESIZE
 
 
 def segment_name(base_offset: int) -> str:
@@ -269,6 +276,22 @@ class LogSegment:
 
     def view(self, start: int, end: int) -> memoryview:
         return self._mapped()[start:end]
+
+    def prefaulted_view(self, start: int, end: int) -> memoryview:
+        """`view`, its pages mapped ahead, for a view about to be written to another file (a
+        follower's copy). Linux copies a write's source without taking page faults: from
+        pages of the mapping not yet mapped into the process, the copy comes up short, the
+        new page-cache pages it filled are zeroed, and the copy starts over once the pages
+        are faulted in; RF 3 produce spent ≈ a fifth of the broker's CPU on that zeroing."""
+        global _POPULATE_READ
+        view = self._mapped()
+        if _POPULATE_READ is not None and end > start:
+            first = start - start % _PAGE
+            try:
+                cast(mmap.mmap, view.obj).madvise(_POPULATE_READ, first, end - first)
+            except OSError:
+                _POPULATE_READ = None  # a kernel before 5.14: the copy faults them in itself
+        return view[start:end]
 
     def find_position(self, offset: int) -> int:
         """Position of the first batch holding an offset ≥ `offset` (`size` if none)."""

@@ -219,7 +219,7 @@ class ReplicaFetcher:
             own_end = flog.log_end_offset
         if own_end < leader_end:  # else this fetch only carries the leader's HW over
             try:
-                views = llog.read(own_end, self.max_bytes, leader_end, True)
+                views = llog.read(own_end, self.max_bytes, leader_end, True, prefault=True)
             except OSError as e:
                 raise leader_manager.storage_failed(e) from e
             for view in views:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -307,3 +310,35 @@ def test_reads_start_at_the_batch_holding_the_offset_after_reopen_and_truncation
     log.truncate_to(15)  # inside a batch: drops the whole batch
     assert log.log_end_offset == 14
     _first_batch_holds_every_offset(log)
+
+
+def _faults_reading(views: list[memoryview]) -> int:
+    """Minor page faults this thread takes to read every byte of `views` (zlib reads them in
+    place, allocating nothing that could fault on its own)."""
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for view in views:
+        zlib.crc32(view)
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="MADV_POPULATE_READ is Linux's")
+def test_prefaulted_reads_are_mapped_before_they_are_read(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A follower writes what it reads into its own log: from pages of the leader's mapping
+    that are not mapped into the process yet, Linux's copy comes up short and zeroes what it
+    filled before retrying, so those views come with their pages mapped."""
+    config = TopicConfig(segment_bytes=64 << 20)
+    leader = PartitionLog(str(tmp_path / "a"), config, clock)
+    for _ in range(8):
+        _append(leader, n=64, value=os.urandom(4000))  # ≈ 2 MiB in all
+    plain = leader.read(0, 4 << 20, leader.log_end_offset, True)
+    assert _faults_reading(plain) > 0  # the mapping is fresh: reading it faults
+    other = PartitionLog(str(tmp_path / "b"), config, clock)
+    for _ in range(8):
+        _append(other, n=64, value=os.urandom(4000))
+    prefaulted = other.read(0, 4 << 20, other.log_end_offset, True, prefault=True)
+    assert _faults_reading(prefaulted) == 0
+    assert [bytes(v) for v in prefaulted] == [
+        bytes(v) for v in other.read(0, 4 << 20, other.log_end_offset, True)
+    ]
