@@ -160,9 +160,10 @@ def test_confluent_producer_is_throttled_to_its_quota(msk_cluster: Cluster) -> N
     assert producer.flush(30) == 0
     elapsed = time.monotonic() - start
     assert throttles and max(throttles) > 0
-    # after the first second's burst the broker holds it to the quota
+    # The first window's quota passes as a burst before any throttle (4 MB then take ~3 s, an
+    # average of ~1.33 MB/s); what follows the burst is held to the quota.
     assert elapsed > (total - 2 * QUOTA) / QUOTA
-    assert total / elapsed < 1.3 * QUOTA
+    assert (total - QUOTA) / elapsed < 1.2 * QUOTA
 
 
 def _fill(cluster: Cluster, total: int) -> None:
