@@ -22,6 +22,16 @@ def add_partitions_response(
     flex = version >= FLEXIBLE_FROM
     w = Writer()
     w.int32(0)  # throttle_time_ms, set by the connection under a quota
+    write_partition_errors(w, results, flex)
+    if flex:
+        w.empty_tagged_fields()
+    return w.buf
+
+
+def write_partition_errors(
+    w: Writer, results: Mapping[str, Sequence[tuple[int, int]]], flex: bool
+) -> None:
+    """The topics array both transaction responses share: name, then (partition, error)."""
     w.array_len(len(results), flex)
     for topic, partitions in results.items():
         w.str_(topic, flex)
@@ -33,9 +43,6 @@ def add_partitions_response(
                 w.empty_tagged_fields()
         if flex:
             w.empty_tagged_fields()
-    if flex:
-        w.empty_tagged_fields()
-    return w.buf
 
 
 def error_response(version: int, error: int) -> bytes:

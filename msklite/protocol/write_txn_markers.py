@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from msklite.protocol.primitives import Reader, Writer
+from msklite.protocol.txn_responses import write_partition_errors
 from msklite.topic_partition import TopicPartition
 
 FLEXIBLE_FROM = 1
@@ -55,17 +56,7 @@ def encode_response(version: int, results: Mapping[int, Mapping[TopicPartition, 
         by_topic: dict[str, list[tuple[int, int]]] = {}
         for tp, error in errors.items():
             by_topic.setdefault(tp.topic, []).append((tp.partition, error))
-        w.array_len(len(by_topic), flex)
-        for topic, partitions in by_topic.items():
-            w.str_(topic, flex)
-            w.array_len(len(partitions), flex)
-            for partition, error in partitions:
-                w.int32(partition)
-                w.int16(error)
-                if flex:
-                    w.empty_tagged_fields()
-            if flex:
-                w.empty_tagged_fields()
+        write_partition_errors(w, by_topic, flex)
         if flex:
             w.empty_tagged_fields()
     if flex:
