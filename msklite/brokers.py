@@ -24,7 +24,7 @@ from msklite.handlers.metadata_cache import MetadataCache
 from msklite.log.cleaner import LogCleaner
 from msklite.log.manager import LogManager
 from msklite.replication.follower import ReplicaFetcher
-from msklite.replication.replica_manager import ReplicaManager
+from msklite.replication.replica_manager import ReplicaManager, TurnBudget
 from msklite.security.settings import ClusterSecurity
 from msklite.server import BrokerServer
 from msklite.throttle import BrokerQuotas
@@ -81,6 +81,7 @@ class Brokers:
         self.running: dict[int, Broker] = {}
         self.request_hook: RequestHook | None = None
         self._peers: dict[int, ReplicaManager] = {}
+        self._turns = TurnBudget()  # the brokers share one loop, so one opening budget
 
     def build(self, info: BrokerInfo) -> Broker:
         """Open a broker's logs and replicas in the roles the controller gives them."""
@@ -91,7 +92,7 @@ class Brokers:
             controller.cluster_id,
             self.clock,
         )
-        replicas = ReplicaManager(info.node_id, controller, logs, self.clock, self)
+        replicas = ReplicaManager(info.node_id, controller, logs, self.clock, self, self._turns)
         fetcher = ReplicaFetcher(
             replicas,
             self._peers,

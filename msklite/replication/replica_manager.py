@@ -45,10 +45,37 @@ class ReplicaNotifier(Protocol):
         """Have the fetchers of `brokers` copy `tp` at once."""
 
 
-# How long a controller change may spend opening replicas (≈45 µs each) per broker and turn
-# of the event loop: creating 10,000 partitions at RF 3 is ≈1.4 s of work, which must not
-# hold the loop in one piece. Wall time, not the injected clock: this is about the CPU.
+# How long a controller change may spend opening replicas (≈45 µs each) per turn of the event
+# loop, all of a cluster's brokers together: creating 10,000 partitions at RF 3 is ≈1.4 s of
+# work, which must not hold the loop in one piece. Wall time, not the injected clock: this is
+# about the CPU.
 SYNC_SLICE_S = 0.01
+
+
+class TurnBudget:
+    """The time replica opening may take in one turn of the event loop, shared by the replica
+    managers of a cluster's brokers: they run on one loop, and a slice each held it once per
+    broker (3 brokers: a Metadata request arriving after CreateTopics waited ≈30 ms)."""
+
+    def __init__(self, seconds: float = SYNC_SLICE_S) -> None:
+        self.seconds = seconds
+        self._deadline: float | None = None
+
+    def deadline(self) -> float:
+        """The perf_counter time this turn's budget ends; its first caller starts it."""
+        if self._deadline is None:
+            self._deadline = time.perf_counter() + self.seconds
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop, no turns: this call's slice only
+                deadline, self._deadline = self._deadline, None
+                return deadline
+            # runs first on the next turn: callbacks deferred during this one come after it
+            loop.call_soon(self._end_turn)
+        return self._deadline
+
+    def _end_turn(self) -> None:
+        self._deadline = None
 
 
 class ReplicaManager:
@@ -59,6 +86,7 @@ class ReplicaManager:
         logs: LogManager,
         clock: Clock,
         notifier: ReplicaNotifier,
+        budget: TurnBudget | None = None,
     ) -> None:
         self.node_id = node_id
         self.controller = controller
@@ -74,6 +102,7 @@ class ReplicaManager:
         # Set while the log directory is offline: the fetcher's recovery task waits for it.
         self.log_dir_failed = asyncio.Event()
         self._deferred: dict[str, int] = {}  # topic → partition to go on opening from
+        self._budget = budget or TurnBudget()
         # ISR changes this broker made as a leader (Kafka's IsrShrinksPerSec, IsrExpandsPerSec)
         self.isr_shrinks = 0
         self.isr_expands = 0
@@ -140,14 +169,14 @@ class ReplicaManager:
             self.storage_failed(e)
 
     def topic_changed(self, name: str) -> None:
-        """The controller's observer: `sync_topic`, opening new replicas for SYNC_SLICE_S now
-        and the rest on later turns of the loop. Kafka's brokers, too, learn of new
+        """The controller's observer: `sync_topic`, opening new replicas within this turn's
+        budget now and the rest on later turns of the loop. Kafka's brokers, too, learn of new
         partitions after CreateTopics has answered; a client that asks a replica not open yet
         gets NOT_LEADER_OR_FOLLOWER and retries."""
         if self.offline or self._closed:
             return
         try:
-            resume = self._sync_topic(name, time.perf_counter() + SYNC_SLICE_S)
+            resume = self._sync_topic(name, self._budget.deadline())
         except OSError as e:
             self.storage_failed(e)
             return
@@ -167,7 +196,7 @@ class ReplicaManager:
         topic = self.controller.topics.get(name)
         if start is None or topic is None or self.offline or self._closed:
             return
-        deadline = time.perf_counter() + SYNC_SLICE_S
+        deadline = self._budget.deadline()
         opened = False
         try:
             for state in topic.partitions[start:]:
