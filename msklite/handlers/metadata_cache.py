@@ -42,21 +42,17 @@ class MetadataCache:
         # one set test per partition instead of a call per replica (10,000 partitions: the
         # first Metadata after a change)
         none: list[int] = []
-        parts = []
+        ok, unavailable = int(ErrorCode.NONE), int(ErrorCode.LEADER_NOT_AVAILABLE)
+        parts: list[codec.PartitionRow] = []
         for p in topic.partitions:
-            leader_alive = p.leader in alive
             replicas = p.replicas
-            parts.append(
-                codec.PartitionMetadata(
-                    ErrorCode.NONE if leader_alive else ErrorCode.LEADER_NOT_AVAILABLE,
-                    p.partition,
-                    p.leader if leader_alive else -1,
-                    p.leader_epoch,
-                    replicas,
-                    p.isr,
-                    none if able.issuperset(replicas) else [r for r in replicas if r not in able],
+            offline = none if able.issuperset(replicas) else [r for r in replicas if r not in able]
+            if p.leader in alive:
+                parts.append((ok, p.partition, p.leader, p.leader_epoch, replicas, p.isr, offline))
+            else:
+                parts.append(
+                    (unavailable, p.partition, -1, p.leader_epoch, replicas, p.isr, offline)
                 )
-            )
         return codec.encode_topic(
             version,
             ErrorCode.NONE,
