@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msklite.errors import ErrorCode, KafkaError, ProtocolError
 from msklite.protocol.primitives import (
@@ -459,7 +459,10 @@ def _alike(data: Buffer, layout: tuple[int, ...], i: int, count: int) -> tuple[i
     if offset_width > len(_OFFSET_DELTAS):
         return 0, 0, 0
     offset_columns = _OFFSET_DELTAS[offset_width - 1]
+    # Every column read stops before `end + (last - i) * size`, at most len(data): the only
+    # bound `src` (a char pointer, see `_stepped`) knows.
     last = min(count, _OFFSET_RANGE_END[offset_width - 1], i + (len(data) - end) // size)
+    src = _stepped(data) if last - i >= _STEPPED_FROM else data
     same = [*range(start, body), *range(key_length_at, key_at), *range(value_length_at, value_at)]
     timestamp_at = body + 1
     one_byte_timestamps = offset_at - timestamp_at == 1
@@ -475,23 +478,70 @@ def _alike(data: Buffer, layout: tuple[int, ...], i: int, count: int) -> tuple[i
         shift = (done - i + 1) * size  # from record i - 1 to record `done`
         stop = end + (upto - i) * size
         for at in same:
-            if bytes(data[at + shift : stop : size]).count(data[at]) != m:
+            if bytes(src[at + shift : stop : size]).count(data[at]) != m:
                 return done - i, lo - 64, hi - 64
-        if bytes(data[header_count_at + shift : stop : size]).count(0) != m:
+        if bytes(src[header_count_at + shift : stop : size]).count(0) != m:
             return done - i, lo - 64, hi - 64
         for k, column in enumerate(offset_columns):
-            if bytes(data[offset_at + k + shift : stop : size]) != column[done:upto]:
+            if bytes(src[offset_at + k + shift : stop : size]) != column[done:upto]:
                 return done - i, lo - 64, hi - 64
         if one_byte_timestamps:
-            deltas = bytes(data[timestamp_at + shift : stop : size])
+            deltas = bytes(src[timestamp_at + shift : stop : size])
             if not deltas.isascii():
                 return done - i, lo - 64, hi - 64
-            deltas = deltas.translate(_ZIGZAG_BYTE)
-            lo = min(lo, min(deltas))
-            hi = max(hi, max(deltas))
+            lo, hi = _widen(deltas.translate(_ZIGZAG_BYTE), lo, hi)
         done = upto
         round_size *= _GROWTH
     return done - i, lo - 64, hi - 64
+
+
+# The byte values v..127 and 0..v, for v in 0..127: what _widen deletes to keep those outside.
+_AT_LEAST = tuple(bytes(range(v, 128)) for v in range(128))
+_AT_MOST = tuple(bytes(range(v + 1)) for v in range(128))
+
+
+def _widen(values: bytes, lo: int, hi: int) -> tuple[int, int]:
+    """(lo, hi) widened to the least and greatest of `values` (bytes 0..127). The values
+    outside the range are picked out in C, then counted value by value outwards from the
+    range until all are found, instead of iterated as ints: timestamp deltas mostly take a
+    few values, so this costs a few C calls (761 deltas growing through a batch: min and
+    max 16 µs, this 1.5)."""
+    below = values.translate(None, _AT_LEAST[lo])
+    left = len(below)
+    while left:
+        lo -= 1
+        left -= below.count(lo)
+    above = values.translate(None, _AT_MOST[hi])
+    left = len(above)
+    while left:
+        hi += 1
+        left -= above.count(hi)
+    return lo, hi
+
+
+# Runs of fewer records take their columns from the memoryview: the char pointer's set-up
+# (≈0.7 µs) costs more than it saves on so few.
+_STEPPED_FROM = 48
+_ctypes: Any = None
+
+
+def _stepped(data: Buffer) -> Any:
+    """`data` as an object whose slices with a step copy fast: a ctypes char pointer to the
+    same memory (no copy; its slices are bytes, copied by a tight C loop), or a memoryview
+    when `data` is read-only (small frames arrive as bytes). A memoryview copies a strided
+    slice an element at a time through its generic buffer code: 761 elements 2.5 µs, against
+    0.45 from the pointer. Not an array of the buffer's length: ctypes keeps every array
+    type it makes, one per batch size. The pointer checks no bounds: `_alike` reads only
+    below `len(data)`. ctypes is imported on first use, off the cold start."""
+    global _ctypes
+    view = memoryview(data)
+    if view.readonly or not view.c_contiguous or view.itemsize != 1 or not view.nbytes:
+        return view
+    if _ctypes is None:
+        import ctypes
+
+        _ctypes = ctypes
+    return _ctypes.pointer(_ctypes.c_char.from_buffer(view))
 
 
 def _walk_headers(data: Buffer, p: int, keep: bool) -> tuple[HeaderSpans, int]:

@@ -115,7 +115,7 @@ def test_mangled_records_are_refused_with_kafkas_codes(
 # ---- the walk's fast path over records laid out alike (records._alike) ----
 
 
-def _walk_outcome(payload: bytes, count: int) -> object:
+def _walk_outcome(payload: bytes | bytearray, count: int) -> object:
     """What `walk_records` answers for `payload`: its summary, or the error's code and text."""
     try:
         return records_module.walk_records(memoryview(payload), count)
@@ -170,12 +170,15 @@ def test_the_fast_walk_answers_as_the_record_by_record_walk(
 ) -> None:
     """Batches of records laid out alike (where the walk compares a field across many records
     at once), mangled or not, with a right or wrong record count: the walk answers exactly as
-    it does record by record — the same summary, or the same error and message."""
+    it does record by record — the same summary, or the same error and message — whether the
+    records are read-only bytes or a writable buffer, as the frames the socket fills are (long
+    runs' fields are then read through a char pointer)."""
     count, key, value = shape
     plain = _alike_batch(count, key, value, deltas, headers_at)[HEADER_SIZE:]
     payload = _mutate(plain, mutations) if mutations else plain
     claimed = max(1, count + count_error)
     fast = _walk_outcome(payload, claimed)
+    assert _walk_outcome(bytearray(payload), claimed) == fast
     original = records_module._alike
     records_module._alike = lambda *_: (0, 0, 0)
     try:

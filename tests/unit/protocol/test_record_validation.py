@@ -318,6 +318,32 @@ def test_alike_records_across_varint_boundaries_are_accepted(count: int, value_s
     assert code(seal_batch(batch[HEADER_SIZE:], count - 1 or 2)) == ErrorCode.INVALID_RECORD
 
 
+def test_records_in_a_frame_buffer_are_walked_in_runs_and_the_buffer_let_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frame the socket filled is a writable buffer: long runs of alike records are then read
+    through a char pointer to it. The runs cover the batch and find the timestamp deltas'
+    extremes (growing through the batch, as a producer's are), and once validated nothing
+    holds the buffer any more, so the frame decoder can reuse it (a bytearray with a view or
+    pointer of it left cannot change size)."""
+    deltas = [i // 100 - 1 for i in range(500)]
+    batch = bytearray(encode_batch([(None, b"v" * 100)] * 500, timestamp_deltas=deltas))
+    runs: list[int] = []
+    alike = records_module._alike
+
+    def counting(*args: object) -> tuple[int, int, int]:
+        answer = alike(*args)  # type: ignore[arg-type]
+        runs.append(answer[0])
+        return answer
+
+    monkeypatch.setattr(records_module, "_alike", counting)
+    with memoryview(batch) as view:
+        assert walk_records(view[HEADER_SIZE:], 500) == (-1, 3, True, True)
+        assert validate_produced_batch(view, 1 << 30).records_count == 500
+    assert sum(runs) >= 2 * 490
+    batch.append(0)  # raises BufferError while any view or pointer of it is alive
+
+
 @pytest.mark.parametrize("at", [1, 5, 63, 64, 65, 150, 199])
 def test_one_record_unlike_the_others_is_found(at: int) -> None:
     n = f"r{at}_"
