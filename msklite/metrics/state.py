@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from msklite.coordinator.consumer_protocol import decode_assignment
 from msklite.errors import KafkaError, ProtocolError
-from msklite.protocol.primitives import Reader
 from msklite.protocol.records import read_header
 from msklite.topic_partition import TopicPartition
 
@@ -280,18 +280,10 @@ def _time_lag(replica: Partition, offset: int, end: int, now: int) -> int:
 
 
 def consumer_assignment(data: bytes) -> list[tuple[str, int]]:
-    """The partitions of a consumer-protocol assignment (ConsumerProtocolAssignment, any
-    version: they all start with the version and the topics' partitions); [] when it is not
-    one (another protocol type, or bytes that do not parse)."""
-    if len(data) < 6:
-        return []
-    r = Reader(memoryview(data))
-    out = []
+    """The partitions of a consumer-protocol assignment, sorted; [] when it is not one
+    (another protocol type, or bytes that do not parse)."""
     try:
-        r.int16()
-        for _ in range(r.int32()):
-            topic = r.string()
-            out += [(topic, r.int32()) for _ in range(r.int32())]
+        topics = decode_assignment(data)
     except ProtocolError:
         return []
-    return sorted(out)
+    return sorted((topic, p) for topic, partitions in topics for p in partitions)
