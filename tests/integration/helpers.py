@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from msklite import Cluster
 
@@ -19,6 +23,39 @@ def wait_until(
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`msklite serve *args` in a process of its own, its output piped as text and unbuffered
+    (each line readable as it is printed); killed if it still runs when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "msklite", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def printed_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
+    """The next `n` lines the process prints, stripped ("" once it has ended)."""
+    assert proc.stdout is not None
+    return [proc.stdout.readline().strip() for _ in range(n)]
+
+
+def stop_cleanly(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Stop the process with `sig` and check that it exits 0; returns the rest of its output."""
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    return out
 
 
 def leader_segments(cluster: Cluster, topic: str, partition: int) -> list[bytes]:

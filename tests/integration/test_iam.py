@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from msklite import Cluster
 from msklite.errors import ErrorCode
 from msklite.protocol.api_keys import ApiKey
 from msklite.security.iam import permissive_arn
+from tests.integration.helpers import printed_lines, serving, stop_cleanly
 from tests.integration.rawclient import RawClient
 
 KEY_ID, SECRET = "AKIAMSKLITETEST00001", "test-secret-access-key"
@@ -301,32 +300,21 @@ def test_session_lifetime_is_bounded_by_the_signature_expiry() -> None:
 def test_cli_serves_iam_with_a_credentials_file(tmp_path: Path, topic_name: str) -> None:
     creds = tmp_path / "iam.json"
     creds.write_text(json.dumps({KEY_ID: {"secret_access_key": SECRET, "principal_arn": ALICE}}))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "msklite",
-            "serve",
-            "--ephemeral",
-            "--port",
-            "0",
-            "--brokers",
-            "1",
-            "--auth",
-            "iam,plaintext",
-            "--iam-credentials",
-            str(creds),
-            "--iam-strict",
-            "--config",
-            "auto.create.topics.enable=true",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(3))
+    with serving(
+        "--ephemeral",
+        "--port",
+        "0",
+        "--brokers",
+        "1",
+        "--auth",
+        "iam,plaintext",
+        "--iam-credentials",
+        str(creds),
+        "--iam-strict",
+        "--config",
+        "auto.create.topics.enable=true",
+    ) as proc:
+        lines = dict(line.split(": ", 1) for line in printed_lines(proc, 3))
         assert list(lines) == ["Bootstrap servers", "Bootstrap servers (IAM)", "CA certificate"]
         conf = {
             "bootstrap_servers": lines["Bootstrap servers (IAM)"],
@@ -337,13 +325,7 @@ def test_cli_serves_iam_with_a_credentials_file(tmp_path: Path, topic_name: str)
         producer = KafkaProducer(**conf)
         producer.send(topic_name, b"cli").get(timeout=15)
         producer.close()
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_cleanly(proc)
 
 
 BOB_KEY, BOB = "AKIAMSKLITETEST00002", "arn:aws:iam::123456789012:user/bob"

@@ -3,16 +3,13 @@ MSK's rules apply, and the settings show as static broker configs over TCP."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from msklite.msk import msk_configuration, parse_server_properties
+from tests.integration.helpers import printed_lines, serving, stop_cleanly
 
 SERVER_PROPERTIES = """\
 # an MSK custom configuration, as its serverProperties holds it
@@ -26,27 +23,16 @@ num.partitions=2
 """
 
 
-def _serve(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "msklite", "serve", "--port", "0", "--ephemeral", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def test_serve_with_an_msk_configuration(tmp_path: Path) -> None:
     path = tmp_path / "server.properties"
     path.write_text(SERVER_PROPERTIES)
-    proc = _serve("--config-file", str(path), "--config", "num.partitions=3")
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    args = ("--config-file", str(path), "--config", "num.partitions=3")
+    with serving("--port", "0", "--ephemeral", *args) as proc:
+        line = printed_lines(proc, 1)[0]
         assert line.startswith("Bootstrap servers: "), line + (
             proc.stderr.read() if proc.stderr else ""
         )
-        admin = AdminClient({"bootstrap.servers": line.split(": ", 1)[1].strip()})
+        admin = AdminClient({"bootstrap.servers": line.split(": ", 1)[1]})
         admin.create_topics([NewTopic("configured")])["configured"].result(10)
         # --config wins over the file
         assert len(admin.list_topics(timeout=10).topics["configured"].partitions) == 3
@@ -59,20 +45,14 @@ def test_serve_with_an_msk_configuration(tmp_path: Path) -> None:
         assert configs["transaction.max.timeout.ms"].value == "600000"
         assert configs["connections.max.idle.ms"].value == "300000"
         assert configs["log.retention.hours"].value == "24"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_cleanly(proc)
 
 
 def test_keys_msk_does_not_let_you_set_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "server.properties"
     path.write_text("listeners=PLAINTEXT://0.0.0.0:9092\nauto.leader.rebalance.enable=true\n")
-    proc = _serve("--config-file", str(path))
-    _, err = proc.communicate(timeout=30)
+    with serving("--port", "0", "--ephemeral", "--config-file", str(path)) as proc:
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert (
         "Key 'listeners' is not supported by at least one Apache Kafka version. "

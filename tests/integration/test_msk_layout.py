@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from kafka import KafkaProducer
 
 from msklite import Cluster
+from tests.integration.helpers import printed_lines, serving, stop_cleanly
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2+ is loopback on Linux")
 
@@ -167,36 +168,25 @@ def test_msk_layout_is_checked() -> None:
 def test_cli_layout_msk_prints_msks_bootstrap_strings_and_hosts_lines() -> None:
     base = _base()
     prefix = base.rsplit(".", 1)[0]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "msklite",
-            "serve",
-            "--ephemeral",
-            "--layout",
-            "msk",
-            "--host",
-            base,
-            "--brokers",
-            "2",
-            "--auth",
-            "plaintext,tls",
-            "--msk-hostnames",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
+    with serving(
+        "--ephemeral",
+        "--layout",
+        "msk",
+        "--host",
+        base,
+        "--brokers",
+        "2",
+        "--auth",
+        "plaintext,tls",
+        "--msk-hostnames",
+    ) as proc:
+        first = printed_lines(proc, 1)[0]
         if not first:  # pragma: no cover - another run holds these addresses
             _, err = proc.communicate(timeout=15)
             if "in use" in err:
                 pytest.skip(err)
             pytest.fail(err)
-        printed = [first, *(proc.stdout.readline().strip() for _ in range(4))]
+        printed = [first, *printed_lines(proc, 4)]
         lines = dict(line.split(": ", 1) for line in printed[:3])
         # what to add to /etc/hosts: each MSK-shaped name at its broker's own address
         hosts = [line.removeprefix("/etc/hosts: ").split(" ") for line in printed[3:]]
@@ -209,13 +199,7 @@ def test_cli_layout_msk_prints_msks_bootstrap_strings_and_hosts_lines() -> None:
         assert lines["Bootstrap servers"] == f"{names[0]}:9092,{names[1]}:9092"
         assert lines["Bootstrap servers (TLS)"] == f"{names[0]}:9094,{names[1]}:9094"
         assert lines["CA certificate"].endswith("ca.pem")
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_cleanly(proc)
     refused = subprocess.run(
         [
             sys.executable,

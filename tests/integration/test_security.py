@@ -27,6 +27,7 @@ from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 
 from msklite import Cluster
 from msklite.errors import ErrorCode
+from tests.integration.helpers import printed_lines, serving, stop_cleanly
 from tests.integration.rawclient import RawClient
 
 USER, PASSWORD = "alice", "alice-secret"
@@ -332,29 +333,18 @@ def test_auth_is_checked() -> None:
 
 
 def test_cli_prints_one_bootstrap_line_per_listener_kind() -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "msklite",
-            "serve",
-            "--ephemeral",
-            "--port",
-            "0",
-            "--brokers",
-            "2",
-            "--auth",
-            "scram,plaintext,tls",
-            "--scram-user",
-            "bob:bob-pw",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline().strip() for _ in range(4)]
+    with serving(
+        "--ephemeral",
+        "--port",
+        "0",
+        "--brokers",
+        "2",
+        "--auth",
+        "scram,plaintext,tls",
+        "--scram-user",
+        "bob:bob-pw",
+    ) as proc:
+        lines = printed_lines(proc, 4)
         labels = [line.split(": ", 1)[0] for line in lines]
         assert labels == [
             "Bootstrap servers",
@@ -373,13 +363,7 @@ def test_cli_prints_one_bootstrap_line_per_listener_kind() -> None:
         }
         md = AdminClient(conf).list_topics(timeout=10)
         assert {b.id for b in md.brokers.values()} == {1, 2}
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_cleanly(proc)
 
 
 def test_cli_refuses_a_listener_it_does_not_serve() -> None:

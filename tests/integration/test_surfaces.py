@@ -12,50 +12,33 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from msklite import Cluster, ErrorCode, KafkaError
+from tests.integration.helpers import printed_lines, serving, stop_cleanly
 from tests.integration.rawclient import RawClient
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "msklite",
-            "serve",
-            "--port",
-            "0",
-            "--brokers",
-            "2",
-            "--data-dir",
-            str(tmp_path),
-            "--config",
-            "auto.create.topics.enable=true",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    with serving(
+        "--port",
+        "0",
+        "--brokers",
+        "2",
+        "--data-dir",
+        str(tmp_path),
+        "--config",
+        "auto.create.topics.enable=true",
+    ) as proc:
+        line = printed_lines(proc, 1)[0]
         assert line.startswith("Bootstrap servers: "), line
-        bootstrap = line.split(": ", 1)[1].strip()
+        bootstrap = line.split(": ", 1)[1]
         assert len(bootstrap.split(",")) == 2
-        assert "b-1" in proc.stdout.readline()
+        assert "b-1" in printed_lines(proc, 1)[0]
         admin = AdminClient({"bootstrap.servers": bootstrap})
         md = admin.list_topics(timeout=10)
         assert {b.id for b in md.brokers.values()} == {1, 2}
         admin.create_topics([NewTopic("from-cli", 2, 1)])["from-cli"].result(10)
-        proc.send_signal(stop_signal)
-        out, err = proc.communicate(timeout=15)
-        assert proc.returncode == 0, err
+        out = stop_cleanly(proc, stop_signal)
         assert "msklite stopped" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     # The data directory was used and shut down cleanly.
     assert (tmp_path / "broker-1" / ".kafka_cleanshutdown").exists()
     assert (tmp_path / "cluster-metadata.json").exists()
