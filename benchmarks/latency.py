@@ -4,13 +4,24 @@ Two loads: 5,000 records/s (producer linger.ms=0) and 50,000 records/s (50 MB/s 
 values; linger.ms=1, so that the producer batches as a real one at that rate would).
 A confluent-kafka producer (acks=all, no compression) sends `rate` records per
 second of `value_size` bytes to a 1-partition topic, each carrying the sender's
-`time.perf_counter_ns()` in its first 8 bytes; a consumer in a thread of the same process
-(assigned to the partition, default fetch settings: fetch.wait.max.ms=500, so a broker must
-answer a waiting fetch as soon as the high watermark moves) reads them and notes the
-difference. Send times follow a fixed schedule (record i is due at t0 + i/rate); a late
-sender catches up rather than shifting the schedule, so a stall shows as latency.
-The first `warmup_s` seconds of records are not counted. The machine is prepared just before
-each run (`warm.py`, sized to the records the run stores; `warm=False`: cold).
+`time.perf_counter_ns()` in its first 8 bytes; a consumer in a process of its own (assigned
+to the partition, default fetch settings: fetch.wait.max.ms=500, so a broker must answer a
+waiting fetch as soon as the high watermark moves) reads them and notes the difference
+(perf_counter is CLOCK_MONOTONIC on Linux: one clock for every process). Send times follow
+a fixed schedule (record i is due at t0 + i/rate); a late sender catches up rather than
+shifting the schedule, so a stall shows as latency. The first `warmup_s` seconds of records
+are not counted. The machine is prepared just before each run (`warm.py`, sized to the
+records the run stores; `warm=False`: cold).
+
+Why a process for the consumer: as a thread of the benchmark's process it shared one GIL
+with the sender, each taking it ~50,000 times a second at 50,000/s, and a thread that wants
+the GIL back can wait up to the switch interval (5 ms) for it: the figure then held the
+client's own GIL hand-offs (the sender late against its schedule, records noted late).
+Measured against the same broker on a loaded machine (load average 2.3-4 on 2 cores), 7
+interleaved pairs of 4 s runs at 50,000/s, thread then process: sends >1 ms late 29k -> 16k,
+56k -> 35k, 73k -> 41k, 29k -> 20k, 54k -> 16k, 16k -> 12k, 68k -> 32k; p99 95 -> 76, 338 ->
+333, 993 -> 404, 59 -> 44, 74 -> 76, 111 -> 33, 894 -> 688 ms (median 111 -> 76).
+Every broker gets the same client.
 
 Brokers: msklite with a replication factor 3 topic (min.insync.replicas=2, so every record
 waits for a follower) — the target; and for context, at 5,000/s only, the mock (RF 3,
@@ -19,11 +30,14 @@ replication simulated) and Tansu (one broker, RF 1).
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import struct
-import threading
 import time
+from array import array
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -60,43 +74,82 @@ def setups_for(peers: tuple[str, ...]) -> tuple[tuple[str, str, int], ...]:
     return tuple(s for s in SETUPS if s[1] == "msklite" or s[1] in peers)
 
 
-class _Receiver(threading.Thread):
-    def __init__(self, target: Target, expected: int, log: RdkafkaLog) -> None:
-        super().__init__(daemon=True)
-        self.expected = expected
-        self.latencies_ns: list[tuple[int, int]] = []  # (sent at, latency)
-        self.error: str | None = None
-        self.ready = threading.Event()
-        self.stop = threading.Event()
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": target.bootstrap,
-                "group.id": "msklite-bench-latency",
-                "enable.auto.commit": False,
-                "logger": log.logger,
-            }
-        )
+def _consume(
+    bootstrap: str, expected: int, ready: EventType, stop: EventType, out: Connection
+) -> None:
+    """The consumer process: reads the partition from offset 0 and sends back, through `out`,
+    (its pid, send stamps, latencies, error or None) once it has `expected` records or `stop`
+    is set."""
+    sent_at, latencies = array("q"), array("q")
+    error: str | None = None
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "msklite-bench-latency",
+            "enable.auto.commit": False,
+            "log_level": 3,  # errors only: they end up in `error` through the records
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        ready.set()
+        while len(latencies) < expected:
+            # poll(), not consume(n): consume waits until it has n records or times out
+            m = consumer.poll(0.05)
+            now = time.perf_counter_ns()
+            if m is None:
+                if stop.is_set():
+                    break
+                continue
+            if m.error() is not None:
+                error = str(m.error())
+                continue
+            (sent,) = _STAMP.unpack_from(m.value() or b"", 0)
+            sent_at.append(sent)
+            latencies.append(now - sent)
+    except KafkaException as e:
+        error = repr(e)
+    finally:
+        ready.set()
+        consumer.close()
+        out.send((os.getpid(), sent_at, latencies, error))
+        out.close()
 
-    def run(self) -> None:
-        try:
-            self.consumer.assign([TopicPartition(TOPIC, 0, 0)])
-            self.ready.set()
-            while len(self.latencies_ns) < self.expected and not self.stop.is_set():
-                # poll(), not consume(n): consume waits until it has n records or times out
-                m = self.consumer.poll(0.05)
-                now = time.perf_counter_ns()
-                if m is None:
-                    continue
-                if m.error() is not None:
-                    self.error = str(m.error())
-                    continue
-                (sent,) = _STAMP.unpack_from(m.value() or b"", 0)
-                self.latencies_ns.append((sent, now - sent))
-        except KafkaException as e:
-            self.error = repr(e)
-        finally:
-            self.ready.set()
-            self.consumer.close()
+
+class _Receiver:
+    """The consumer, in a process of its own (see the module docstring: why not a thread)."""
+
+    def __init__(self, target: Target, expected: int) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that runs librdkafka's threads
+        self.ready = ctx.Event()
+        self.stop = ctx.Event()
+        self._results, child_end = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=_consume,
+            args=(target.bootstrap, expected, self.ready, self.stop, child_end),
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+
+    def results(self, timeout: float) -> tuple[int, list[tuple[int, int]], str | None]:
+        """The consumer's pid, (send stamp, latency) per record received, and the consumer's
+        error; waits up to
+        `timeout` s for all of them, then tells the consumer to stop with what it has."""
+        if not self._results.poll(timeout):
+            self.stop.set()
+            if not self._results.poll(10):
+                raise BenchError("the consumer process did not answer")
+        pid, sent_at, latencies, error = self._results.recv()
+        return pid, list(zip(sent_at, latencies, strict=True)), error
+
+    def close(self) -> None:
+        self.stop.set()
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        self._results.close()
 
 
 def _one_run(
@@ -110,7 +163,6 @@ def _one_run(
 ) -> dict[str, Any]:
     rate = load.rate
     total = int(rate * (seconds + warmup_s))
-    receiver = _Receiver(target, total, log)
     failures: list[str] = []
     producer = reporting_producer(
         target,
@@ -118,10 +170,11 @@ def _one_run(
         failures,
         {"acks": "all", "linger.ms": load.linger_ms, "message.timeout.ms": 30000},
     )
-    receiver.start()
+    receiver = _Receiver(target, total)
     try:
         producer.list_topics(TOPIC, timeout=10)
-        receiver.ready.wait(10)
+        if not receiver.ready.wait(30):
+            raise BenchError("the consumer process did not start")
         padding = os.urandom(value_size - _STAMP.size)
         preparation = prepare()
         interval_ns = 1_000_000_000 // rate
@@ -132,8 +185,8 @@ def _one_run(
             due = t0 + i * interval_ns
             now = time.perf_counter_ns()
             if now < due:
-                # sleep, never spin: a spinning thread holds the GIL that the consumer thread
-                # needs (sleep overshoots by ~0.1 ms; latency counts from the actual send)
+                # sleep, never spin: the consumer and the broker share the machine's cores
+                # (sleep overshoots by ~0.1 ms; latency counts from the actual send)
                 time.sleep((due - now) / 1e9)
             elif now - due > 1_000_000:
                 late += 1
@@ -141,21 +194,21 @@ def _one_run(
             producer.poll(0)
         if producer.flush(30):
             raise BenchError("records still undelivered 30 s after the last one")
-        receiver.join(10)
+        consumer_pid, received, error = receiver.results(10)
     finally:
-        receiver.stop.set()
-        receiver.join(5)
+        receiver.close()
     if failures:
         raise BenchError(f"{len(failures)} delivery failures: {failures[0]}")
-    if receiver.error:
-        raise BenchError(f"consumer: {receiver.error}")
-    samples = sorted(lat for sent, lat in receiver.latencies_ns if sent >= warm_end)
+    if error:
+        raise BenchError(f"consumer: {error}")
+    samples = sorted(lat for sent, lat in received if sent >= warm_end)
     if not samples:
         raise BenchError("no records received")
-    counted = sum(1 for sent, _ in receiver.latencies_ns if sent >= warm_end)
+    counted = len(samples)
     return {
         "sent": total,
-        "received": len(receiver.latencies_ns),
+        "received": len(received),
+        "consumer_pid": consumer_pid,
         "counted": counted,
         "sends_late_over_1ms": late,
         "p50_ms": quantile(samples, 0.5) / 1e6,

@@ -6,6 +6,7 @@ writes its JSON. Figures are not checked: timings are not test results."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,24 @@ def test_throughput_reports_a_cold_row_beside_the_warm_one() -> None:
     assert section.data["consume"]["msklite"][load.name]  # read back after the warm run only
     rows = [figure for figure, _, _ in section.rows]
     assert f"produce {load.name}" in rows and f"produce {load.name} cold" in rows
+
+
+def test_latency_consumer_runs_in_its_own_process() -> None:
+    """The latency load's consumer is a process of its own (not a thread sharing the sender's
+    GIL) and still receives every record, with its send stamps comparable to the sender's."""
+    from benchmarks import latency
+
+    setup = latency.SETUPS[0]
+    section = latency.run(
+        1,
+        0.2,
+        loads=(latency.Load(2_000, 0, peers=False),),
+        warmup_s=0.1,
+        setups=(setup,),
+        warm=False,
+    )
+    assert section.errors == []
+    (result,) = section.data["runs"]["2,000/s"][setup[0]]
+    assert result["received"] == result["sent"] == 600
+    assert 0 < result["p50_ms"] <= result["max_ms"] < 10_000
+    assert result["consumer_pid"] != os.getpid()
