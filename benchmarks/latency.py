@@ -177,6 +177,7 @@ def _one_run(
             raise BenchError("the consumer process did not start")
         padding = os.urandom(value_size - _STAMP.size)
         preparation = prepare()
+        cpu0 = target.cpu_seconds()
         interval_ns = 1_000_000_000 // rate
         t0 = time.perf_counter_ns() + 50_000_000  # start 50 ms out: consumer's first fetch
         warm_end = t0 + int(warmup_s * 1e9)
@@ -194,6 +195,8 @@ def _one_run(
             producer.poll(0)
         if producer.flush(30):
             raise BenchError("records still undelivered 30 s after the last one")
+        broker_cpu_s = target.cpu_seconds() - cpu0
+        load_average = os.getloadavg()[0]
         consumer_pid, received, error = receiver.results(10)
     finally:
         receiver.close()
@@ -215,6 +218,10 @@ def _one_run(
         "p99_ms": quantile(samples, 0.99) / 1e6,
         "p999_ms": quantile(samples, 0.999) / 1e6,
         "max_ms": samples[-1] / 1e6,
+        # the figure follows the machine (README: where the tail comes from): what the broker
+        # used and how busy the machine was, to read it by
+        "broker_cpu_s": broker_cpu_s,
+        "load_average_1m": load_average,
         "preparation": preparation,
     }
 
@@ -282,11 +289,12 @@ def run(
                 continue
             med = section.data["median"][load.name][label]
             late = sum(x["sends_late_over_1ms"] for x in rs)
+            load_average = summary([x["load_average_1m"] for x in rs])["median"]
             section.row(
                 f"{label} {load.name} p50 / p99 / p99.9",
                 f"{med['p50_ms']:.2f} / {med['p99_ms']:.2f} / {med['p999_ms']:.2f} ms",
                 f"max {med['max_ms']:.1f} ms; median of {len(rs)} runs x {seconds:.0f} s of"
                 f" {value_size} B, acks=all, linger.ms={load.linger_ms};"
-                f" {late} sends >1 ms late",
+                f" {late} sends >1 ms late; load average {load_average:.1f}",
             )
     return section

@@ -107,3 +107,5 @@ def test_latency_consumer_runs_in_its_own_process() -> None:
     assert result["received"] == result["sent"] == 600
     assert 0 < result["p50_ms"] <= result["max_ms"] < 10_000
     assert result["consumer_pid"] != os.getpid()
+    assert result["broker_cpu_s"] > 0
+    assert result["load_average_1m"] >= 0
