@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from msklite.coordinator.consumer_protocol import decode_assignment
 from msklite.errors import KafkaError, ProtocolError
 from msklite.protocol.records import read_header
 from msklite.topic_partition import TopicPartition
@@ -282,6 +281,9 @@ def _time_lag(replica: Partition, offset: int, end: int, now: int) -> int:
 def consumer_assignment(data: bytes) -> list[tuple[str, int]]:
     """The partitions of a consumer-protocol assignment, sorted; [] when it is not one
     (another protocol type, or bytes that do not parse)."""
+    # lazily, as the coordinator is
+    from msklite.coordinator.consumer_protocol import decode_assignment
+
     try:
         topics = decode_assignment(data)
     except ProtocolError:
