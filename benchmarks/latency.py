@@ -17,10 +17,10 @@ Why a process for the consumer: as a thread of the benchmark's process it shared
 with the sender, each taking it ~50,000 times a second at 50,000/s, and a thread that wants
 the GIL back can wait up to the switch interval (5 ms) for it: the figure then held the
 client's own GIL hand-offs (the sender late against its schedule, records noted late).
-Measured against the same broker on a loaded machine (load average 2.3-4 on 2 cores), 7
-interleaved pairs of 4 s runs at 50,000/s, thread then process: sends >1 ms late 29k -> 16k,
-56k -> 35k, 73k -> 41k, 29k -> 20k, 54k -> 16k, 16k -> 12k, 68k -> 32k; p99 95 -> 76, 338 ->
-333, 993 -> 404, 59 -> 44, 74 -> 76, 111 -> 33, 894 -> 688 ms (median 111 -> 76).
+Measured against the same broker, 13 interleaved pairs of 4 s runs at 50,000/s (load average
+1-4 on 2 cores), thread then process: sends >1 ms late fewer in 12 of 13 (e.g. 29k -> 16k,
+73k -> 41k, 19k -> 3k), p99 lower in 10 of 13, median p99 94 -> 44 ms (the three pairs of a
+quiet quarter hour: 191 -> 22.5, 8.4 -> 8.0, 69 -> 4.6 ms).
 Every broker gets the same client.
 
 Brokers: msklite with a replication factor 3 topic (min.insync.replicas=2, so every record
