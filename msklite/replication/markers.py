@@ -10,11 +10,12 @@ TRANSACTION_COORDINATOR_FENCED."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 
 from msklite.clock import Clock
 from msklite.errors import ErrorCode, KafkaError
-from msklite.protocol.records import control_batch, read_header
+from msklite.protocol.records import BatchHeader, control_batch, read_header
 from msklite.replication.replica_manager import ReplicaManager
 from msklite.topic_partition import TopicPartition
 
@@ -35,16 +36,27 @@ def write_marker(
     try:
         part = replicas.leader_partition(*tp)
         part.log.producer_state.check_coordinator_epoch(producer_id, coordinator_epoch)
-        batch = control_batch(
+        batch, header = _marker(
             producer_id, producer_epoch, commit, coordinator_epoch, clock.now_ms()
         )
-        info = replicas.append(part, memoryview(batch), read_header(batch), acks=-1)
+        info = replicas.append(part, batch, header, acks=-1)
     except KafkaError as e:
         return e.code
     done = part.wait_for(info.last_offset + 1)
     if done.done():
         return done.result()
     return _replicated(clock, done)
+
+
+@functools.lru_cache(maxsize=1)
+def _marker(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp: int
+) -> tuple[memoryview, BatchHeader]:
+    """The control batch and its header: one for every partition of a transaction (the
+    coordinator writes them one after another within a millisecond), since the append takes
+    the bytes as they are and writes its offsets and leader epoch beside them."""
+    batch = control_batch(producer_id, producer_epoch, commit, coordinator_epoch, timestamp)
+    return memoryview(batch), read_header(batch)
 
 
 async def _replicated(clock: Clock, done: asyncio.Future[ErrorCode]) -> ErrorCode:
