@@ -12,6 +12,7 @@ completions, possibly from a later call (another member's join, `tick`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -80,9 +81,11 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=4096)
 def partition_for(group_id: str, num_partitions: int) -> int:
     """Kafka's `Utils.abs(groupId.hashCode) % groupMetadataTopicPartitionCount`, where
-    Utils.abs maps Integer.MIN_VALUE to 0."""
+    Utils.abs maps Integer.MIN_VALUE to 0. Remembered: a transactional producer's every
+    request and first batch on each partition asks for its id's (≈ 2 µs each)."""
     h = java_string_hash(group_id)
     return (0 if h == -(1 << 31) else abs(h)) % num_partitions
 
