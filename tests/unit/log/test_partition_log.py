@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import resource
 import sys
@@ -13,6 +14,7 @@ import pytest
 from msklite.clock import ManualClock
 from msklite.config import TopicConfig
 from msklite.errors import ErrorCode, KafkaError
+from msklite.log import segment
 from msklite.log.partition_log import PartitionLog, TimestampOffset
 from msklite.protocol.records import encode_batch, read_header, validate_produced_batch
 
@@ -342,3 +344,39 @@ def test_prefaulted_reads_are_mapped_before_they_are_read(
     assert [bytes(v) for v in prefaulted] == [
         bytes(v) for v in other.read(0, 4 << 20, other.log_end_offset, True)
     ]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="MADV_POPULATE_READ is Linux's")
+def test_prefaulted_reads_ask_only_for_pages_not_mapped_yet(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower reads the tail again and again, often within one page: pages a prefaulted
+    read mapped are not asked for again, and the pages appended after them are."""
+    asked: list[tuple[int, int]] = []
+
+    class Counting:
+        def __init__(self, mapping: mmap.mmap) -> None:
+            self.mapping = mapping
+
+        def madvise(self, option: int, start: int, length: int) -> None:
+            asked.append((start, start + length))
+            self.mapping.madvise(option, start, length)
+
+    monkeypatch.setattr(segment, "cast", lambda _type, obj: Counting(obj))
+    log = PartitionLog(str(tmp_path), TopicConfig(segment_bytes=64 << 20), clock)
+    for _ in range(4):
+        _append(log, n=8, value=os.urandom(1000))  # ≈ 8 KiB a batch: pages 0-8
+    end = log.log_end_offset
+    log.read(0, 1 << 20, end, True, prefault=True)
+    assert len(asked) == 1
+    log.read(end - 8, 1 << 20, end, True, prefault=True)  # the tail again: mapped already
+    assert len(asked) == 1
+    mapped_to = asked[0][1]
+    _append(log, n=1, value=b"x" * 10)  # in the page the tail ends in: mapped already
+    log.read(end, 1 << 20, log.log_end_offset, True, prefault=True)
+    assert len(asked) == 1
+    for _ in range(2):
+        _append(log, n=8, value=os.urandom(1000))  # new pages
+    tail = log.read(end, 1 << 20, log.log_end_offset, True, prefault=True)
+    assert len(asked) == 2 and asked[1][0] >= mapped_to - mapped_to % mmap.PAGESIZE
+    assert _faults_reading(tail) == 0  # the new pages came mapped
